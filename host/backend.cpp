@@ -1,0 +1,52 @@
+#include "host/backend.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+namespace sp {
+
+BackendKind parse_backend_kind(const std::string& text, const std::string& option) {
+  if (text == "auto") return BackendKind::automatic;
+  if (text == "cuda") return BackendKind::cuda;
+  if (text == "cpu") return BackendKind::cpu;
+  if (text == "reference") return BackendKind::reference;
+  throw UsageError(
+      fmt::format("{}: unknown backend '{}' (accepted: auto, cuda, cpu, reference)", option, text));
+}
+
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown CPU";
+}
+
+#if !defined(SUPERPOSE_HAVE_CUDA)
+bool cuda_available() { return false; }
+std::unique_ptr<Backend> make_cuda_backend() {
+  throw UsageError(
+      "--backend: cuda is not available (this build has no CUDA backend; "
+      "accepted here: auto, cpu, reference)");
+}
+#endif
+
+std::unique_ptr<Backend> make_backend(BackendKind kind, int threads) {
+  switch (kind) {
+    case BackendKind::reference:
+      return make_reference_backend();
+    case BackendKind::cpu:
+      return make_cpu_backend(threads);
+    case BackendKind::cuda:
+      return make_cuda_backend();
+    case BackendKind::automatic:
+      break;
+  }
+  return cuda_available() ? make_cuda_backend() : make_cpu_backend(threads);
+}
+
+}  // namespace sp

@@ -1,0 +1,36 @@
+// backend.hpp — the three implementations of a training run (DESIGN.md §3) behind one interface.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host/config.hpp"
+
+namespace sp {
+
+enum class BackendKind { automatic, cuda, cpu, reference };
+BackendKind parse_backend_kind(const std::string& text, const std::string& option);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;    // "reference", "cpu", "cuda"
+  virtual std::string device() const = 0;  // the CPU or GPU model, for the manifest
+  // Trains every model of the group; results in the order of group.models.
+  virtual std::vector<ModelResult> train(const GroupSpec& group) = 0;
+};
+
+// True when this build has the CUDA backend and a device is present.
+bool cuda_available();
+// `automatic` picks cuda when a device is present, else cpu. threads = 0: all cores.
+std::unique_ptr<Backend> make_backend(BackendKind kind, int threads = 0);
+
+// Implemented by each backend's file.
+std::unique_ptr<Backend> make_reference_backend();
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+std::unique_ptr<Backend> make_cuda_backend();  // only in builds with CUDA
+
+std::string cpu_model_name();
+
+}  // namespace sp

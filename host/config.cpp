@@ -1,0 +1,128 @@
+#include "host/config.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace sp {
+
+const char* to_string(ModelKind kind) { return kind == ModelKind::relu ? "relu" : "linear"; }
+const char* to_string(DataMode mode) { return mode == DataMode::fixed ? "fixed" : "fresh"; }
+
+ModelKind parse_model_kind(const std::string& text, const std::string& option) {
+  if (text == "relu") return ModelKind::relu;
+  if (text == "linear") return ModelKind::linear;
+  throw UsageError(
+      fmt::format("{}: unknown model kind '{}' (accepted: linear, relu)", option, text));
+}
+
+DataMode parse_data_mode(const std::string& text, const std::string& option) {
+  if (text == "fixed") return DataMode::fixed;
+  if (text == "fresh") return DataMode::fresh;
+  throw UsageError(
+      fmt::format("{}: unknown data mode '{}' (accepted: fixed, fresh)", option, text));
+}
+
+int GroupSpec::train_rows() const {
+  if (mode == DataMode::fresh) return batch;
+  // As the essay's Python: int(len(x) * (1 - train_eval_split)).
+  return static_cast<int>(static_cast<double>(points) * (1.0 - eval_fraction));
+}
+
+int GroupSpec::eval_rows() const {
+  return mode == DataMode::fresh ? eval_points : points - train_rows();
+}
+
+static std::vector<int> every_and_last(int every, int steps) {
+  std::vector<int> out;
+  if (every > 0)
+    for (int t = 0; t < steps; t += every) out.push_back(t);
+  if (steps > 0 && (out.empty() || out.back() != steps - 1)) out.push_back(steps - 1);
+  return out;
+}
+
+std::vector<int> GroupSpec::eval_steps() const { return every_and_last(eval_every, steps); }
+std::vector<int> GroupSpec::snapshot_steps() const { return every_and_last(snapshot_every, steps); }
+
+namespace {
+constexpr int kMaxFeatures = 4096;
+constexpr int kMaxHidden = 1024;
+constexpr int kMaxRows = 1 << 24;
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw UsageError(message);
+}
+
+void validate_vector(const std::vector<double>& values, int n, const char* option, double lo,
+                     double hi) {
+  require(static_cast<int>(values.size()) == n,
+          fmt::format("{}: expected {} value{} (one per feature, or one to broadcast), got {}",
+                      option, n, n == 1 ? "" : "s", values.size()));
+  for (double v : values)
+    require(std::isfinite(v) && v >= lo && v <= hi,
+            fmt::format("{}: {} is outside the accepted range [{}, {}]", option, v, lo,
+                        hi == HUGE_VAL ? "inf)" : fmt::format("{}", hi)));
+}
+}  // namespace
+
+void validate(const GroupSpec& g) {
+  require(g.n_features >= 1 && g.n_features <= kMaxFeatures,
+          fmt::format("--features: {} is outside the accepted range [1, {}]", g.n_features,
+                      kMaxFeatures));
+  require(
+      g.n_hidden >= 1 && g.n_hidden <= kMaxHidden,
+      fmt::format("--hidden: {} is outside the accepted range [1, {}]", g.n_hidden, kMaxHidden));
+  require(g.steps >= 1, fmt::format("--steps: {} is not accepted (at least 1)", g.steps));
+  require(
+      g.eval_every >= 0,
+      fmt::format("--eval-every: {} is not accepted (0 or more; 0 = final only)", g.eval_every));
+  require(g.snapshot_every >= 0,
+          fmt::format("--snapshot-every: {} is not accepted (0 or more)", g.snapshot_every));
+  if (g.mode == DataMode::fixed) {
+    require(g.points >= 1 && g.points <= kMaxRows,
+            fmt::format("--points: {} is outside the accepted range [1, {}]", g.points, kMaxRows));
+    require(
+        std::isfinite(g.eval_fraction) && g.eval_fraction >= 0.0 && g.eval_fraction < 1.0,
+        fmt::format("--eval-fraction: {} is outside the accepted range [0, 1)", g.eval_fraction));
+    require(g.train_rows() >= 1,
+            fmt::format("--eval-fraction: {} leaves no training rows out of {} points",
+                        g.eval_fraction, g.points));
+  } else {
+    require(g.batch >= 1 && g.batch <= kMaxRows,
+            fmt::format("--batch: {} is outside the accepted range [1, {}]", g.batch, kMaxRows));
+    require(g.eval_points >= 0 && g.eval_points <= kMaxRows,
+            fmt::format("--eval-points: {} is outside the accepted range [0, {}]", g.eval_points,
+                        kMaxRows));
+  }
+  const int n = g.n_features, m = g.n_hidden;
+  for (const ModelSpec& model : g.models) {
+    require(std::isfinite(model.lr) && model.lr >= 0.0 && model.lr <= 1e3,
+            fmt::format("--lr: {} is outside the accepted range [0, 1000]", model.lr));
+    validate_vector(model.sparsity, n, "--sparsity", 0.0, 1.0);
+    validate_vector(model.importance, n, "--importance", 0.0, HUGE_VAL);
+    if (model.data) {
+      require(g.mode == DataMode::fixed, "--data: a dataset file needs --data-mode fixed");
+      require(
+          static_cast<int>(model.data->size()) == g.points * n,
+          fmt::format("--data: expected {} x {} values, got {}", g.points, n, model.data->size()));
+      for (double v : *model.data)
+        require(std::isfinite(v), "--data: the dataset holds a NaN or infinite value");
+    }
+    if (model.init_W) {
+      require(static_cast<int>(model.init_W->size()) == m * n,
+              fmt::format("--init-W: expected shape ({}, {}), got {} values", m, n,
+                          model.init_W->size()));
+      for (double v : *model.init_W)
+        require(std::isfinite(v), "--init-W: the array holds a NaN or infinite value");
+    }
+    if (model.init_b) {
+      require(
+          static_cast<int>(model.init_b->size()) == n,
+          fmt::format("--init-b: expected shape ({},), got {} values", n, model.init_b->size()));
+      for (double v : *model.init_b)
+        require(std::isfinite(v), "--init-b: the array holds a NaN or infinite value");
+    }
+  }
+}
+
+}  // namespace sp

@@ -1,0 +1,76 @@
+// config.hpp — what a run trains: the per-model options, the options a launch shares, the results.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sp {
+
+// A user's mistake: reported as one line naming the option and the accepted range, exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class ModelKind { linear, relu };
+enum class DataMode { fixed, fresh };
+
+const char* to_string(ModelKind kind);
+const char* to_string(DataMode mode);
+ModelKind parse_model_kind(const std::string& text, const std::string& option);
+DataMode parse_data_mode(const std::string& text, const std::string& option);
+
+// One independent toy autoencoder and its own options.
+struct ModelSpec {
+  uint64_t seed = 0;
+  ModelKind kind = ModelKind::relu;
+  double lr = 1e-3;
+  std::vector<double> sparsity;    // one per feature
+  std::vector<double> importance;  // one per feature
+  // Replay of another tool's run (train --data / --init-W / --init-b); empty when generated.
+  std::shared_ptr<const std::vector<double>> data;    // points x n, row-major
+  std::shared_ptr<const std::vector<double>> init_W;  // m x n, row-major
+  std::shared_ptr<const std::vector<double>> init_b;  // n
+};
+
+// Everything the models trained together share: shape, data rules, schedule.
+struct GroupSpec {
+  int n_features = 2;
+  int n_hidden = 1;
+  DataMode mode = DataMode::fixed;
+  int points = 1000;           // fixed: dataset size
+  double eval_fraction = 0.2;  // fixed: the last share of the dataset evaluates
+  int batch = 1024;            // fresh: samples per step
+  int eval_points = 1000;      // fresh: size of the separate evaluation set
+  int steps = 1000;
+  int eval_every = 50;     // 0: only the final evaluation
+  int snapshot_every = 0;  // W, b snapshots in trajectories; 0: only the final parameters
+  bool record_trajectories = false;
+  std::vector<ModelSpec> models;
+
+  int train_rows() const;  // rows per training step
+  int eval_rows() const;   // rows of the evaluation set
+  int parameter_count() const { return n_hidden * n_features + n_features; }
+  std::vector<int> eval_steps() const;      // 0-based steps after whose update eval runs
+  std::vector<int> snapshot_steps() const;  // 0-based steps after whose update W, b are kept
+};
+
+// Checks a group and all its models; throws UsageError naming the option.
+void validate(const GroupSpec& group);
+
+struct ModelResult {
+  std::vector<double> W;  // m x n
+  std::vector<double> b;  // n
+  double train_loss = 0;  // fixed: final parameters on the training rows; fresh: last batch's loss
+  double eval_loss = 0;   // final parameters on the evaluation rows (NaN when there are none)
+  bool finite = true;     // false when any loss or parameter became NaN/Inf
+  // Trajectories (only when GroupSpec::record_trajectories).
+  std::vector<float> loss_curve;   // steps: training loss before each update
+  std::vector<float> eval_curve;   // eval_steps()
+  std::vector<float> W_snapshots;  // snapshot_steps() x m x n
+  std::vector<float> b_snapshots;  // snapshot_steps() x n
+};
+
+}  // namespace sp

@@ -1,0 +1,184 @@
+#include "host/cpu_backend.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <thread>
+
+#include "host/backend.hpp"
+#include "host/recorder.hpp"
+#include "kernels/toy_model.hpp"
+
+namespace sp::cpu {
+
+void LaneScratch::resize(int n, int m) {
+  partial.assign(static_cast<size_t>(kLanes) * (m * n + n), 0.0f);
+  partial_loss.assign(kLanes, 0.0f);
+  hidden.assign(m, 0.0f);
+  grad_hidden.assign(m, 0.0f);
+}
+
+namespace {
+
+// The shapes researchers use most get their sizes as compile-time constants, so the compiler
+// unrolls the per-sample loops exactly as nvcc does in the kernels; others run the same code with
+// run-time sizes. N = 0 means "run-time".
+template <int N, int M>
+struct Dims {
+  int runtime_n, runtime_m;
+  constexpr int n() const { return N ? N : runtime_n; }
+  constexpr int m() const { return M ? M : runtime_m; }
+};
+
+template <class F>
+decltype(auto) with_dims(int n, int m, F&& body) {
+  if (n == 2 && m == 1) return body(Dims<2, 1>{n, m});
+  if (n == 5 && m == 2) return body(Dims<5, 2>{n, m});
+  if (n == 20 && m == 5) return body(Dims<20, 5>{n, m});
+  return body(Dims<0, 0>{n, m});
+}
+
+template <class D>
+float step_sums(D dims, bool relu, const float* W, const float* b, const float* importance,
+                const float* x, int rows, float* grad_W, float* grad_b, LaneScratch& s) {
+  const int n = dims.n(), m = dims.m(), params = m * n + n;
+  std::fill(s.partial.begin(), s.partial.end(), 0.0f);
+  std::fill(s.partial_loss.begin(), s.partial_loss.end(), 0.0f);
+  const float grad_scale = 2.0f * mean_scale(rows, n);
+  for (int r = 0; r < rows; ++r) {
+    const int lane = r % kLanes;
+    float* lane_grads = &s.partial[static_cast<size_t>(lane) * params];
+    s.partial_loss[lane] +=
+        accumulate_sample(n, m, relu, W, b, importance, x + static_cast<size_t>(r) * n, grad_scale,
+                          lane_grads, lane_grads + m * n, s.hidden.data(), s.grad_hidden.data());
+  }
+  for (int k = 0; k < m * n; ++k) grad_W[k] = lane_tree_sum(&s.partial[k], params);
+  for (int f = 0; f < n; ++f) grad_b[f] = lane_tree_sum(&s.partial[m * n + f], params);
+  return lane_tree_sum(s.partial_loss.data()) * mean_scale(rows, n);
+}
+
+template <class D>
+float loss_sums(D dims, bool relu, const float* W, const float* b, const float* importance,
+                const float* x, int rows, LaneScratch& s) {
+  const int n = dims.n(), m = dims.m();
+  std::fill(s.partial_loss.begin(), s.partial_loss.end(), 0.0f);
+  for (int r = 0; r < rows; ++r)
+    s.partial_loss[r % kLanes] +=
+        sample_loss(n, m, relu, W, b, importance, x + static_cast<size_t>(r) * n, s.hidden.data());
+  return lane_tree_sum(s.partial_loss.data()) * mean_scale(rows, n);
+}
+
+}  // namespace
+
+float loss_and_gradients(int n, int m, bool relu, const float* W, const float* b,
+                         const float* importance, const float* x, int rows, float* grad_W,
+                         float* grad_b, LaneScratch& scratch) {
+  return with_dims(n, m, [&](auto dims) {
+    return step_sums(dims, relu, W, b, importance, x, rows, grad_W, grad_b, scratch);
+  });
+}
+
+float loss(int n, int m, bool relu, const float* W, const float* b, const float* importance,
+           const float* x, int rows, LaneScratch& scratch) {
+  if (rows == 0) return std::nanf("");
+  return with_dims(
+      n, m, [&](auto dims) { return loss_sums(dims, relu, W, b, importance, x, rows, scratch); });
+}
+
+ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSchedule& schedule) {
+  const int n = group.n_features, m = group.n_hidden;
+  const bool relu = model.kind == ModelKind::relu;
+  const int rows = group.train_rows();
+  std::vector<float> W = initial_W(group, model), b = initial_b(group, model);
+  std::vector<float> m_W(W.size(), 0.0f), v_W(W.size(), 0.0f), m_b(n, 0.0f), v_b(n, 0.0f);
+  std::vector<float> grad_W(W.size()), grad_b(n);
+  const std::vector<float> importance = to_float(model.importance);
+  const std::vector<float> dataset =
+      group.mode == DataMode::fixed ? fixed_dataset(group, model) : std::vector<float>{};
+  std::vector<float> fresh;
+  const std::vector<float> evaluation = eval_set(group, model);
+  LaneScratch scratch;
+  scratch.resize(n, m);
+  auto evaluate = [&] {
+    return loss(n, m, relu, W.data(), b.data(), importance.data(), evaluation.data(),
+                group.eval_rows(), scratch);
+  };
+
+  ModelResult result;
+  TrajectoryRecorder recorder(group, result);
+  float last_batch_loss = 0;
+  for (int t = 0; t < group.steps; ++t) {
+    if (group.mode == DataMode::fresh)
+      fresh = generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows);
+    const float* x = group.mode == DataMode::fixed ? dataset.data() : fresh.data();
+    const float step_loss = loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(), x,
+                                               rows, grad_W.data(), grad_b.data(), scratch);
+    const AdamWStep scalars = schedule.at(model.lr, t + 1);
+    for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], m_W[k], v_W[k], grad_W[k], scalars);
+    for (int f = 0; f < n; ++f) adamw_update(b[f], m_b[f], v_b[f], grad_b[f], scalars);
+    last_batch_loss = step_loss;
+    recorder.after_step(t, step_loss, W, b, evaluate);
+  }
+  const float train_loss =
+      group.mode == DataMode::fixed
+          ? loss(n, m, relu, W.data(), b.data(), importance.data(), dataset.data(), rows, scratch)
+          : last_batch_loss;
+  finish_result(result, W, b, train_loss, evaluate(), group.eval_rows() > 0);
+  return result;
+}
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads)
+      : threads_(threads > 0
+                     ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+  std::string name() const override { return "cpu"; }
+  std::string device() const override {
+    return fmt::format("{} ({} thread{}, float)", cpu_model_name(), threads_,
+                       threads_ == 1 ? "" : "s");
+  }
+
+  // Models are independent: each is trained whole by one thread, so its bits do not depend on
+  // the thread count or on the other models.
+  std::vector<ModelResult> train(const GroupSpec& group) override {
+    const AdamWSchedule schedule(group.steps);
+    std::vector<ModelResult> results(group.models.size());
+    std::atomic<size_t> next{0};
+    std::exception_ptr failure;
+    std::atomic<bool> failed{false};
+    auto worker = [&] {
+      for (size_t i = next++; i < results.size() && !failed; i = next++) {
+        try {
+          results[i] = cpu::train(group, group.models[i], schedule);
+        } catch (...) {
+          if (!failed.exchange(true)) failure = std::current_exception();
+        }
+      }
+    };
+    const int count = static_cast<int>(std::min<size_t>(threads_, results.size()));
+    std::vector<std::thread> pool;
+    for (int i = 1; i < count; ++i) pool.emplace_back(worker);
+    worker();
+    for (auto& thread : pool) thread.join();
+    if (failure) std::rethrow_exception(failure);
+    return results;
+  }
+
+ private:
+  int threads_;
+};
+
+}  // namespace
+}  // namespace sp::cpu
+
+namespace sp {
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<cpu::CpuBackend>(threads);
+}
+}  // namespace sp

@@ -1,0 +1,33 @@
+// cpu_backend.hpp — float32 on all cores, built from the kernels' own __host__ __device__
+// per-sample math and lane decomposition (kernels/toy_model.hpp), so CI runs the GPU's arithmetic.
+#pragma once
+
+#include <vector>
+
+#include "host/config.hpp"
+#include "host/data.hpp"
+
+namespace sp::cpu {
+
+// Scratch for one model's step: one partial sum per lane for every gradient entry and the loss.
+struct LaneScratch {
+  std::vector<float> partial;  // kLanes x (m n + n), lane-major
+  std::vector<float> partial_loss;
+  std::vector<float> hidden, grad_hidden;
+  void resize(int n, int m);
+};
+
+// One step's loss and gradients over `rows` samples (rows x n), in the kernel's order: lane l
+// accumulates rows l, l + 32, ...; then the lanes are summed by cub::WarpReduce's tree.
+// Returns L; writes ∂W (m x n) and ∂b (n).
+float loss_and_gradients(int n, int m, bool relu, const float* W, const float* b,
+                         const float* importance, const float* x, int rows, float* grad_W,
+                         float* grad_b, LaneScratch& scratch);
+
+// L alone, in the same order (NaN for zero rows).
+float loss(int n, int m, bool relu, const float* W, const float* b, const float* importance,
+           const float* x, int rows, LaneScratch& scratch);
+
+ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSchedule& schedule);
+
+}  // namespace sp::cpu

@@ -1,0 +1,65 @@
+#include "host/data.hpp"
+
+#include <cmath>
+
+namespace sp {
+
+std::vector<float> to_float(const std::vector<double>& values) {
+  return std::vector<float>(values.begin(), values.end());
+}
+
+std::vector<float> initial_W(const GroupSpec& group, const ModelSpec& model) {
+  if (model.init_W) return to_float(*model.init_W);
+  const int n = group.n_features, m = group.n_hidden;
+  const double std_dev = std::sqrt(2.0 / static_cast<double>(n + m));
+  const double two_pi = 6.283185307179586476925286766559;
+  std::vector<float> W(static_cast<size_t>(m) * n);
+  for (size_t e = 0; e < W.size(); ++e) {
+    const double u1 = stream_uniform(model.seed, kInitBase, 2 * e);  // in (0, 1]: log is finite
+    const double u2 = stream_uniform(model.seed, kInitBase, 2 * e + 1);
+    W[e] = static_cast<float>(std_dev * std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2));
+  }
+  return W;
+}
+
+std::vector<float> initial_b(const GroupSpec& group, const ModelSpec& model) {
+  if (model.init_b) return to_float(*model.init_b);
+  return std::vector<float>(static_cast<size_t>(group.n_features), 0.0f);
+}
+
+std::vector<float> generate_rows(const ModelSpec& model, int n, uint64_t base, int rows) {
+  const std::vector<float> sparsity = to_float(model.sparsity);
+  std::vector<float> x(static_cast<size_t>(rows) * n);
+  for (int r = 0; r < rows; ++r)
+    generate_sample(model.seed, base + static_cast<uint64_t>(r), n, sparsity.data(),
+                    &x[static_cast<size_t>(r) * n]);
+  return x;
+}
+
+std::vector<float> fixed_dataset(const GroupSpec& group, const ModelSpec& model) {
+  if (model.data) return to_float(*model.data);
+  return generate_rows(model, group.n_features, 0, group.points);
+}
+
+std::vector<float> eval_set(const GroupSpec& group, const ModelSpec& model) {
+  const int n = group.n_features;
+  if (group.mode == DataMode::fresh) return generate_rows(model, n, kEvalBase, group.eval_points);
+  std::vector<float> data = fixed_dataset(group, model);
+  data.erase(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(group.train_rows()) * n);
+  return data;
+}
+
+AdamWSchedule::AdamWSchedule(int steps) : bias1(steps), bias2_sqrt(steps) {
+  for (int t = 1; t <= steps; ++t) {
+    bias1[t - 1] = 1.0 - std::pow(0.9, t);
+    bias2_sqrt[t - 1] = static_cast<float>(std::sqrt(1.0 - std::pow(0.999, t)));
+  }
+}
+
+float AdamWSchedule::decay(double lr) { return static_cast<float>(1.0 - lr * kWeightDecay); }
+
+AdamWStep AdamWSchedule::at(double lr, int step) const {
+  return AdamWStep{decay(lr), static_cast<float>(lr / bias1[step - 1]), bias2_sqrt[step - 1]};
+}
+
+}  // namespace sp

@@ -1,0 +1,141 @@
+#include "host/npy.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <regex>
+
+#include "host/config.hpp"
+
+namespace sp::npy {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& option, const std::string& path, const std::string& why) {
+  throw UsageError(fmt::format("{}: '{}' is not a usable .npy file: {}", option, path, why));
+}
+
+template <class T>
+void convert(const char* bytes, size_t count, std::vector<double>& out) {
+  out.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    T value;
+    std::memcpy(&value, bytes + i * sizeof(T), sizeof(T));
+    out[i] = static_cast<double>(value);
+  }
+}
+
+std::string header_for(const char* descr, const std::vector<size_t>& shape) {
+  std::string dims;
+  for (size_t d : shape) dims += fmt::format("{}, ", d);
+  if (shape.size() > 1) dims.resize(dims.size() - 2);  // (3,) for one axis, (3, 2) for more
+  if (shape.empty()) dims.clear();
+  std::string header =
+      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", descr, dims);
+  // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64 bytes.
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  const auto length = static_cast<uint16_t>(header.size());
+  out += static_cast<char>(length & 0xff);
+  out += static_cast<char>(length >> 8);
+  return out + header;
+}
+
+template <class T>
+std::string encode_as(const char* descr, const std::vector<T>& values,
+                      const std::vector<size_t>& shape) {
+  std::string out = header_for(descr, shape);
+  const size_t offset = out.size();
+  out.resize(offset + values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(&out[offset], values.data(), values.size() * sizeof(T));
+  return out;
+}
+
+}  // namespace
+
+Array load(const std::string& path, const std::string& option) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) fail(option, path, "cannot open it for reading");
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0)
+    fail(option, path, "the NumPy magic string is missing");
+  const int major = static_cast<unsigned char>(bytes[6]);
+  size_t header_length = 0, header_start = 0;
+  if (major == 1) {
+    header_length = static_cast<unsigned char>(bytes[8]) |
+                    (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    header_start = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) fail(option, path, "the header is truncated");
+    for (int i = 0; i < 4; ++i)
+      header_length |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    header_start = 12;
+  } else {
+    fail(option, path, fmt::format("format version {} is not supported (1, 2 or 3)", major));
+  }
+  if (bytes.size() < header_start + header_length) fail(option, path, "the header is truncated");
+  const std::string header = bytes.substr(header_start, header_length);
+
+  std::smatch match;
+  if (!std::regex_search(header, match, std::regex(R"('descr'\s*:\s*'([^']*)')")))
+    fail(option, path, "the header has no 'descr'");
+  const std::string descr = match[1];
+  if (!std::regex_search(header, match, std::regex(R"('fortran_order'\s*:\s*(True|False))")))
+    fail(option, path, "the header has no 'fortran_order'");
+  const bool fortran = match[1] == "True";
+  if (!std::regex_search(header, match, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")))
+    fail(option, path, "the header has no 'shape'");
+  Array array;
+  const std::string dims = match[1];
+  const std::regex number(R"(\d+)");
+  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number);
+       it != std::sregex_iterator(); ++it)
+    array.shape.push_back(std::stoull(it->str()));
+  size_t count = 1;
+  for (size_t d : array.shape) count *= d;
+
+  size_t item = 0;
+  if (descr == "<f4" || descr == "=f4")
+    item = 4;
+  else if (descr == "<f8" || descr == "=f8")
+    item = 8;
+  else
+    fail(option, path,
+         fmt::format("dtype '{}' is not supported (float32 '<f4' or float64 '<f8')", descr));
+  const size_t data_start = header_start + header_length;
+  if (bytes.size() != data_start + count * item)
+    fail(option, path,
+         fmt::format("expected {} bytes of data for shape ({}), found {}", count * item, dims,
+                     bytes.size() - data_start));
+  if (item == 4)
+    convert<float>(bytes.data() + data_start, count, array.values);
+  else
+    convert<double>(bytes.data() + data_start, count, array.values);
+
+  if (fortran && array.shape.size() == 2) {  // column-major: transpose into C order
+    const size_t rows = array.shape[0], cols = array.shape[1];
+    std::vector<double> c_order(count);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t c = 0; c < cols; ++c) c_order[r * cols + c] = array.values[c * rows + r];
+    array.values.swap(c_order);
+  } else if (fortran && array.shape.size() > 2) {
+    fail(option, path, "Fortran-ordered arrays of more than two axes are not supported");
+  }
+  return array;
+}
+
+std::string encode(const std::vector<float>& values, const std::vector<size_t>& shape) {
+  return encode_as("<f4", values, shape);
+}
+std::string encode(const std::vector<double>& values, const std::vector<size_t>& shape) {
+  return encode_as("<f8", values, shape);
+}
+std::string encode(const std::vector<int64_t>& values, const std::vector<size_t>& shape) {
+  return encode_as("<i8", values, shape);
+}
+
+}  // namespace sp::npy

@@ -1,0 +1,24 @@
+// npy.hpp — NumPy's .npy format (version 1–3, little-endian float32/float64/int64, C order),
+// enough to replay another tool's data and parameters and to write trajectories numpy.load reads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sp::npy {
+
+struct Array {
+  std::vector<size_t> shape;
+  std::vector<double> values;  // C order, converted from the file's dtype
+};
+
+// Reads FILE; throws UsageError("OPTION: ...") naming the option on any malformed input.
+Array load(const std::string& path, const std::string& option);
+
+// Serialises to .npy bytes ('<f4', '<f8' or '<i8').
+std::string encode(const std::vector<float>& values, const std::vector<size_t>& shape);
+std::string encode(const std::vector<double>& values, const std::vector<size_t>& shape);
+std::string encode(const std::vector<int64_t>& values, const std::vector<size_t>& shape);
+
+}  // namespace sp::npy

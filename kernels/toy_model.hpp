@@ -1,0 +1,136 @@
+// toy_model.hpp — the per-sample math of one training step, shared by the CUDA kernels and the
+// CPU backend (DESIGN.md §1–3). Every function here is __host__ __device__ and works on one sample
+// or one parameter, so the kernel and the CPU run the same arithmetic in the same order.
+//
+// The step's decomposition, also shared: a model's batch is split over kLanes lanes (the 32 lanes
+// of a warp on the GPU, a loop on the CPU); lane l takes rows l, l + 32, l + 64, ... in order and
+// keeps its own partial loss and gradients; the lanes are then summed by the pairwise tree of
+// cub::WarpReduce (lane_tree_sum below is that tree written as a loop). No atomics, so a model's
+// numbers depend only on its own configuration.
+#pragma once
+
+#include "kernels/hd.hpp"
+#include "kernels/philox.hpp"
+
+namespace sp {
+
+constexpr int kLanes = 32;
+
+// ---------------------------------------------------------------- data (DESIGN.md §2)
+// Sample `subsequence` of the model with seed `seed`: feature f is exactly 0 with probability
+// sparsity[f], else uniform on (0, 1]. Uniforms 0..n-1 are the masks, n..2n-1 the values.
+SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const float* sparsity,
+                           float* x) {
+  const int uniforms = 2 * n;
+  for (int first = 0; first < uniforms; first += 4) {
+    const PhiloxBlock block = philox_block(seed, subsequence, static_cast<uint64_t>(first / 4));
+    for (int w = 0; w < 4 && first + w < uniforms; ++w) {
+      const int k = first + w;
+      const float u = uniform_from_bits(block.word[w]);
+      if (k < n) {
+        x[k] = (u <= sparsity[k]) ? 0.0f : 1.0f;  // mask first: 0 means "this feature is off"
+      } else {
+        x[k - n] = (x[k - n] != 0.0f) ? u : 0.0f;
+      }
+    }
+  }
+}
+
+// 1 / (B n), the mean's scale; the gradient's 2 / (B n) is twice it (exact in binary).
+SP_HD float mean_scale(int rows, int n) {
+  return 1.0f / (static_cast<float>(rows) * static_cast<float>(n));
+}
+
+// ---------------------------------------------------------------- forward + backward of one sample
+// The model: h = W x, z = Wᵀ h + b, y = ReLU(z) (or z). W is m x n row-major (W[j * n + f]).
+// Adds this sample's share of the gradients of L = (1 / (B n)) Σ I_f (x_f − y_f)² to grad_W,
+// grad_b:
+//   g_z = grad_scale · I ⊙ (y − x) ⊙ [z > 0]   with grad_scale = 2 / (B n)
+//   ∂b += g_z,  g_h = W g_z,  ∂W += h g_zᵀ + g_h xᵀ
+// and returns Σ_f I_f (x_f − y_f)² (the caller scales the loss by 1 / (B n) after the reduction).
+// `hidden` and `grad_hidden` are caller-provided scratch of m floats (registers in the kernels).
+SP_HD float accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
+                              const float* importance, const float* x, float grad_scale,
+                              float* grad_W, float* grad_b, float* hidden, float* grad_hidden) {
+  for (int j = 0; j < m; ++j) {
+    float h = 0.0f;
+    for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
+    hidden[j] = h;
+    grad_hidden[j] = 0.0f;
+  }
+  float weighted_sq_error = 0.0f;
+  for (int f = 0; f < n; ++f) {
+    float z = b[f];
+    for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
+    const bool active = z > 0.0f;                            // PyTorch's ReLU has gradient 0 at 0
+    const float y = (relu && !active && z == z) ? 0.0f : z;  // a NaN z stays NaN, never hidden
+    const float error = y - x[f];
+    const float weighted_error = importance[f] * error;
+    weighted_sq_error = fma_f(weighted_error, error, weighted_sq_error);
+    const float g_z = (relu && !active) ? 0.0f : grad_scale * weighted_error;
+    grad_b[f] += g_z;
+    for (int j = 0; j < m; ++j) {
+      grad_hidden[j] = fma_f(W[j * n + f], g_z, grad_hidden[j]);
+      grad_W[j * n + f] = fma_f(hidden[j], g_z, grad_W[j * n + f]);
+    }
+  }
+  for (int j = 0; j < m; ++j)
+    for (int f = 0; f < n; ++f) grad_W[j * n + f] = fma_f(grad_hidden[j], x[f], grad_W[j * n + f]);
+  return weighted_sq_error;
+}
+
+// Forward only: Σ_f I_f (x_f − y_f)² for one sample (evaluation and final losses).
+SP_HD float sample_loss(int n, int m, bool relu, const float* W, const float* b,
+                        const float* importance, const float* x, float* hidden) {
+  for (int j = 0; j < m; ++j) {
+    float h = 0.0f;
+    for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
+    hidden[j] = h;
+  }
+  float weighted_sq_error = 0.0f;
+  for (int f = 0; f < n; ++f) {
+    float z = b[f];
+    for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
+    const float y = (relu && !(z > 0.0f) && z == z) ? 0.0f : z;
+    const float error = y - x[f];
+    weighted_sq_error = fma_f(importance[f] * error, error, weighted_sq_error);
+  }
+  return weighted_sq_error;
+}
+
+// ---------------------------------------------------------------- reduction over lanes
+// The pairwise tree cub::WarpReduce<float>::Sum computes in lane 0: at offsets 1, 2, 4, 8, 16 lane
+// i adds lane i + offset. `values` holds one partial per lane (stride apart) and is overwritten.
+SP_HD float lane_tree_sum(float* values, int stride = 1) {
+  for (int offset = 1; offset < kLanes; offset *= 2)
+    for (int lane = 0; lane + offset < kLanes; lane += 2 * offset)
+      values[lane * stride] += values[(lane + offset) * stride];
+  return values[0];
+}
+
+// ---------------------------------------------------------------- AdamW (torch.optim.AdamW
+// defaults)
+struct AdamWConstants {
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float one_minus_beta1 = 0.1f, one_minus_beta2 = 0.001f;  // rounded from double, as torch does
+};
+
+// The per-step, per-model scalars, computed on the host in double and rounded once to float:
+// decay = 1 − lr·wd, step_size = lr / (1 − β1ᵗ), bias2_sqrt = sqrt(1 − β2ᵗ).
+struct AdamWStep {
+  float decay, step_size, bias2_sqrt;
+};
+
+// One parameter, step t (the scalars already hold t):
+//   p ← p·(1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
+//   p ← p − step_size · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
+SP_HD void adamw_update(float& param, float& adam_m, float& adam_v, float grad, AdamWStep s,
+                        AdamWConstants c = AdamWConstants{}) {
+  param = param * s.decay;
+  adam_m = c.beta1 * adam_m + c.one_minus_beta1 * grad;
+  adam_v = c.beta2 * adam_v + c.one_minus_beta2 * (grad * grad);
+  const float denom = sqrtf(adam_v) / s.bias2_sqrt + c.eps;
+  param = param - s.step_size * adam_m / denom;
+}
+
+}  // namespace sp
