@@ -1,11 +1,11 @@
 #include "host/npy.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <regex>
 
 #include "host/config.hpp"
 
@@ -15,6 +15,27 @@ namespace {
 
 [[noreturn]] void fail(const std::string& option, const std::string& path, const std::string& why) {
   throw UsageError(fmt::format("{}: '{}' is not a usable .npy file: {}", option, path, why));
+}
+
+// The text of `'key': value` in the header's Python dict literal, up to the comma or brace that
+// closes it (parentheses nest, for the shape tuple). Empty when the key is absent.
+std::string dict_value(const std::string& header, const std::string& key) {
+  const std::string quoted = "'" + key + "'";
+  size_t at = header.find(quoted);
+  if (at == std::string::npos) return "";
+  at = header.find(':', at + quoted.size());
+  if (at == std::string::npos) return "";
+  int depth = 0;
+  size_t end = at + 1;
+  for (; end < header.size(); ++end) {
+    const char c = header[end];
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (depth == 0 && (c == ',' || c == '}')) break;
+  }
+  std::string value = header.substr(at + 1, end - at - 1);
+  const size_t first = value.find_first_not_of(" "), last = value.find_last_not_of(" ");
+  return first == std::string::npos ? "" : value.substr(first, last - first + 1);
 }
 
 template <class T>
@@ -28,10 +49,8 @@ void convert(const char* bytes, size_t count, std::vector<double>& out) {
 }
 
 std::string header_for(const char* descr, const std::vector<size_t>& shape) {
-  std::string dims;
-  for (size_t d : shape) dims += fmt::format("{}, ", d);
-  if (shape.size() > 1) dims.resize(dims.size() - 2);  // (3,) for one axis, (3, 2) for more
-  if (shape.empty()) dims.clear();
+  std::string dims = fmt::format("{}", fmt::join(shape, ", "));
+  if (shape.size() == 1) dims += ",";  // (3,) for one axis, (3, 2) for more
   std::string header =
       fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", descr, dims);
   // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64 bytes.
@@ -80,21 +99,29 @@ Array load(const std::string& path, const std::string& option) {
   if (bytes.size() < header_start + header_length) fail(option, path, "the header is truncated");
   const std::string header = bytes.substr(header_start, header_length);
 
-  std::smatch match;
-  if (!std::regex_search(header, match, std::regex(R"('descr'\s*:\s*'([^']*)')")))
+  std::string descr = dict_value(header, "descr");
+  if (descr.size() < 2 || descr.front() != '\'' || descr.back() != '\'')
     fail(option, path, "the header has no 'descr'");
-  const std::string descr = match[1];
-  if (!std::regex_search(header, match, std::regex(R"('fortran_order'\s*:\s*(True|False))")))
+  descr = descr.substr(1, descr.size() - 2);
+  const std::string fortran_text = dict_value(header, "fortran_order");
+  if (fortran_text != "True" && fortran_text != "False")
     fail(option, path, "the header has no 'fortran_order'");
-  const bool fortran = match[1] == "True";
-  if (!std::regex_search(header, match, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")))
+  const bool fortran = fortran_text == "True";
+  const std::string dims = dict_value(header, "shape");
+  if (dims.size() < 2 || dims.front() != '(' || dims.back() != ')')
     fail(option, path, "the header has no 'shape'");
   Array array;
-  const std::string dims = match[1];
-  const std::regex number(R"(\d+)");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number);
-       it != std::sregex_iterator(); ++it)
-    array.shape.push_back(std::stoull(it->str()));
+  std::string digits;
+  for (char c : dims.substr(1)) {
+    if (c >= '0' && c <= '9') {
+      digits += c;
+    } else if (c == ',' || c == ')') {
+      if (!digits.empty()) array.shape.push_back(std::stoull(digits));
+      digits.clear();
+    } else if (c != ' ' && c != 'L') {
+      fail(option, path, "the shape " + dims + " is not a tuple of sizes");
+    }
+  }
   size_t count = 1;
   for (size_t d : array.shape) count *= d;
 

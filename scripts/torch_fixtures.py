@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch fixtures the C++ tests compare against (tests/fixtures/).
+
+1. torch_adamw.json: one AdamW step and 100 steps of the toy model (linear and ReLU, 5 -> 2) from
+   given data and initial parameters, with torch.optim.AdamW's defaults (weight decay 0.01), plus
+   autograd's gradients at the start.
+2. replay/expN/: the essay's experiments 1, 2, 3, 5, 6 exactly as its notebook runs them
+   (t.manual_seed(44), generate_data, xavier_normal_ init, the randperm shuffle, full-batch AdamW):
+   the shuffled data (train rows first), the initial W and b, and the final W, b and losses.
+
+Run: python3 scripts/torch_fixtures.py [--out tests/fixtures]   (needs torch and numpy)
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch as t
+
+
+def forward(W, b, x, relu):
+    h = x @ W.T
+    z = h @ W + b
+    return t.relu(z) if relu else z
+
+
+def loss_fn(x, y, importance):
+    return ((x - y) ** 2 * importance).mean()
+
+
+def adamw_fixture():
+    rng = np.random.default_rng(2024)
+    n, m, rows = 5, 2, 64
+    cases = []
+    for relu in (False, True):
+        x = rng.random((rows, n), dtype=np.float32)
+        x[rng.random((rows, n)) < 0.5] = 0.0
+        W0 = rng.normal(0, 0.6, (m, n)).astype(np.float32)
+        b0 = rng.normal(0, 0.1, n).astype(np.float32)
+        importance = (0.9 ** np.arange(n)).astype(np.float32)
+        lr = 1e-2
+        W = t.nn.Parameter(t.tensor(W0))
+        b = t.nn.Parameter(t.tensor(b0))
+        xt, it = t.tensor(x), t.tensor(importance)
+        opt = t.optim.AdamW([W, b], lr=lr)
+        record = {}
+        losses = []
+        for step in range(1, 101):
+            opt.zero_grad()
+            loss = loss_fn(xt, forward(W, b, xt, relu), it)
+            loss.backward()
+            if step == 1:
+                record["grad_W"] = W.grad.detach().numpy().ravel().tolist()
+                record["grad_b"] = b.grad.detach().numpy().ravel().tolist()
+            losses.append(loss.item())
+            opt.step()
+            if step in (1, 100):
+                record[f"W_{step}"] = W.detach().numpy().ravel().tolist()
+                record[f"b_{step}"] = b.detach().numpy().ravel().tolist()
+        cases.append({
+            "model": "relu" if relu else "linear", "n": n, "m": m, "rows": rows, "lr": lr,
+            "x": x.ravel().tolist(), "W0": W0.ravel().tolist(), "b0": b0.ravel().tolist(),
+            "importance": importance.tolist(), "losses": losses, **record,
+        })
+    return {"torch_version": t.__version__, "cases": cases}
+
+
+# The essay's notebook, verbatim in what it computes.
+def generate_data(n_points=1000, n_features=2, sparsity=0.0):
+    sparsity_mask = t.rand(n_points, n_features) < sparsity
+    x = t.rand(n_points, n_features)
+    x[sparsity_mask] = 0
+    return x
+
+
+ESSAY = {  # number: (relu, sparsity, importances, lr, epochs)
+    1: (False, 0.0, [1.0, 1.0], 1e-3, 1500),
+    2: (False, 0.0, [1.0, 0.1], 1e-3, 3300),
+    3: (False, 0.8, [1.0, 0.1], 1e-3, 2500),
+    5: (True, 0.8, [1.0, 1.0], 3e-4, 10000),
+    6: (True, 0.0, [1.0, 1.0], 1e-3, 2500),
+}
+
+
+def replay_fixture(number, out_dir):
+    relu, sparsity, importances, lr, epochs = ESSAY[number]
+    t.manual_seed(44)
+    importance = t.tensor(importances)
+    x = generate_data(sparsity=sparsity)
+    W = t.empty(1, 2)
+    b = t.empty(2)
+    t.nn.init.xavier_normal_(W)
+    t.nn.init.zeros_(b)
+    W, b = t.nn.Parameter(W), t.nn.Parameter(b)
+    W0, b0 = W.detach().clone(), b.detach().clone()
+    indices = t.randperm(len(x))
+    x_shuffled = x[indices]
+    n_train = int(len(x) * (1 - 0.2))
+    x_train, x_eval = x_shuffled[:n_train], x_shuffled[n_train:]
+    opt = t.optim.AdamW([W, b], lr=lr)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = loss_fn(x_train, forward(W, b, x_train, relu), importance)
+        loss.backward()
+        opt.step()
+    with t.no_grad():
+        train_loss = loss_fn(x_train, forward(W, b, x_train, relu), importance).item()
+        eval_loss = loss_fn(x_eval, forward(W, b, x_eval, relu), importance).item()
+    d = os.path.join(out_dir, f"exp{number}")
+    os.makedirs(d, exist_ok=True)
+    np.save(os.path.join(d, "data.npy"), x_shuffled.numpy().astype(np.float32))
+    np.save(os.path.join(d, "init_W.npy"), W0.numpy().astype(np.float32))
+    np.save(os.path.join(d, "init_b.npy"), b0.numpy().astype(np.float32))
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump({"torch_version": t.__version__, "experiment": number,
+                   "model": "relu" if relu else "linear", "sparsity": sparsity,
+                   "importance": importances, "lr": lr, "steps": epochs,
+                   "W": W.detach().numpy().ravel().tolist(), "b": b.detach().numpy().tolist(),
+                   "train_loss": train_loss, "eval_loss": eval_loss}, f, indent=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+    args = parser.parse_args()
+    t.set_num_threads(1)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "torch_adamw.json"), "w") as f:
+        json.dump(adamw_fixture(), f)
+    for number in ESSAY:
+        replay_fixture(number, os.path.join(args.out, "replay"))
+    print(f"wrote fixtures with torch {t.__version__} to {os.path.normpath(args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+// The analyses on hand-made W with known answers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "host/analysis.hpp"
+
+namespace sp::analysis {
+namespace {
+
+TEST(Phase2to1, Classifies) {
+  EXPECT_EQ(phase_2to1(1.0, 0.02), "ignored");
+  EXPECT_EQ(phase_2to1(0.01, -0.9), "dedicated");
+  EXPECT_EQ(phase_2to1(0.9, -1.1), "antipodal");
+  EXPECT_EQ(phase_2to1(0.7, 0.7), "other");   // "confused": same sign
+  EXPECT_EQ(phase_2to1(0.9, -0.3), "other");  // opposite signs, too unequal
+  EXPECT_EQ(phase_2to1(0.01, 0.0), "other");  // collapsed
+  EXPECT_EQ(phase_2to1(std::nan(""), 1.0), "other");
+}
+
+TEST(FeatureGeometry, AntipodalPair) {
+  const FeatureGeometry g = feature_geometry({1.0, -1.0}, 2, 1);
+  for (int f = 0; f < 2; ++f) {
+    EXPECT_DOUBLE_EQ(g.norm[f], 1.0);
+    EXPECT_DOUBLE_EQ(g.interference[f], 1.0);
+    EXPECT_DOUBLE_EQ(g.dimensionality[f], 0.5);
+  }
+  EXPECT_DOUBLE_EQ(g.dimensions_per_feature, 0.5);
+}
+
+TEST(FeatureGeometry, OrthogonalBasisAndIgnoredFeature) {
+  // m = 2, n = 3: features 0 and 1 dedicated, feature 2 ignored.
+  const FeatureGeometry g = feature_geometry({1, 0, 0, 0, 2, 0}, 3, 2);
+  EXPECT_DOUBLE_EQ(g.norm[1], 2.0);
+  EXPECT_DOUBLE_EQ(g.interference[0], 0.0);
+  EXPECT_DOUBLE_EQ(g.dimensionality[0], 1.0);
+  EXPECT_DOUBLE_EQ(g.dimensionality[1], 1.0);
+  EXPECT_DOUBLE_EQ(g.norm[2], 0.0);
+  EXPECT_DOUBLE_EQ(g.dimensionality[2], 0.0);
+  EXPECT_DOUBLE_EQ(g.dimensions_per_feature, 2.0 / 5.0);
+}
+
+TEST(FeatureGeometry, PentagonFiveIntoTwo) {
+  std::vector<double> W(10);
+  const double pi = std::acos(-1.0);
+  for (int f = 0; f < 5; ++f) {
+    W[f] = std::cos(2 * pi * f / 5);
+    W[5 + f] = std::sin(2 * pi * f / 5);
+  }
+  const FeatureGeometry g = feature_geometry(W, 5, 2);
+  for (int f = 0; f < 5; ++f) {
+    EXPECT_NEAR(g.norm[f], 1.0, 1e-12);
+    EXPECT_NEAR(g.dimensionality[f], 0.4, 1e-12);   // 1 / Σ_j cos²(2π(j−f)/5) = 1 / 2.5
+    EXPECT_NEAR(g.interference[f], 1.5, 1e-12);
+  }
+  EXPECT_NEAR(g.dimensions_per_feature, 0.4, 1e-12);
+}
+
+}  // namespace
+}  // namespace sp::analysis
