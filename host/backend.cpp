@@ -26,15 +26,6 @@ std::string cpu_model_name() {
   return "unknown CPU";
 }
 
-#if !defined(SUPERPOSE_HAVE_CUDA)
-bool cuda_available() { return false; }
-std::unique_ptr<Backend> make_cuda_backend() {
-  throw UsageError(
-      "--backend: cuda is not available (this build has no CUDA backend; "
-      "accepted here: auto, cpu, reference)");
-}
-#endif
-
 std::unique_ptr<Backend> make_backend(BackendKind kind, int threads) {
   switch (kind) {
     case BackendKind::reference:

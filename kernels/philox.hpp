@@ -15,6 +15,10 @@
 
 #include "kernels/hd.hpp"
 
+#if defined(__CUDACC__)
+#include <curand_philox4x32_x.h>
+#endif
+
 namespace sp {
 
 constexpr uint64_t kEvalBase = uint64_t{1} << 62;
@@ -54,10 +58,20 @@ SP_HD PhiloxBlock philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t 
 }
 
 // The block holding uniforms 4*block .. 4*block+3 of stream (seed, subsequence).
+// On the device this is cuRAND's own curand_Philox4x32_10; on the host, philox4x32_10 above
+// (tests/test_curand_host.cu proves the two equal, and equal to curand_init + curand_uniform).
 SP_HD PhiloxBlock philox_block(uint64_t seed, uint64_t subsequence, uint64_t block) {
+#if defined(__CUDA_ARCH__)
+  const uint4 out = curand_Philox4x32_10(
+      make_uint4(static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                 static_cast<uint32_t>(subsequence), static_cast<uint32_t>(subsequence >> 32)),
+      make_uint2(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)));
+  return PhiloxBlock{{out.x, out.y, out.z, out.w}};
+#else
   return philox4x32_10(static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
                        static_cast<uint32_t>(subsequence), static_cast<uint32_t>(subsequence >> 32),
                        static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+#endif
 }
 
 // curand_uniform's conversion: exact product by 2^-32, then + 2^-33; the result lies in (0, 1].

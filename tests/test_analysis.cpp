@@ -50,7 +50,7 @@ TEST(FeatureGeometry, PentagonFiveIntoTwo) {
   const FeatureGeometry g = feature_geometry(W, 5, 2);
   for (int f = 0; f < 5; ++f) {
     EXPECT_NEAR(g.norm[f], 1.0, 1e-12);
-    EXPECT_NEAR(g.dimensionality[f], 0.4, 1e-12);   // 1 / Σ_j cos²(2π(j−f)/5) = 1 / 2.5
+    EXPECT_NEAR(g.dimensionality[f], 0.4, 1e-12);  // 1 / Σ_j cos²(2π(j−f)/5) = 1 / 2.5
     EXPECT_NEAR(g.interference[f], 1.5, 1e-12);
   }
   EXPECT_NEAR(g.dimensions_per_feature, 0.4, 1e-12);

@@ -29,7 +29,8 @@ Outcome run(const std::string& arguments) {
   std::string output;
   std::array<char, 4096> buffer;
   size_t got;
-  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), got);
+  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    output.append(buffer.data(), got);
   const int raw = ::pclose(pipe);
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, output};
 }
@@ -55,8 +56,8 @@ TEST(CliBadInput, OneLineNamingTheOptionExitTwoNothingWritten) {
       write_file("three.npy", npy::encode(std::vector<float>(30, 0.5f), {10, 3}));
   const std::string one_axis = write_file("one_axis.npy", npy::encode(std::vector<float>(3), {3}));
   const std::string garbage = write_file("garbage.npy", "not a numpy file at all");
-  const std::string nan_data = write_file(
-      "nan.npy", npy::encode(std::vector<double>{0.5, std::nan(""), 0.1, 0.2}, {2, 2}));
+  const std::string nan_data =
+      write_file("nan.npy", npy::encode(std::vector<double>{0.5, std::nan(""), 0.1, 0.2}, {2, 2}));
   const std::string blocker = write_file("blocker", "a file where a directory should go");
   const std::vector<BadInput> cases = {
       {"sparsity_high", "--sparsity 1.5", "--sparsity"},
@@ -99,8 +100,10 @@ TEST(CliBadInput, OneLineNamingTheOptionExitTwoNothingWritten) {
 
 TEST(CliTrain, WritesTheRunDirectory) {
   const std::string out = fresh_dir("train_ok");
-  const Outcome r = run("train --backend cpu --model relu --sparsity 0.8 --steps 120 --eval-every 50 "
-                    "--snapshot-every 25 --seed 3 --out " + out);
+  const Outcome r =
+      run("train --backend cpu --model relu --sparsity 0.8 --steps 120 --eval-every 50 "
+          "--snapshot-every 25 --seed 3 --out " +
+          out);
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* name : {"manifest.json", "results.csv", "train_loss.npy", "eval_loss.npy",
                            "eval_steps.npy", "W.npy", "b.npy", "snapshot_steps.npy", "data.npy"})
@@ -108,7 +111,8 @@ TEST(CliTrain, WritesTheRunDirectory) {
   for (const auto& entry : fs::directory_iterator(out))  // no temporary left behind
     EXPECT_NE(entry.path().filename().string().front(), '.') << entry.path();
   EXPECT_EQ(npy::load(out + "/train_loss.npy", "t").shape, (std::vector<size_t>{1, 120}));
-  EXPECT_EQ(npy::load(out + "/eval_loss.npy", "t").shape, (std::vector<size_t>{1, 4}));  // 0,50,100,119
+  EXPECT_EQ(npy::load(out + "/eval_loss.npy", "t").shape,
+            (std::vector<size_t>{1, 4}));  // 0,50,100,119
   EXPECT_EQ(npy::load(out + "/W.npy", "t").shape, (std::vector<size_t>{1, 6, 1, 2}));
   EXPECT_EQ(npy::load(out + "/data.npy", "t").shape, (std::vector<size_t>{1000, 2}));
   std::ifstream csv(out + "/results.csv");
@@ -126,14 +130,19 @@ TEST(CliTrain, ReplayFromNpyReproducesTheRun) {
   // A run's own data.npy and initial W fed back through --data / --init-W give the same result.
   const std::string first = fresh_dir("replay_a"), second = fresh_dir("replay_b");
   ASSERT_EQ(run("train --backend cpu --steps 60 --seed 9 --sparsity 0.5 --snapshot-every 0 --out " +
-                first).status, 0);
+                first)
+                .status,
+            0);
   const npy::Array W0 = npy::load(first + "/W.npy", "t");
   (void)W0;
-  const Outcome r = run("train --backend cpu --steps 60 --seed 123 --sparsity 0.5 --snapshot-every 0 "
-                    "--data " + first + "/data.npy --out " + second);
+  const Outcome r =
+      run("train --backend cpu --steps 60 --seed 123 --sparsity 0.5 --snapshot-every 0 "
+          "--data " +
+          first + "/data.npy --out " + second);
   ASSERT_EQ(r.status, 0) << r.output;
   // Same data, different seed's initial W: only the dataset is replayed, so the data must match.
-  EXPECT_EQ(npy::load(first + "/data.npy", "t").values, npy::load(second + "/data.npy", "t").values);
+  EXPECT_EQ(npy::load(first + "/data.npy", "t").values,
+            npy::load(second + "/data.npy", "t").values);
 }
 
 TEST(CliExperiments, RunsAndSummarises) {

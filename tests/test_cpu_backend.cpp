@@ -46,8 +46,8 @@ class CpuOneStep : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CpuOneStep, GradientsMatchReferenceWithin1e5Relative) {
   const auto [n, m, relu, sparsity] = GetParam();
-  const GroupSpec g = group_of(n, m, relu ? ModelKind::relu : ModelKind::linear, sparsity,
-                               DataMode::fixed, 1);
+  const GroupSpec g =
+      group_of(n, m, relu ? ModelKind::relu : ModelKind::linear, sparsity, DataMode::fixed, 1);
   const ModelSpec& model = g.models[0];
   const std::vector<float> W = initial_W(g, model), b = initial_b(g, model);
   const std::vector<float> x = fixed_dataset(g, model), importance = to_float(model.importance);
@@ -71,8 +71,9 @@ TEST_P(CpuOneStep, GradientsMatchReferenceWithin1e5Relative) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuOneStep,
-                         ::testing::Combine(::testing::Values(2, 5, 20, 7), ::testing::Values(1, 2, 5),
-                                            ::testing::Bool(), ::testing::Values(0.0, 0.8)));
+                         ::testing::Combine(::testing::Values(2, 5, 20, 7),
+                                            ::testing::Values(1, 2, 5), ::testing::Bool(),
+                                            ::testing::Values(0.0, 0.8)));
 
 TEST(CpuBackend, ShortTrajectoryFollowsReference) {
   for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {

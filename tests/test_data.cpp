@@ -84,7 +84,8 @@ TEST(Init, XavierNormalStandardDeviation) {
   const double mean = sum / count, std_dev = std::sqrt(sum_sq / count - mean * mean);
   EXPECT_NEAR(mean, 0.0, 0.01);
   EXPECT_NEAR(std_dev, std::sqrt(2.0 / 25.0), 0.005);  // 40,000 draws: s.e. of std ≈ 0.001
-  EXPECT_EQ(initial_b(g, model_with(1, std::vector<double>(20, 0.0))), std::vector<float>(20, 0.0f));
+  EXPECT_EQ(initial_b(g, model_with(1, std::vector<double>(20, 0.0))),
+            std::vector<float>(20, 0.0f));
 }
 
 TEST(AdamWSchedule, TorchsScalars) {

@@ -34,8 +34,8 @@ TEST(Philox, KnownAnswerPi) {
 }
 
 TEST(Philox, CounterAndKeyLayout) {
-  // Uniform k of (seed, subsequence): block k / 4 in the counter's low words, the subsequence in its
-  // high words, the seed as the key.
+  // Uniform k of (seed, subsequence): block k / 4 in the counter's low words, the subsequence in
+  // its high words, the seed as the key.
   const uint64_t seed = 0x0123456789abcdefull, subsequence = 0xfedcba9876543210ull;
   const PhiloxBlock block = philox4x32_10(5, 0, 0x76543210u, 0xfedcba98u, 0x89abcdefu, 0x01234567u);
   for (int w = 0; w < 4; ++w)
@@ -43,9 +43,9 @@ TEST(Philox, CounterAndKeyLayout) {
 }
 
 TEST(Philox, UniformConversionEndpoints) {
-  EXPECT_GT(uniform_from_bits(0), 0.0f);                   // never exactly 0
-  EXPECT_FLOAT_EQ(uniform_from_bits(0), 1.1641532e-10f);   // 2^-33
-  EXPECT_EQ(uniform_from_bits(0xffffffffu), 1.0f);         // 1 is reachable
+  EXPECT_GT(uniform_from_bits(0), 0.0f);                  // never exactly 0
+  EXPECT_FLOAT_EQ(uniform_from_bits(0), 1.1641532e-10f);  // 2^-33
+  EXPECT_EQ(uniform_from_bits(0xffffffffu), 1.0f);        // 1 is reachable
 }
 
 }  // namespace

@@ -47,7 +47,8 @@ TEST_P(ReferenceGradients, MatchCentralFiniteDifferences) {
   // Central differences have error O(h²) on this piecewise-polynomial loss; a step of 1e-6 crosses
   // a ReLU kink only where some z is within 1e-6 of 0, which these random problems avoid.
   const double h = 1e-6;
-  auto check = [&](std::vector<double>& params, const std::vector<double>& analytic, const char* name) {
+  auto check = [&](std::vector<double>& params, const std::vector<double>& analytic,
+                   const char* name) {
     for (size_t k = 0; k < params.size(); ++k) {
       const double saved = params[k];
       params[k] = saved + h;
@@ -63,16 +64,15 @@ TEST_P(ReferenceGradients, MatchCentralFiniteDifferences) {
   check(p.b, g.grad_b, "grad_b");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, ReferenceGradients,
-    ::testing::Combine(::testing::Values(2, 5, 20), ::testing::Values(1, 2, 5),
-                       ::testing::Bool(), ::testing::Values(0.0, 0.8)),
-    [](const ::testing::TestParamInfo<Case>& param_info) {
-      return "n" + std::to_string(std::get<0>(param_info.param)) + "_m" +
-             std::to_string(std::get<1>(param_info.param)) +
-             (std::get<2>(param_info.param) ? "_relu" : "_linear") +
-             (std::get<3>(param_info.param) > 0 ? "_sparse" : "_dense");
-    });
+INSTANTIATE_TEST_SUITE_P(Shapes, ReferenceGradients,
+                         ::testing::Combine(::testing::Values(2, 5, 20), ::testing::Values(1, 2, 5),
+                                            ::testing::Bool(), ::testing::Values(0.0, 0.8)),
+                         [](const ::testing::TestParamInfo<Case>& param_info) {
+                           return "n" + std::to_string(std::get<0>(param_info.param)) + "_m" +
+                                  std::to_string(std::get<1>(param_info.param)) +
+                                  (std::get<2>(param_info.param) ? "_relu" : "_linear") +
+                                  (std::get<3>(param_info.param) > 0 ? "_sparse" : "_dense");
+                         });
 
 TEST(ReferenceAdamW, FirstStepMovesEveryParameterByLrAgainstTheGradientSign) {
   // At t = 1, m̂ = g and v̂ = g², so the update is lr · g / (|g| + eps) after the decay.

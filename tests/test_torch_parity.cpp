@@ -43,7 +43,8 @@ TEST(TorchAdamW, OneAndHundredStepsMatchTorch) {
     const AdamWSchedule schedule(100);
     cpu::LaneScratch scratch;
     scratch.resize(n, m);
-    const std::vector<double> x_ref(x.begin(), x.end()), imp_ref(importance.begin(), importance.end());
+    const std::vector<double> x_ref(x.begin(), x.end()),
+        imp_ref(importance.begin(), importance.end());
     for (int t = 1; t <= 100; ++t) {
       const float loss = cpu::loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(),
                                                  x.data(), rows, gW.data(), gb.data(), scratch);
@@ -116,8 +117,8 @@ TEST_P(EssayReplay, ReferenceAndCpuReachTorchsFinalParameters) {
     BackendKind kind;
     double param_tol, loss_rel_tol;
   };
-  for (const Check check : {Check{BackendKind::cpu, 1e-6, 1e-5},
-                            Check{BackendKind::reference, 2e-5, 1e-4}}) {
+  for (const Check check :
+       {Check{BackendKind::cpu, 1e-6, 1e-5}, Check{BackendKind::reference, 2e-5, 1e-4}}) {
     auto backend = make_backend(check.kind, 1);
     SCOPED_TRACE(backend->name());
     const ModelResult r = backend->train(g)[0];
@@ -131,7 +132,9 @@ TEST_P(EssayReplay, ReferenceAndCpuReachTorchsFinalParameters) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Experiments, EssayReplay, ::testing::Values(1, 2, 3, 5, 6),
-                         [](const auto& param_info) { return "exp" + std::to_string(param_info.param); });
+                         [](const auto& param_info) {
+                           return "exp" + std::to_string(param_info.param);
+                         });
 
 }  // namespace
 }  // namespace sp

@@ -1,0 +1,248 @@
+// cuda_backend.cu — the host side of the cuda backend: plans the device memory, splits a sweep
+// into chunks that fit, uploads each model's options and initial parameters, launches the fused
+// kernels K steps at a time and collects losses, trajectories and final parameters.
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+#include "host/backend.hpp"
+#include "host/data.hpp"
+#include "host/recorder.hpp"
+#include "kernels/fused_step.cuh"
+
+namespace sp {
+
+namespace {
+
+void check(cudaError_t error, const char* call, const char* file, int line) {
+  if (error != cudaSuccess)
+    throw std::runtime_error(
+        fmt::format("{}:{}: {} failed: {}", file, line, call, cudaGetErrorString(error)));
+}
+#define SP_CUDA_CHECK(call) check((call), #call, __FILE__, __LINE__)
+
+template <class T>
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t count) : count_(count) {
+    if (count_) SP_CUDA_CHECK(cudaMalloc(&ptr_, count_ * sizeof(T)));
+  }
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
+    if (count_)
+      SP_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), count_ * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  T* get() const { return ptr_; }
+  std::vector<T> download() const {
+    std::vector<T> host(count_);
+    if (count_)
+      SP_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, count_ * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+
+ private:
+  T* ptr_ = nullptr;
+  size_t count_;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int steps_per_launch) : steps_per_launch_(steps_per_launch) {
+    SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
+  }
+  std::string name() const override { return "cuda"; }
+  std::string device() const override {
+    return fmt::format("{} ({:.0f} GiB, sm_{}{})", properties_.name,
+                       static_cast<double>(properties_.totalGlobalMem) / (1 << 30),
+                       properties_.major, properties_.minor);
+  }
+
+  std::vector<ModelResult> train(const GroupSpec& group) override {
+    const size_t per_model = bytes_per_model(group);
+    size_t free_bytes = 0, total_bytes = 0;
+    SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const size_t budget = free_bytes / 10 * 7;  // leave room for the runtime and other users
+    const size_t chunk =
+        std::max<size_t>(1, std::min(group.models.size(), budget / std::max<size_t>(1, per_model)));
+    const size_t chunks = (group.models.size() + chunk - 1) / chunk;
+    if (chunks > 1)
+      fmt::print(stderr,
+                 "superpose: {} models need {:.1f} MiB each on the device; training them in {} "
+                 "chunks of up to {} models ({:.0f} MiB free)\n",
+                 group.models.size(), per_model / 1048576.0, chunks, chunk, free_bytes / 1048576.0);
+    std::vector<ModelResult> results(group.models.size());
+    for (size_t first = 0; first < group.models.size(); first += chunk)
+      train_chunk(group, first, std::min(chunk, group.models.size() - first), results);
+    return results;
+  }
+
+ private:
+  static size_t bytes_per_model(const GroupSpec& g) {
+    const size_t n = g.n_features, m = g.n_hidden, P = m * n + n;
+    size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 32;
+    if (g.mode == DataMode::fixed) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
+    if (g.record_trajectories) bytes += static_cast<size_t>(g.steps) * sizeof(float);
+    bytes += cuda::scratch_floats_per_lane(g.n_features, g.n_hidden) * kLanes * sizeof(float);
+    return bytes;
+  }
+
+  void train_chunk(const GroupSpec& g, size_t first, size_t count,
+                   std::vector<ModelResult>& results) const {
+    const int n = g.n_features, m = g.n_hidden, P = m * n + n, steps = g.steps;
+    std::vector<uint64_t> seeds;
+    std::vector<uint8_t> relu;
+    std::vector<double> lr;
+    std::vector<float> decay, sparsity, importance, params;
+    bool replayed_data = false;
+    for (size_t i = first; i < first + count; ++i) {
+      const ModelSpec& model = g.models[i];
+      seeds.push_back(model.seed);
+      relu.push_back(model.kind == ModelKind::relu ? 1 : 0);
+      lr.push_back(model.lr);
+      decay.push_back(AdamWSchedule::decay(model.lr));
+      for (int f = 0; f < n; ++f) sparsity.push_back(static_cast<float>(model.sparsity[f]));
+      for (int f = 0; f < n; ++f) importance.push_back(static_cast<float>(model.importance[f]));
+      const std::vector<float> W = initial_W(g, model), b = initial_b(g, model);
+      params.insert(params.end(), W.begin(), W.end());
+      params.insert(params.end(), b.begin(), b.end());
+      replayed_data = replayed_data || model.data != nullptr;
+    }
+    const AdamWSchedule schedule(steps);
+    const DeviceBuffer<uint64_t> d_seeds(seeds);
+    const DeviceBuffer<uint8_t> d_relu(relu);
+    const DeviceBuffer<double> d_lr(lr), d_bias1(schedule.bias1);
+    const DeviceBuffer<float> d_decay(decay), d_sparsity(sparsity), d_importance(importance),
+        d_bias2(schedule.bias2_sqrt);
+    const DeviceBuffer<float> d_params(params), d_adam_m(std::vector<float>(params.size(), 0.0f)),
+        d_adam_v(std::vector<float>(params.size(), 0.0f));
+    const DeviceBuffer<float> d_last_loss(count), d_eval(count);
+    const DeviceBuffer<float> d_loss_curve(g.record_trajectories ? count * steps : 0);
+    const DeviceBuffer<float> d_scratch(count * kLanes * cuda::scratch_floats_per_lane(n, m));
+    std::vector<float> host_dataset;
+    if (g.mode == DataMode::fixed && replayed_data)
+      for (size_t i = first; i < first + count; ++i) {
+        const std::vector<float> rows = fixed_dataset(g, g.models[i]);
+        host_dataset.insert(host_dataset.end(), rows.begin(), rows.end());
+      }
+    const DeviceBuffer<float> d_dataset(
+        g.mode == DataMode::fixed ? count * static_cast<size_t>(g.points) * n : 0);
+
+    cuda::DeviceChunk d;
+    d.models = static_cast<int>(count);
+    d.n = n;
+    d.m = m;
+    d.train_rows = g.train_rows();
+    d.points = g.points;
+    d.fresh = g.mode == DataMode::fresh;
+    d.seed = d_seeds.get();
+    d.relu = d_relu.get();
+    d.lr = d_lr.get();
+    d.decay = d_decay.get();
+    d.sparsity = d_sparsity.get();
+    d.importance = d_importance.get();
+    d.params = d_params.get();
+    d.adam_m = d_adam_m.get();
+    d.adam_v = d_adam_v.get();
+    d.dataset = d_dataset.get();
+    d.bias1 = d_bias1.get();
+    d.bias2_sqrt = d_bias2.get();
+    d.loss_curve = d_loss_curve.get();
+    d.loss_curve_stride = steps;
+    d.last_loss = d_last_loss.get();
+    d.scratch = d_scratch.get();
+    if (g.mode == DataMode::fixed) {
+      if (replayed_data)
+        SP_CUDA_CHECK(cudaMemcpy(d_dataset.get(), host_dataset.data(),
+                                 host_dataset.size() * sizeof(float), cudaMemcpyHostToDevice));
+      else
+        cuda::launch_generate_dataset(d, d_dataset.get(), nullptr);
+    }
+
+    std::vector<TrajectoryRecorder> recorders;
+    for (size_t i = 0; i < count; ++i) recorders.emplace_back(g, results[first + i]);
+    const std::vector<int> eval_steps = g.eval_steps(), snapshot_steps = g.snapshot_steps();
+    auto evaluate = [&]() {
+      cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(), d_eval.get(),
+                            nullptr);
+      return d_eval.download();
+    };
+    // Launch K steps at a time; with trajectories, also stop after every eval/snapshot step.
+    std::vector<int> stops;
+    if (g.record_trajectories) {
+      std::merge(eval_steps.begin(), eval_steps.end(), snapshot_steps.begin(), snapshot_steps.end(),
+                 std::back_inserter(stops));
+      stops.erase(std::unique(stops.begin(), stops.end()), stops.end());
+    }
+    size_t next_stop = 0;
+    for (int t = 0; t < steps;) {
+      int end = std::min(steps, t + steps_per_launch_);
+      while (next_stop < stops.size() && stops[next_stop] < t) ++next_stop;
+      if (next_stop < stops.size()) end = std::min(end, stops[next_stop] + 1);
+      cuda::launch_train_steps(d, t, end - t, nullptr);
+      t = end;
+      if (!g.record_trajectories || next_stop >= stops.size() || stops[next_stop] != t - 1)
+        continue;
+      const int step = t - 1;
+      const bool is_eval = std::binary_search(eval_steps.begin(), eval_steps.end(), step);
+      const std::vector<float> eval =
+          is_eval && g.eval_rows() > 0 ? evaluate() : std::vector<float>(count, NAN);
+      const std::vector<float> now = d_params.download();
+      const std::vector<float> losses = d_last_loss.download();
+      for (size_t i = 0; i < count; ++i) {
+        const auto W = std::vector<float>(now.begin() + i * P, now.begin() + i * P + m * n);
+        const auto b = std::vector<float>(now.begin() + i * P + m * n, now.begin() + (i + 1) * P);
+        // The loss curve is copied whole at the end; the recorder keeps eval and snapshots here.
+        recorders[i].after_step_external(step, W, b, is_eval ? eval[i] : NAN);
+      }
+    }
+    SP_CUDA_CHECK(cudaDeviceSynchronize());
+
+    const std::vector<float> final_params = d_params.download();
+    const std::vector<float> last_loss = d_last_loss.download();
+    std::vector<float> train_loss = last_loss;
+    if (!d.fresh) {
+      cuda::launch_evaluate(d, false, 0, d.train_rows, d_eval.get(), nullptr);
+      train_loss = d_eval.download();
+    }
+    const std::vector<float> eval_loss =
+        g.eval_rows() > 0 ? evaluate() : std::vector<float>(count, NAN);
+    const std::vector<float> curves = d_loss_curve.download();
+    for (size_t i = 0; i < count; ++i) {
+      ModelResult& r = results[first + i];
+      if (g.record_trajectories)
+        r.loss_curve.assign(curves.begin() + i * steps, curves.begin() + (i + 1) * steps);
+      const auto W =
+          std::vector<float>(final_params.begin() + i * P, final_params.begin() + i * P + m * n);
+      const auto b = std::vector<float>(final_params.begin() + i * P + m * n,
+                                        final_params.begin() + (i + 1) * P);
+      finish_result(r, W, b, train_loss[i], eval_loss[i], g.eval_rows() > 0);
+    }
+  }
+
+  int steps_per_launch_;
+  cudaDeviceProp properties_{};
+};
+
+}  // namespace
+
+bool cuda_available() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  if (!cuda_available())
+    throw UsageError(
+        "--backend: cuda needs a CUDA device and none is present (accepted here: "
+        "auto, cpu, reference)");
+  return std::make_unique<CudaBackend>(100);
+}
+
+}  // namespace sp

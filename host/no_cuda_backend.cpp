@@ -1,0 +1,14 @@
+// no_cuda_backend.cpp — stands in for host/cuda_backend.cu in builds without nvcc.
+#include "host/backend.hpp"
+
+namespace sp {
+
+bool cuda_available() { return false; }
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  throw UsageError(
+      "--backend: cuda is not available (this build has no CUDA backend; "
+      "accepted here: auto, cpu, reference)");
+}
+
+}  // namespace sp

@@ -1,0 +1,280 @@
+// fused_step.cu — the fused training step: per launch, for every model of the chunk and for K
+// steps, sample generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic
+// gradients, the reduction over the batch (cub::WarpReduce) and the AdamW update.
+// The arithmetic is kernels/toy_model.hpp's, in the lane order host/cpu_backend.cpp mirrors.
+#include <cub/warp/warp_reduce.cuh>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/fused_step.cuh"
+#include "kernels/toy_model.hpp"
+
+namespace sp::cuda {
+
+namespace {
+
+constexpr int kWarpsPerBlock = 4;
+constexpr int kThreads = kWarpsPerBlock * kLanes;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+void check_launch(const char* what, const char* file, int line) {
+  const cudaError_t error = cudaGetLastError();
+  if (error != cudaSuccess)
+    throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": " +
+                             cudaGetErrorString(error));
+}
+#define SP_CHECK_LAUNCH(what) check_launch(what, __FILE__, __LINE__)
+
+using WarpSum = cub::WarpReduce<float>;
+
+// The lanes' sum (cub's pairwise tree, valid in lane 0), broadcast to every lane.
+__device__ __forceinline__ float warp_sum(WarpSum::TempStorage& temp, float value) {
+  const float total = WarpSum(temp).Sum(value);
+  __syncwarp();  // temp storage is reused by the next call
+  return __shfl_sync(kFullMask, total, 0);
+}
+
+// Row r of this model's training data at `step` (0-based), n features, into x.
+__device__ __forceinline__ void load_row(const DeviceChunk& d, int model, int step, int r, int n,
+                                         const float* sparsity, float* x) {
+  if (d.fresh) {
+    const uint64_t subsequence = static_cast<uint64_t>(step) * static_cast<uint64_t>(d.train_rows) +
+                                 static_cast<uint64_t>(r);
+    generate_sample(d.seed[model], subsequence, n, sparsity, x);
+  } else {
+    const float* row = d.dataset + (static_cast<size_t>(model) * d.points + r) * n;
+    for (int f = 0; f < n; ++f) x[f] = row[f];
+  }
+}
+
+__device__ __forceinline__ AdamWStep step_scalars(const DeviceChunk& d, int model, int step) {
+  // Computed as AdamWSchedule::at does on the host: double division, rounded once to float.
+  return AdamWStep{d.decay[model], static_cast<float>(d.lr[model] / d.bias1[step]),
+                   d.bias2_sqrt[step]};
+}
+
+// ---------------------------------------------------------------- registers mapping
+template <int N, int M>
+__global__ void __launch_bounds__(kThreads)
+    train_steps_registers(DeviceChunk d, int first_step, int count) {
+  constexpr int P = M * N + N;
+  __shared__ WarpSum::TempStorage temp[kWarpsPerBlock];
+  const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+  const int model = blockIdx.x * kWarpsPerBlock + warp;
+  if (model >= d.models) return;  // the whole warp leaves together
+
+  float params[P], adam_m[P], adam_v[P], sparsity[N], importance[N];
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    params[k] = d.params[static_cast<size_t>(model) * P + k];
+    adam_m[k] = d.adam_m[static_cast<size_t>(model) * P + k];
+    adam_v[k] = d.adam_v[static_cast<size_t>(model) * P + k];
+  }
+#pragma unroll
+  for (int f = 0; f < N; ++f) {
+    sparsity[f] = d.sparsity[model * N + f];
+    importance[f] = d.importance[model * N + f];
+  }
+  const bool relu = d.relu[model] != 0;
+  const float grad_scale = 2.0f * mean_scale(d.train_rows, N);
+
+  for (int step = first_step; step < first_step + count; ++step) {
+    float grads[P], x[N], hidden[M], grad_hidden[M];
+#pragma unroll
+    for (int k = 0; k < P; ++k) grads[k] = 0.0f;
+    float lane_loss = 0.0f;
+    for (int r = lane; r < d.train_rows; r += kLanes) {
+      load_row(d, model, step, r, N, sparsity, x);
+      lane_loss += accumulate_sample(N, M, relu, params, params + M * N, importance, x, grad_scale,
+                                     grads, grads + M * N, hidden, grad_hidden);
+    }
+    const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, N);
+    const AdamWStep scalars = step_scalars(d, model, step);
+#pragma unroll
+    for (int k = 0; k < P; ++k)  // every lane updates its own identical copy
+      adamw_update(params[k], adam_m[k], adam_v[k], warp_sum(temp[warp], grads[k]), scalars);
+    if (lane == 0) {
+      d.last_loss[model] = loss;
+      if (d.loss_curve)
+        d.loss_curve[static_cast<size_t>(model) * d.loss_curve_stride + step] = loss;
+    }
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      d.params[static_cast<size_t>(model) * P + k] = params[k];
+      d.adam_m[static_cast<size_t>(model) * P + k] = adam_m[k];
+      d.adam_v[static_cast<size_t>(model) * P + k] = adam_v[k];
+    }
+  }
+}
+
+// ---------------------------------------------------------------- global mapping
+// Scratch per lane: partial gradients (P), then x (n), hidden (m), grad_hidden (m).
+__global__ void __launch_bounds__(kThreads)
+    train_steps_global(DeviceChunk d, int first_step, int count) {
+  __shared__ WarpSum::TempStorage temp[kWarpsPerBlock];
+  const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+  const int model = blockIdx.x * kWarpsPerBlock + warp;
+  if (model >= d.models) return;
+  const int n = d.n, m = d.m, P = m * n + n;
+  const size_t per_lane = static_cast<size_t>(P) + n + 2 * m;
+  float* lane_scratch = d.scratch + (static_cast<size_t>(model) * kLanes + lane) * per_lane;
+  float* grads = lane_scratch;
+  float* x = grads + P;
+  float* hidden = x + n;
+  float* grad_hidden = hidden + m;
+  float* params = d.params + static_cast<size_t>(model) * P;
+  float* adam_m = d.adam_m + static_cast<size_t>(model) * P;
+  float* adam_v = d.adam_v + static_cast<size_t>(model) * P;
+  const float* sparsity = d.sparsity + static_cast<size_t>(model) * n;
+  const float* importance = d.importance + static_cast<size_t>(model) * n;
+  const bool relu = d.relu[model] != 0;
+  const float grad_scale = 2.0f * mean_scale(d.train_rows, n);
+
+  for (int step = first_step; step < first_step + count; ++step) {
+    for (int k = 0; k < P; ++k) grads[k] = 0.0f;
+    float lane_loss = 0.0f;
+    for (int r = lane; r < d.train_rows; r += kLanes) {
+      load_row(d, model, step, r, n, sparsity, x);
+      lane_loss += accumulate_sample(n, m, relu, params, params + m * n, importance, x, grad_scale,
+                                     grads, grads + m * n, hidden, grad_hidden);
+    }
+    const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, n);
+    const AdamWStep scalars = step_scalars(d, model, step);
+    // Reduce every entry (all lanes take part), then lane k % 32 updates parameter k.
+    for (int k = 0; k < P; ++k) {
+      const float grad = warp_sum(temp[warp], grads[k]);
+      if (lane == k % kLanes) adamw_update(params[k], adam_m[k], adam_v[k], grad, scalars);
+    }
+    __syncwarp();  // the updated parameters are read by every lane in the next step
+    if (lane == 0) {
+      d.last_loss[model] = loss;
+      if (d.loss_curve)
+        d.loss_curve[static_cast<size_t>(model) * d.loss_curve_stride + step] = loss;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- evaluation
+template <int N, int M>
+__global__ void __launch_bounds__(kThreads)
+    evaluate_kernel(DeviceChunk d, bool fresh_rows, int row_offset, int rows, float* out) {
+  constexpr bool kStatic = N > 0;
+  __shared__ WarpSum::TempStorage temp[kWarpsPerBlock];
+  const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+  const int model = blockIdx.x * kWarpsPerBlock + warp;
+  if (model >= d.models) return;
+  const int n = kStatic ? N : d.n, m = kStatic ? M : d.m, P = m * n + n;
+  float x_registers[kStatic ? N : 1], hidden_registers[kStatic ? M : 1];
+  float* x = x_registers;
+  float* hidden = hidden_registers;
+  if (!kStatic) {
+    const size_t per_lane = static_cast<size_t>(P) + n + 2 * m;
+    x = d.scratch + (static_cast<size_t>(model) * kLanes + lane) * per_lane + P;
+    hidden = x + n;
+  }
+  const float* params = d.params + static_cast<size_t>(model) * P;
+  const float* sparsity = d.sparsity + static_cast<size_t>(model) * n;
+  const float* importance = d.importance + static_cast<size_t>(model) * n;
+  const bool relu = d.relu[model] != 0;
+  float lane_loss = 0.0f;
+  for (int r = lane; r < rows; r += kLanes) {
+    if (fresh_rows) {
+      generate_sample(d.seed[model], kEvalBase + static_cast<uint64_t>(r), n, sparsity, x);
+    } else {
+      const float* row = d.dataset + (static_cast<size_t>(model) * d.points + row_offset + r) * n;
+      for (int f = 0; f < n; ++f) x[f] = row[f];
+    }
+    lane_loss += sample_loss(n, m, relu, params, params + m * n, importance, x, hidden);
+  }
+  const float total = WarpSum(temp[warp]).Sum(lane_loss);
+  if (lane == 0) out[model] = total * mean_scale(rows, n);
+}
+
+__global__ void generate_dataset_kernel(DeviceChunk d, float* dataset) {
+  const size_t index = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const size_t total = static_cast<size_t>(d.models) * d.points;
+  if (index >= total) return;
+  const int model = static_cast<int>(index / d.points), row = static_cast<int>(index % d.points);
+  generate_sample(d.seed[model], static_cast<uint64_t>(row), d.n,
+                  d.sparsity + static_cast<size_t>(model) * d.n, dataset + index * d.n);
+}
+
+unsigned blocks_for(int models) {
+  return static_cast<unsigned>((models + kWarpsPerBlock - 1) / kWarpsPerBlock);
+}
+
+}  // namespace
+
+Mapping mapping_for(int n, int m) {
+  if (n == 2 && m == 1) return Mapping::registers_2x1;
+  if (n == 5 && m == 2) return Mapping::registers_5x2;
+  return Mapping::global;
+}
+
+const char* to_string(Mapping mapping) {
+  switch (mapping) {
+    case Mapping::registers_2x1:
+      return "registers<2,1>";
+    case Mapping::registers_5x2:
+      return "registers<5,2>";
+    case Mapping::global:
+      break;
+  }
+  return "global";
+}
+
+size_t scratch_floats_per_lane(int n, int m) {
+  return mapping_for(n, m) == Mapping::global
+             ? static_cast<size_t>(m) * n + n + n + 2 * static_cast<size_t>(m)
+             : 0;
+}
+
+void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* stream) {
+  if (d.models == 0 || count == 0) return;
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (mapping_for(d.n, d.m)) {
+    case Mapping::registers_2x1:
+      train_steps_registers<2, 1><<<blocks_for(d.models), kThreads, 0, s>>>(d, first_step, count);
+      break;
+    case Mapping::registers_5x2:
+      train_steps_registers<5, 2><<<blocks_for(d.models), kThreads, 0, s>>>(d, first_step, count);
+      break;
+    case Mapping::global:
+      train_steps_global<<<blocks_for(d.models), kThreads, 0, s>>>(d, first_step, count);
+      break;
+  }
+  SP_CHECK_LAUNCH("train_steps");
+}
+
+void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int rows, float* out,
+                     void* stream) {
+  if (d.models == 0) return;
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (mapping_for(d.n, d.m)) {
+    case Mapping::registers_2x1:
+      evaluate_kernel<2, 1>
+          <<<blocks_for(d.models), kThreads, 0, s>>>(d, fresh_rows, row_offset, rows, out);
+      break;
+    case Mapping::registers_5x2:
+      evaluate_kernel<5, 2>
+          <<<blocks_for(d.models), kThreads, 0, s>>>(d, fresh_rows, row_offset, rows, out);
+      break;
+    case Mapping::global:
+      evaluate_kernel<0, 0>
+          <<<blocks_for(d.models), kThreads, 0, s>>>(d, fresh_rows, row_offset, rows, out);
+      break;
+  }
+  SP_CHECK_LAUNCH("evaluate");
+}
+
+void launch_generate_dataset(const DeviceChunk& d, float* dataset, void* stream) {
+  const size_t total = static_cast<size_t>(d.models) * d.points;
+  if (total == 0) return;
+  const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
+  generate_dataset_kernel<<<blocks, 256, 0, static_cast<cudaStream_t>(stream)>>>(d, dataset);
+  SP_CHECK_LAUNCH("generate_dataset");
+}
+
+}  // namespace sp::cuda

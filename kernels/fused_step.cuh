@@ -1,0 +1,60 @@
+// fused_step.cuh — the fused CUDA training step over a chunk of models: what the host passes to
+// the kernels (device pointers, one chunk) and the launchers host/cuda_backend.cu calls.
+//
+// Mappings (one warp per model in both; 4 models per 128-thread block):
+//   registers — (n, m) = (2, 1) and (5, 2): W, b, their AdamW moments, this lane's partial
+//               gradients and the sample live in registers (≤ 15 parameters: ~80 registers, no
+//               spills — the build's ptxas report is checked by tests/check_ptxas.py).
+//   global    — every other shape (up to n = 4096, m = 1024): parameters and moments in global
+//               memory, each lane's partial gradients and sample in a global scratch slice; the
+//               AdamW update is spread over the lanes. Correct for any shape, slower.
+// Both run the shared math of kernels/toy_model.hpp in the lane order the cpu backend mirrors, and
+// reduce with cub::WarpReduce (no atomics), so a model's bits do not depend on its neighbours.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sp::cuda {
+
+struct DeviceChunk {
+  int models = 0, n = 0, m = 0;
+  int train_rows = 0;  // rows per step (fixed: the dataset's first rows; fresh: the batch)
+  int points = 0;      // fixed: dataset rows per model
+  bool fresh = false;
+  const uint64_t* seed = nullptr;     // [models]
+  const uint8_t* relu = nullptr;      // [models]
+  const double* lr = nullptr;         // [models]
+  const float* decay = nullptr;       // [models] 1 − lr · wd
+  const float* sparsity = nullptr;    // [models][n]
+  const float* importance = nullptr;  // [models][n]
+  float* params = nullptr;            // [models][m n + n]: W row-major, then b
+  float* adam_m = nullptr;            // same layout
+  float* adam_v = nullptr;            // same layout
+  const float* dataset = nullptr;     // fixed: [models][points][n]
+  const double* bias1 = nullptr;      // [steps] 1 − β1ᵗ
+  const float* bias2_sqrt = nullptr;  // [steps] sqrt(1 − β2ᵗ)
+  float* loss_curve = nullptr;        // [models][steps] or null
+  int loss_curve_stride = 0;          // steps
+  float* last_loss = nullptr;         // [models] the latest step's training loss
+  float* scratch = nullptr;           // global mapping: [models][32][scratch_floats]
+};
+
+enum class Mapping { registers_2x1, registers_5x2, global };
+Mapping mapping_for(int n, int m);
+const char* to_string(Mapping mapping);
+// Scratch floats per lane the global mapping needs (0 for the register mappings).
+size_t scratch_floats_per_lane(int n, int m);
+
+// Trains steps first_step .. first_step + count − 1 (0-based) of every model in one launch.
+void launch_train_steps(const DeviceChunk& chunk, int first_step, int count, void* stream);
+
+// Evaluation losses into out[models]: fixed — dataset rows [row_offset, row_offset + rows);
+// fresh — generated rows kEvalBase + j for j < rows (row_offset ignored).
+void launch_evaluate(const DeviceChunk& chunk, bool fresh_eval_rows, int row_offset, int rows,
+                     float* out, void* stream);
+
+// Fixed mode: fills chunk.dataset ([models][points][n]) from each model's seed.
+void launch_generate_dataset(const DeviceChunk& chunk, float* dataset, void* stream);
+
+}  // namespace sp::cuda
