@@ -1,0 +1,108 @@
+// GPU tests: the cuda backend against the cpu backend (same shared math, same lane order), and
+// determinism inside large sweeps. They skip, saying why, where no CUDA device is present.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "host/backend.hpp"
+
+namespace sp {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                                 \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device on this machine: GPU test skipped " \
+                                         "(run scripts/gpu-check on a machine with one)"
+
+GroupSpec sweep(int n, int m, DataMode mode, int models, int steps) {
+  GroupSpec g;
+  g.n_features = n;
+  g.n_hidden = m;
+  g.mode = mode;
+  g.points = 1000;
+  g.batch = 512;
+  g.eval_points = 500;
+  g.steps = steps;
+  g.eval_every = 10;
+  for (int i = 0; i < models; ++i) {
+    ModelSpec model;
+    model.seed = 77 + static_cast<uint64_t>(i);
+    model.kind = i % 2 ? ModelKind::relu : ModelKind::linear;
+    model.lr = 1e-2;
+    model.sparsity.assign(n, 0.1 * (i % 10));
+    for (int f = 0; f < n; ++f) model.importance.push_back(std::pow(0.9, f));
+    g.models.push_back(model);
+  }
+  return g;
+}
+
+// Within `ulps` units in the last place (float), or both tiny.
+::testing::AssertionResult close_in_ulps(double a, double b, int ulps) {
+  const double scale = std::max(std::abs(a), std::abs(b));
+  if (std::abs(a - b) <= ulps * scale * 1.1920929e-7 + 1e-30) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << a << " vs " << b;
+}
+
+struct Shape {
+  int n, m;
+};
+class CudaVsCpu : public ::testing::TestWithParam<std::tuple<Shape, DataMode>> {};
+
+TEST_P(CudaVsCpu, OneStepAndShortTrajectoriesMatchTheCpuBackend) {
+  SKIP_WITHOUT_GPU();
+  const auto [shape, mode] = GetParam();
+  for (int steps : {1, 50}) {
+    GroupSpec g = sweep(shape.n, shape.m, mode, 8, steps);
+    g.record_trajectories = true;
+    const auto gpu = make_cuda_backend()->train(g);
+    const auto cpu = make_cpu_backend(0)->train(g);
+    for (size_t i = 0; i < g.models.size(); ++i) {
+      // The same fmaf-explicit arithmetic in the same order: expected bit-identical; a few ulps
+      // allowed for sqrt/division differences over 50 steps.
+      const int ulps = steps == 1 ? 0 : 8;
+      for (size_t k = 0; k < cpu[i].W.size(); ++k)
+        EXPECT_TRUE(close_in_ulps(gpu[i].W[k], cpu[i].W[k], ulps)) << "model " << i << " W " << k;
+      for (size_t k = 0; k < cpu[i].b.size(); ++k)
+        EXPECT_TRUE(close_in_ulps(gpu[i].b[k], cpu[i].b[k], ulps)) << "model " << i << " b " << k;
+      EXPECT_TRUE(close_in_ulps(gpu[i].train_loss, cpu[i].train_loss, ulps + 2));
+      EXPECT_TRUE(close_in_ulps(gpu[i].eval_loss, cpu[i].eval_loss, ulps + 2));
+      ASSERT_EQ(gpu[i].loss_curve.size(), cpu[i].loss_curve.size());
+      EXPECT_EQ(gpu[i].eval_curve.size(), cpu[i].eval_curve.size());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Mappings, CudaVsCpu,
+                         ::testing::Combine(::testing::Values(Shape{2, 1}, Shape{5, 2},
+                                                              Shape{20, 5}, Shape{7, 3}),
+                                            ::testing::Values(DataMode::fixed, DataMode::fresh)),
+                         [](const auto& param_info) {
+                           const Shape shape = std::get<0>(param_info.param);
+                           return "n" + std::to_string(shape.n) + "_m" + std::to_string(shape.m) +
+                                  "_" + to_string(std::get<1>(param_info.param));
+                         });
+
+TEST(Cuda, AModelIsBitIdenticalAloneAndInsideATenThousandModelSweep) {
+  SKIP_WITHOUT_GPU();
+  for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+    const GroupSpec big = sweep(2, 1, mode, 10000, 30);
+    GroupSpec alone = big;
+    alone.models = {big.models[4321]};
+    const auto in_sweep = make_cuda_backend()->train(big);
+    const auto by_itself = make_cuda_backend()->train(alone);
+    EXPECT_EQ(in_sweep[4321].W, by_itself[0].W);
+    EXPECT_EQ(in_sweep[4321].b, by_itself[0].b);
+    EXPECT_EQ(std::memcmp(&in_sweep[4321].train_loss, &by_itself[0].train_loss, sizeof(double)), 0);
+  }
+}
+
+TEST(Cuda, RepeatRunsAreBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  const GroupSpec g = sweep(20, 5, DataMode::fresh, 64, 20);
+  const auto first = make_cuda_backend()->train(g);
+  const auto second = make_cuda_backend()->train(g);
+  for (size_t i = 0; i < g.models.size(); ++i) EXPECT_EQ(first[i].W, second[i].W) << i;
+}
+
+}  // namespace
+}  // namespace sp
