@@ -1,0 +1,113 @@
+// bench_train — sample-steps/s of one backend over the shapes and sweep sizes researchers use.
+// Each configuration: one warm-up run, then the median of --repeats timed runs of the whole
+// backend->train() (upload, all steps, download), so the figures are end-to-end per sweep.
+// Results: a table on stdout and JSON (--out) with the machine, backend and device.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "host/backend.hpp"
+
+namespace {
+
+sp::GroupSpec make_group(int n, int m, sp::DataMode mode, int batch, int models, int steps) {
+  sp::GroupSpec g;
+  g.n_features = n;
+  g.n_hidden = m;
+  g.mode = mode;
+  g.batch = batch;
+  g.points = batch + batch / 4;  // fixed: the first 80 % (= batch rows) train
+  g.eval_fraction = 0.2;
+  g.eval_points = 256;
+  g.steps = steps;
+  g.eval_every = 0;
+  for (int i = 0; i < models; ++i) {
+    sp::ModelSpec model;
+    model.seed = static_cast<uint64_t>(i);
+    model.kind = sp::ModelKind::relu;
+    model.lr = 1e-3;
+    model.sparsity.assign(n, 0.9);
+    model.importance.assign(n, 1.0);
+    g.models.push_back(model);
+  }
+  return g;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_train: sample-steps/s of a superpose backend"};
+  std::string backend_name = "cpu", out;
+  int repeats = 3, threads = 0;
+  double work = 2e8;  // sample-steps per timed run (steps are derived from it)
+  app.add_option("--backend", backend_name, "cpu | cuda | reference")->capture_default_str();
+  app.add_option("--out", out, "JSON results file");
+  app.add_option("--repeats", repeats, "timed runs per configuration")->capture_default_str();
+  app.add_option("--threads", threads, "cpu threads (0: all)")->capture_default_str();
+  app.add_option("--work", work, "sample-steps per timed run")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  std::unique_ptr<sp::Backend> backend;
+  try {
+    backend = sp::make_backend(sp::parse_backend_kind(backend_name, "--backend"), threads);
+  } catch (const sp::UsageError& e) {
+    fmt::print(stderr, "bench_train: error: {}\n", e.what());
+    return 2;
+  }
+  struct Config {
+    int n, m, batch, models;
+    sp::DataMode mode;
+  };
+  std::vector<Config> configs;
+  for (int models : {1, 100, 1000, 10000})
+    for (sp::DataMode mode : {sp::DataMode::fixed, sp::DataMode::fresh})
+      configs.push_back({2, 1, 1024, models, mode});
+  for (int models : {1, 100, 1000}) configs.push_back({5, 2, 1024, models, sp::DataMode::fresh});
+  for (int models : {1, 100, 1000}) configs.push_back({20, 5, 1024, models, sp::DataMode::fresh});
+
+  nlohmann::json results = nlohmann::json::array();
+  fmt::print("{:>4} {:>4} {:>6} {:>7} {:>6} {:>6} {:>14} {:>14}\n", "n", "m", "batch", "models",
+             "data", "steps", "sample-steps/s", "model-steps/s");
+  for (const Config& c : configs) {
+    const double per_step = static_cast<double>(c.batch) * c.models;
+    const int steps = static_cast<int>(std::clamp(work / per_step, 5.0, 2000.0));
+    const sp::GroupSpec g = make_group(c.n, c.m, c.mode, c.batch, c.models, steps);
+    backend->train(g);  // warm-up
+    std::vector<double> seconds;
+    for (int r = 0; r < repeats; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      backend->train(g);
+      seconds.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    const double median = seconds[seconds.size() / 2];
+    const double sample_steps = per_step * steps / median, model_steps = c.models * steps / median;
+    fmt::print("{:>4} {:>4} {:>6} {:>7} {:>6} {:>6} {:>14.3e} {:>14.3e}\n", c.n, c.m, c.batch,
+               c.models, sp::to_string(c.mode), steps, sample_steps, model_steps);
+    results.push_back({{"n", c.n},
+                       {"m", c.m},
+                       {"batch", c.batch},
+                       {"models", c.models},
+                       {"data_mode", sp::to_string(c.mode)},
+                       {"steps", steps},
+                       {"median_s", median},
+                       {"sample_steps_per_s", sample_steps},
+                       {"model_steps_per_s", model_steps}});
+  }
+  if (!out.empty()) {
+    const nlohmann::json doc = {{"tool", "bench_train"},
+                                {"version", SUPERPOSE_VERSION},
+                                {"backend", backend->name()},
+                                {"device", backend->device()},
+                                {"repeats", repeats},
+                                {"timing", "median wall time of backend->train(), end to end"},
+                                {"results", results}};
+    std::ofstream(out) << doc.dump(2) << "\n";
+  }
+  return 0;
+}
