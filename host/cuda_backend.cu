@@ -194,7 +194,6 @@ class CudaBackend final : public Backend {
       const std::vector<float> eval =
           is_eval && g.eval_rows() > 0 ? evaluate() : std::vector<float>(count, NAN);
       const std::vector<float> now = d_params.download();
-      const std::vector<float> losses = d_last_loss.download();
       for (size_t i = 0; i < count; ++i) {
         const auto W = std::vector<float>(now.begin() + i * P, now.begin() + i * P + m * n);
         const auto b = std::vector<float>(now.begin() + i * P + m * n, now.begin() + (i + 1) * P);

@@ -53,6 +53,30 @@ __device__ __forceinline__ AdamWStep step_scalars(const DeviceChunk& d, int mode
                    d.bias2_sqrt[step]};
 }
 
+// This lane's share of one step: zeroes `grads` (P entries), accumulates rows lane, lane + 32, ...
+// of the step's batch into them and returns the lane's Σ I (x − y)². The order cpu_backend mirrors.
+__device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int step, int n, int m,
+                                            bool relu, const float* params, const float* sparsity,
+                                            const float* importance, float grad_scale, float* grads,
+                                            float* x, float* hidden, float* grad_hidden) {
+  const int lane = threadIdx.x % kLanes;
+  for (int k = 0; k < m * n + n; ++k) grads[k] = 0.0f;
+  float lane_loss = 0.0f;
+  for (int r = lane; r < d.train_rows; r += kLanes) {
+    load_row(d, model, step, r, n, sparsity, x);
+    lane_loss += accumulate_sample(n, m, relu, params, params + m * n, importance, x, grad_scale,
+                                   grads, grads + m * n, hidden, grad_hidden);
+  }
+  return lane_loss;
+}
+
+// Lane 0 keeps the step's training loss: the latest, and the curve when one is recorded.
+__device__ __forceinline__ void record_loss(const DeviceChunk& d, int model, int step, float loss) {
+  if (threadIdx.x % kLanes != 0) return;
+  d.last_loss[model] = loss;
+  if (d.loss_curve) d.loss_curve[static_cast<size_t>(model) * d.loss_curve_stride + step] = loss;
+}
+
 // ---------------------------------------------------------------- registers mapping
 template <int N, int M>
 __global__ void __launch_bounds__(kThreads)
@@ -80,24 +104,14 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int step = first_step; step < first_step + count; ++step) {
     float grads[P], x[N], hidden[M], grad_hidden[M];
-#pragma unroll
-    for (int k = 0; k < P; ++k) grads[k] = 0.0f;
-    float lane_loss = 0.0f;
-    for (int r = lane; r < d.train_rows; r += kLanes) {
-      load_row(d, model, step, r, N, sparsity, x);
-      lane_loss += accumulate_sample(N, M, relu, params, params + M * N, importance, x, grad_scale,
-                                     grads, grads + M * N, hidden, grad_hidden);
-    }
+    const float lane_loss = lane_batch(d, model, step, N, M, relu, params, sparsity, importance,
+                                       grad_scale, grads, x, hidden, grad_hidden);
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, N);
     const AdamWStep scalars = step_scalars(d, model, step);
 #pragma unroll
     for (int k = 0; k < P; ++k)  // every lane updates its own identical copy
       adamw_update(params[k], adam_m[k], adam_v[k], warp_sum(temp[warp], grads[k]), scalars);
-    if (lane == 0) {
-      d.last_loss[model] = loss;
-      if (d.loss_curve)
-        d.loss_curve[static_cast<size_t>(model) * d.loss_curve_stride + step] = loss;
-    }
+    record_loss(d, model, step, loss);
   }
   if (lane == 0) {
 #pragma unroll
@@ -133,13 +147,8 @@ __global__ void __launch_bounds__(kThreads)
   const float grad_scale = 2.0f * mean_scale(d.train_rows, n);
 
   for (int step = first_step; step < first_step + count; ++step) {
-    for (int k = 0; k < P; ++k) grads[k] = 0.0f;
-    float lane_loss = 0.0f;
-    for (int r = lane; r < d.train_rows; r += kLanes) {
-      load_row(d, model, step, r, n, sparsity, x);
-      lane_loss += accumulate_sample(n, m, relu, params, params + m * n, importance, x, grad_scale,
-                                     grads, grads + m * n, hidden, grad_hidden);
-    }
+    const float lane_loss = lane_batch(d, model, step, n, m, relu, params, sparsity, importance,
+                                       grad_scale, grads, x, hidden, grad_hidden);
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, n);
     const AdamWStep scalars = step_scalars(d, model, step);
     // Reduce every entry (all lanes take part), then lane k % 32 updates parameter k.
@@ -148,11 +157,7 @@ __global__ void __launch_bounds__(kThreads)
       if (lane == k % kLanes) adamw_update(params[k], adam_m[k], adam_v[k], grad, scalars);
     }
     __syncwarp();  // the updated parameters are read by every lane in the next step
-    if (lane == 0) {
-      d.last_loss[model] = loss;
-      if (d.loss_curve)
-        d.loss_curve[static_cast<size_t>(model) * d.loss_curve_stride + step] = loss;
-    }
+    record_loss(d, model, step, loss);
   }
 }
 
