@@ -10,12 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "host/analysis.hpp"
 #include "host/backend.hpp"
 #include "host/data.hpp"
 #include "host/experiments.hpp"
 #include "host/npy.hpp"
+#include "host/phase_diagram.hpp"
 #include "host/run_dir.hpp"
+#include "host/sweep.hpp"
 
 namespace sp {
 
@@ -165,10 +166,8 @@ int run_train(const TrainOptions& o) {
   if (group.mode == DataMode::fixed)
     dir.write("data.npy", npy::encode(fixed_dataset(group, group.models[0]),
                                       {static_cast<size_t>(group.points), n}));
-  std::vector<std::pair<std::string, std::string>> extra;
-  if (o.features == 2 && o.hidden == 1)
-    extra.push_back({"phase", analysis::phase_2to1(r.W[0], r.W[1])});
-  dir.write("results.csv", results_csv({{0, &group, &group.models[0], &r, extra}}));
+  dir.write("results.csv",
+            results_csv({{0, &group, &group.models[0], &r, analysis_columns(group, r)}}));
   nlohmann::json manifest = {{"command", "train"},
                              {"version", SUPERPOSE_VERSION},
                              {"backend", backend->name()},
@@ -239,6 +238,260 @@ int run_experiments_command(const ExperimentsCli& o) {
   return 0;
 }
 
+// ------------------------------------------------------------------------------- sweep
+struct SweepCli {
+  CommonOptions common;
+  SweepAxesText axes;
+  std::string data_mode = "fixed", importance, feature_sparsity;
+  int features = 2, hidden = 1, points = 1000, batch = 1024, eval_points = 1000, eval_every = 50,
+      snapshot_every = 0, relative_feature = -1;
+  double eval_fraction = 0.2;
+  int64_t chunk_models = 0;
+  bool trajectories = false;
+};
+
+void add_sweep(CLI::App& app, SweepCli& o) {
+  CLI::App* sweep = app.add_subcommand(
+      "sweep",
+      "train the Cartesian product of option axes; each axis is a value, a list a,b,c, "
+      "linspace(a,b,k), logspace(a,b,k) or range(a,b[,step]); model ids are row-major over "
+      "model, steps, lr, sparsity|density, importance-decay|relative-importance, seed");
+  add_common(sweep, o.common, "out/sweep");
+  sweep->add_option("--model", o.axes.model, "axis: linear, relu or linear,relu")
+      ->capture_default_str();
+  sweep->add_option("--steps", o.axes.steps, "axis: training steps")->capture_default_str();
+  sweep->add_option("--lr", o.axes.lr, "axis: AdamW learning rate")->capture_default_str();
+  sweep
+      ->add_option("--sparsity", o.axes.sparsity, "axis: probability a feature is 0 (all features)")
+      ->capture_default_str();
+  sweep->add_option("--density", o.axes.density, "axis: 1 - sparsity (instead of --sparsity)");
+  sweep->add_option("--feature-sparsity", o.feature_sparsity,
+                    "one sparsity per feature, comma-separated (not an axis)");
+  sweep->add_option("--seed", o.axes.seed, "axis: seeds, e.g. range(0,100)")->capture_default_str();
+  sweep->add_option("--importance", o.importance,
+                    "importance per feature, comma-separated, or one to broadcast (default 1)");
+  sweep->add_option("--importance-decay", o.axes.importance_decay,
+                    "axis: importance_f = d^f (Anthropic's 0.9^f)");
+  sweep->add_option("--relative-importance", o.axes.relative_importance,
+                    "axis: the importance of one feature (--relative-feature), the others 1");
+  sweep->add_option("--relative-feature", o.relative_feature,
+                    "the feature --relative-importance sets (default: the last)");
+  sweep->add_option("--features", o.features, "n, features")->capture_default_str();
+  sweep->add_option("--hidden", o.hidden, "m, hidden dimensions")->capture_default_str();
+  sweep->add_option("--data-mode", o.data_mode, "fixed | fresh")->capture_default_str();
+  sweep->add_option("--points", o.points, "fixed: dataset size")->capture_default_str();
+  sweep->add_option("--eval-fraction", o.eval_fraction, "fixed: share of points that evaluate")
+      ->capture_default_str();
+  sweep->add_option("--batch", o.batch, "fresh: samples per step")->capture_default_str();
+  sweep->add_option("--eval-points", o.eval_points, "fresh: evaluation set size")
+      ->capture_default_str();
+  sweep->add_option("--eval-every", o.eval_every, "steps between evaluations (0: final only)")
+      ->capture_default_str();
+  sweep->add_flag("--trajectories", o.trajectories,
+                  "also write loss curves and W, b snapshots per chunk (.npy)");
+  sweep
+      ->add_option("--snapshot-every", o.snapshot_every,
+                   "with --trajectories: steps between W, b snapshots (0: final only)")
+      ->capture_default_str();
+  sweep
+      ->add_option("--chunk-models", o.chunk_models,
+                   "models per chunk, the unit of resume (0: chosen from backend and work)")
+      ->capture_default_str();
+}
+
+std::vector<double> parse_vector(const std::string& text, const std::string& option, int n) {
+  std::vector<double> values = broadcast(parse_axis(text, option), n);
+  if (static_cast<int>(values.size()) != n)
+    throw UsageError(
+        fmt::format("{}: expected {} values (one per feature, or one to broadcast), "
+                    "got {}",
+                    option, n, values.size()));
+  return values;
+}
+
+void print_sweep_outcome(const SweepOutcome& outcome, const Backend& backend,
+                         const std::string& path) {
+  fmt::print("{} models in {} chunk{} on {} ({}): {} trained in {:.2f} s{}; {} diverged{}\n",
+             outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", backend.name(),
+             backend.device(), outcome.chunks - outcome.chunks_resumed, outcome.train_seconds,
+             outcome.chunks_resumed
+                 ? fmt::format(", {} resumed from an earlier run", outcome.chunks_resumed)
+                 : "",
+             outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
+  fmt::print("wrote {}/results.csv and manifest.json\n", path);
+}
+
+int run_sweep_command(const SweepCli& o) {
+  SweepSpec spec;
+  GroupSpec& g = spec.base;
+  g.n_features = o.features;
+  g.n_hidden = o.hidden;
+  g.mode = parse_data_mode(o.data_mode, "--data-mode");
+  g.points = o.points;
+  g.eval_fraction = o.eval_fraction;
+  g.batch = o.batch;
+  g.eval_points = o.eval_points;
+  g.eval_every = o.eval_every;
+  g.snapshot_every = o.snapshot_every;
+  g.record_trajectories = o.trajectories;
+  validate(g);  // the shape first: the vectors below depend on it
+  const int n = o.features;
+  const int rules = !o.importance.empty() + !o.axes.importance_decay.empty() +
+                    !o.axes.relative_importance.empty();
+  if (rules > 1)
+    throw UsageError(
+        "--importance: give one of --importance, --importance-decay, --relative-importance");
+  if (!o.axes.importance_decay.empty()) {
+    spec.importance_rule = ImportanceRule::decay;
+  } else if (!o.axes.relative_importance.empty()) {
+    spec.importance_rule = ImportanceRule::relative;
+    spec.relative_feature = o.relative_feature < 0 ? n - 1 : o.relative_feature;
+    if (spec.relative_feature >= n)
+      throw UsageError(fmt::format("--relative-feature: {} is outside the accepted range [0, {}]",
+                                   spec.relative_feature, n - 1));
+  } else {
+    spec.importance = o.importance.empty() ? std::vector<double>(n, 1.0)
+                                           : parse_vector(o.importance, "--importance", n);
+  }
+  if (!o.feature_sparsity.empty()) {
+    if (!o.axes.density.empty())
+      throw UsageError("--feature-sparsity: give either it or --density, not both");
+    spec.feature_sparsity = parse_vector(o.feature_sparsity, "--feature-sparsity", n);
+  }
+  if (o.chunk_models < 0)
+    throw UsageError(
+        fmt::format("--chunk-models: {} is not accepted (0 = automatic, or more)", o.chunk_models));
+  spec.chunk_models = o.chunk_models;
+  set_axes(spec, o.axes);
+  {  // every value an axis produces, checked before anything trains
+    GroupSpec probe = g;
+    for (int64_t id : {int64_t{0}, spec.model_count() - 1})
+      probe.models.push_back(spec.model(id, nullptr));
+    validate(probe);
+  }
+
+  auto backend = open_backend(o.common);
+  const RunDir dir(o.common.out);
+  const SweepOutcome outcome = run_sweep(*backend, spec, dir, "sweep");
+  print_sweep_outcome(outcome, *backend, dir.path());
+  return 0;
+}
+
+// ------------------------------------------------------------------------------- phase-diagram
+struct PhaseCli {
+  CommonOptions common;
+  PhaseDiagramOptions options;
+  std::vector<double> importance_range, density_range;
+};
+
+void add_phase_diagram(CLI::App& app, PhaseCli& o) {
+  CLI::App* command = app.add_subcommand(
+      "phase-diagram",
+      "Anthropic's 2->1 phase diagram: relative importance of feature 2 x feature density, "
+      "several seeds per cell, each cell's phase from its lowest-eval-loss seed, compared with "
+      "the closed-form winner. Defaults: 50 x 50 x 10, 5000 steps on a GPU; 20 x 20 x 4, 3000 "
+      "steps on the CPU");
+  add_common(command, o.common, "out/phase-diagram");
+  command->add_option("--importance-cells", o.options.importance_cells, "cells along importance");
+  command->add_option("--density-cells", o.options.density_cells, "cells along density");
+  command->add_option("--seeds", o.options.seeds, "seeds per cell");
+  command->add_option("--first-seed", o.options.first_seed, "the first seed");
+  command
+      ->add_option("--importance-range", o.importance_range,
+                   "min,max relative importance of feature 2 (default 0.1,10)")
+      ->delimiter(',')
+      ->expected(2);
+  command
+      ->add_option("--density-range", o.density_range,
+                   "min,max feature density 1 - sparsity (default 0.01,1)")
+      ->delimiter(',')
+      ->expected(2);
+  command->add_option("--steps", o.options.steps, "training steps");
+  command->add_option("--batch", o.options.batch, "samples per step (fresh data)");
+  command->add_option("--lr", o.options.lr, "AdamW learning rate (default 1e-3)");
+  command->add_option("--eval-points", o.options.eval_points,
+                      "evaluation samples per model (default 10000): the best-seed criterion");
+  command->add_option("--chunk-models", o.options.chunk_models, "models per chunk (0: automatic)");
+}
+
+int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
+  auto backend = open_backend(o.common);
+  // Defaults by backend, then what the user gave.
+  PhaseDiagramOptions options = default_phase_diagram(backend->name());
+  CLI::App* command = app.get_subcommand("phase-diagram");
+  auto given = [&](const char* name) { return command->count(name) > 0; };
+  if (given("--importance-cells")) options.importance_cells = o.options.importance_cells;
+  if (given("--density-cells")) options.density_cells = o.options.density_cells;
+  if (given("--seeds")) options.seeds = o.options.seeds;
+  if (given("--first-seed")) options.first_seed = o.options.first_seed;
+  if (given("--steps")) options.steps = o.options.steps;
+  if (given("--batch")) options.batch = o.options.batch;
+  if (given("--lr")) options.lr = o.options.lr;
+  if (given("--eval-points")) options.eval_points = o.options.eval_points;
+  if (given("--chunk-models")) options.chunk_models = o.options.chunk_models;
+  if (given("--importance-range")) {
+    options.importance_min = o.importance_range[0];
+    options.importance_max = o.importance_range[1];
+  }
+  if (given("--density-range")) {
+    options.density_min = o.density_range[0];
+    options.density_max = o.density_range[1];
+  }
+  if (options.chunk_models < 0)
+    throw UsageError(fmt::format("--chunk-models: {} is not accepted (0 = automatic, or more)",
+                                 options.chunk_models));
+  const SweepSpec spec = phase_diagram_sweep(options);
+  {
+    GroupSpec probe = spec.base;
+    probe.models.push_back(spec.model(0, &probe.steps));
+    validate(probe);
+  }
+  const RunDir dir(o.common.out);
+  const auto t0 = std::chrono::steady_clock::now();
+  const nlohmann::json about = {
+      {"phase_diagram",
+       {{"importance_cells", options.importance_cells},
+        {"density_cells", options.density_cells},
+        {"seeds", options.seeds},
+        {"importance_range", {options.importance_min, options.importance_max}},
+        {"density_range", {options.density_min, options.density_max}},
+        {"aggregation", "per cell, the seed with the lowest eval_loss among those not diverged"},
+        {"closed_form",
+         "per sample summed over features: ignored r(p/3 - p^2/4), dedicated p/3 - p^2/4, "
+         "antipodal (1+r)p^2/6; phase_diagram.csv halves them to results.csv's units"},
+        {"far_from_boundary", "closed-form runner-up >= 2.5x the winner's loss"}}}};
+  SweepOutcome outcome = run_sweep(*backend, spec, dir, "phase-diagram", about);
+  const std::vector<PhaseCell> cells =
+      aggregate_phase_diagram(options, dir.path() + "/results.csv");
+  dir.write("phase_diagram.csv", phase_diagram_csv(cells));
+  const PhaseAgreement a = phase_agreement(cells);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json manifest = outcome.manifest;
+  manifest["phase_diagram"]["agreement"] = {{"cells", a.cells},
+                                            {"agree", a.agree},
+                                            {"far_cells", a.far_cells},
+                                            {"far_agree", a.far_agree}};
+  manifest["timings_s"]["total"] = seconds;
+  dir.write("manifest.json", manifest.dump(2) + "\n");
+
+  fmt::print("{}", phase_diagram_map(options, cells));
+  fmt::print(
+      "phase diagram: {} x {} cells x {} seeds = {} models, {} steps of batch {}, on {} ({}) in "
+      "{:.1f} s{}; {} diverged\n",
+      options.density_cells, options.importance_cells, options.seeds, outcome.models, options.steps,
+      options.batch, backend->name(), backend->device(), seconds,
+      outcome.chunks_resumed ? fmt::format(" ({} chunks resumed)", outcome.chunks_resumed) : "",
+      outcome.diverged);
+  fmt::print(
+      "best-seed phase agrees with the closed-form winner in {} of {} cells ({:.0f}%); in {} of "
+      "{} cells far from a boundary ({:.0f}%)\nwrote {}/phase_diagram.csv, results.csv, "
+      "manifest.json\n",
+      a.agree, a.cells, 100.0 * a.agree / a.cells, a.far_agree, a.far_cells,
+      a.far_cells ? 100.0 * a.far_agree / a.far_cells : 0.0, dir.path());
+  return 0;
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -247,8 +500,12 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   TrainOptions train;
   ExperimentsCli experiments;
+  SweepCli sweep;
+  PhaseCli phase;
   add_train(app, train);
   add_experiments(app, experiments);
+  add_sweep(app, sweep);
+  add_phase_diagram(app, phase);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -264,6 +521,8 @@ int run_cli(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) return run_train(train);
     if (app.got_subcommand("experiments")) return run_experiments_command(experiments);
+    if (app.got_subcommand("sweep")) return run_sweep_command(sweep);
+    if (app.got_subcommand("phase-diagram")) return run_phase_diagram_command(phase, app);
   } catch (const UsageError& e) {
     fmt::print(stderr, "superpose: error: {}\n", e.what());
     return 2;

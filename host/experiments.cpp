@@ -8,6 +8,7 @@
 
 #include "host/data.hpp"
 #include "host/npy.hpp"
+#include "host/sweep.hpp"
 
 namespace sp {
 
@@ -185,12 +186,11 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
     summaries.push_back(summarise(experiments[k], results[k], linear_sparse_median));
     for (size_t i = 0; i < results[k].size(); ++i) {
       const bool outcome = shows_outcome(experiments[k], results[k][i], linear_sparse_median);
-      rows.push_back({id++,
-                      &groups[k],
-                      &groups[k].models[i],
-                      &results[k][i],
-                      {{"experiment", std::to_string(experiments[k].number)},
-                       {"essay_outcome", outcome ? "1" : "0"}}});
+      std::vector<std::pair<std::string, std::string>> extra = {
+          {"experiment", std::to_string(experiments[k].number)},
+          {"essay_outcome", outcome ? "1" : "0"}};
+      for (auto& column : analysis_columns(groups[k], results[k][i])) extra.push_back(column);
+      rows.push_back({id++, &groups[k], &groups[k].models[i], &results[k][i], extra});
     }
   }
 
@@ -203,15 +203,11 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
     const RunDir dir = out.subdir(e.slug);
     write_trajectories(dir, example, run);
     dir.write("data.npy", npy::encode(fixed_dataset(example, example.models[0]), {1000, 2}));
-    dir.write(
-        "results.csv",
-        results_csv(
-            {{0,
-              &example,
-              &example.models[0],
-              &run[0],
-              {{"experiment", std::to_string(e.number)},
-               {"essay_outcome", shows_outcome(e, run[0], linear_sparse_median) ? "1" : "0"}}}}));
+    std::vector<std::pair<std::string, std::string>> extra = {
+        {"experiment", std::to_string(e.number)},
+        {"essay_outcome", shows_outcome(e, run[0], linear_sparse_median) ? "1" : "0"}};
+    for (auto& column : analysis_columns(example, run[0])) extra.push_back(column);
+    dir.write("results.csv", results_csv({{0, &example, &example.models[0], &run[0], extra}}));
     nlohmann::json manifest = {{"command", "experiments"},
                                {"experiment", e.number},
                                {"title", e.title},

@@ -29,17 +29,24 @@ RunDir::RunDir(std::string path, const std::string& option) : path_(std::move(pa
 }
 
 void RunDir::write(const std::string& name, const std::string& bytes) const {
+  write_with(name, [&](std::ostream& out) {
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  });
+}
+
+void RunDir::write_with(const std::string& name,
+                        const std::function<void(std::ostream&)>& fill) const {
   const fs::path final_path = fs::path(path_) / name;
   const fs::path temporary = fs::path(path_) / fmt::format(".{}.tmp-{}", name, ::getpid());
-  {
+  try {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    fill(out);
     out.flush();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(temporary, ignored);
-      throw std::runtime_error(fmt::format("cannot write '{}'", final_path.string()));
-    }
+    if (!out) throw std::runtime_error(fmt::format("cannot write '{}'", final_path.string()));
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    throw;
   }
   fs::rename(temporary, final_path);
 }

@@ -2,7 +2,9 @@
 // .npy. Every file appears whole or not at all: it is written beside its final name, then renamed.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +19,8 @@ class RunDir {
   explicit RunDir(std::string path, const std::string& option = "--out");
   const std::string& path() const { return path_; }
   void write(const std::string& name, const std::string& bytes) const;
+  // Streams a large file: `fill` writes it beside its name, then it is renamed into place.
+  void write_with(const std::string& name, const std::function<void(std::ostream&)>& fill) const;
   RunDir subdir(const std::string& name) const;
 
  private:

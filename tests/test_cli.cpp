@@ -1,14 +1,18 @@
 // The command line as a user runs it: the binary, its exit status, its one-line errors, and that
 // bad input leaves nothing behind.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "host/npy.hpp"
 
@@ -151,6 +155,124 @@ TEST(CliExperiments, RunsAndSummarises) {
                            "exp5-relu-sparse-equal/W.npy", "exp1-linear-dense-equal/data.npy"})
     EXPECT_TRUE(fs::exists(fs::path(out) / name)) << name;
   EXPECT_EQ(run("experiments --seeds 0 --out " + fresh_dir("experiments_bad")).status, 2);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(CliSweep, BadInputOneLineExitTwoNothingWritten) {
+  const std::vector<BadInput> cases = {
+      {"sparsity_high", "--sparsity 0.1,1.5", "--sparsity"},
+      {"density_range", "--density 'logspace(-1,1,3)'", "--density"},
+      {"seed_fraction", "--seed 'range(0,1.5)'", "--seed"},
+      {"lr_function", "--lr 'linspace(0,1)'", "--lr"},
+      {"lr_unknown_function", "--lr 'geomspace(1,2,3)'", "--lr"},
+      {"steps_zero", "--steps 0,10", "--steps"},
+      {"two_importance_rules", "--relative-importance 1 --importance-decay 0.9", "--importance"},
+      {"importance_length", "--importance 1,2,3", "--importance"},
+      {"relative_feature", "--relative-importance 2 --relative-feature 2", "--relative-feature"},
+      {"model_kind", "--model linear,cubic", "--model"},
+      {"chunk_models", "--chunk-models -1", "--chunk-models"},
+      {"feature_sparsity", "--feature-sparsity 0.1,0.2,0.3", "--feature-sparsity"},
+      {"too_many", "--seed 'range(0,1000000)' --lr 'linspace(0,1,1000)'", "models"},
+  };
+  for (const BadInput& c : cases) {
+    const std::string out = fresh_dir("sweep_" + c.name);
+    const Outcome r = run("sweep --backend cpu --out " + out + " " + c.arguments);
+    EXPECT_EQ(r.status, 2) << c.name << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.name << ": " << r.output;
+    EXPECT_NE(r.output.find(c.option), std::string::npos) << c.name << ": " << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c.name << " wrote " << out;
+  }
+  for (const BadInput& c : std::vector<BadInput>{
+           {"seeds", "--seeds 0", "--seeds"},
+           {"cells", "--importance-cells 0", "--importance-cells"},
+           {"density_range", "--density-range 0,1", "--density-range"},
+           {"importance_range", "--importance-range 2,1", "--importance-range"}}) {
+    const std::string out = fresh_dir("phase_" + c.name);
+    const Outcome r = run("phase-diagram --backend cpu --out " + out + " " + c.arguments);
+    EXPECT_EQ(r.status, 2) << c.name << ": " << r.output;
+    EXPECT_NE(r.output.find(c.option), std::string::npos) << c.name << ": " << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c.name << " wrote " << out;
+  }
+}
+
+// A sweep killed (SIGKILL) after its first chunks, then rerun with the same command, resumes and
+// ends with the same results.csv as a run never interrupted.
+TEST(CliSweep, KilledMidwayAndRerunEqualsUninterrupted) {
+  const std::string options =
+      "sweep --backend cpu --threads 2 --data-mode fresh --batch 512 --steps 1500 --chunk-models 4 "
+      "--density 'logspace(-1.5,0,5)' --relative-importance 0.3,3 --seed 'range(0,4)' ";
+  const std::string whole = fresh_dir("sweep_whole"), resumed = fresh_dir("sweep_resumed");
+  const Outcome a = run(options + "--out " + whole);
+  ASSERT_EQ(a.status, 0) << a.output;
+
+  const std::string command = "exec " + std::string(SUPERPOSE_BINARY) + " " + options + "--out " +
+                              resumed + " >/dev/null 2>&1";
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const fs::path first_chunk = fs::path(resumed) / "chunks" / "000000000004" / "results.csv";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(first_chunk) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ::kill(child, SIGKILL);
+  int raw = 0;
+  ::waitpid(child, &raw, 0);
+  ASSERT_TRUE(WIFSIGNALED(raw)) << "the sweep finished before it could be killed";
+  ASSERT_TRUE(fs::exists(first_chunk));
+  ASSERT_FALSE(fs::exists(fs::path(resumed) / "results.csv"));
+
+  const Outcome b = run(options + "--out " + resumed);
+  ASSERT_EQ(b.status, 0) << b.output;
+  EXPECT_NE(b.output.find("resumed from an earlier run"), std::string::npos) << b.output;
+  EXPECT_FALSE(read_text(whole + "/results.csv").empty());
+  EXPECT_EQ(read_text(whole + "/results.csv"), read_text(resumed + "/results.csv"));
+
+  // The same directory with a different sweep is refused, not mixed.
+  const Outcome c = run(options + "--lr 3e-3 --out " + resumed);
+  EXPECT_EQ(c.status, 2) << c.output;
+  EXPECT_NE(c.output.find("--out"), std::string::npos) << c.output;
+}
+
+TEST(CliSweep, ProgressWithEtaOnlyOnATerminal) {
+  const std::string options =
+      "sweep --backend cpu --steps 50 --seed 'range(0,6)' --chunk-models 2 ";
+  const Outcome piped = run(options + "--out " + fresh_dir("sweep_piped"));
+  ASSERT_EQ(piped.status, 0) << piped.output;
+  EXPECT_EQ(piped.output.find("ETA"), std::string::npos) << piped.output;
+  // script(1) gives the command a pseudo-terminal.
+  const std::string tty_command = "script -qec \"" + std::string(SUPERPOSE_BINARY) + " " + options +
+                                  "--out " + fresh_dir("sweep_tty") + "\" /dev/null";
+  FILE* pipe = ::popen(tty_command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 4096> buffer;
+  size_t got;
+  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    output.append(buffer.data(), got);
+  EXPECT_EQ(::pclose(pipe), 0) << output;
+  EXPECT_NE(output.find("6/6 models, chunk 3/3"), std::string::npos) << output;
+  EXPECT_NE(output.find("ETA"), std::string::npos) << output;
+}
+
+TEST(CliPhaseDiagram, WritesTheDiagramAndItsAgreement) {
+  const std::string out = fresh_dir("phase_ok");
+  const Outcome r = run(
+      "phase-diagram --backend cpu --importance-cells 3 --density-cells 2 --seeds 2 --steps 300 "
+      "--batch 128 --eval-points 500 --out " +
+      out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("agrees with the closed-form winner in"), std::string::npos) << r.output;
+  const std::string csv = read_text(out + "/phase_diagram.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7) << csv;  // header + 6 cells
+  EXPECT_EQ(csv.rfind("density,sparsity,relative_importance,", 0), 0u);
+  EXPECT_NE(read_text(out + "/manifest.json").find("\"far_agree\""), std::string::npos);
 }
 
 }  // namespace

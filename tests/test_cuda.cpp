@@ -10,9 +10,10 @@
 namespace sp {
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                                                 \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device on this machine: GPU test skipped " \
-                                         "(run scripts/gpu-check on a machine with one)"
+#define SKIP_WITHOUT_GPU()                                            \
+  if (!cuda_available())                                              \
+  GTEST_SKIP() << "no CUDA device on this machine: GPU test skipped " \
+                  "(run scripts/gpu-check on a machine with one)"
 
 GroupSpec sweep(int n, int m, DataMode mode, int models, int steps) {
   GroupSpec g;

@@ -1,0 +1,489 @@
+#include "host/sweep.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "host/analysis.hpp"
+
+namespace sp {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kMaxAxisValues = 10'000'000;
+constexpr int64_t kMaxModels = 100'000'000;
+
+std::string trim(const std::string& text) {
+  const size_t a = text.find_first_not_of(" \t");
+  if (a == std::string::npos) return "";
+  const size_t b = text.find_last_not_of(" \t");
+  return text.substr(a, b - a + 1);
+}
+
+std::vector<std::string> split(const std::string& text, char delimiter) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t at = text.find(delimiter, start);
+    parts.push_back(
+        trim(text.substr(start, at == std::string::npos ? std::string::npos : at - start)));
+    if (at == std::string::npos) return parts;
+    start = at + 1;
+  }
+}
+
+double parse_number(const std::string& text, const std::string& option, const std::string& whole) {
+  char* end = nullptr;
+  const double value = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value))
+    throw UsageError(
+        fmt::format("{}: '{}' is not a finite number in '{}' (accepted: a value, a list a,b,c, "
+                    "linspace(a,b,k), logspace(a,b,k), range(a,b[,step]))",
+                    option, text, whole));
+  return value;
+}
+
+int64_t parse_count(const std::string& text, const std::string& option, const std::string& whole) {
+  const double k = parse_number(text, option, whole);
+  if (k != std::floor(k) || k < 1 || k > static_cast<double>(kMaxAxisValues))
+    throw UsageError(fmt::format("{}: the count {} in '{}' is outside the accepted range [1, {}]",
+                                 option, text, whole, kMaxAxisValues));
+  return static_cast<int64_t>(k);
+}
+
+}  // namespace
+
+std::vector<double> parse_axis(const std::string& raw, const std::string& option) {
+  const std::string text = trim(raw);
+  if (text.empty()) throw UsageError(fmt::format("{}: the value is empty", option));
+  const size_t open = text.find('(');
+  if (open != std::string::npos) {
+    const std::string function = trim(text.substr(0, open));
+    if (text.back() != ')')
+      throw UsageError(fmt::format("{}: '{}' lacks its closing parenthesis", option, text));
+    const std::vector<std::string> args = split(text.substr(open + 1, text.size() - open - 2), ',');
+    std::vector<double> values;
+    if (function == "linspace" || function == "logspace") {
+      if (args.size() != 3)
+        throw UsageError(fmt::format("{}: {} takes 3 arguments (start, stop, count), got '{}'",
+                                     option, function, text));
+      const double a = parse_number(args[0], option, text), b = parse_number(args[1], option, text);
+      const int64_t k = parse_count(args[2], option, text);
+      for (int64_t i = 0; i < k; ++i) {
+        // numpy's formula: start + i * step, with the last value exactly stop.
+        const double x =
+            k == 1
+                ? a
+                : (i == k - 1 ? b
+                              : a + static_cast<double>(i) * (b - a) / static_cast<double>(k - 1));
+        values.push_back(function == "linspace" ? x : std::pow(10.0, x));
+      }
+      return values;
+    }
+    if (function == "range") {
+      if (args.size() != 2 && args.size() != 3)
+        throw UsageError(
+            fmt::format("{}: range takes 2 or 3 arguments (start, stop[, step]), got "
+                        "'{}'",
+                        option, text));
+      const double a = parse_number(args[0], option, text), b = parse_number(args[1], option, text);
+      const double step = args.size() == 3 ? parse_number(args[2], option, text) : 1.0;
+      if (a != std::floor(a) || b != std::floor(b) || step != std::floor(step) || step == 0)
+        throw UsageError(
+            fmt::format("{}: range needs integer start, stop and a non-zero integer step, got '{}'",
+                        option, text));
+      const double count = std::ceil((b - a) / step);
+      if (count < 1 || count > static_cast<double>(kMaxAxisValues))
+        throw UsageError(fmt::format("{}: '{}' gives {} values (accepted: 1 to {})", option, text,
+                                     std::max(0.0, count), kMaxAxisValues));
+      for (int64_t i = 0; i < static_cast<int64_t>(count); ++i)
+        values.push_back(a + static_cast<double>(i) * step);
+      return values;
+    }
+    throw UsageError(
+        fmt::format("{}: unknown function '{}' in '{}' (accepted: linspace, logspace, range)",
+                    option, function, text));
+  }
+  std::vector<double> values;
+  for (const std::string& part : split(text, ','))
+    values.push_back(parse_number(part, option, text));
+  return values;
+}
+
+std::string Axis::label(size_t k) const {
+  return labels.empty() ? format_number(values[k]) : labels[k];
+}
+
+namespace {
+
+const Axis* find_axis(const std::vector<Axis>& axes, const std::string& name) {
+  for (const Axis& axis : axes)
+    if (axis.name == name) return &axis;
+  return nullptr;
+}
+
+void require_each(const std::vector<double>& values, const std::string& option, double lo,
+                  double hi, bool integer, const std::string& range_text) {
+  for (double v : values)
+    if (!(v >= lo && v <= hi) || (integer && v != std::floor(v)))
+      throw UsageError(fmt::format("{}: {} is outside the accepted range {}", option,
+                                   format_number(v), range_text));
+}
+
+}  // namespace
+
+void set_axes(SweepSpec& spec, const SweepAxesText& text) {
+  spec.axes.clear();
+  Axis model{"model", {}, {}};
+  for (const std::string& name : split(text.model, ',')) {
+    const ModelKind kind = parse_model_kind(name, "--model");
+    model.values.push_back(kind == ModelKind::relu ? 1.0 : 0.0);
+    model.labels.push_back(to_string(kind));
+  }
+  spec.axes.push_back(model);
+
+  Axis steps{"steps", parse_axis(text.steps, "--steps"), {}};
+  require_each(steps.values, "--steps", 1, 1e9, true, "[1, 1000000000] (integers)");
+  spec.axes.push_back(steps);
+
+  Axis lr{"lr", parse_axis(text.lr, "--lr"), {}};
+  require_each(lr.values, "--lr", 0, 1e3, false, "[0, 1000]");
+  spec.axes.push_back(lr);
+
+  if (!text.density.empty()) {
+    Axis density{"density", parse_axis(text.density, "--density"), {}};
+    require_each(density.values, "--density", 0, 1, false, "[0, 1]");
+    spec.axes.push_back(density);
+  } else if (spec.feature_sparsity.empty()) {
+    Axis sparsity{"sparsity", parse_axis(text.sparsity, "--sparsity"), {}};
+    require_each(sparsity.values, "--sparsity", 0, 1, false, "[0, 1]");
+    spec.axes.push_back(sparsity);
+  }
+
+  if (spec.importance_rule == ImportanceRule::decay) {
+    Axis decay{"importance_decay", parse_axis(text.importance_decay, "--importance-decay"), {}};
+    require_each(decay.values, "--importance-decay", 0, 1e6, false, "[0, 1000000]");
+    spec.axes.push_back(decay);
+  } else if (spec.importance_rule == ImportanceRule::relative) {
+    Axis relative{
+        "relative_importance", parse_axis(text.relative_importance, "--relative-importance"), {}};
+    require_each(relative.values, "--relative-importance", 0, 1e6, false, "[0, 1000000]");
+    spec.axes.push_back(relative);
+  }
+
+  Axis seed{"seed", parse_axis(text.seed, "--seed"), {}};
+  require_each(seed.values, "--seed", 0, 9007199254740992.0, true, "[0, 2^53] (integers)");
+  spec.axes.push_back(seed);
+
+  double total = 1;
+  for (const Axis& axis : spec.axes) total *= static_cast<double>(axis.size());
+  if (total > static_cast<double>(kMaxModels))
+    throw UsageError(fmt::format(
+        "--seed: the axes give {} models, more than the accepted {} per sweep (split it into "
+        "several sweeps)",
+        total, kMaxModels));
+}
+
+int64_t SweepSpec::model_count() const {
+  int64_t total = 1;
+  for (const Axis& axis : axes) total *= static_cast<int64_t>(axis.size());
+  return total;
+}
+
+std::vector<size_t> SweepSpec::shape() const {
+  std::vector<size_t> out;
+  for (const Axis& axis : axes) out.push_back(axis.size());
+  return out;
+}
+
+ModelSpec SweepSpec::model(int64_t id, int* steps) const {
+  std::vector<size_t> index(axes.size());
+  for (size_t k = axes.size(); k-- > 0;) {
+    index[k] = static_cast<size_t>(id % static_cast<int64_t>(axes[k].size()));
+    id /= static_cast<int64_t>(axes[k].size());
+  }
+  auto value = [&](const std::string& name, double fallback) {
+    for (size_t k = 0; k < axes.size(); ++k)
+      if (axes[k].name == name) return axes[k].values[index[k]];
+    return fallback;
+  };
+  const int n = base.n_features;
+  ModelSpec m;
+  m.seed = static_cast<uint64_t>(value("seed", 0));
+  m.kind = value("model", 1) != 0 ? ModelKind::relu : ModelKind::linear;
+  m.lr = value("lr", 1e-3);
+  if (!feature_sparsity.empty())
+    m.sparsity = feature_sparsity;
+  else if (find_axis(axes, "density"))
+    m.sparsity.assign(n, 1.0 - value("density", 1.0));
+  else
+    m.sparsity.assign(n, value("sparsity", 0.0));
+  switch (importance_rule) {
+    case ImportanceRule::vector:
+      m.importance = importance;
+      break;
+    case ImportanceRule::decay: {
+      const double d = value("importance_decay", 1.0);
+      for (int f = 0; f < n; ++f) m.importance.push_back(std::pow(d, f));
+      break;
+    }
+    case ImportanceRule::relative:
+      m.importance.assign(n, 1.0);
+      m.importance[relative_feature] = value("relative_importance", 1.0);
+      break;
+  }
+  if (steps) *steps = static_cast<int>(value("steps", base.steps));
+  return m;
+}
+
+std::vector<std::pair<std::string, std::string>> analysis_columns(const GroupSpec& group,
+                                                                  const ModelResult& result) {
+  const int n = group.n_features, m = group.n_hidden;
+  std::vector<std::pair<std::string, std::string>> columns;
+  if (n == 2 && m == 1)
+    columns.push_back({"phase", analysis::phase_2to1(result.W[0], result.W[1])});
+  const analysis::FeatureGeometry g = analysis::feature_geometry(result.W, n, m);
+  for (int f = 0; f < n; ++f)
+    columns.push_back({fmt::format("norm_{}", f), format_number(g.norm[f])});
+  for (int f = 0; f < n; ++f)
+    columns.push_back({fmt::format("interference_{}", f), format_number(g.interference[f])});
+  for (int f = 0; f < n; ++f)
+    columns.push_back({fmt::format("dimensionality_{}", f), format_number(g.dimensionality[f])});
+  columns.push_back({"dimensions_per_feature", format_number(g.dimensions_per_feature)});
+  return columns;
+}
+
+int Table::column(const std::string& name) const {
+  for (size_t k = 0; k < header.size(); ++k)
+    if (header[k] == name) return static_cast<int>(k);
+  throw std::runtime_error(fmt::format("results table has no column '{}'", name));
+}
+
+Table read_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(fmt::format("cannot read '{}'", path));
+  Table table;
+  std::string line;
+  if (std::getline(in, line)) table.header = split(line, ',');
+  while (std::getline(in, line))
+    if (!line.empty()) table.rows.push_back(split(line, ','));
+  return table;
+}
+
+namespace {
+
+struct Chunk {
+  int64_t first = 0, count = 0;
+  int steps = 0;
+  std::string dir() const { return fmt::format("chunks/{:012d}", first); }
+};
+
+// Models per chunk when the user does not say: on the GPU as many as one launch plan takes; on the
+// CPU about 2e9 feature-sample-steps (some seconds on 2 cores), so that progress and resume have
+// a useful grain.
+int64_t default_chunk_models(const Backend& backend, const SweepSpec& spec, int steps) {
+  if (backend.name() == "cuda") return 1 << 18;
+  const double work = static_cast<double>(steps) * spec.base.train_rows() *
+                      (spec.base.n_features + spec.base.n_hidden);
+  return static_cast<int64_t>(std::clamp(2e9 / std::max(work, 1.0), 1.0, 65536.0));
+}
+
+std::vector<Chunk> plan_chunks(const Backend& backend, const SweepSpec& spec) {
+  std::vector<Chunk> chunks;
+  const int64_t total = spec.model_count();
+  for (int64_t id = 0; id < total;) {
+    int steps = 0;
+    spec.model(id, &steps);
+    const int64_t limit =
+        spec.chunk_models > 0 ? spec.chunk_models : default_chunk_models(backend, spec, steps);
+    Chunk chunk{id, 0, steps};
+    while (id < total && chunk.count < limit) {
+      int s = 0;
+      spec.model(id, &s);
+      if (s != steps) break;
+      ++chunk.count;
+      ++id;
+    }
+    chunks.push_back(chunk);
+  }
+  return chunks;
+}
+
+nlohmann::json axes_json(const SweepSpec& spec) {
+  nlohmann::json axes = nlohmann::json::array();
+  for (const Axis& axis : spec.axes) {
+    nlohmann::json a = {{"name", axis.name}, {"values", axis.values}};
+    if (!axis.labels.empty()) a["labels"] = axis.labels;
+    axes.push_back(a);
+  }
+  return axes;
+}
+
+std::string duration_text(double seconds) {
+  if (!std::isfinite(seconds)) return "?";
+  if (seconds < 60) return fmt::format("{:.0f} s", seconds);
+  if (seconds < 3600)
+    return fmt::format("{:.0f} min {:02.0f} s", std::floor(seconds / 60), std::fmod(seconds, 60));
+  return fmt::format("{:.0f} h {:02.0f} min", std::floor(seconds / 3600),
+                     std::fmod(seconds / 60, 60));
+}
+
+}  // namespace
+
+SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
+                       const std::string& command, const nlohmann::json& extra_manifest) {
+  const int64_t total = spec.model_count();
+  // Validate every distinct combination cheaply: the first model of each chunk carries all but the
+  // seed, and validate() checks the values that the axes produce.
+  const std::vector<Chunk> chunks = plan_chunks(backend, spec);
+
+  GroupSpec base = spec.base;
+  base.models.clear();
+  nlohmann::json sweep = {
+      {"command", command},
+      {"version", SUPERPOSE_VERSION},
+      {"backend", backend.name()},
+      {"group", group_json(base)},
+      {"axes", axes_json(spec)},
+      {"shape", spec.shape()},
+      {"models", total},
+      {"importance_rule", spec.importance_rule == ImportanceRule::vector  ? "vector"
+                          : spec.importance_rule == ImportanceRule::decay ? "decay"
+                                                                          : "relative"},
+      {"chunk_models", chunks.front().count}};
+  sweep["group"].erase("models");
+  sweep["group"].erase("steps");
+  if (spec.importance_rule == ImportanceRule::vector) sweep["importance"] = spec.importance;
+  if (spec.importance_rule == ImportanceRule::relative)
+    sweep["relative_feature"] = spec.relative_feature;
+  if (!spec.feature_sparsity.empty()) sweep["feature_sparsity"] = spec.feature_sparsity;
+
+  // Resume only the same sweep; never mix two.
+  const fs::path root(dir.path());
+  if (fs::exists(root / "sweep.json")) {
+    nlohmann::json existing;
+    try {
+      std::ifstream(root / "sweep.json") >> existing;
+    } catch (const std::exception&) {
+      existing = nullptr;
+    }
+    if (existing != sweep) {
+      if (existing.is_object() && existing.value("backend", "") != backend.name()) {
+        nlohmann::json same_backend = existing;
+        same_backend["backend"] = backend.name();
+        if (same_backend == sweep)
+          throw UsageError(fmt::format(
+              "--backend: '{}' holds this sweep's chunks trained by the {} backend; resume with "
+              "--backend {} or choose another --out",
+              dir.path(), existing.value("backend", ""), existing.value("backend", "")));
+      }
+      throw UsageError(
+          fmt::format("--out: '{}' holds a different sweep (see its sweep.json); rerun that "
+                      "sweep's own command "
+                      "to resume it, or choose another --out",
+                      dir.path()));
+    }
+  } else if (fs::exists(root / "results.csv")) {
+    throw UsageError(
+        fmt::format("--out: '{}' holds another run's results.csv; choose an empty or new directory",
+                    dir.path()));
+  } else {
+    dir.write("sweep.json", sweep.dump(2) + "\n");
+  }
+
+  SweepOutcome outcome;
+  outcome.models = total;
+  outcome.chunks = static_cast<int64_t>(chunks.size());
+  const bool show_progress = ::isatty(STDERR_FILENO) == 1;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t done = 0, trained = 0;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const Chunk& chunk = chunks[c];
+    if (fs::exists(root / chunk.dir() / "results.csv")) {
+      ++outcome.chunks_resumed;
+      done += chunk.count;
+      continue;
+    }
+    GroupSpec group = spec.base;
+    group.steps = chunk.steps;
+    group.models.clear();
+    group.models.reserve(static_cast<size_t>(chunk.count));
+    for (int64_t id = chunk.first; id < chunk.first + chunk.count; ++id)
+      group.models.push_back(spec.model(id, nullptr));
+    validate(group);
+    const std::vector<ModelResult> results = backend.train(group);
+    const RunDir chunk_dir = dir.subdir(chunk.dir());
+    if (group.record_trajectories) write_trajectories(chunk_dir, group, results);
+    std::vector<ResultRow> rows;
+    rows.reserve(results.size());
+    for (size_t i = 0; i < results.size(); ++i)
+      rows.push_back({chunk.first + static_cast<int64_t>(i), &group, &group.models[i], &results[i],
+                      analysis_columns(group, results[i])});
+    chunk_dir.write("results.csv", results_csv(rows));  // last: its presence marks the chunk done
+    done += chunk.count;
+    trained += chunk.count;
+    if (show_progress) {
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double eta = elapsed / static_cast<double>(trained) * static_cast<double>(total - done);
+      fmt::print(stderr, "\r{}: {}/{} models, chunk {}/{}, {} elapsed, ETA {}    ", command, done,
+                 total, c + 1, chunks.size(), duration_text(elapsed), duration_text(eta));
+      std::fflush(stderr);
+    }
+  }
+  if (show_progress && trained > 0) fmt::print(stderr, "\n");
+  outcome.train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // All rows, by id, streamed from the chunks into one file written then renamed.
+  dir.write_with("results.csv", [&](std::ostream& out) {
+    int status_column = -1;
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      std::ifstream in(root / chunks[c].dir() / "results.csv");
+      std::string line;
+      if (!std::getline(in, line)) throw std::runtime_error("empty chunk " + chunks[c].dir());
+      if (c == 0) {
+        out << line << '\n';
+        const std::vector<std::string> header = split(line, ',');
+        for (size_t k = 0; k < header.size(); ++k)
+          if (header[k] == "status") status_column = static_cast<int>(k);
+      }
+      while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        out << line << '\n';
+        const std::vector<std::string> fields = split(line, ',');
+        if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok")
+          ++outcome.diverged;
+      }
+    }
+  });
+
+  nlohmann::json manifest = sweep;
+  manifest["device"] = backend.device();
+  manifest["diverged"] = outcome.diverged;
+  manifest["chunks"] = nlohmann::json::array();
+  for (const Chunk& chunk : chunks)
+    manifest["chunks"].push_back({{"dir", chunk.dir()},
+                                  {"first_id", chunk.first},
+                                  {"models", chunk.count},
+                                  {"steps", chunk.steps}});
+  manifest["timings_s"] = {{"train", outcome.train_seconds},
+                           {"chunks_resumed", outcome.chunks_resumed}};
+  manifest["ids_are"] =
+      "row-major over axes (the first varies slowest): results.csv rows reshape to `shape`";
+  manifest.update(extra_manifest);
+  dir.write("manifest.json", manifest.dump(2) + "\n");
+  outcome.manifest = manifest;
+  return outcome;
+}
+
+}  // namespace sp

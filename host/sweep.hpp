@@ -1,0 +1,95 @@
+// sweep.hpp — many models as the Cartesian product of option axes (DESIGN.md §4 `sweep`), trained
+// in chunks that are written as they finish, so that an interrupted sweep resumes where it stopped.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "host/backend.hpp"
+#include "host/config.hpp"
+#include "host/run_dir.hpp"
+
+namespace sp {
+
+// Parses one axis given on the command line:
+//   a value           0.5
+//   a list            0.1,0.5,0.9
+//   linspace(a,b,k)   k values from a to b, evenly spaced (numpy.linspace)
+//   logspace(a,b,k)   k values from 10^a to 10^b, evenly spaced in the exponent (numpy.logspace)
+//   range(a,b[,step]) integers a, a+step, … below b (Python's range)
+// Throws UsageError naming `option` on anything else.
+std::vector<double> parse_axis(const std::string& text, const std::string& option);
+
+// One axis of a sweep. `labels` name the values where they are not numbers (the model kind).
+struct Axis {
+  std::string name;
+  std::vector<double> values;
+  std::vector<std::string> labels;  // empty, or one per value
+  size_t size() const { return values.size(); }
+  std::string label(size_t k) const;
+};
+
+// How a model's importance vector is built.
+enum class ImportanceRule {
+  vector,    // the fixed vector `importance` (one per feature)
+  decay,     // importance_f = d^f, d from the axis "importance_decay"
+  relative,  // all 1, except feature `relative_feature` = r, r from the axis "relative_importance"
+};
+
+struct SweepSpec {
+  GroupSpec base;  // shape, data rules, evaluation, trajectories; its models and steps are unused
+  // Axes in row-major order (the first varies slowest, the last fastest): model, steps, lr,
+  // sparsity | density, importance_decay | relative_importance, seed. Every axis is present, with
+  // one value where it is not swept; model ids count through their product.
+  std::vector<Axis> axes;
+  std::vector<double> feature_sparsity;  // non-empty: this per-feature vector, no sparsity axis
+  ImportanceRule importance_rule = ImportanceRule::vector;
+  std::vector<double> importance;  // ImportanceRule::vector: one per feature
+  int relative_feature = 1;        // ImportanceRule::relative
+  int64_t chunk_models = 0;        // models per chunk; 0: chosen from the backend and work size
+
+  int64_t model_count() const;
+  std::vector<size_t> shape() const;
+  // The model with row-major id `id`, and the steps it trains for.
+  ModelSpec model(int64_t id, int* steps) const;
+};
+
+// Builds the standard axes from command-line strings (see parse_axis); validates every value and
+// throws UsageError naming the option.
+struct SweepAxesText {
+  std::string model = "relu", steps = "1000", lr = "1e-3", sparsity = "0", density, seed = "0",
+              importance_decay, relative_importance;
+};
+void set_axes(SweepSpec& spec, const SweepAxesText& text);
+
+struct SweepOutcome {
+  int64_t models = 0, diverged = 0, chunks = 0, chunks_resumed = 0;
+  double train_seconds = 0;  // this invocation's training time (resumed chunks cost nothing)
+  nlohmann::json manifest;   // as written to DIR/manifest.json
+};
+
+// Trains the sweep into DIR: DIR/chunks/<first id>/results.csv (+ trajectories when asked) as each
+// chunk finishes, then DIR/results.csv (all rows, by id) and DIR/manifest.json. A DIR that already
+// holds chunks of the same sweep (same configuration and backend) resumes: those chunks are kept,
+// not retrained; a DIR holding a different sweep is refused (UsageError naming --out).
+// `command` names the subcommand in the manifest; `extra_manifest` is merged into it.
+// Progress with an ETA goes to stderr when stderr is a terminal.
+SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
+                       const std::string& command,
+                       const nlohmann::json& extra_manifest = nlohmann::json::object());
+
+// The analyses' columns for one trained model (host/analysis.hpp): `phase` for 2→1, and for every
+// shape norm_<f>, interference_<f>, dimensionality_<f>, dimensions_per_feature.
+std::vector<std::pair<std::string, std::string>> analysis_columns(const GroupSpec& group,
+                                                                  const ModelResult& result);
+
+// Reads a results.csv that superpose wrote: the header and the rows as text fields.
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  int column(const std::string& name) const;  // throws std::runtime_error when absent
+};
+Table read_csv(const std::string& path);
+
+}  // namespace sp

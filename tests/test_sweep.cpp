@@ -1,0 +1,202 @@
+// Sweeps: axis syntax, row-major ids, a model trained in a sweep equals the model trained alone,
+// the analyses' columns, and the phase diagram against its closed form.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "host/backend.hpp"
+#include "host/phase_diagram.hpp"
+#include "host/sweep.hpp"
+
+namespace sp {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(ParseAxis, ValuesListsAndRanges) {
+  EXPECT_EQ(parse_axis("0.5", "--x"), (std::vector<double>{0.5}));
+  EXPECT_EQ(parse_axis(" 0.1, 0.5 ,0.9", "--x"), (std::vector<double>{0.1, 0.5, 0.9}));
+  EXPECT_EQ(parse_axis("linspace(0,1,5)", "--x"), (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
+  EXPECT_EQ(parse_axis("linspace(2,3,1)", "--x"), (std::vector<double>{2}));
+  const std::vector<double> logs = parse_axis("logspace(-2, 0, 3)", "--x");
+  ASSERT_EQ(logs.size(), 3u);
+  EXPECT_DOUBLE_EQ(logs[0], 0.01);
+  EXPECT_DOUBLE_EQ(logs[1], 0.1);
+  EXPECT_DOUBLE_EQ(logs[2], 1.0);
+  EXPECT_EQ(parse_axis("range(0,4)", "--x"), (std::vector<double>{0, 1, 2, 3}));
+  EXPECT_EQ(parse_axis("range(10,0,-4)", "--x"), (std::vector<double>{10, 6, 2}));
+}
+
+TEST(ParseAxis, BadTextNamesTheOption) {
+  for (const char* bad : {"", "abc", "1,,2", "linspace(0,1)", "linspace(0,1,0)",
+                          "linspace(0,1,2.5)", "logspace(0,1,3", "range(0,1.5)", "range(0,5,0)",
+                          "range(5,0)", "cubes(1,2,3)", "nan", "1,inf"}) {
+    try {
+      parse_axis(bad, "--sparsity");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const UsageError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("--sparsity: ", 0), 0u) << e.what();
+    }
+  }
+}
+
+SweepSpec small_spec() {
+  SweepSpec spec;
+  spec.base.mode = DataMode::fresh;
+  spec.base.batch = 64;
+  spec.base.eval_points = 100;
+  spec.base.eval_every = 0;
+  spec.importance_rule = ImportanceRule::relative;
+  spec.relative_feature = 1;
+  SweepAxesText text;
+  text.model = "linear,relu";
+  text.steps = "20,30";
+  text.lr = "1e-3";
+  text.density = "logspace(-1,0,3)";
+  text.relative_importance = "0.5,2";
+  text.seed = "range(7,9)";
+  set_axes(spec, text);
+  return spec;
+}
+
+TEST(Sweep, IdsAreRowMajorOverTheAxes) {
+  const SweepSpec spec = small_spec();
+  EXPECT_EQ(spec.shape(), (std::vector<size_t>{2, 2, 1, 3, 2, 2}));
+  ASSERT_EQ(spec.model_count(), 48);
+  // id = ((((model·2 + steps)·1 + lr)·3 + density)·2 + importance)·2 + seed
+  const int64_t id = ((((1 * 2 + 0) * 1 + 0) * 3 + 2) * 2 + 1) * 2 + 0;
+  int steps = 0;
+  const ModelSpec m = spec.model(id, &steps);
+  EXPECT_EQ(m.kind, ModelKind::relu);
+  EXPECT_EQ(steps, 20);
+  EXPECT_DOUBLE_EQ(m.sparsity[0], 0.0);  // density 1
+  EXPECT_DOUBLE_EQ(m.sparsity[1], 0.0);
+  EXPECT_EQ(m.importance, (std::vector<double>{1.0, 2.0}));
+  EXPECT_EQ(m.seed, 7u);
+  const ModelSpec last = spec.model(47, &steps);
+  EXPECT_EQ(last.seed, 8u);
+  EXPECT_EQ(steps, 30);
+}
+
+TEST(Sweep, ImportanceDecayAndPerFeatureSparsity) {
+  SweepSpec spec;
+  spec.base.n_features = 3;
+  spec.importance_rule = ImportanceRule::decay;
+  spec.feature_sparsity = {0.1, 0.2, 0.3};
+  SweepAxesText text;
+  text.importance_decay = "0.9";
+  set_axes(spec, text);
+  const ModelSpec m = spec.model(0, nullptr);
+  EXPECT_EQ(m.sparsity, (std::vector<double>{0.1, 0.2, 0.3}));
+  EXPECT_DOUBLE_EQ(m.importance[2], 0.81);
+}
+
+std::string temp_dir(const std::string& name) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("superpose_sweep_" + name);
+  fs::remove_all(dir);
+  return dir.string();
+}
+
+TEST(Sweep, RowsEqualTheModelsTrainedAloneWhateverTheChunking) {
+  SweepSpec spec = small_spec();
+  spec.chunk_models = 5;  // chunks also break where steps change
+  auto backend = make_cpu_backend(2);
+  const RunDir dir(temp_dir("rows"));
+  const SweepOutcome outcome = run_sweep(*backend, spec, dir, "sweep");
+  EXPECT_EQ(outcome.models, 48);
+  EXPECT_EQ(outcome.chunks, 12);  // 4 blocks of 12 models with one steps value, 3 chunks each
+  EXPECT_EQ(outcome.diverged, 0);
+  const Table table = read_csv(dir.path() + "/results.csv");
+  ASSERT_EQ(table.rows.size(), 48u);
+  for (int64_t id : {int64_t{0}, int64_t{13}, int64_t{47}}) {
+    GroupSpec alone = spec.base;
+    alone.models.push_back(spec.model(id, &alone.steps));
+    const ModelResult r = make_cpu_backend(1)->train(alone)[0];
+    const auto& row = table.rows[static_cast<size_t>(id)];
+    EXPECT_EQ(row[table.column("model_id")], std::to_string(id));
+    EXPECT_EQ(row[table.column("W_0_1")], format_number(r.W[1])) << "model " << id;
+    EXPECT_EQ(row[table.column("eval_loss")], format_number(r.eval_loss)) << "model " << id;
+    EXPECT_EQ(row[table.column("steps")], std::to_string(alone.steps));
+  }
+  EXPECT_EQ(outcome.manifest["shape"], nlohmann::json::array({2, 2, 1, 3, 2, 2}));
+  EXPECT_EQ(outcome.manifest["axes"][3]["name"], "density");
+}
+
+TEST(Sweep, RefusesADirectoryHoldingAnotherSweep) {
+  SweepSpec spec = small_spec();
+  auto backend = make_cpu_backend(2);
+  const RunDir dir(temp_dir("other"));
+  run_sweep(*backend, spec, dir, "sweep");
+  SweepAxesText text;
+  text.seed = "range(0,3)";
+  text.relative_importance = "1";
+  set_axes(spec, text);
+  EXPECT_THROW(run_sweep(*backend, spec, dir, "sweep"), UsageError);
+  EXPECT_THROW(run_sweep(*make_reference_backend(), small_spec(), dir, "sweep"), UsageError);
+}
+
+TEST(AnalysisColumns, EveryShapeGetsGeometryAnd2to1GetsThePhase) {
+  GroupSpec g;
+  ModelResult r;
+  r.W = {0.9, -1.0};
+  r.b = {0, 0};
+  auto columns = analysis_columns(g, r);
+  ASSERT_EQ(columns.front().first, "phase");
+  EXPECT_EQ(columns.front().second, "antipodal");
+  EXPECT_EQ(columns.back().first, "dimensions_per_feature");
+  g.n_features = 3;
+  g.n_hidden = 2;
+  r.W = {1, 0, 0, 0, 1, 0};
+  columns = analysis_columns(g, r);
+  EXPECT_EQ(columns.size(), 10u);  // 3 norms, 3 interferences, 3 dimensionalities, 1
+  EXPECT_EQ(columns[0], (std::pair<std::string, std::string>{"norm_0", "1"}));
+  EXPECT_EQ(columns[8], (std::pair<std::string, std::string>{"dimensionality_2", "0"}));
+  EXPECT_EQ(columns[9], (std::pair<std::string, std::string>{"dimensions_per_feature", "1"}));
+}
+
+TEST(ClosedForm, WinnersInTheCorners) {
+  EXPECT_EQ(closed_form(1.0, 0.1).winner(), "ignored");     // dense, feature 2 unimportant
+  EXPECT_EQ(closed_form(1.0, 10.0).winner(), "dedicated");  // dense, feature 2 important
+  EXPECT_EQ(closed_form(0.01, 1.0).winner(), "antipodal");  // sparse
+  const ClosedForm c = closed_form(0.5, 2.0);
+  EXPECT_DOUBLE_EQ(c.dedicated, 0.5 / 3 - 0.0625);
+  EXPECT_DOUBLE_EQ(c.ignored, 2 * c.dedicated);
+  EXPECT_DOUBLE_EQ(c.antipodal, 3 * 0.25 / 6);
+}
+
+TEST(PhaseDiagram, SmallDiagramAgreesWithTheClosedFormFarFromBoundaries) {
+  PhaseDiagramOptions o = default_phase_diagram("cpu");
+  o.importance_cells = 5;
+  o.density_cells = 5;
+  o.seeds = 6;
+  o.batch = 256;
+  o.eval_points = 4000;
+  auto backend = make_cpu_backend(0);
+  const RunDir dir(temp_dir("phase"));
+  run_sweep(*backend, phase_diagram_sweep(o), dir, "phase-diagram");
+  const std::vector<PhaseCell> cells = aggregate_phase_diagram(o, dir.path() + "/results.csv");
+  ASSERT_EQ(cells.size(), 25u);
+  const PhaseAgreement a = phase_agreement(cells, 2.5);
+  ASSERT_GE(a.far_cells, 12);
+  for (const PhaseCell& c : cells) {
+    EXPECT_EQ(c.seeds, 6);
+    if (c.theory.margin() >= 2.5) {
+      EXPECT_EQ(c.phase, c.theory.winner())
+          << "density " << c.density << ", relative importance " << c.relative_importance;
+    }
+  }
+  // All three phases appear, so the test could fail in each direction.
+  int ignored = 0, dedicated = 0, antipodal = 0;
+  for (const PhaseCell& c : cells) {
+    ignored += c.phase == "ignored";
+    dedicated += c.phase == "dedicated";
+    antipodal += c.phase == "antipodal";
+  }
+  EXPECT_GT(ignored, 0);
+  EXPECT_GT(dedicated, 0);
+  EXPECT_GT(antipodal, 0);
+}
+
+}  // namespace
+}  // namespace sp
