@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+"""plots.py — the pictures researchers look at, drawn from superpose's run directories.
+
+  plots.py run DIR     a `train` run (or an experiment's example run): the essay's figures —
+                       data.png (the data scatter), mapping.png (x -> h -> y with W and b drawn),
+                       dashboard.gif (the training dashboard animated over the snapshots) and
+                       dashboard.html (the same with a slider, plotly). n > 2: W^T W and b instead.
+  plots.py sweep DIR   a `sweep` with n > 2: wtw.png (W^T W heatmaps), norms.png (feature norms
+                       coloured by interference), dimensionality.png (Anthropic's dimensionality
+                       scatter against 1/(1-S)).
+  plots.py phase DIR   a `phase-diagram`: phase.png/.pdf, the trained phases with the closed-form
+                       boundaries drawn over them, beside the closed-form winners.
+
+Pictures go to DIR/plots/ (or --out). Needs numpy, matplotlib, plotly (scripts/python-deps).
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import colors  # noqa: E402
+
+PHASES = ["ignored", "dedicated", "antipodal", "other", "diverged"]
+PHASE_COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#BBBBBB", "#000000"]
+
+
+# ----------------------------------------------------------------------------- reading
+def read_results(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def model_W(row, n, m):
+    return np.array([[float(row[f"W_{j}_{f}"]) for f in range(n)] for j in range(m)])
+
+
+def model_b(row, n):
+    return np.array([float(row[f"b_{f}"]) for f in range(n)])
+
+
+def load_npy(directory, name):
+    path = os.path.join(directory, name)
+    return np.load(path) if os.path.exists(path) else None
+
+
+def forward(W, b, x, relu):
+    z = (x @ W.T) @ W + b
+    return np.maximum(z, 0) if relu else z
+
+
+def display_data(row, n, count=1000, seed=0):
+    """Samples of the model's data rule, drawn by numpy for display (fresh-mode runs keep none)."""
+    rng = np.random.default_rng(seed)
+    s = np.array([float(row[f"sparsity_{f}"]) for f in range(n)])
+    return rng.uniform(0, 1, (count, n)) * (rng.uniform(0, 1, (count, n)) > s)
+
+
+# ----------------------------------------------------------------------------- run
+class Run:
+    def __init__(self, directory):
+        self.dir = directory
+        self.manifest = load_json(os.path.join(directory, "manifest.json"))
+        self.row = read_results(os.path.join(directory, "results.csv"))[0]
+        self.n, self.m = int(self.row["n_features"]), int(self.row["n_hidden"])
+        self.relu = self.row["model"] == "relu"
+        self.W_snapshots = load_npy(directory, "W.npy")[0]  # snapshots x m x n
+        self.b_snapshots = load_npy(directory, "b.npy")[0]
+        self.snapshot_steps = load_npy(directory, "snapshot_steps.npy")
+        self.train_loss = load_npy(directory, "train_loss.npy")[0]
+        eval_loss = load_npy(directory, "eval_loss.npy")
+        self.eval_loss = eval_loss[0] if eval_loss is not None else None
+        self.eval_steps = load_npy(directory, "eval_steps.npy")
+        data = load_npy(directory, "data.npy")
+        self.data_is_display_sample = data is None
+        self.data = data if data is not None else display_data(self.row, self.n)
+        self.title = self.manifest.get("title") or (
+            f"{self.row['model']} {self.n}->{self.m}, sparsity {float(self.row['sparsity']):.3g}, "
+            f"importance {', '.join(self.row[f'importance_{f}'] for f in range(self.n))}")
+
+    def frames(self, limit=60):
+        count = len(self.snapshot_steps)
+        return sorted(set(np.linspace(0, count - 1, min(limit, count)).round().astype(int).tolist()))
+
+
+def draw_input(ax, run, W, data):
+    h = data @ W.T
+    sc = ax.scatter(data[:, 0], data[:, 1], c=h[:, 0], cmap="coolwarm", s=6, alpha=0.8)
+    ax.annotate("", xy=(W[0, 0], W[0, 1]), xytext=(0, 0),
+                arrowprops=dict(arrowstyle="->", color="black", lw=2))
+    ax.text(W[0, 0], W[0, 1], f" W = [{W[0, 0]:.2f}, {W[0, 1]:.2f}]", fontsize=8)
+    lim = max(1.1, float(np.abs(W).max()) * 1.15)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.axhline(0, color="#ccc", lw=0.5)
+    ax.axvline(0, color="#ccc", lw=0.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_title("input x (colour: h = W x)")
+    return sc
+
+
+def draw_hidden(ax, W, data):
+    h = (data @ W.T)[:, 0]
+    ax.hist(h, bins=40, color="#888")
+    ax.set_xlabel("h")
+    ax.set_title("hidden h = W x")
+
+
+def draw_output(ax, run, W, b, data):
+    y = forward(W, b, data, run.relu)
+    h = (data @ W.T)[:, 0]
+    ax.scatter(y[:, 0], y[:, 1], s=6, alpha=0.6, color="#555", label="y for the data")
+    hs = np.linspace(min(h.min(), -1.5), max(h.max(), 1.5), 400)
+    curve = hs[:, None] * W[0][None, :] + b
+    if run.relu:
+        curve = np.maximum(curve, 0)
+    ax.plot(curve[:, 0], curve[:, 1], color="#C44E52", lw=1.5, label="ReLU(Wᵀh + b)" if run.relu
+            else "Wᵀh + b")
+    ax.plot([b[0]], [b[1]], "o", color="#C44E52")
+    ax.text(b[0], b[1], f" b = [{b[0]:.2f}, {b[1]:.2f}]", fontsize=8)
+    lim = max(1.1, float(np.abs(y).max()) * 1.1)
+    ax.set_xlim(-0.2 if run.relu else -lim, lim)
+    ax.set_ylim(-0.2 if run.relu else -lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("y₁")
+    ax.set_ylabel("y₂")
+    ax.set_title("output y")
+    ax.legend(fontsize=7, loc="upper right")
+
+
+def draw_wtw(ax, W, title="WᵀW"):
+    wtw = W.T @ W
+    lim = max(1e-9, float(np.abs(wtw).max()))
+    im = ax.imshow(wtw, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_title(title)
+    ax.set_xlabel("feature")
+    ax.set_ylabel("feature")
+    return im
+
+
+def draw_loss(ax, run, step=None):
+    every = max(1, len(run.train_loss) // 1500)  # a thinned curve draws fast and looks the same
+    ax.plot(np.arange(len(run.train_loss))[::every], run.train_loss[::every], lw=1, label="train")
+    if run.eval_loss is not None and len(run.eval_loss):
+        ax.plot(run.eval_steps, run.eval_loss, "o-", ms=2, lw=1, label="eval")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title("loss")
+    ax.legend(fontsize=7)
+    if step is not None:
+        return ax.axvline(step, color="black", lw=0.8)
+    return None
+
+
+def plot_run(directory, out):
+    run = Run(directory)
+    os.makedirs(out, exist_ok=True)
+    written = []
+    W, b = run.W_snapshots[-1], run.b_snapshots[-1]
+    if run.n == 2:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        train_rows = int(run.manifest.get("group", {}).get("train_rows", len(run.data)))
+        ax.scatter(run.data[:train_rows, 0], run.data[:train_rows, 1], s=6, label="train")
+        if len(run.data) > train_rows and not run.data_is_display_sample:
+            ax.scatter(run.data[train_rows:, 0], run.data[train_rows:, 1], s=6, label="eval")
+        ax.set_xlabel("x₁")
+        ax.set_ylabel("x₂")
+        ax.set_aspect("equal")
+        ax.legend(fontsize=8)
+        ax.set_title("data" + (" (a display sample)" if run.data_is_display_sample else ""))
+        fig.tight_layout()
+        written.append(save(fig, out, "data.png"))
+
+    if run.n == 2 and run.m == 1:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
+        draw_input(axes[0], run, W, run.data)
+        draw_hidden(axes[1], W, run.data)
+        draw_output(axes[2], run, W, b, run.data)
+        fig.suptitle(f"{run.title} — final step {int(run.snapshot_steps[-1]) + 1}")
+        fig.tight_layout()
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+        im = draw_wtw(axes[0], W)
+        fig.colorbar(im, ax=axes[0])
+        axes[1].bar(np.arange(run.n), b, color="#888")
+        axes[1].set_title("b")
+        axes[1].set_xlabel("feature")
+        fig.suptitle(run.title)
+        fig.tight_layout()
+    written.append(save(fig, out, "mapping.png"))
+
+    written.append(dashboard_gif(run, out))
+    written.append(dashboard_html(run, out))
+    return written
+
+
+def save(fig, out, name):
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def dashboard_gif(run, out):
+    """The training dashboard over the snapshots: the artists are drawn once and updated."""
+    frames = run.frames(limit=40)
+    two_to_one = run.n == 2 and run.m == 1
+    fig, axes = plt.subplots(1, 3 if two_to_one else 2, figsize=(12 if two_to_one else 8, 3.9))
+    marker = draw_loss(axes[0], run, 0)
+    title = fig.suptitle("")
+    if two_to_one:
+        data = run.data
+        ax = axes[1]
+        dots = ax.scatter(data[:, 0], data[:, 1], c=np.zeros(len(data)), cmap="coolwarm", s=5,
+                          vmin=-1, vmax=1)
+        (arrow,) = ax.plot([0, 0], [0, 0], "k-", lw=2)
+        lim = max(1.1, float(np.abs(run.W_snapshots).max()) * 1.1)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title("input x and W (colour: h)")
+        ax = axes[2]
+        outputs = ax.scatter(data[:, 0], data[:, 1], s=5, color="#555")
+        (curve,) = ax.plot([], [], color="#C44E52", lw=1.5)
+        ax.set_xlim(-0.2, 1.3)
+        ax.set_ylim(-0.2, 1.3)
+        ax.set_aspect("equal")
+        ax.set_title("output y and ReLU(Wᵀh + b)" if run.relu else "output y and Wᵀh + b")
+    else:
+        image = draw_wtw(axes[1], run.W_snapshots[-1], "WᵀW")
+
+    def draw(k):
+        s = frames[k]
+        step = int(run.snapshot_steps[s])
+        W, b = run.W_snapshots[s], run.b_snapshots[s]
+        marker.set_xdata([step, step])
+        title.set_text(f"{run.title} — after step {step + 1}")
+        if two_to_one:
+            h = (data @ W.T)[:, 0]
+            dots.set_array(h)
+            arrow.set_data([0, W[0, 0]], [0, W[0, 1]])
+            outputs.set_offsets(forward(W, b, data, run.relu))
+            hs = np.linspace(-1.5, 1.5, 200)
+            c = hs[:, None] * W[0][None, :] + b
+            if run.relu:
+                c = np.maximum(c, 0)
+            curve.set_data(c[:, 0], c[:, 1])
+        else:
+            image.set_data(W.T @ W)
+
+    from PIL import Image
+
+    fig.set_dpi(80)
+    images = []
+    for k in range(len(frames)):  # one render per frame, straight into Pillow
+        draw(k)
+        fig.canvas.draw()
+        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert(
+            "P", palette=Image.Palette.ADAPTIVE))
+    plt.close(fig)
+    path = os.path.join(out, "dashboard.gif")
+    images[0].save(path, save_all=True, append_images=images[1:], duration=160, loop=0)
+    return path
+
+
+def dashboard_html(run, out):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frames = run.frames(limit=80)
+    two_to_one = run.n == 2 and run.m == 1
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "loss", "output y = ReLU(Wᵀ W x + b)" if two_to_one else "WᵀW"))
+    fig.add_trace(go.Scatter(x=np.arange(len(run.train_loss)), y=run.train_loss, name="train loss",
+                             line=dict(width=1)), row=1, col=1)
+    if run.eval_loss is not None and len(run.eval_loss):
+        fig.add_trace(go.Scatter(x=run.eval_steps, y=run.eval_loss, name="eval loss",
+                                 mode="lines+markers", marker=dict(size=3)), row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=1)
+
+    def frame_traces(s):
+        W, b = run.W_snapshots[s], run.b_snapshots[s]
+        if two_to_one:
+            y = forward(W, b, run.data, run.relu)
+            return [go.Scatter(x=y[:, 0], y=y[:, 1], mode="markers", marker=dict(size=3),
+                               name="y")]
+        return [go.Heatmap(z=W.T @ W, colorscale="RdBu", zmid=0, name="WᵀW")]
+
+    first = len(fig.data)
+    for trace in frame_traces(frames[0]):
+        fig.add_trace(trace, row=1, col=2)
+    plotly_frames, steps = [], []
+    for s in frames:
+        step = int(run.snapshot_steps[s])
+        W = run.W_snapshots[s]
+        plotly_frames.append(go.Frame(name=str(step), data=frame_traces(s),
+                                      traces=list(range(first, first + 1))))
+        steps.append(dict(method="animate", label=str(step + 1),
+                          args=[[str(step)], dict(mode="immediate", frame=dict(duration=0))]))
+    fig.frames = plotly_frames
+    if two_to_one:
+        fig.update_xaxes(range=[-0.2, 1.3], row=1, col=2)
+        fig.update_yaxes(range=[-0.2, 1.3], row=1, col=2)
+    fig.update_layout(
+        title=run.title, height=480,
+        sliders=[dict(active=0, currentvalue=dict(prefix="after step "), steps=steps)],
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.15, buttons=[
+            dict(label="play", method="animate",
+                 args=[None, dict(frame=dict(duration=80), fromcurrent=True)])])])
+    path = os.path.join(out, "dashboard.html")
+    fig.write_html(path, include_plotlyjs="directory", auto_play=False)
+    return path
+
+
+# ----------------------------------------------------------------------------- sweep
+def plot_sweep(directory, out, limit=8):
+    rows = [r for r in read_results(os.path.join(directory, "results.csv")) if r["status"] == "ok"]
+    if not rows:
+        sys.exit(f"plots.py: {directory}/results.csv has no model that did not diverge")
+    n, m = int(rows[0]["n_features"]), int(rows[0]["n_hidden"])
+    os.makedirs(out, exist_ok=True)
+    # One model per sparsity (the lowest eval loss), up to `limit`, for the heatmaps and bars.
+    best = {}
+    for r in rows:
+        key = r["sparsity"]
+        if key not in best or float(r["eval_loss"]) < float(best[key]["eval_loss"]):
+            best[key] = r
+    chosen = sorted(best.values(), key=lambda r: float(r["sparsity"]))
+    if len(chosen) > limit:
+        chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, limit).round().astype(int)]
+    written = []
+
+    fig, axes = plt.subplots(1, len(chosen), figsize=(2.6 * len(chosen), 2.9), squeeze=False)
+    for ax, r in zip(axes[0], chosen):
+        draw_wtw(ax, model_W(r, n, m), f"1−S = {1 - float(r['sparsity']):.3g}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"WᵀW, {n} features -> {m} dimensions (best seed per sparsity)")
+    fig.tight_layout()
+    written.append(save(fig, out, "wtw.png"))
+
+    fig, axes = plt.subplots(1, len(chosen), figsize=(2.2 * len(chosen) + 1.5, 3.4),
+                             squeeze=False, sharey=True, constrained_layout=True)
+    cmap = plt.get_cmap("viridis")
+    for ax, r in zip(axes[0], chosen):
+        norms = np.array([float(r[f"norm_{f}"]) for f in range(n)])
+        interference = np.array([float(r[f"interference_{f}"]) for f in range(n)])
+        superposition = np.clip(interference / np.maximum(norms**2, 1e-12), 0, 1)
+        ax.barh(np.arange(n), norms, color=cmap(superposition))
+        ax.set_title(f"1−S = {1 - float(r['sparsity']):.3g}", fontsize=9)
+        ax.set_xlabel("‖W_f‖")
+    axes[0][0].set_ylabel("feature")
+    axes[0][0].invert_yaxis()  # shared: once for all
+    fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=cmap), ax=axes[0],
+                 label="Σ_{j≠f}(Ŵ_f·W_j)² / ‖W_f‖²")
+    fig.suptitle("feature norms, coloured by interference")
+    written.append(save(fig, out, "norms.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    x = np.array([1 / max(1e-12, 1 - float(r["sparsity"])) for r in rows])
+    dpf = np.array([float(r["dimensions_per_feature"]) for r in rows])
+    for f in range(n):
+        d = np.array([float(r[f"dimensionality_{f}"]) for r in rows])
+        ax.scatter(x * np.exp(np.random.default_rng(f).normal(0, 0.03, len(x))), d, s=5,
+                   alpha=0.4, color="#4C72B0", label="feature dimensionality D_f" if f == 0 else None)
+    order = np.argsort(x)
+    ax.plot(x[order], dpf[order], "k-", lw=1.5, label="dimensions per feature m / ‖W‖²_F")
+    for frac in (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 1 / 3):
+        ax.axhline(frac, color="#ddd", lw=0.7, zorder=0)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.05, 1.1)
+    ax.set_xlabel("1 / (1 − S)")
+    ax.set_ylabel("dimensions")
+    ax.set_title(f"dimensionality, {n} -> {m}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written.append(save(fig, out, "dimensionality.png"))
+    return written
+
+
+# ----------------------------------------------------------------------------- phase diagram
+def closed_form_winner(p, r):
+    single = p / 3 - p * p / 4
+    losses = np.stack([r * single, single + 0 * r, (1 + r) * p * p / 6])
+    return np.argmin(losses, axis=0)  # 0 ignored, 1 dedicated, 2 antipodal
+
+
+def plot_phase(directory, out):
+    cells = read_results(os.path.join(directory, "phase_diagram.csv"))
+    manifest = load_json(os.path.join(directory, "manifest.json"))
+    densities = sorted({float(c["density"]) for c in cells})
+    importances = sorted({float(c["relative_importance"]) for c in cells})
+    index = {name: k for k, name in enumerate(PHASES)}
+    grid = np.full((len(densities), len(importances)), index["diverged"])
+    theory = np.zeros_like(grid)
+    for c in cells:
+        d, i = densities.index(float(c["density"])), importances.index(float(c["relative_importance"]))
+        grid[d, i] = index.get(c["phase"], index["other"])
+        theory[d, i] = index[c["closed_form_winner"]]
+    os.makedirs(out, exist_ok=True)
+
+    def edges(values):
+        logs = np.log10(values)
+        step = (logs[-1] - logs[0]) / max(1, len(logs) - 1) if len(logs) > 1 else 1.0
+        return 10 ** np.concatenate([[logs[0] - step / 2], logs + step / 2])
+
+    cmap = colors.ListedColormap(PHASE_COLOURS)
+    norm = colors.BoundaryNorm(np.arange(-0.5, len(PHASES)), cmap.N)
+    fine_r = np.logspace(np.log10(importances[0]) - 0.2, np.log10(importances[-1]) + 0.2, 400)
+    fine_p = np.logspace(np.log10(densities[0]) - 0.2, min(0, np.log10(densities[-1]) + 0.2), 400)
+    R, P = np.meshgrid(fine_r, fine_p)
+    winner = closed_form_winner(P, R)
+    agreement = manifest.get("phase_diagram", {}).get("agreement", {})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
+    for ax, data, title in ((axes[0], grid, "trained (best seed per cell)"),
+                            (axes[1], theory, "closed-form winner")):
+        ax.pcolormesh(edges(importances), edges(densities), data, cmap=cmap, norm=norm)
+        ax.contour(R, P, winner, levels=[0.5, 1.5], colors="black", linewidths=1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(edges(importances)[0], edges(importances)[-1])
+        ax.set_ylim(edges(densities)[0], edges(densities)[-1])
+        ax.set_xlabel("relative importance of feature 2")
+        ax.set_title(title)
+    axes[0].set_ylabel("feature density 1 − S")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLOURS]
+    fig.legend(handles, ["feature 2 ignored", "feature 2 dedicated", "antipodal superposition",
+                         "other", "diverged"], loc="lower center", ncol=5, fontsize=8)
+    subtitle = ""
+    if agreement:
+        subtitle = (f": agrees with the closed form in {agreement['agree']}/{agreement['cells']} "
+                    f"cells, {agreement['far_agree']}/{agreement['far_cells']} far from a boundary")
+    pd = manifest.get("phase_diagram", {})
+    fig.suptitle(f"2 -> 1 phase diagram, {pd.get('seeds', '?')} seeds per cell, "
+                 f"{manifest.get('backend', '?')}{subtitle}\n"
+                 "black lines: closed-form boundaries", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    written = [save_both(fig, out, "phase")]
+    return written
+
+
+def save_both(fig, out, stem):
+    fig.savefig(os.path.join(out, stem + ".pdf"))
+    return save(fig, out, stem + ".png")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=["run", "sweep", "phase"])
+    parser.add_argument("dir", help="a superpose run directory")
+    parser.add_argument("--out", help="where the pictures go (default DIR/plots)")
+    args = parser.parse_args(argv)
+    if not os.path.exists(os.path.join(args.dir, "manifest.json")):
+        parser.error(f"{args.dir}: not a superpose run directory (no manifest.json)")
+    out = args.out or os.path.join(args.dir, "plots")
+    written = {"run": plot_run, "sweep": plot_sweep, "phase": plot_phase}[args.kind](args.dir, out)
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
