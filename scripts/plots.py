@@ -16,7 +16,6 @@ Pictures go to DIR/plots/ (or --out). Needs numpy, matplotlib, plotly (scripts/p
 import argparse
 import csv
 import json
-import math
 import os
 import sys
 
@@ -305,7 +304,6 @@ def dashboard_html(run, out):
     plotly_frames, steps = [], []
     for s in frames:
         step = int(run.snapshot_steps[s])
-        W = run.W_snapshots[s]
         plotly_frames.append(go.Frame(name=str(step), data=frame_traces(s),
                                       traces=list(range(first, first + 1))))
         steps.append(dict(method="animate", label=str(step + 1),
