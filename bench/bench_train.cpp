@@ -44,11 +44,20 @@ int main(int argc, char** argv) {
   std::string backend_name = "cpu", out;
   int repeats = 3, threads = 0;
   double work = 2e8;  // sample-steps per timed run (steps are derived from it)
+  int one_n = 0, one_m = 0, one_batch = 1024, one_models = 0;
+  std::string one_mode = "fixed";
   app.add_option("--backend", backend_name, "cpu | cuda | reference")->capture_default_str();
   app.add_option("--out", out, "JSON results file");
   app.add_option("--repeats", repeats, "timed runs per configuration")->capture_default_str();
   app.add_option("--threads", threads, "cpu threads (0: all)")->capture_default_str();
   app.add_option("--work", work, "sample-steps per timed run")->capture_default_str();
+  app.add_option("--n", one_n, "one configuration only: features (with --m, --models)");
+  app.add_option("--m", one_m, "one configuration only: hidden dimensions");
+  app.add_option("--batch", one_batch, "one configuration only: rows per step")
+      ->capture_default_str();
+  app.add_option("--models", one_models, "one configuration only: models");
+  app.add_option("--data-mode", one_mode, "one configuration only: fixed | fresh")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<sp::Backend> backend;
@@ -63,11 +72,21 @@ int main(int argc, char** argv) {
     sp::DataMode mode;
   };
   std::vector<Config> configs;
-  for (int models : {1, 100, 1000, 10000})
-    for (sp::DataMode mode : {sp::DataMode::fixed, sp::DataMode::fresh})
-      configs.push_back({2, 1, 1024, models, mode});
-  for (int models : {1, 100, 1000}) configs.push_back({5, 2, 1024, models, sp::DataMode::fresh});
-  for (int models : {1, 100, 1000}) configs.push_back({20, 5, 1024, models, sp::DataMode::fresh});
+  if (one_models > 0) {
+    if (one_n < 1 || one_m < 1 || one_batch < 1) {
+      fmt::print(stderr, "bench_train: error: --n, --m and --batch must be at least 1\n");
+      return 2;
+    }
+    configs.push_back(
+        {one_n, one_m, one_batch, one_models, sp::parse_data_mode(one_mode, "--data-mode")});
+  }
+  if (configs.empty()) {
+    for (int models : {1, 100, 1000, 10000})
+      for (sp::DataMode mode : {sp::DataMode::fixed, sp::DataMode::fresh})
+        configs.push_back({2, 1, 1024, models, mode});
+    for (int models : {1, 100, 1000}) configs.push_back({5, 2, 1024, models, sp::DataMode::fresh});
+    for (int models : {1, 100, 1000}) configs.push_back({20, 5, 1024, models, sp::DataMode::fresh});
+  }
 
   nlohmann::json results = nlohmann::json::array();
   fmt::print("{:>4} {:>4} {:>6} {:>7} {:>6} {:>6} {:>14} {:>14}\n", "n", "m", "batch", "models",

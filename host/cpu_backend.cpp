@@ -10,6 +10,7 @@
 
 #include "host/backend.hpp"
 #include "host/recorder.hpp"
+#include "host/simd_lanes.hpp"
 #include "kernels/toy_model.hpp"
 
 namespace sp::cpu {
@@ -88,6 +89,111 @@ float loss(int n, int m, bool relu, const float* W, const float* b, const float*
       n, m, [&](auto dims) { return loss_sums(dims, relu, W, b, importance, x, rows, scratch); });
 }
 
+// ------------------------------------------------------------------------------- SIMD path
+using Pack = Lanes;
+constexpr int kSimdWidth = Lanes::kWidth;
+constexpr int kGroups = kLanes / kSimdWidth;  // packs per warp-width of lanes
+static_assert(kLanes % kSimdWidth == 0, "a pack must tile the 32 lanes");
+
+struct SimdStep::State {
+  int n, m, params, rows = 0;
+  const float* x = nullptr;
+  std::vector<Pack> x_packs;       // (rows / V) x n: pack k holds feature f of rows kV .. kV+V-1
+  std::vector<Pack> partial;       // kGroups x params: lanes gV .. gV+V-1 of each gradient entry
+  std::vector<Pack> partial_loss;  // kGroups
+  std::vector<Pack> hidden, grad_hidden;
+  std::vector<float> lane_values, one_lane, scalar_hidden, scalar_grad_hidden;
+};
+
+SimdStep::SimdStep(int n, int m) : state_(new State) {
+  State& s = *state_;
+  s.n = n;
+  s.m = m;
+  s.params = m * n + n;
+  s.partial.resize(static_cast<size_t>(kGroups) * s.params);
+  s.partial_loss.resize(kGroups);
+  s.hidden.resize(m);
+  s.grad_hidden.resize(m);
+  s.lane_values.resize(kLanes);
+  s.one_lane.resize(s.params);
+  s.scalar_hidden.resize(m);
+  s.scalar_grad_hidden.resize(m);
+}
+
+SimdStep::~SimdStep() { delete state_; }
+
+void SimdStep::set_rows(const float* x, int rows) {
+  State& s = *state_;
+  s.x = x;
+  s.rows = rows;
+  const int packs = rows / kSimdWidth;
+  s.x_packs.resize(static_cast<size_t>(packs) * s.n);
+  float lane_values[kSimdWidth];
+  for (int k = 0; k < packs; ++k)
+    for (int f = 0; f < s.n; ++f) {
+      for (int i = 0; i < kSimdWidth; ++i)
+        lane_values[i] = x[(static_cast<size_t>(k) * kSimdWidth + i) * s.n + f];
+      s.x_packs[static_cast<size_t>(k) * s.n + f] = Pack::load(lane_values);
+    }
+}
+
+namespace {
+
+template <class D>
+float simd_step_sums(D dims, SimdStep::State& s, bool relu, const float* W, const float* b,
+                     const float* importance, float* grad_W, float* grad_b) {
+  const int n = dims.n(), m = dims.m(), params = m * n + n, rows = s.rows;
+  for (Pack& p : s.partial) p = 0.0f;
+  for (Pack& p : s.partial_loss) p = 0.0f;
+  const float grad_scale = 2.0f * mean_scale(rows, n);
+  const int packs = rows / kSimdWidth;
+  for (int k = 0; k < packs; ++k) {
+    const int g = k % kGroups;
+    Pack* grads = &s.partial[static_cast<size_t>(g) * params];
+    s.partial_loss[g] += accumulate_sample<Pack>(
+        n, m, relu, W, b, importance, &s.x_packs[static_cast<size_t>(k) * n], grad_scale, grads,
+        grads + m * n, s.hidden.data(), s.grad_hidden.data());
+  }
+  float lane_values[kSimdWidth];
+  for (int r = packs * kSimdWidth; r < rows; ++r) {  // the rows left over, one lane each
+    const int lane = r % kLanes, g = lane / kSimdWidth, i = lane % kSimdWidth;
+    Pack* grads = &s.partial[static_cast<size_t>(g) * params];
+    for (int p = 0; p < params; ++p) {
+      grads[p].store(lane_values);
+      s.one_lane[p] = lane_values[i];
+    }
+    const float sq =
+        accumulate_sample<float>(n, m, relu, W, b, importance, s.x + static_cast<size_t>(r) * n,
+                                 grad_scale, s.one_lane.data(), s.one_lane.data() + m * n,
+                                 s.scalar_hidden.data(), s.scalar_grad_hidden.data());
+    for (int p = 0; p < params; ++p) {
+      grads[p].store(lane_values);
+      lane_values[i] = s.one_lane[p];
+      grads[p] = Pack::load(lane_values);
+    }
+    s.partial_loss[g].store(lane_values);
+    lane_values[i] += sq;
+    s.partial_loss[g] = Pack::load(lane_values);
+  }
+  auto tree = [&](const Pack* packs_of_entry, int stride) {
+    for (int g = 0; g < kGroups; ++g)
+      packs_of_entry[static_cast<size_t>(g) * stride].store(&s.lane_values[g * kSimdWidth]);
+    return lane_tree_sum(s.lane_values.data());
+  };
+  for (int k = 0; k < m * n; ++k) grad_W[k] = tree(&s.partial[k], params);
+  for (int f = 0; f < n; ++f) grad_b[f] = tree(&s.partial[m * n + f], params);
+  return tree(s.partial_loss.data(), 1) * mean_scale(rows, n);
+}
+
+}  // namespace
+
+float SimdStep::loss_and_gradients(bool relu, const float* W, const float* b,
+                                   const float* importance, float* grad_W, float* grad_b) {
+  return with_dims(state_->n, state_->m, [&](auto dims) {
+    return simd_step_sums(dims, *state_, relu, W, b, importance, grad_W, grad_b);
+  });
+}
+
 ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSchedule& schedule) {
   const int n = group.n_features, m = group.n_hidden;
   const bool relu = model.kind == ModelKind::relu;
@@ -102,6 +208,8 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSch
   const std::vector<float> evaluation = eval_set(group, model);
   LaneScratch scratch;
   scratch.resize(n, m);
+  SimdStep simd(n, m);
+  if (group.mode == DataMode::fixed) simd.set_rows(dataset.data(), rows);
   auto evaluate = [&] {
     return loss(n, m, relu, W.data(), b.data(), importance.data(), evaluation.data(),
                 group.eval_rows(), scratch);
@@ -111,11 +219,12 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSch
   TrajectoryRecorder recorder(group, result);
   float last_batch_loss = 0;
   for (int t = 0; t < group.steps; ++t) {
-    if (group.mode == DataMode::fresh)
+    if (group.mode == DataMode::fresh) {
       fresh = generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows);
-    const float* x = group.mode == DataMode::fixed ? dataset.data() : fresh.data();
-    const float step_loss = loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(), x,
-                                               rows, grad_W.data(), grad_b.data(), scratch);
+      simd.set_rows(fresh.data(), rows);
+    }
+    const float step_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
+                                                    grad_W.data(), grad_b.data());
     const AdamWStep scalars = schedule.at(model.lr, t + 1);
     for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], m_W[k], v_W[k], grad_W[k], scalars);
     for (int f = 0; f < n; ++f) adamw_update(b[f], m_b[f], v_b[f], grad_b[f], scalars);

@@ -28,6 +28,27 @@ float loss_and_gradients(int n, int m, bool relu, const float* W, const float* b
 float loss(int n, int m, bool relu, const float* W, const float* b, const float* importance,
            const float* x, int rows, LaneScratch& scratch);
 
+// The same step, V rows at a time (V = Lanes::kWidth of host/simd_lanes.hpp, a vector register:
+// rows r .. r+V-1 belong to lanes r mod 32 .. r mod 32 + V-1), through accumulate_sample<Lanes<V>>;
+// the rows left over at the end go through the float path into their lanes. Same lanes, same order,
+// so the same bits as loss_and_gradients above (tested), several times faster.
+class SimdStep {
+ public:
+  SimdStep(int n, int m);
+  ~SimdStep();
+  SimdStep(const SimdStep&) = delete;
+  SimdStep& operator=(const SimdStep&) = delete;
+  // The rows every following step uses (rows x n, row-major; kept by pointer, and transposed into
+  // the lanes' layout here: call again when they change).
+  void set_rows(const float* x, int rows);
+  float loss_and_gradients(bool relu, const float* W, const float* b, const float* importance,
+                           float* grad_W, float* grad_b);
+  struct State;  // defined in cpu_backend.cpp
+
+ private:
+  State* state_;
+};
+
 ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSchedule& schedule);
 
 }  // namespace sp::cpu

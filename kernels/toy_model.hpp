@@ -42,32 +42,43 @@ SP_HD float mean_scale(int rows, int n) {
 }
 
 // ---------------------------------------------------------------- forward + backward of one sample
+// The ReLU's two faces, written once for every lane type: the output keeps z where z > 0 (and a
+// NaN z stays NaN, never hidden), and the gradient passes only where z > 0 (PyTorch's ReLU has
+// gradient 0 at 0).
+SP_HD float relu_forward(float z) { return (z > 0.0f || z != z) ? z : 0.0f; }
+SP_HD float relu_backward(float z, float g) { return z > 0.0f ? g : 0.0f; }
+
 // The model: h = W x, z = Wᵀ h + b, y = ReLU(z) (or z). W is m x n row-major (W[j * n + f]).
 // Adds this sample's share of the gradients of L = (1 / (B n)) Σ I_f (x_f − y_f)² to grad_W,
 // grad_b:
 //   g_z = grad_scale · I ⊙ (y − x) ⊙ [z > 0]   with grad_scale = 2 / (B n)
 //   ∂b += g_z,  g_h = W g_z,  ∂W += h g_zᵀ + g_h xᵀ
 // and returns Σ_f I_f (x_f − y_f)² (the caller scales the loss by 1 / (B n) after the reduction).
-// `hidden` and `grad_hidden` are caller-provided scratch of m floats (registers in the kernels).
-SP_HD float accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
-                              const float* importance, const float* x, float grad_scale,
-                              float* grad_W, float* grad_b, float* hidden, float* grad_hidden) {
+// `hidden` and `grad_hidden` are caller-provided scratch of m values (registers in the kernels).
+//
+// T is what one lane holds: a float (one sample: the kernels, and the CPU's scalar path) or a
+// pack of V floats, one sample per lane (host/simd_lanes.hpp: the CPU's SIMD path). Every
+// operation is elementwise, so each lane computes exactly the float code's bits.
+template <class T>
+SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
+                          const float* importance, const T* x, float grad_scale, T* grad_W,
+                          T* grad_b, T* hidden, T* grad_hidden) {
   for (int j = 0; j < m; ++j) {
-    float h = 0.0f;
+    T h = 0.0f;
     for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
     hidden[j] = h;
     grad_hidden[j] = 0.0f;
   }
-  float weighted_sq_error = 0.0f;
+  T weighted_sq_error = 0.0f;
   for (int f = 0; f < n; ++f) {
-    float z = b[f];
+    T z = b[f];
     for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
-    const bool active = z > 0.0f;                            // PyTorch's ReLU has gradient 0 at 0
-    const float y = (relu && !active && z == z) ? 0.0f : z;  // a NaN z stays NaN, never hidden
-    const float error = y - x[f];
-    const float weighted_error = importance[f] * error;
+    const T y = relu ? relu_forward(z) : z;
+    const T error = y - x[f];
+    const T weighted_error = importance[f] * error;
     weighted_sq_error = fma_f(weighted_error, error, weighted_sq_error);
-    const float g_z = (relu && !active) ? 0.0f : grad_scale * weighted_error;
+    const T scaled = grad_scale * weighted_error;
+    const T g_z = relu ? relu_backward(z, scaled) : scaled;
     grad_b[f] += g_z;
     for (int j = 0; j < m; ++j) {
       grad_hidden[j] = fma_f(W[j * n + f], g_z, grad_hidden[j]);
@@ -91,7 +102,7 @@ SP_HD float sample_loss(int n, int m, bool relu, const float* W, const float* b,
   for (int f = 0; f < n; ++f) {
     float z = b[f];
     for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
-    const float y = (relu && !(z > 0.0f) && z == z) ? 0.0f : z;
+    const float y = relu ? relu_forward(z) : z;
     const float error = y - x[f];
     weighted_sq_error = fma_f(importance[f] * error, error, weighted_sq_error);
   }
