@@ -11,6 +11,7 @@
 #include "host/backend.hpp"
 #include "host/recorder.hpp"
 #include "host/simd_lanes.hpp"
+#include "host/simd_philox.hpp"
 #include "kernels/toy_model.hpp"
 
 namespace sp::cpu {
@@ -97,8 +98,9 @@ static_assert(kLanes % kSimdWidth == 0, "a pack must tile the 32 lanes");
 
 struct SimdStep::State {
   int n, m, params, rows = 0;
-  const float* x = nullptr;
   std::vector<Pack> x_packs;       // (rows / V) x n: pack k holds feature f of rows kV .. kV+V-1
+  std::vector<float> tail;         // the rows after the last whole pack, row-major
+  std::vector<float> fresh;        // generate_rows' rows where there is no SIMD Philox
   std::vector<Pack> partial;       // kGroups x params: lanes gV .. gV+V-1 of each gradient entry
   std::vector<Pack> partial_loss;  // kGroups
   std::vector<Pack> hidden, grad_hidden;
@@ -124,7 +126,6 @@ SimdStep::~SimdStep() { delete state_; }
 
 void SimdStep::set_rows(const float* x, int rows) {
   State& s = *state_;
-  s.x = x;
   s.rows = rows;
   const int packs = rows / kSimdWidth;
   s.x_packs.resize(static_cast<size_t>(packs) * s.n);
@@ -135,6 +136,28 @@ void SimdStep::set_rows(const float* x, int rows) {
         lane_values[i] = x[(static_cast<size_t>(k) * kSimdWidth + i) * s.n + f];
       s.x_packs[static_cast<size_t>(k) * s.n + f] = Pack::load(lane_values);
     }
+  s.tail.assign(x + static_cast<size_t>(packs) * kSimdWidth * s.n,
+                x + static_cast<size_t>(rows) * s.n);
+}
+
+void SimdStep::generate_rows(const ModelSpec& model, const float* sparsity,
+                             uint64_t first_subsequence, int rows) {
+  State& s = *state_;
+  if constexpr (kSimdPhilox && kSimdWidth == 16) {
+    const int n = s.n, packs = rows / kSimdWidth;
+    s.rows = rows;
+    s.x_packs.resize(static_cast<size_t>(packs) * n);
+    for (int k = 0; k < packs; ++k)
+      generate_samples_x16(model.seed, first_subsequence + static_cast<uint64_t>(k) * kSimdWidth, n,
+                           sparsity, &s.x_packs[static_cast<size_t>(k) * n].r);
+    s.tail.resize(static_cast<size_t>(rows - packs * kSimdWidth) * n);
+    for (int r = packs * kSimdWidth; r < rows; ++r)
+      generate_sample(model.seed, first_subsequence + static_cast<uint64_t>(r), n, sparsity,
+                      &s.tail[static_cast<size_t>(r - packs * kSimdWidth) * n]);
+  } else {
+    s.fresh = sp::generate_rows(model, s.n, first_subsequence, rows);
+    set_rows(s.fresh.data(), rows);
+  }
 }
 
 namespace {
@@ -162,10 +185,10 @@ float simd_step_sums(D dims, SimdStep::State& s, bool relu, const float* W, cons
       grads[p].store(lane_values);
       s.one_lane[p] = lane_values[i];
     }
-    const float sq =
-        accumulate_sample<float>(n, m, relu, W, b, importance, s.x + static_cast<size_t>(r) * n,
-                                 grad_scale, s.one_lane.data(), s.one_lane.data() + m * n,
-                                 s.scalar_hidden.data(), s.scalar_grad_hidden.data());
+    const float sq = accumulate_sample<float>(
+        n, m, relu, W, b, importance, &s.tail[static_cast<size_t>(r - packs * kSimdWidth) * n],
+        grad_scale, s.one_lane.data(), s.one_lane.data() + m * n, s.scalar_hidden.data(),
+        s.scalar_grad_hidden.data());
     for (int p = 0; p < params; ++p) {
       grads[p].store(lane_values);
       lane_values[i] = s.one_lane[p];
@@ -202,9 +225,9 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSch
   std::vector<float> m_W(W.size(), 0.0f), v_W(W.size(), 0.0f), m_b(n, 0.0f), v_b(n, 0.0f);
   std::vector<float> grad_W(W.size()), grad_b(n);
   const std::vector<float> importance = to_float(model.importance);
+  const std::vector<float> sparsity = to_float(model.sparsity);
   const std::vector<float> dataset =
       group.mode == DataMode::fixed ? fixed_dataset(group, model) : std::vector<float>{};
-  std::vector<float> fresh;
   const std::vector<float> evaluation = eval_set(group, model);
   LaneScratch scratch;
   scratch.resize(n, m);
@@ -219,10 +242,8 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSch
   TrajectoryRecorder recorder(group, result);
   float last_batch_loss = 0;
   for (int t = 0; t < group.steps; ++t) {
-    if (group.mode == DataMode::fresh) {
-      fresh = generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows);
-      simd.set_rows(fresh.data(), rows);
-    }
+    if (group.mode == DataMode::fresh)
+      simd.generate_rows(model, sparsity.data(), static_cast<uint64_t>(t) * rows, rows);
     const float step_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
                                                     grad_W.data(), grad_b.data());
     const AdamWStep scalars = schedule.at(model.lr, t + 1);

@@ -41,6 +41,11 @@ class SimdStep {
   // The rows every following step uses (rows x n, row-major; kept by pointer, and transposed into
   // the lanes' layout here: call again when they change).
   void set_rows(const float* x, int rows);
+  // Fresh rows first_subsequence .. + rows - 1 of `model`, drawn straight into the lanes' layout
+  // (16 rows per Philox call with AVX-512; elsewhere generate_rows, then set_rows): the same
+  // values as generate_rows(model, n, first_subsequence, rows), bit for bit (tested).
+  void generate_rows(const ModelSpec& model, const float* sparsity, uint64_t first_subsequence,
+                     int rows);
   float loss_and_gradients(bool relu, const float* W, const float* b, const float* importance,
                            float* grad_W, float* grad_b);
   struct State;  // defined in cpu_backend.cpp

@@ -1,0 +1,99 @@
+// simd_philox.hpp — kernels/philox.hpp's Philox4x32-10 for 16 counters at once (AVX-512), used by
+// the CPU's SIMD path to draw a pack of 16 fresh rows: lane i computes exactly philox4x32_10 of its
+// own counter (same multiplies, xors and key schedule), and uniform_from_bits' conversion is the
+// same float multiply then add, so every lane's bits equal the scalar generator's (tested).
+#pragma once
+
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#include "kernels/philox.hpp"
+
+namespace sp {
+
+constexpr bool kSimdPhilox = true;
+
+// Lane i: 32 × 32 → 64-bit products of a[i] and b, split into their low and high words. (The
+// zero-masked forms with every lane selected are the same instructions; GCC 12 warns falsely about
+// the plain forms' undefined pass-through operand.)
+inline void mulhilo32x16(uint32_t b, __m512i a, __m512i& lo, __m512i& hi) {
+  constexpr __mmask8 all = 0xFF;
+  const __m512i factor = _mm512_set1_epi32(static_cast<int>(b));
+  const __m512i even = _mm512_maskz_mul_epu32(all, a, factor);  // lanes 0, 2, …
+  const __m512i odd =
+      _mm512_maskz_mul_epu32(all, _mm512_maskz_srli_epi64(all, a, 32), factor);  // lanes 1, 3, …
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_maskz_slli_epi64(all, odd, 32));
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_maskz_srli_epi64(all, even, 32), odd);
+}
+
+// Philox4x32-10 of counters (c0, c1, c2[i], c3[i]) under key (k0, k1): out[w] holds word w of the
+// 16 blocks.
+inline void philox4x32_10_x16(uint32_t c0, uint32_t c1, __m512i c2, __m512i c3, uint32_t k0,
+                              uint32_t k1, __m512i out[4]) {
+  __m512i x0 = _mm512_set1_epi32(static_cast<int>(c0)),
+          x1 = _mm512_set1_epi32(static_cast<int>(c1));
+  __m512i x2 = c2, x3 = c3;
+  for (int round = 0; round < 10; ++round) {
+    __m512i lo0, hi0, lo1, hi1;
+    mulhilo32x16(0xD2511F53u, x0, lo0, hi0);
+    mulhilo32x16(0xCD9E8D57u, x2, lo1, hi1);
+    x0 = _mm512_xor_si512(_mm512_xor_si512(hi1, x1), _mm512_set1_epi32(static_cast<int>(k0)));
+    x1 = lo1;
+    x2 = _mm512_xor_si512(_mm512_xor_si512(hi0, x3), _mm512_set1_epi32(static_cast<int>(k1)));
+    x3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  out[0] = x0;
+  out[1] = x1;
+  out[2] = x2;
+  out[3] = x3;
+}
+
+// uniform_from_bits for 16 words: float(bits) · 2⁻³² + 2⁻³³, two roundings as in the scalar code.
+inline __m512 uniforms_from_bits_x16(__m512i bits) {
+  return _mm512_add_ps(
+      _mm512_mul_ps(_mm512_maskz_cvtepu32_ps(0xFFFF, bits), _mm512_set1_ps(kTwoPowMinus32)),
+      _mm512_set1_ps(kTwoPowMinus32 / 2.0f));
+}
+
+// generate_sample for the 16 rows first_subsequence .. first_subsequence + 15 of model `seed`:
+// x[f] receives feature f of the 16 rows (mask from uniform f, value from uniform n + f).
+inline void generate_samples_x16(uint64_t seed, uint64_t first_subsequence, int n,
+                                 const float* sparsity, __m512* x) {
+  alignas(64) uint32_t lo[16], hi[16];
+  for (int i = 0; i < 16; ++i) {
+    const uint64_t subsequence = first_subsequence + static_cast<uint64_t>(i);
+    lo[i] = static_cast<uint32_t>(subsequence);
+    hi[i] = static_cast<uint32_t>(subsequence >> 32);
+  }
+  const __m512i c2 = _mm512_load_si512(lo), c3 = _mm512_load_si512(hi);
+  const int uniforms = 2 * n;
+  for (int first = 0; first < uniforms; first += 4) {
+    __m512i words[4];
+    const uint64_t block = static_cast<uint64_t>(first / 4);
+    philox4x32_10_x16(static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), c2, c3,
+                      static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), words);
+    for (int w = 0; w < 4 && first + w < uniforms; ++w) {
+      const int k = first + w;
+      const __m512 u = uniforms_from_bits_x16(words[w]);
+      if (k < n) {  // mask: u <= s means "this feature is off" (1 stands for "on" until the value)
+        const __mmask16 off = _mm512_cmp_ps_mask(u, _mm512_set1_ps(sparsity[k]), _CMP_LE_OQ);
+        x[k] = _mm512_mask_blend_ps(off, _mm512_set1_ps(1.0f), _mm512_setzero_ps());
+      } else {
+        const __mmask16 on = _mm512_cmp_ps_mask(x[k - n], _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        x[k - n] = _mm512_maskz_mov_ps(on, u);
+      }
+    }
+  }
+}
+
+}  // namespace sp
+
+#else
+namespace sp {
+constexpr bool kSimdPhilox = false;
+}
+#endif
