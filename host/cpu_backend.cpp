@@ -143,21 +143,23 @@ void SimdStep::set_rows(const float* x, int rows) {
 void SimdStep::generate_rows(const ModelSpec& model, const float* sparsity,
                              uint64_t first_subsequence, int rows) {
   State& s = *state_;
-  if constexpr (kSimdPhilox && kSimdWidth == 16) {
-    const int n = s.n, packs = rows / kSimdWidth;
-    s.rows = rows;
-    s.x_packs.resize(static_cast<size_t>(packs) * n);
-    for (int k = 0; k < packs; ++k)
-      generate_samples_x16(model.seed, first_subsequence + static_cast<uint64_t>(k) * kSimdWidth, n,
-                           sparsity, &s.x_packs[static_cast<size_t>(k) * n].r);
-    s.tail.resize(static_cast<size_t>(rows - packs * kSimdWidth) * n);
-    for (int r = packs * kSimdWidth; r < rows; ++r)
-      generate_sample(model.seed, first_subsequence + static_cast<uint64_t>(r), n, sparsity,
-                      &s.tail[static_cast<size_t>(r - packs * kSimdWidth) * n]);
-  } else {
-    s.fresh = sp::generate_rows(model, s.n, first_subsequence, rows);
-    set_rows(s.fresh.data(), rows);
-  }
+#if defined(__AVX512F__)
+  static_assert(kSimdPhilox && kSimdWidth == 16, "AVX-512: 16 lanes, 16 Philox counters");
+  const int n = s.n, packs = rows / kSimdWidth;
+  s.rows = rows;
+  s.x_packs.resize(static_cast<size_t>(packs) * n);
+  for (int k = 0; k < packs; ++k)
+    generate_samples_x16(model.seed, first_subsequence + static_cast<uint64_t>(k) * kSimdWidth, n,
+                         sparsity, &s.x_packs[static_cast<size_t>(k) * n].r);
+  s.tail.resize(static_cast<size_t>(rows - packs * kSimdWidth) * n);
+  for (int r = packs * kSimdWidth; r < rows; ++r)
+    generate_sample(model.seed, first_subsequence + static_cast<uint64_t>(r), n, sparsity,
+                    &s.tail[static_cast<size_t>(r - packs * kSimdWidth) * n]);
+#else
+  (void)sparsity;  // generate_rows reads the model's own
+  s.fresh = sp::generate_rows(model, s.n, first_subsequence, rows);
+  set_rows(s.fresh.data(), rows);
+#endif
 }
 
 namespace {

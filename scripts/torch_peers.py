@@ -26,11 +26,12 @@ import time
 import torch
 
 
-def make_data(models, rows, n, sparsity, generator=None, dtype=torch.float32):
+def make_data(models, rows, n, sparsity, generator=None, dtype=torch.float32, device=None):
     """(models, rows, n): uniform values, each exactly 0 with probability `sparsity`."""
-    values = torch.rand((models, rows, n), generator=generator, dtype=dtype)
-    keep = torch.rand((models, rows, n), generator=generator, dtype=dtype) >= sparsity
-    return values * keep
+    device = generator.device if generator is not None else device
+    values = torch.rand((models, rows, n), generator=generator, dtype=dtype, device=device)
+    keep = torch.rand((models, rows, n), generator=generator, dtype=dtype, device=device)
+    return values * (keep >= sparsity)
 
 
 def xavier_normal(models, m, n, generator=None, dtype=torch.float32):
@@ -47,7 +48,7 @@ def train_loop(W, b, importance, relu, lr, steps, data=None, sparsity=None, batc
     losses = []
     for _ in range(steps):
         x = data if data is not None else make_data(1, batch, W.shape[1], sparsity, generator,
-                                                     W.dtype)[0]
+                                                     W.dtype, W.device)[0]
         z = x @ W.T @ W + b
         y = torch.relu(z) if relu else z
         loss = ((x - y) ** 2 * importance).mean()
@@ -71,8 +72,9 @@ def train_batched(W, b, importance, relu, lr, steps, data=None, sparsity=None, b
         if data is not None:
             x = data
         else:
-            x = make_data(W.shape[0], batch, W.shape[2], 0.0, generator, W.dtype)
-            x = x * (torch.rand(x.shape, generator=generator, dtype=W.dtype) >= sparsity[:, None, :])
+            x = make_data(W.shape[0], batch, W.shape[2], 0.0, generator, W.dtype, W.device)
+            x = x * (torch.rand(x.shape, generator=generator, dtype=W.dtype, device=W.device)
+                     >= sparsity[:, None, :])
         hidden = torch.bmm(x, W.transpose(1, 2))  # (K, B, m)
         z = torch.bmm(hidden, W) + b[:, None, :]  # (K, B, n)
         y = torch.relu(z) if relu else z
@@ -90,46 +92,57 @@ def bench(args):
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     n, m, K, B = args.n, args.m, args.models, args.batch
-    sparsity = 0.9
+    sparsity = args.sparsity
+    relu = args.model == "relu"
     trained = 1 if args.peer == "loop" else K
-    W = xavier_normal(trained, m, n)
-    b = torch.zeros(trained, n)
-    importance = torch.ones(trained, n)
+    W = xavier_normal(trained, m, n).to(device)
+    b = torch.zeros(trained, n, device=device)
+    importance = torch.ones(trained, n, device=device)
     fixed = args.data_mode == "fixed"
-    data = make_data(trained, B, n, sparsity) if fixed else None
-    sparsities = torch.full((trained, n), sparsity)
+    data = make_data(trained, B, n, sparsity).to(device) if fixed else None
+    sparsities = torch.full((trained, n), sparsity, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
 
     def run(steps):
         if args.peer == "loop":
-            train_loop(W[0], b[0], importance[0], True, 1e-3, steps,
-                       data=data[0] if fixed else None, sparsity=sparsities[0], batch=B)
+            train_loop(W[0], b[0], importance[0], relu, 1e-3, steps,
+                       data=data[0] if fixed else None, sparsity=sparsities[0], batch=B,
+                       generator=generator)
         else:
-            train_batched(W, b, importance, True, 1e-3, steps, data=data, sparsity=sparsities,
-                          batch=B, record_losses=False)
+            train_batched(W, b, importance, relu, 1e-3, steps, data=data, sparsity=sparsities,
+                          batch=B, generator=generator, record_losses=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     run(args.warmup)
-    steps, elapsed = 0, 0.0
-    chunk = max(1, args.min_steps)
-    while steps < args.min_steps or elapsed < args.min_seconds:  # at least this long, then stop
+    # Calibrate a chunk of steps that takes about min_seconds / repeats, then time `repeats`
+    # chunks and keep the median per-step time (as bench_train keeps the median of its repeats).
+    t0 = time.perf_counter()
+    run(args.min_steps)
+    guess = (time.perf_counter() - t0) / args.min_steps
+    chunk = int(min(args.max_steps, max(args.min_steps, args.min_seconds / args.repeats / guess)))
+    per_steps = []
+    for _ in range(args.repeats):
         t0 = time.perf_counter()
         run(chunk)
-        elapsed += time.perf_counter() - t0
-        steps += chunk
-        if steps >= args.max_steps:
-            break
-    per_step = elapsed / steps
+        per_steps.append((time.perf_counter() - t0) / chunk)
+    per_step = sorted(per_steps)[len(per_steps) // 2]
+    steps = chunk * args.repeats
     if args.peer == "loop":
         per_step_all = per_step * K  # K models one after the other
-        note = f"one model timed over {steps} steps; {K} models = {K} x its per-step time"
+        note = (f"one model: median of {args.repeats} x {chunk} steps; {K} models = {K} x its "
+                "per-step time")
     else:
         per_step_all = per_step
-        note = f"{K} instances timed over {steps} steps"
+        note = f"{K} instances: median of {args.repeats} x {chunk} steps"
     print(json.dumps({
         "peer": args.peer, "n": n, "m": m, "batch": B, "models": K, "data_mode": args.data_mode,
         "timed_steps": steps, "seconds_per_step": per_step_all,
         "sample_steps_per_s": K * B / per_step_all, "model_steps_per_s": K / per_step_all,
-        "note": note, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+        "model": args.model, "device": args.device, "note": note, "torch": torch.__version__,
+        "threads": torch.get_num_threads()}))
 
 
 def main():
@@ -142,9 +155,13 @@ def main():
     b.add_argument("--batch", type=int, default=800)
     b.add_argument("--models", type=int, default=1)
     b.add_argument("--data-mode", choices=["fixed", "fresh"], default="fixed")
+    b.add_argument("--model", choices=["linear", "relu"], default="relu")
+    b.add_argument("--sparsity", type=float, default=0.9)
+    b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     b.add_argument("--warmup", type=int, default=3)
     b.add_argument("--min-steps", type=int, default=5)
+    b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--max-steps", type=int, default=2000)
     b.add_argument("--min-seconds", type=float, default=1.0)
     args = parser.parse_args()
