@@ -61,7 +61,8 @@ def commit():
 
 
 def slug(text):
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    text = re.sub(r"\((r|tm)\)", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
 
 
 class Superpose:
@@ -177,7 +178,7 @@ def phase_diagram_job(sp, peers, gpu):
     if gpu:
         cells, seeds, steps, batch = 50, 10, 5000, 1024
     else:
-        cells, seeds, steps, batch = 20, 4, 3000, 1024  # the CPU default of `phase-diagram`
+        cells, seeds, steps, batch = 40, 4, 3000, 1024  # the CPU default of `phase-diagram`
     models = cells * cells * seeds
     ours = sp.job(["phase-diagram", "--importance-cells", str(cells), "--density-cells",
                    str(cells), "--seeds", str(seeds), "--steps", str(steps), "--batch",

@@ -389,7 +389,7 @@ void add_phase_diagram(CLI::App& app, PhaseCli& o) {
       "phase-diagram",
       "Anthropic's 2->1 phase diagram: relative importance of feature 2 x feature density, "
       "several seeds per cell, each cell's phase from its lowest-eval-loss seed, compared with "
-      "the closed-form winner. Defaults: 50 x 50 x 10, 5000 steps on a GPU; 20 x 20 x 4, 3000 "
+      "the closed-form winner. Defaults: 50 x 50 x 10, 5000 steps on a GPU; 40 x 40 x 4, 3000 "
       "steps on the CPU");
   add_common(command, o.common, "out/phase-diagram");
   command->add_option("--importance-cells", o.options.importance_cells, "cells along importance");
