@@ -26,18 +26,18 @@ std::string cpu_model_name() {
   return "unknown CPU";
 }
 
-std::unique_ptr<Backend> make_backend(BackendKind kind, int threads) {
+std::unique_ptr<Backend> make_backend(BackendKind kind, int threads, const CudaOptions& cuda) {
   switch (kind) {
     case BackendKind::reference:
       return make_reference_backend();
     case BackendKind::cpu:
       return make_cpu_backend(threads);
     case BackendKind::cuda:
-      return make_cuda_backend();
+      return make_cuda_backend(cuda);
     case BackendKind::automatic:
       break;
   }
-  return cuda_available() ? make_cuda_backend() : make_cpu_backend(threads);
+  return cuda_available() ? make_cuda_backend(cuda) : make_cpu_backend(threads);
 }
 
 }  // namespace sp

@@ -21,15 +21,25 @@ class Backend {
   virtual std::vector<ModelResult> train(const GroupSpec& group) = 0;
 };
 
+// How the cuda backend launches its kernels (results do not depend on it: tested).
+struct CudaOptions {
+  int steps_per_launch = 100;  // K: steps of the persistent loop in one launch
+  // "" picks the mapping for the shape (kernels/fused_step.cuh); "global" forces the global
+  // mapping on any shape (the kernel harness compares the mappings this way).
+  std::string mapping;
+};
+
 // True when this build has the CUDA backend and a device is present.
 bool cuda_available();
 // `automatic` picks cuda when a device is present, else cpu. threads = 0: all cores.
-std::unique_ptr<Backend> make_backend(BackendKind kind, int threads = 0);
+std::unique_ptr<Backend> make_backend(BackendKind kind, int threads = 0,
+                                      const CudaOptions& cuda = CudaOptions{});
 
 // Implemented by each backend's file.
 std::unique_ptr<Backend> make_reference_backend();
 std::unique_ptr<Backend> make_cpu_backend(int threads);
-std::unique_ptr<Backend> make_cuda_backend();  // only in builds with CUDA
+std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options = CudaOptions{});  // CUDA
+                                                                                         // builds
 
 std::string cpu_model_name();
 

@@ -26,6 +26,7 @@ struct CommonOptions {
   std::string backend = "auto";
   std::string out;
   int threads = 0;
+  int steps_per_launch = 100;
 };
 
 void add_common(CLI::App* command, CommonOptions& common, const std::string& default_out) {
@@ -35,14 +36,24 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
   command->add_option("--out", common.out, "run directory")->capture_default_str();
   command->add_option("--threads", common.threads, "CPU threads for the cpu backend (0: all)")
       ->capture_default_str();
+  command
+      ->add_option("--steps-per-launch", common.steps_per_launch,
+                   "cuda backend: training steps per kernel launch (K; results do not change)")
+      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
   if (common.threads < 0)
     throw UsageError(
         fmt::format("--threads: {} is not accepted (0 = all cores, or more)", common.threads));
+  if (common.steps_per_launch < 1 || common.steps_per_launch > 1000000)
+    throw UsageError(
+        fmt::format("--steps-per-launch: {} is outside the accepted range [1, 1000000]",
+                    common.steps_per_launch));
   const BackendKind kind = parse_backend_kind(common.backend, "--backend");
-  auto backend = make_backend(kind, common.threads);
+  CudaOptions cuda;
+  cuda.steps_per_launch = common.steps_per_launch;
+  auto backend = make_backend(kind, common.threads, cuda);
   if (kind == BackendKind::automatic)
     fmt::print(stderr, "superpose: --backend auto chose {} ({})\n", backend->name(),
                backend->device());

@@ -54,7 +54,8 @@ class DeviceBuffer {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int steps_per_launch) : steps_per_launch_(steps_per_launch) {
+  explicit CudaBackend(const CudaOptions& options)
+      : steps_per_launch_(options.steps_per_launch), force_global_(options.mapping == "global") {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
   }
   std::string name() const override { return "cuda"; }
@@ -84,12 +85,17 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  static size_t bytes_per_model(const GroupSpec& g) {
+  cuda::Mapping mapping(const GroupSpec& g) const {
+    return force_global_ ? cuda::Mapping::global : cuda::mapping_for(g.n_features, g.n_hidden);
+  }
+
+  size_t bytes_per_model(const GroupSpec& g) const {
     const size_t n = g.n_features, m = g.n_hidden, P = m * n + n;
     size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 32;
     if (g.mode == DataMode::fixed) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
     if (g.record_trajectories) bytes += static_cast<size_t>(g.steps) * sizeof(float);
-    bytes += cuda::scratch_floats_per_lane(g.n_features, g.n_hidden) * kLanes * sizeof(float);
+    bytes += cuda::scratch_floats_per_lane(g.n_features, g.n_hidden, mapping(g)) * kLanes *
+             sizeof(float);
     return bytes;
   }
 
@@ -124,7 +130,8 @@ class CudaBackend final : public Backend {
         d_adam_v(std::vector<float>(params.size(), 0.0f));
     const DeviceBuffer<float> d_last_loss(count), d_eval(count);
     const DeviceBuffer<float> d_loss_curve(g.record_trajectories ? count * steps : 0);
-    const DeviceBuffer<float> d_scratch(count * kLanes * cuda::scratch_floats_per_lane(n, m));
+    const DeviceBuffer<float> d_scratch(count * kLanes *
+                                        cuda::scratch_floats_per_lane(n, m, mapping(g)));
     std::vector<float> host_dataset;
     if (g.mode == DataMode::fixed && replayed_data)
       for (size_t i = first; i < first + count; ++i) {
@@ -136,6 +143,7 @@ class CudaBackend final : public Backend {
 
     cuda::DeviceChunk d;
     d.models = static_cast<int>(count);
+    d.mapping = mapping(g);
     d.n = n;
     d.m = m;
     d.train_rows = g.train_rows();
@@ -226,6 +234,7 @@ class CudaBackend final : public Backend {
   }
 
   int steps_per_launch_;
+  bool force_global_;
   cudaDeviceProp properties_{};
 };
 
@@ -236,12 +245,18 @@ bool cuda_available() {
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() {
+std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
   if (!cuda_available())
     throw UsageError(
         "--backend: cuda needs a CUDA device and none is present (accepted here: "
         "auto, cpu, reference)");
-  return std::make_unique<CudaBackend>(100);
+  if (options.steps_per_launch < 1)
+    throw UsageError("--steps-per-launch: must be at least 1");
+  if (!options.mapping.empty() && options.mapping != "global")
+    throw UsageError(fmt::format("mapping: unknown '{}' (accepted: global, or empty for the "
+                                 "shape's own)",
+                                 options.mapping));
+  return std::make_unique<CudaBackend>(options);
 }
 
 }  // namespace sp

@@ -5,7 +5,7 @@ namespace sp {
 
 bool cuda_available() { return false; }
 
-std::unique_ptr<Backend> make_cuda_backend() {
+std::unique_ptr<Backend> make_cuda_backend(const CudaOptions&) {
   throw UsageError(
       "--backend: cuda is not available (this build has no CUDA backend; "
       "accepted here: auto, cpu, reference)");

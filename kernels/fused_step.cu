@@ -2,6 +2,8 @@
 // steps, sample generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic
 // gradients, the reduction over the batch (cub::WarpReduce) and the AdamW update.
 // The arithmetic is kernels/toy_model.hpp's, in the lane order host/cpu_backend.cpp mirrors.
+#include <curand_kernel.h>
+
 #include <cub/warp/warp_reduce.cuh>
 #include <stdexcept>
 #include <string>
@@ -230,8 +232,8 @@ const char* to_string(Mapping mapping) {
   return "global";
 }
 
-size_t scratch_floats_per_lane(int n, int m) {
-  return mapping_for(n, m) == Mapping::global
+size_t scratch_floats_per_lane(int n, int m, Mapping mapping) {
+  return mapping == Mapping::global
              ? static_cast<size_t>(m) * n + n + n + 2 * static_cast<size_t>(m)
              : 0;
 }
@@ -239,7 +241,7 @@ size_t scratch_floats_per_lane(int n, int m) {
 void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* stream) {
   if (d.models == 0 || count == 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (mapping_for(d.n, d.m)) {
+  switch (d.mapping) {
     case Mapping::registers_2x1:
       train_steps_registers<2, 1><<<blocks_for(d.models), kThreads, 0, s>>>(d, first_step, count);
       break;
@@ -257,7 +259,7 @@ void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int 
                      void* stream) {
   if (d.models == 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (mapping_for(d.n, d.m)) {
+  switch (d.mapping) {
     case Mapping::registers_2x1:
       evaluate_kernel<2, 1>
           <<<blocks_for(d.models), kThreads, 0, s>>>(d, fresh_rows, row_offset, rows, out);
@@ -280,6 +282,60 @@ void launch_generate_dataset(const DeviceChunk& d, float* dataset, void* stream)
   const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
   generate_dataset_kernel<<<blocks, 256, 0, static_cast<cudaStream_t>(stream)>>>(d, dataset);
   SP_CHECK_LAUNCH("generate_dataset");
+}
+
+// ---------------------------------------------------------------- test helpers
+namespace {
+
+__global__ void curand_uniforms_kernel(uint64_t seed, uint64_t subsequence, int count, float* out) {
+  curandStatePhilox4_32_10_t state;
+  curand_init(seed, subsequence, 0, &state);
+  for (int k = 0; k < count; ++k) out[k] = curand_uniform(&state);
+}
+
+__global__ void rows_kernel(uint64_t seed, uint64_t first, int rows, int n, const float* sparsity,
+                            float* out) {
+  const int row = blockIdx.x * blockDim.x + threadIdx.x;
+  if (row < rows)
+    generate_sample(seed, first + static_cast<uint64_t>(row), n, sparsity,
+                    out + static_cast<size_t>(row) * n);
+}
+
+void check_runtime(cudaError_t error, const char* what) {
+  if (error != cudaSuccess)
+    throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorString(error));
+}
+
+}  // namespace
+
+std::vector<float> device_curand_uniforms(uint64_t seed, uint64_t subsequence, int count) {
+  float* out = nullptr;
+  check_runtime(cudaMalloc(&out, sizeof(float) * count), "cudaMalloc");
+  curand_uniforms_kernel<<<1, 1>>>(seed, subsequence, count, out);
+  SP_CHECK_LAUNCH("curand_uniforms");
+  std::vector<float> host(count);
+  check_runtime(cudaMemcpy(host.data(), out, sizeof(float) * count, cudaMemcpyDeviceToHost),
+                "cudaMemcpy");
+  check_runtime(cudaFree(out), "cudaFree");
+  return host;
+}
+
+std::vector<float> device_rows(uint64_t seed, uint64_t first, int rows, int n,
+                               const std::vector<float>& sparsity) {
+  float *out = nullptr, *d_sparsity = nullptr;
+  check_runtime(cudaMalloc(&out, sizeof(float) * rows * n), "cudaMalloc");
+  check_runtime(cudaMalloc(&d_sparsity, sizeof(float) * n), "cudaMalloc");
+  check_runtime(
+      cudaMemcpy(d_sparsity, sparsity.data(), sizeof(float) * n, cudaMemcpyHostToDevice),
+      "cudaMemcpy");
+  rows_kernel<<<(rows + 127) / 128, 128>>>(seed, first, rows, n, d_sparsity, out);
+  SP_CHECK_LAUNCH("rows");
+  std::vector<float> host(static_cast<size_t>(rows) * n);
+  check_runtime(cudaMemcpy(host.data(), out, sizeof(float) * host.size(), cudaMemcpyDeviceToHost),
+                "cudaMemcpy");
+  check_runtime(cudaFree(out), "cudaFree");
+  check_runtime(cudaFree(d_sparsity), "cudaFree");
+  return host;
 }
 
 }  // namespace sp::cuda

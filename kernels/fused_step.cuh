@@ -14,10 +14,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace sp::cuda {
 
+enum class Mapping { registers_2x1, registers_5x2, global };
+
 struct DeviceChunk {
+  Mapping mapping = Mapping::global;  // which kernels train this chunk (mapping_for, or forced)
   int models = 0, n = 0, m = 0;
   int train_rows = 0;  // rows per step (fixed: the dataset's first rows; fresh: the batch)
   int points = 0;      // fixed: dataset rows per model
@@ -40,11 +44,10 @@ struct DeviceChunk {
   float* scratch = nullptr;           // global mapping: [models][32][scratch_floats]
 };
 
-enum class Mapping { registers_2x1, registers_5x2, global };
-Mapping mapping_for(int n, int m);
+Mapping mapping_for(int n, int m);  // the shape's own mapping
 const char* to_string(Mapping mapping);
 // Scratch floats per lane the global mapping needs (0 for the register mappings).
-size_t scratch_floats_per_lane(int n, int m);
+size_t scratch_floats_per_lane(int n, int m, Mapping mapping);
 
 // Trains steps first_step .. first_step + count − 1 (0-based) of every model in one launch.
 void launch_train_steps(const DeviceChunk& chunk, int first_step, int count, void* stream);
@@ -56,5 +59,14 @@ void launch_evaluate(const DeviceChunk& chunk, bool fresh_eval_rows, int row_off
 
 // Fixed mode: fills chunk.dataset ([models][points][n]) from each model's seed.
 void launch_generate_dataset(const DeviceChunk& chunk, float* dataset, void* stream);
+
+// For the GPU tests: what the device itself draws.
+// Uniforms 0 .. count−1 of curand_init(seed, subsequence, 0) followed by curand_uniform — cuRAND's
+// own generator, the layout kernels/philox.hpp claims to reproduce.
+std::vector<float> device_curand_uniforms(uint64_t seed, uint64_t subsequence, int count);
+// generate_sample on the device (the kernels' path, curand_Philox4x32_10) for rows
+// first .. first + rows − 1: rows x n, row-major.
+std::vector<float> device_rows(uint64_t seed, uint64_t first, int rows, int n,
+                               const std::vector<float>& sparsity);
 
 }  // namespace sp::cuda

@@ -107,3 +107,61 @@ TEST(Cuda, RepeatRunsAreBitIdentical) {
 
 }  // namespace
 }  // namespace sp
+
+#if defined(SUPERPOSE_HAVE_CUDA)
+#include "host/data.hpp"
+#include "kernels/fused_step.cuh"
+#include "kernels/philox.hpp"
+
+namespace sp {
+namespace {
+
+// The chosen layout, proven on the device: cuRAND's own curand_init + curand_uniform stream equals
+// the host Philox, and the kernels' generate_sample (curand_Philox4x32_10) equals the host's.
+TEST(CudaDevice, CurandStreamEqualsHostPhiloxBitForBit) {
+  SKIP_WITHOUT_GPU();
+  for (uint64_t seed : {uint64_t{0}, uint64_t{44}, uint64_t{0xfedcba9876543210ull}})
+    for (uint64_t subsequence : {uint64_t{0}, uint64_t{12345}, kEvalBase + 7, kInitBase}) {
+      const std::vector<float> device = cuda::device_curand_uniforms(seed, subsequence, 41);
+      for (int k = 0; k < 41; ++k)
+        EXPECT_EQ(device[k], stream_uniform(seed, subsequence, static_cast<uint64_t>(k)))
+            << "seed " << seed << " subsequence " << subsequence << " uniform " << k;
+    }
+  for (int n : {1, 2, 5, 20}) {
+    ModelSpec model;
+    model.seed = 1234 + static_cast<uint64_t>(n);
+    for (int f = 0; f < n; ++f) model.sparsity.push_back(0.1 * (f % 9));
+    const std::vector<float> host = generate_rows(model, n, (1ull << 32) - 50, 300);
+    EXPECT_EQ(cuda::device_rows(model.seed, (1ull << 32) - 50, 300, n, to_float(model.sparsity)),
+              host)
+        << "n " << n;
+  }
+}
+
+// K (steps per launch) and the mapping change how the work is launched, never a model's bits.
+TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
+  SKIP_WITHOUT_GPU();
+  for (Shape shape : {Shape{2, 1}, Shape{5, 2}})
+    for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+      const GroupSpec g = sweep(shape.n, shape.m, mode, 40, 230);
+      const auto base = make_cuda_backend()->train(g);
+      CudaOptions one_step;
+      one_step.steps_per_launch = 1;
+      CudaOptions global;
+      global.mapping = "global";
+      global.steps_per_launch = 64;
+      for (const CudaOptions& options : {one_step, global}) {
+        const auto other = make_cuda_backend(options)->train(g);
+        for (size_t i = 0; i < base.size(); ++i) {
+          EXPECT_EQ(base[i].W, other[i].W) << "model " << i << " K " << options.steps_per_launch
+                                           << " mapping '" << options.mapping << "'";
+          EXPECT_EQ(base[i].b, other[i].b);
+          EXPECT_EQ(base[i].train_loss, other[i].train_loss);
+        }
+      }
+    }
+}
+
+}  // namespace
+}  // namespace sp
+#endif

@@ -1,0 +1,186 @@
+// bench_kernels — the CUDA kernel variants side by side, in the manner of llm.c's dev/cuda: each
+// variant (the shape's own mapping or the global mapping; K = 1 or 100 steps per launch) is first
+// validated against the cpu backend (the kernels' own arithmetic on the host, itself checked
+// against the double reference in CI), then timed with CUDA events after a warm-up, median of
+// repeats, and reported as sample-steps/s, model-steps/s and the fraction of the instruction-issue
+// ceiling worked out in bench/CEILING.md. Results: a table and JSON (--out) with the device name.
+//
+// Timed: the cuda backend's whole train() of a sweep (upload, every launch, download), between
+// two events on the default stream — what a user waits for, not the kernel alone.
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "host/backend.hpp"
+
+namespace {
+
+void check(cudaError_t error, const char* what) {
+  if (error != cudaSuccess)
+    throw std::runtime_error(fmt::format("{} failed: {}", what, cudaGetErrorString(error)));
+}
+
+sp::GroupSpec make_group(int n, int m, sp::DataMode mode, int batch, int models, int steps) {
+  sp::GroupSpec g;
+  g.n_features = n;
+  g.n_hidden = m;
+  g.mode = mode;
+  g.batch = batch;
+  g.points = batch + batch / 4;  // fixed: the first 80 % (= batch rows) train
+  g.eval_points = 256;
+  g.steps = steps;
+  g.eval_every = 0;
+  for (int i = 0; i < models; ++i) {
+    sp::ModelSpec model;
+    model.seed = static_cast<uint64_t>(i);
+    model.kind = i % 4 == 3 ? sp::ModelKind::linear : sp::ModelKind::relu;
+    model.lr = 1e-3;
+    model.sparsity.assign(n, 0.9);
+    for (int f = 0; f < n; ++f) model.importance.push_back(std::pow(0.9, f));
+    g.models.push_back(model);
+  }
+  return g;
+}
+
+// Thread-instructions per sample-step, counted in bench/CEILING.md from the per-sample code:
+// Philox blocks (95 each) + the forward/backward arithmetic + loop overhead.
+double instructions_per_sample(int n, int m) {
+  const double philox_blocks = std::ceil(2.0 * n / 4.0);
+  return philox_blocks * 95 + 5.0 * m * n + 12.0 * n + 10;
+}
+
+struct Variant {
+  std::string name;
+  sp::CudaOptions options;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_kernels: the CUDA kernel variants, validated, then timed with CUDA events"};
+  std::string out;
+  int repeats = 5;
+  bool quick = false;
+  app.add_option("--out", out, "JSON results file");
+  app.add_option("--repeats", repeats, "timed runs per configuration (median)")
+      ->capture_default_str();
+  app.add_flag("--quick", quick, "models up to 10,000 only");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!sp::cuda_available()) {
+    fmt::print(stderr, "bench_kernels: no CUDA device on this machine\n");
+    return 2;
+  }
+  cudaDeviceProp properties{};
+  check(cudaGetDeviceProperties(&properties, 0), "cudaGetDeviceProperties");
+  int clock_khz = 0;
+  check(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0), "cudaDeviceGetAttribute");
+  // One warp-instruction per scheduler per cycle, 4 schedulers per SM, 32 lanes.
+  const double issue_per_s = properties.multiProcessorCount * 4.0 * clock_khz * 1e3 * 32.0;
+  fmt::print("device: {} ({} SMs, {:.2f} GHz): {:.3e} thread-instructions/s\n", properties.name,
+             properties.multiProcessorCount, clock_khz / 1e6, issue_per_s);
+
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  auto cpu = sp::make_cpu_backend(0);
+  nlohmann::json results = nlohmann::json::array();
+  fmt::print("{:>7} {:>16} {:>4} {:>7} {:>6} {:>6} {:>12} {:>14} {:>13} {:>8}\n", "(n,m)",
+             "variant", "K", "models", "data", "steps", "max rel err", "sample-steps/s",
+             "model-steps/s", "ceiling");
+  struct Shape {
+    int n, m;
+  };
+  for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}}) {
+    std::vector<Variant> variants;
+    for (int K : {1, 100}) {
+      sp::CudaOptions own;
+      own.steps_per_launch = K;
+      variants.push_back({shape.n == 20 ? "global (own)" : "registers (own)", own});
+      if (shape.n != 20) {
+        sp::CudaOptions global = own;
+        global.mapping = "global";
+        variants.push_back({"global", global});
+      }
+    }
+    for (const Variant& variant : variants) {
+      auto gpu = sp::make_cuda_backend(variant.options);
+      for (sp::DataMode mode : {sp::DataMode::fresh, sp::DataMode::fixed}) {
+        // Validate: 64 models, 20 steps, against the cpu backend (a few ulps expected).
+        const sp::GroupSpec check_group = make_group(shape.n, shape.m, mode, 1024, 64, 20);
+        const auto expected = cpu->train(check_group);
+        const auto got = gpu->train(check_group);
+        double max_rel = 0;
+        for (size_t i = 0; i < got.size(); ++i)
+          for (size_t k = 0; k < got[i].W.size(); ++k)
+            max_rel = std::max(max_rel, std::abs(got[i].W[k] - expected[i].W[k]) /
+                                            std::max(1e-6, std::abs(expected[i].W[k])));
+        const bool valid = max_rel <= 1e-5;
+        for (int models : {1, 100, 1000, 10000, 100000}) {
+          if (quick && models > 10000) continue;
+          const double per_step = 1024.0 * models;
+          const int steps = static_cast<int>(std::clamp(4e10 / per_step, 200.0, 10000.0));
+          const sp::GroupSpec g = make_group(shape.n, shape.m, mode, 1024, models, steps);
+          gpu->train(g);  // warm-up
+          std::vector<float> ms;
+          for (int r = 0; r < repeats; ++r) {
+            check(cudaEventRecord(start), "cudaEventRecord");
+            gpu->train(g);
+            check(cudaEventRecord(stop), "cudaEventRecord");
+            check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+            float elapsed = 0;
+            check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
+            ms.push_back(elapsed);
+          }
+          std::sort(ms.begin(), ms.end());
+          const double seconds = ms[ms.size() / 2] / 1e3;
+          const double sample_steps = per_step * steps / seconds;
+          const double ceiling = issue_per_s / instructions_per_sample(shape.n, shape.m);
+          fmt::print(
+              "{:>7} {:>16} {:>4} {:>7} {:>6} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>7.1f}%{}\n",
+              fmt::format("({},{})", shape.n, shape.m), variant.name,
+              variant.options.steps_per_launch, models, sp::to_string(mode), steps, max_rel,
+              sample_steps, models * steps / seconds, 100 * sample_steps / ceiling,
+              valid ? "" : "  INVALID");
+          std::fflush(stdout);
+          results.push_back({{"n", shape.n},
+                             {"m", shape.m},
+                             {"variant", variant.name},
+                             {"steps_per_launch", variant.options.steps_per_launch},
+                             {"models", models},
+                             {"data_mode", sp::to_string(mode)},
+                             {"batch", 1024},
+                             {"steps", steps},
+                             {"median_s", seconds},
+                             {"validated_max_rel_err_vs_cpu", max_rel},
+                             {"valid", valid},
+                             {"sample_steps_per_s", sample_steps},
+                             {"model_steps_per_s", models * steps / seconds},
+                             {"ceiling_sample_steps_per_s", ceiling},
+                             {"fraction_of_ceiling", sample_steps / ceiling}});
+        }
+      }
+    }
+  }
+  if (!out.empty()) {
+    const nlohmann::json doc = {
+        {"tool", "bench_kernels"},
+        {"version", SUPERPOSE_VERSION},
+        {"device", properties.name},
+        {"sms", properties.multiProcessorCount},
+        {"clock_ghz", clock_khz / 1e6},
+        {"thread_instructions_per_s", issue_per_s},
+        {"timing",
+         "CUDA events around the cuda backend's train(): upload, launches, download; "
+         "median of repeats after a warm-up"},
+        {"ceiling", "bench/CEILING.md: issue rate / thread-instructions per sample-step"},
+        {"results", results}};
+    std::ofstream(out) << doc.dump(2) << "\n";
+  }
+  return 0;
+}
