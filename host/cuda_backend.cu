@@ -10,7 +10,7 @@
 
 #include "host/backend.hpp"
 #include "host/data.hpp"
-#include "host/recorder.hpp"
+#include "host/recorder.hpp"  // finish_result
 #include "kernels/fused_step.cuh"
 
 namespace sp {
@@ -93,7 +93,10 @@ class CudaBackend final : public Backend {
     const size_t n = g.n_features, m = g.n_hidden, P = m * n + n;
     size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 32;
     if (g.mode == DataMode::fixed) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
-    if (g.record_trajectories) bytes += static_cast<size_t>(g.steps) * sizeof(float);
+    if (g.record_trajectories)  // loss curve, eval history, snapshots: all kept on the device
+      bytes += (static_cast<size_t>(g.steps) + g.eval_steps().size() +
+                g.snapshot_steps().size() * P) *
+               sizeof(float);
     bytes += cuda::scratch_floats_per_lane(g.n_features, g.n_hidden, mapping(g)) * kLanes *
              sizeof(float);
     return bytes;
@@ -173,42 +176,48 @@ class CudaBackend final : public Backend {
         cuda::launch_generate_dataset(d, d_dataset.get(), nullptr);
     }
 
-    std::vector<TrajectoryRecorder> recorders;
-    for (size_t i = 0; i < count; ++i) recorders.emplace_back(g, results[first + i]);
+    // Metrics stay on the device while the steps run: at an eval step the evaluation kernel
+    // writes its losses into that step's row of d_eval_history, at a snapshot step W, b are copied
+    // device to device into d_snapshots — all queued on the one stream behind the training
+    // launches, so the host never waits inside the loop. One download at the end.
     const std::vector<int> eval_steps = g.eval_steps(), snapshot_steps = g.snapshot_steps();
-    auto evaluate = [&]() {
-      cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(), d_eval.get(),
-                            nullptr);
-      return d_eval.download();
-    };
-    // Launch K steps at a time; with trajectories, also stop after every eval/snapshot step.
+    const bool evals_recorded = g.record_trajectories && g.eval_rows() > 0;
+    const DeviceBuffer<float> d_eval_history(evals_recorded ? eval_steps.size() * count : 0);
+    const DeviceBuffer<float> d_snapshots(g.record_trajectories ? snapshot_steps.size() * count * P
+                                                               : 0);
     std::vector<int> stops;
     if (g.record_trajectories) {
       std::merge(eval_steps.begin(), eval_steps.end(), snapshot_steps.begin(), snapshot_steps.end(),
                  std::back_inserter(stops));
       stops.erase(std::unique(stops.begin(), stops.end()), stops.end());
     }
-    size_t next_stop = 0;
-    for (int t = 0; t < steps;) {
+    size_t next_stop = 0, next_eval = 0, next_snapshot = 0;
+    for (int t = 0; t < steps;) {  // K steps per launch, and a stop after every recorded step
       int end = std::min(steps, t + steps_per_launch_);
       while (next_stop < stops.size() && stops[next_stop] < t) ++next_stop;
       if (next_stop < stops.size()) end = std::min(end, stops[next_stop] + 1);
       cuda::launch_train_steps(d, t, end - t, nullptr);
       t = end;
-      if (!g.record_trajectories || next_stop >= stops.size() || stops[next_stop] != t - 1)
-        continue;
+      if (!g.record_trajectories) continue;
       const int step = t - 1;
-      const bool is_eval = std::binary_search(eval_steps.begin(), eval_steps.end(), step);
-      const std::vector<float> eval =
-          is_eval && g.eval_rows() > 0 ? evaluate() : std::vector<float>(count, NAN);
-      const std::vector<float> now = d_params.download();
-      for (size_t i = 0; i < count; ++i) {
-        const auto W = std::vector<float>(now.begin() + i * P, now.begin() + i * P + m * n);
-        const auto b = std::vector<float>(now.begin() + i * P + m * n, now.begin() + (i + 1) * P);
-        // The loss curve is copied whole at the end; the recorder keeps eval and snapshots here.
-        recorders[i].after_step_external(step, W, b, is_eval ? eval[i] : NAN);
+      if (next_eval < eval_steps.size() && eval_steps[next_eval] == step) {
+        if (evals_recorded)
+          cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(),
+                                d_eval_history.get() + next_eval * count, nullptr);
+        ++next_eval;
+      }
+      if (next_snapshot < snapshot_steps.size() && snapshot_steps[next_snapshot] == step) {
+        SP_CUDA_CHECK(cudaMemcpyAsync(d_snapshots.get() + next_snapshot * count * P,
+                                      d_params.get(), count * P * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, nullptr));
+        ++next_snapshot;
       }
     }
+    auto evaluate = [&]() {
+      cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(), d_eval.get(),
+                            nullptr);
+      return d_eval.download();
+    };
     SP_CUDA_CHECK(cudaDeviceSynchronize());
 
     const std::vector<float> final_params = d_params.download();
@@ -221,10 +230,20 @@ class CudaBackend final : public Backend {
     const std::vector<float> eval_loss =
         g.eval_rows() > 0 ? evaluate() : std::vector<float>(count, NAN);
     const std::vector<float> curves = d_loss_curve.download();
+    const std::vector<float> eval_history = d_eval_history.download();
+    const std::vector<float> snapshots = d_snapshots.download();
     for (size_t i = 0; i < count; ++i) {
       ModelResult& r = results[first + i];
-      if (g.record_trajectories)
+      if (g.record_trajectories) {
         r.loss_curve.assign(curves.begin() + i * steps, curves.begin() + (i + 1) * steps);
+        for (size_t e = 0; e < eval_steps.size(); ++e)
+          r.eval_curve.push_back(evals_recorded ? eval_history[e * count + i] : NAN);
+        for (size_t k = 0; k < snapshot_steps.size(); ++k) {
+          const float* at = snapshots.data() + (k * count + i) * P;
+          r.W_snapshots.insert(r.W_snapshots.end(), at, at + m * n);
+          r.b_snapshots.insert(r.b_snapshots.end(), at + m * n, at + P);
+        }
+      }
       const auto W =
           std::vector<float>(final_params.begin() + i * P, final_params.begin() + i * P + m * n);
       const auto b = std::vector<float>(final_params.begin() + i * P + m * n,
