@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_group.hpp"
 #include "host/backend.hpp"
 
 namespace {
@@ -23,28 +24,6 @@ namespace {
 void check(cudaError_t error, const char* what) {
   if (error != cudaSuccess)
     throw std::runtime_error(fmt::format("{} failed: {}", what, cudaGetErrorString(error)));
-}
-
-sp::GroupSpec make_group(int n, int m, sp::DataMode mode, int batch, int models, int steps) {
-  sp::GroupSpec g;
-  g.n_features = n;
-  g.n_hidden = m;
-  g.mode = mode;
-  g.batch = batch;
-  g.points = batch + batch / 4;  // fixed: the first 80 % (= batch rows) train
-  g.eval_points = 256;
-  g.steps = steps;
-  g.eval_every = 0;
-  for (int i = 0; i < models; ++i) {
-    sp::ModelSpec model;
-    model.seed = static_cast<uint64_t>(i);
-    model.kind = i % 4 == 3 ? sp::ModelKind::linear : sp::ModelKind::relu;
-    model.lr = 1e-3;
-    model.sparsity.assign(n, 0.9);
-    for (int f = 0; f < n; ++f) model.importance.push_back(std::pow(0.9, f));
-    g.models.push_back(model);
-  }
-  return g;
 }
 
 // Thread-instructions per sample-step, counted in bench/CEILING.md from the per-sample code:
@@ -112,7 +91,8 @@ int main(int argc, char** argv) {
       auto gpu = sp::make_cuda_backend(variant.options);
       for (sp::DataMode mode : {sp::DataMode::fresh, sp::DataMode::fixed}) {
         // Validate: 64 models, 20 steps, against the cpu backend (a few ulps expected).
-        const sp::GroupSpec check_group = make_group(shape.n, shape.m, mode, 1024, 64, 20);
+        const sp::GroupSpec check_group =
+            sp::bench::make_group(shape.n, shape.m, mode, 1024, 64, 20);
         const auto expected = cpu->train(check_group);
         const auto got = gpu->train(check_group);
         double max_rel = 0;
@@ -125,7 +105,8 @@ int main(int argc, char** argv) {
           if (quick && models > 10000) continue;
           const double per_step = 1024.0 * models;
           const int steps = static_cast<int>(std::clamp(4e10 / per_step, 200.0, 10000.0));
-          const sp::GroupSpec g = make_group(shape.n, shape.m, mode, 1024, models, steps);
+          const sp::GroupSpec g =
+              sp::bench::make_group(shape.n, shape.m, mode, 1024, models, steps);
           gpu->train(g);  // warm-up
           std::vector<float> ms;
           for (int r = 0; r < repeats; ++r) {

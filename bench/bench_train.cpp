@@ -10,34 +10,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_group.hpp"
 #include "host/backend.hpp"
-
-namespace {
-
-sp::GroupSpec make_group(int n, int m, sp::DataMode mode, int batch, int models, int steps) {
-  sp::GroupSpec g;
-  g.n_features = n;
-  g.n_hidden = m;
-  g.mode = mode;
-  g.batch = batch;
-  g.points = batch + batch / 4;  // fixed: the first 80 % (= batch rows) train
-  g.eval_fraction = 0.2;
-  g.eval_points = 256;
-  g.steps = steps;
-  g.eval_every = 0;
-  for (int i = 0; i < models; ++i) {
-    sp::ModelSpec model;
-    model.seed = static_cast<uint64_t>(i);
-    model.kind = sp::ModelKind::relu;
-    model.lr = 1e-3;
-    model.sparsity.assign(n, 0.9);
-    model.importance.assign(n, 1.0);
-    g.models.push_back(model);
-  }
-  return g;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_train: sample-steps/s of a superpose backend"};
@@ -94,7 +68,7 @@ int main(int argc, char** argv) {
   for (const Config& c : configs) {
     const double per_step = static_cast<double>(c.batch) * c.models;
     const int steps = static_cast<int>(std::clamp(work / per_step, 5.0, 2000.0));
-    const sp::GroupSpec g = make_group(c.n, c.m, c.mode, c.batch, c.models, steps);
+    const sp::GroupSpec g = sp::bench::make_group(c.n, c.m, c.mode, c.batch, c.models, steps);
     backend->train(g);  // warm-up
     std::vector<double> seconds;
     for (int r = 0; r < repeats; ++r) {

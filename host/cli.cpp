@@ -70,15 +70,52 @@ std::string shape_text(const std::vector<size_t>& shape) {
   return "(" + text + (shape.size() == 1 ? ",)" : ")");
 }
 
+// The options a group shares (shape, data rules, evaluation), for train and sweep alike.
+struct GroupOptions {
+  std::string data_mode = "fixed";
+  int features = 2, hidden = 1, points = 1000, batch = 1024, eval_points = 1000, eval_every = 50,
+      snapshot_every = 10;
+  double eval_fraction = 0.2;
+
+  GroupSpec group() const {
+    GroupSpec g;
+    g.n_features = features;
+    g.n_hidden = hidden;
+    g.mode = parse_data_mode(data_mode, "--data-mode");
+    g.points = points;
+    g.eval_fraction = eval_fraction;
+    g.batch = batch;
+    g.eval_points = eval_points;
+    g.eval_every = eval_every;
+    g.snapshot_every = snapshot_every;
+    return g;
+  }
+};
+
+void add_group_options(CLI::App* command, GroupOptions& o, const char* snapshot_help) {
+  command->add_option("--features", o.features, "n, features")->capture_default_str();
+  command->add_option("--hidden", o.hidden, "m, hidden dimensions")->capture_default_str();
+  command->add_option("--data-mode", o.data_mode, "fixed (the essay's) | fresh (Anthropic's)")
+      ->capture_default_str();
+  command->add_option("--points", o.points, "fixed: dataset size")->capture_default_str();
+  command->add_option("--eval-fraction", o.eval_fraction, "fixed: share of points that evaluate")
+      ->capture_default_str();
+  command->add_option("--batch", o.batch, "fresh: samples per step")->capture_default_str();
+  command->add_option("--eval-points", o.eval_points, "fresh: evaluation set size")
+      ->capture_default_str();
+  command->add_option("--eval-every", o.eval_every, "steps between evaluations (0: final only)")
+      ->capture_default_str();
+  command->add_option("--snapshot-every", o.snapshot_every, snapshot_help)->capture_default_str();
+}
+
 // ------------------------------------------------------------------------------- train
 struct TrainOptions {
   CommonOptions common;
-  std::string model = "relu", data_mode = "fixed";
-  int features = 2, hidden = 1;
+  GroupOptions group;
+  std::string model = "relu";
   std::vector<double> sparsity{0.0}, importance{1.0};
-  double lr = 1e-3, eval_fraction = 0.2;
-  int steps = 1000, points = 1000, eval_every = 50, snapshot_every = 10, batch = 1024,
-      eval_points = 1000;
+  double lr = 1e-3;
+  int steps = 1000;
   uint64_t seed = 0;
   std::string data_file, init_W_file, init_b_file;
 };
@@ -87,8 +124,6 @@ void add_train(CLI::App& app, TrainOptions& o) {
   CLI::App* train = app.add_subcommand("train", "train one model and write its run directory");
   add_common(train, o.common, "out/train");
   train->add_option("--model", o.model, "linear | relu")->capture_default_str();
-  train->add_option("--features", o.features, "n, features")->capture_default_str();
-  train->add_option("--hidden", o.hidden, "m, hidden dimensions")->capture_default_str();
   train->add_option("--sparsity", o.sparsity, "probability a feature is 0: one, or one per feature")
       ->delimiter(',')
       ->capture_default_str();
@@ -99,18 +134,7 @@ void add_train(CLI::App& app, TrainOptions& o) {
   train->add_option("--steps", o.steps, "training steps")->capture_default_str();
   train->add_option("--seed", o.seed, "the model's seed (data and initial W)")
       ->capture_default_str();
-  train->add_option("--data-mode", o.data_mode, "fixed (the essay's) | fresh (Anthropic's)")
-      ->capture_default_str();
-  train->add_option("--points", o.points, "fixed: dataset size")->capture_default_str();
-  train->add_option("--eval-fraction", o.eval_fraction, "fixed: share of points that evaluate")
-      ->capture_default_str();
-  train->add_option("--batch", o.batch, "fresh: samples per step")->capture_default_str();
-  train->add_option("--eval-points", o.eval_points, "fresh: evaluation set size")
-      ->capture_default_str();
-  train->add_option("--eval-every", o.eval_every, "steps between evaluations (0: final only)")
-      ->capture_default_str();
-  train->add_option("--snapshot-every", o.snapshot_every, "steps between W, b snapshots (0: final)")
-      ->capture_default_str();
+  add_group_options(train, o.group, "steps between W, b snapshots (0: final)");
   train->add_option("--data", o.data_file, "replay: dataset .npy (points x n, float32/float64)");
   train->add_option("--init-W", o.init_W_file, "replay: initial W .npy (m x n)");
   train->add_option("--init-b", o.init_b_file, "replay: initial b .npy (n)");
@@ -135,27 +159,18 @@ std::shared_ptr<const std::vector<double>> load_array(const std::string& path,
 }
 
 int run_train(const TrainOptions& o) {
-  GroupSpec group;
-  group.n_features = o.features;
-  group.n_hidden = o.hidden;
-  group.mode = parse_data_mode(o.data_mode, "--data-mode");
-  group.points = o.points;
-  group.eval_fraction = o.eval_fraction;
-  group.batch = o.batch;
-  group.eval_points = o.eval_points;
+  GroupSpec group = o.group.group();
   group.steps = o.steps;
-  group.eval_every = o.eval_every;
-  group.snapshot_every = o.snapshot_every;
   group.record_trajectories = true;
   ModelSpec model;
   model.seed = o.seed;
   model.kind = parse_model_kind(o.model, "--model");
   model.lr = o.lr;
-  model.sparsity = broadcast(o.sparsity, o.features);
-  model.importance = broadcast(o.importance, o.features);
-  if (o.features < 1)  // before the shapes below use it
+  model.sparsity = broadcast(o.sparsity, group.n_features);
+  model.importance = broadcast(o.importance, group.n_features);
+  if (group.n_features < 1)  // before the shapes below use it
     validate(group);
-  const auto n = static_cast<size_t>(o.features), m = static_cast<size_t>(o.hidden);
+  const auto n = static_cast<size_t>(group.n_features), m = static_cast<size_t>(group.n_hidden);
   if (!o.data_file.empty()) {
     model.data = load_array(o.data_file, "--data", {0, n}, true);
     group.points = static_cast<int>(model.data->size() / n);
@@ -252,11 +267,10 @@ int run_experiments_command(const ExperimentsCli& o) {
 // ------------------------------------------------------------------------------- sweep
 struct SweepCli {
   CommonOptions common;
+  GroupOptions group;
   SweepAxesText axes;
-  std::string data_mode = "fixed", importance, feature_sparsity;
-  int features = 2, hidden = 1, points = 1000, batch = 1024, eval_points = 1000, eval_every = 50,
-      snapshot_every = 0, relative_feature = -1;
-  double eval_fraction = 0.2;
+  std::string importance, feature_sparsity;
+  int relative_feature = -1;
   int64_t chunk_models = 0;
   bool trajectories = false;
 };
@@ -287,23 +301,10 @@ void add_sweep(CLI::App& app, SweepCli& o) {
                     "axis: the importance of one feature (--relative-feature), the others 1");
   sweep->add_option("--relative-feature", o.relative_feature,
                     "the feature --relative-importance sets (default: the last)");
-  sweep->add_option("--features", o.features, "n, features")->capture_default_str();
-  sweep->add_option("--hidden", o.hidden, "m, hidden dimensions")->capture_default_str();
-  sweep->add_option("--data-mode", o.data_mode, "fixed | fresh")->capture_default_str();
-  sweep->add_option("--points", o.points, "fixed: dataset size")->capture_default_str();
-  sweep->add_option("--eval-fraction", o.eval_fraction, "fixed: share of points that evaluate")
-      ->capture_default_str();
-  sweep->add_option("--batch", o.batch, "fresh: samples per step")->capture_default_str();
-  sweep->add_option("--eval-points", o.eval_points, "fresh: evaluation set size")
-      ->capture_default_str();
-  sweep->add_option("--eval-every", o.eval_every, "steps between evaluations (0: final only)")
-      ->capture_default_str();
+  o.group.snapshot_every = 0;  // a sweep keeps only the final W, b unless asked
+  add_group_options(sweep, o.group, "with --trajectories: steps between W, b snapshots (0: final)");
   sweep->add_flag("--trajectories", o.trajectories,
                   "also write loss curves and W, b snapshots per chunk (.npy)");
-  sweep
-      ->add_option("--snapshot-every", o.snapshot_every,
-                   "with --trajectories: steps between W, b snapshots (0: final only)")
-      ->capture_default_str();
   sweep
       ->add_option("--chunk-models", o.chunk_models,
                    "models per chunk, the unit of resume (0: chosen from backend and work)")
@@ -334,19 +335,11 @@ void print_sweep_outcome(const SweepOutcome& outcome, const Backend& backend,
 
 int run_sweep_command(const SweepCli& o) {
   SweepSpec spec;
+  spec.base = o.group.group();
   GroupSpec& g = spec.base;
-  g.n_features = o.features;
-  g.n_hidden = o.hidden;
-  g.mode = parse_data_mode(o.data_mode, "--data-mode");
-  g.points = o.points;
-  g.eval_fraction = o.eval_fraction;
-  g.batch = o.batch;
-  g.eval_points = o.eval_points;
-  g.eval_every = o.eval_every;
-  g.snapshot_every = o.snapshot_every;
   g.record_trajectories = o.trajectories;
   validate(g);  // the shape first: the vectors below depend on it
-  const int n = o.features;
+  const int n = g.n_features;
   const int rules = !o.importance.empty() + !o.axes.importance_decay.empty() +
                     !o.axes.relative_importance.empty();
   if (rules > 1)

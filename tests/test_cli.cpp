@@ -26,8 +26,8 @@ struct Outcome {
   std::string output;  // stdout and stderr
 };
 
-Outcome run(const std::string& arguments) {
-  const std::string command = std::string(SUPERPOSE_BINARY) + " " + arguments + " 2>&1";
+// Runs a shell command line; its status and everything it printed.
+Outcome run_shell(const std::string& command) {
   FILE* pipe = ::popen(command.c_str(), "r");
   EXPECT_NE(pipe, nullptr);
   std::string output;
@@ -37,6 +37,10 @@ Outcome run(const std::string& arguments) {
     output.append(buffer.data(), got);
   const int raw = ::pclose(pipe);
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, output};
+}
+
+Outcome run(const std::string& arguments) {
+  return run_shell(std::string(SUPERPOSE_BINARY) + " " + arguments + " 2>&1");
 }
 
 std::string fresh_dir(const std::string& name) {
@@ -54,6 +58,18 @@ std::string write_file(const std::string& name, const std::string& bytes) {
 struct BadInput {
   std::string name, arguments, option;
 };
+
+// Each case: exit status 2, one line naming the option, and no output directory.
+void expect_rejected(const std::string& command, const std::vector<BadInput>& cases) {
+  for (const BadInput& c : cases) {
+    const std::string out = fresh_dir(command.substr(0, command.find(' ')) + "_bad_" + c.name);
+    const Outcome r = run(command + " --out " + out + " " + c.arguments);
+    EXPECT_EQ(r.status, 2) << c.name << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.name << ": " << r.output;
+    EXPECT_NE(r.output.find(c.option), std::string::npos) << c.name << ": " << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c.name << " wrote " << out;
+  }
+}
 
 TEST(CliBadInput, OneLineNamingTheOptionExitTwoNothingWritten) {
   const std::string three_columns =
@@ -89,14 +105,7 @@ TEST(CliBadInput, OneLineNamingTheOptionExitTwoNothingWritten) {
       {"init_W_shape", "--init-W " + three_columns, "--init-W"},
       {"init_b_shape", "--init-b " + three_columns, "--init-b"},
   };
-  for (const BadInput& c : cases) {
-    const std::string out = fresh_dir("out_" + c.name);
-    const Outcome r = run("train --steps 5 --backend cpu --out " + out + " " + c.arguments);
-    EXPECT_EQ(r.status, 2) << c.name << ": " << r.output;
-    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.name << ": " << r.output;
-    EXPECT_NE(r.output.find(c.option), std::string::npos) << c.name << ": " << r.output;
-    EXPECT_FALSE(fs::exists(out)) << c.name << " wrote " << out;
-  }
+  expect_rejected("train --steps 5 --backend cpu", cases);
   const Outcome unwritable = run("train --steps 5 --backend cpu --out " + blocker + "/run");
   EXPECT_EQ(unwritable.status, 2) << unwritable.output;
   EXPECT_NE(unwritable.output.find("--out"), std::string::npos) << unwritable.output;
@@ -179,25 +188,12 @@ TEST(CliSweep, BadInputOneLineExitTwoNothingWritten) {
       {"feature_sparsity", "--feature-sparsity 0.1,0.2,0.3", "--feature-sparsity"},
       {"too_many", "--seed 'range(0,1000000)' --lr 'linspace(0,1,1000)'", "models"},
   };
-  for (const BadInput& c : cases) {
-    const std::string out = fresh_dir("sweep_" + c.name);
-    const Outcome r = run("sweep --backend cpu --out " + out + " " + c.arguments);
-    EXPECT_EQ(r.status, 2) << c.name << ": " << r.output;
-    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.name << ": " << r.output;
-    EXPECT_NE(r.output.find(c.option), std::string::npos) << c.name << ": " << r.output;
-    EXPECT_FALSE(fs::exists(out)) << c.name << " wrote " << out;
-  }
-  for (const BadInput& c : std::vector<BadInput>{
-           {"seeds", "--seeds 0", "--seeds"},
-           {"cells", "--importance-cells 0", "--importance-cells"},
-           {"density_range", "--density-range 0,1", "--density-range"},
-           {"importance_range", "--importance-range 2,1", "--importance-range"}}) {
-    const std::string out = fresh_dir("phase_" + c.name);
-    const Outcome r = run("phase-diagram --backend cpu --out " + out + " " + c.arguments);
-    EXPECT_EQ(r.status, 2) << c.name << ": " << r.output;
-    EXPECT_NE(r.output.find(c.option), std::string::npos) << c.name << ": " << r.output;
-    EXPECT_FALSE(fs::exists(out)) << c.name << " wrote " << out;
-  }
+  expect_rejected("sweep --backend cpu", cases);
+  expect_rejected("phase-diagram --backend cpu",
+                  {{"seeds", "--seeds 0", "--seeds"},
+                   {"cells", "--importance-cells 0", "--importance-cells"},
+                   {"density_range", "--density-range 0,1", "--density-range"},
+                   {"importance_range", "--importance-range 2,1", "--importance-range"}});
 }
 
 // A sweep killed (SIGKILL) after its first chunks, then rerun with the same command, resumes and
@@ -250,16 +246,10 @@ TEST(CliSweep, ProgressWithEtaOnlyOnATerminal) {
   // script(1) gives the command a pseudo-terminal.
   const std::string tty_command = "script -qec \"" + std::string(SUPERPOSE_BINARY) + " " + options +
                                   "--out " + fresh_dir("sweep_tty") + "\" /dev/null";
-  FILE* pipe = ::popen(tty_command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t got;
-  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    output.append(buffer.data(), got);
-  EXPECT_EQ(::pclose(pipe), 0) << output;
-  EXPECT_NE(output.find("6/6 models, chunk 3/3"), std::string::npos) << output;
-  EXPECT_NE(output.find("ETA"), std::string::npos) << output;
+  const Outcome tty = run_shell(tty_command);
+  EXPECT_EQ(tty.status, 0) << tty.output;
+  EXPECT_NE(tty.output.find("6/6 models, chunk 3/3"), std::string::npos) << tty.output;
+  EXPECT_NE(tty.output.find("ETA"), std::string::npos) << tty.output;
 }
 
 TEST(CliPhaseDiagram, WritesTheDiagramAndItsAgreement) {
