@@ -30,6 +30,7 @@ namespace {
 // run-time sizes. N = 0 means "run-time".
 template <int N, int M>
 struct Dims {
+  static constexpr int kN = N, kM = M;
   int runtime_n, runtime_m;
   constexpr int n() const { return N ? N : runtime_n; }
   constexpr int m() const { return M ? M : runtime_m; }
@@ -172,12 +173,18 @@ float simd_step_sums(D dims, SimdStep::State& s, bool relu, const float* W, cons
   for (Pack& p : s.partial_loss) p = 0.0f;
   const float grad_scale = 2.0f * mean_scale(rows, n);
   const int packs = rows / kSimdWidth;
+  // The hidden values on the stack when the shape is known at compile time (registers, once the
+  // loops unroll), else in the state's buffers.
+  constexpr int kStackHidden = D::kM > 0 ? D::kM : 1;
+  Pack stack_hidden[kStackHidden], stack_grad_hidden[kStackHidden];
+  Pack* hidden = D::kM > 0 ? stack_hidden : s.hidden.data();
+  Pack* grad_hidden = D::kM > 0 ? stack_grad_hidden : s.grad_hidden.data();
   for (int k = 0; k < packs; ++k) {
     const int g = k % kGroups;
     Pack* grads = &s.partial[static_cast<size_t>(g) * params];
-    s.partial_loss[g] += accumulate_sample<Pack>(
-        n, m, relu, W, b, importance, &s.x_packs[static_cast<size_t>(k) * n], grad_scale, grads,
-        grads + m * n, s.hidden.data(), s.grad_hidden.data());
+    s.partial_loss[g] += accumulate_sample<Pack>(n, m, relu, W, b, importance,
+                                                 &s.x_packs[static_cast<size_t>(k) * n], grad_scale,
+                                                 grads, grads + m * n, hidden, grad_hidden);
   }
   float lane_values[kSimdWidth];
   for (int r = packs * kSimdWidth; r < rows; ++r) {  // the rows left over, one lane each

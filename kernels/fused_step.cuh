@@ -21,7 +21,6 @@ namespace sp::cuda {
 enum class Mapping { registers_2x1, registers_5x2, global };
 
 struct DeviceChunk {
-  Mapping mapping = Mapping::global;  // which kernels train this chunk (mapping_for, or forced)
   int models = 0, n = 0, m = 0;
   int train_rows = 0;  // rows per step (fixed: the dataset's first rows; fresh: the batch)
   int points = 0;      // fixed: dataset rows per model
@@ -42,6 +41,9 @@ struct DeviceChunk {
   int loss_curve_stride = 0;          // steps
   float* last_loss = nullptr;         // [models] the latest step's training loss
   float* scratch = nullptr;           // global mapping: [models][32][scratch_floats]
+  // Which kernels train this chunk (mapping_for, or forced). Last: placed first, it moved the
+  // other fields' offsets and cost the register kernels 20 and 6 registers (ptxas).
+  Mapping mapping = Mapping::global;
 };
 
 Mapping mapping_for(int n, int m);  // the shape's own mapping

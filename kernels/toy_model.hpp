@@ -60,19 +60,21 @@ SP_HD float relu_backward(float z, float g) { return z > 0.0f ? g : 0.0f; }
 // pack of V floats, one sample per lane (host/simd_lanes.hpp: the CPU's SIMD path). Every
 // operation is elementwise, so each lane computes exactly the float code's bits.
 template <class T>
-SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
-                          const float* importance, const T* x, float grad_scale, T* grad_W,
-                          T* grad_b, T* hidden, T* grad_hidden) {
-  for (int j = 0; j < m; ++j) {
+SP_HD T accumulate_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
+                          const float* SP_RESTRICT b, const float* SP_RESTRICT importance,
+                          const T* SP_RESTRICT x, float grad_scale, T* SP_RESTRICT grad_W,
+                          T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
+                          T* SP_RESTRICT grad_hidden) {
+  SP_UNROLL for (int j = 0; j < m; ++j) {
     T h = 0.0f;
-    for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
+    SP_UNROLL for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
     hidden[j] = h;
     grad_hidden[j] = 0.0f;
   }
   T weighted_sq_error = 0.0f;
-  for (int f = 0; f < n; ++f) {
+  SP_UNROLL for (int f = 0; f < n; ++f) {
     T z = b[f];
-    for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
+    SP_UNROLL for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
     const T y = relu ? relu_forward(z) : z;
     const T error = y - x[f];
     const T weighted_error = importance[f] * error;
@@ -80,13 +82,13 @@ SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* 
     const T scaled = grad_scale * weighted_error;
     const T g_z = relu ? relu_backward(z, scaled) : scaled;
     grad_b[f] += g_z;
-    for (int j = 0; j < m; ++j) {
+    SP_UNROLL for (int j = 0; j < m; ++j) {
       grad_hidden[j] = fma_f(W[j * n + f], g_z, grad_hidden[j]);
       grad_W[j * n + f] = fma_f(hidden[j], g_z, grad_W[j * n + f]);
     }
   }
-  for (int j = 0; j < m; ++j)
-    for (int f = 0; f < n; ++f) grad_W[j * n + f] = fma_f(grad_hidden[j], x[f], grad_W[j * n + f]);
+  SP_UNROLL for (int j = 0; j < m; ++j) SP_UNROLL for (int f = 0; f < n; ++f) grad_W[j * n + f] =
+      fma_f(grad_hidden[j], x[f], grad_W[j * n + f]);
   return weighted_sq_error;
 }
 
