@@ -207,6 +207,8 @@ def main():
     import torch  # noqa: F401  (the peers' version goes into the results)
     gpu = gpu_name()
     backend = args.backend or ("cuda" if gpu else "cpu")
+    if backend == "cuda" and not gpu:
+        sys.exit("compare.py: --backend cuda, but nvidia-smi names no GPU on this machine")
     device = "cuda" if backend == "cuda" else "cpu"
     sp = Superpose(args.build, backend, args.threads)
     peers = Peers(sys.executable, device, args.threads)
