@@ -21,6 +21,7 @@ void LaneScratch::resize(int n, int m) {
   partial_loss.assign(kLanes, 0.0f);
   hidden.assign(m, 0.0f);
   grad_hidden.assign(m, 0.0f);
+  grad_z.assign(n, 0.0f);
 }
 
 namespace {
@@ -54,9 +55,9 @@ float step_sums(D dims, bool relu, const float* W, const float* b, const float* 
   for (int r = 0; r < rows; ++r) {
     const int lane = r % kLanes;
     float* lane_grads = &s.partial[static_cast<size_t>(lane) * params];
-    s.partial_loss[lane] +=
-        accumulate_sample(n, m, relu, W, b, importance, x + static_cast<size_t>(r) * n, grad_scale,
-                          lane_grads, lane_grads + m * n, s.hidden.data(), s.grad_hidden.data());
+    s.partial_loss[lane] += accumulate_sample(
+        n, m, relu, W, b, importance, x + static_cast<size_t>(r) * n, grad_scale, lane_grads,
+        lane_grads + m * n, s.hidden.data(), s.grad_hidden.data(), s.grad_z.data());
   }
   for (int k = 0; k < m * n; ++k) grad_W[k] = lane_tree_sum(&s.partial[k], params);
   for (int f = 0; f < n; ++f) grad_b[f] = lane_tree_sum(&s.partial[m * n + f], params);
@@ -96,6 +97,10 @@ using Pack = Lanes;
 constexpr int kSimdWidth = Lanes::kWidth;
 constexpr int kGroups = kLanes / kSimdWidth;  // packs per warp-width of lanes
 static_assert(kLanes % kSimdWidth == 0, "a pack must tile the 32 lanes");
+// Packs whose ∂W contributions are added together, per lane group in row order, while the
+// accumulators sit in registers (a multiple of kGroups; small enough to stay in L1).
+constexpr int kBlockPacks = 8;
+static_assert(kBlockPacks % kGroups == 0, "a block holds whole rounds of the lane groups");
 
 struct SimdStep::State {
   int n, m, params, rows = 0;
@@ -104,8 +109,10 @@ struct SimdStep::State {
   std::vector<float> fresh;        // generate_rows' rows where there is no SIMD Philox
   std::vector<Pack> partial;       // kGroups x params: lanes gV .. gV+V-1 of each gradient entry
   std::vector<Pack> partial_loss;  // kGroups
-  std::vector<Pack> hidden, grad_hidden;
-  std::vector<float> lane_values, one_lane, scalar_hidden, scalar_grad_hidden;
+  // One block of packs' per-sample values between the two parts of the step: h, g_h (m each)
+  // and g_z (n) per pack.
+  std::vector<Pack> block_hidden, block_grad_hidden, block_grad_z;
+  std::vector<float> lane_values, one_lane, scalar_hidden, scalar_grad_hidden, scalar_grad_z;
 };
 
 SimdStep::SimdStep(int n, int m) : state_(new State) {
@@ -115,12 +122,14 @@ SimdStep::SimdStep(int n, int m) : state_(new State) {
   s.params = m * n + n;
   s.partial.resize(static_cast<size_t>(kGroups) * s.params);
   s.partial_loss.resize(kGroups);
-  s.hidden.resize(m);
-  s.grad_hidden.resize(m);
+  s.block_hidden.resize(static_cast<size_t>(kBlockPacks) * m);
+  s.block_grad_hidden.resize(static_cast<size_t>(kBlockPacks) * m);
+  s.block_grad_z.resize(static_cast<size_t>(kBlockPacks) * n);
   s.lane_values.resize(kLanes);
   s.one_lane.resize(s.params);
   s.scalar_hidden.resize(m);
   s.scalar_grad_hidden.resize(m);
+  s.scalar_grad_z.resize(n);
 }
 
 SimdStep::~SimdStep() { delete state_; }
@@ -165,6 +174,34 @@ void SimdStep::generate_rows(const ModelSpec& model, const float* sparsity,
 
 namespace {
 
+// accumulate_grad_W for the packs first, first + kGroups, ... < count of a block, into grad_W,
+// a tile of up to 5 x 4 entries at a time held in registers across the packs.
+template <class D>
+void block_grad_W(D dims, const Pack* hidden, const Pack* grad_z, const Pack* grad_hidden,
+                  const Pack* x, int first, int count, Pack* grad_W) {
+  constexpr int kTileJ = 5, kTileF = 4;
+  const int n = dims.n(), m = dims.m();
+  SP_UNROLL for (int j0 = 0; j0 < m; j0 += kTileJ) {
+    const int tile_j = std::min(kTileJ, m - j0);
+    SP_UNROLL for (int f0 = 0; f0 < n; f0 += kTileF) {
+      const int tile_f = std::min(kTileF, n - f0);
+      Pack tile[kTileJ][kTileF];
+      SP_UNROLL for (int j = 0; j < tile_j; ++j) SP_UNROLL for (int f = 0; f < tile_f; ++f)
+          tile[j][f] = grad_W[(j0 + j) * n + f0 + f];
+      for (int i = first; i < count; i += kGroups) {
+        const Pack* h = hidden + i * m + j0;
+        const Pack* gh = grad_hidden + i * m + j0;
+        const Pack* gz = grad_z + i * n + f0;
+        const Pack* xi = x + static_cast<size_t>(i) * n + f0;
+        SP_UNROLL for (int j = 0; j < tile_j; ++j) SP_UNROLL for (int f = 0; f < tile_f; ++f)
+            tile[j][f] = fma_f(gh[j], xi[f], fma_f(h[j], gz[f], tile[j][f]));
+      }
+      SP_UNROLL for (int j = 0; j < tile_j; ++j) SP_UNROLL for (int f = 0; f < tile_f; ++f)
+          grad_W[(j0 + j) * n + f0 + f] = tile[j][f];
+    }
+  }
+}
+
 template <class D>
 float simd_step_sums(D dims, SimdStep::State& s, bool relu, const float* W, const float* b,
                      const float* importance, float* grad_W, float* grad_b) {
@@ -173,18 +210,35 @@ float simd_step_sums(D dims, SimdStep::State& s, bool relu, const float* W, cons
   for (Pack& p : s.partial_loss) p = 0.0f;
   const float grad_scale = 2.0f * mean_scale(rows, n);
   const int packs = rows / kSimdWidth;
-  // The hidden values on the stack when the shape is known at compile time (registers, once the
-  // loops unroll), else in the state's buffers.
-  constexpr int kStackHidden = D::kM > 0 ? D::kM : 1;
-  Pack stack_hidden[kStackHidden], stack_grad_hidden[kStackHidden];
-  Pack* hidden = D::kM > 0 ? stack_hidden : s.hidden.data();
-  Pack* grad_hidden = D::kM > 0 ? stack_grad_hidden : s.grad_hidden.data();
-  for (int k = 0; k < packs; ++k) {
-    const int g = k % kGroups;
-    Pack* grads = &s.partial[static_cast<size_t>(g) * params];
-    s.partial_loss[g] += accumulate_sample<Pack>(n, m, relu, W, b, importance,
-                                                 &s.x_packs[static_cast<size_t>(k) * n], grad_scale,
-                                                 grads, grads + m * n, hidden, grad_hidden);
+  // Many ∂W entries: accumulate_sample's two parts, reordered across samples but never within a
+  // gradient entry:
+  // per block of packs, first every pack's forward_backward_sample (loss, ∂b, and h, g_h, g_z kept
+  // per pack), then accumulate_grad_W entry by entry over the block's packs of each lane group in
+  // row order — the same operations in the same order for every lane as the float path (tested),
+  // with a tile of ∂W accumulators in registers instead of in memory for every sample.
+  if (m * n < 16) {  // few ∂W entries: they stay in L1 anyway, and the direct form is faster
+    for (int k = 0; k < packs; ++k) {
+      const int g = k % kGroups;
+      Pack* grads = &s.partial[static_cast<size_t>(g) * params];
+      s.partial_loss[g] += accumulate_sample<Pack>(
+          n, m, relu, W, b, importance, &s.x_packs[static_cast<size_t>(k) * n], grad_scale, grads,
+          grads + m * n, s.block_hidden.data(), s.block_grad_hidden.data(), s.block_grad_z.data());
+    }
+  } else {
+    for (int k0 = 0; k0 < packs; k0 += kBlockPacks) {
+      const int count = std::min(kBlockPacks, packs - k0);
+      const Pack* x_block = &s.x_packs[static_cast<size_t>(k0) * n];
+      for (int i = 0; i < count; ++i) {
+        const int g = (k0 + i) % kGroups;
+        s.partial_loss[g] += forward_backward_sample<Pack>(
+            n, m, relu, W, b, importance, x_block + static_cast<size_t>(i) * n, grad_scale,
+            &s.partial[static_cast<size_t>(g) * params + m * n], &s.block_hidden[i * m],
+            &s.block_grad_hidden[i * m], &s.block_grad_z[i * n]);
+      }
+      for (int g = 0; g < kGroups; ++g)  // k0 is a multiple of kGroups: packs g, g + kGroups, ...
+        block_grad_W(dims, s.block_hidden.data(), s.block_grad_z.data(), s.block_grad_hidden.data(),
+                     x_block, g, count, &s.partial[static_cast<size_t>(g) * params]);
+    }
   }
   float lane_values[kSimdWidth];
   for (int r = packs * kSimdWidth; r < rows; ++r) {  // the rows left over, one lane each
@@ -197,7 +251,7 @@ float simd_step_sums(D dims, SimdStep::State& s, bool relu, const float* W, cons
     const float sq = accumulate_sample<float>(
         n, m, relu, W, b, importance, &s.tail[static_cast<size_t>(r - packs * kSimdWidth) * n],
         grad_scale, s.one_lane.data(), s.one_lane.data() + m * n, s.scalar_hidden.data(),
-        s.scalar_grad_hidden.data());
+        s.scalar_grad_hidden.data(), s.scalar_grad_z.data());
     for (int p = 0; p < params; ++p) {
       grads[p].store(lane_values);
       lane_values[i] = s.one_lane[p];

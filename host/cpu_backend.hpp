@@ -13,7 +13,7 @@ namespace sp::cpu {
 struct LaneScratch {
   std::vector<float> partial;  // kLanes x (m n + n), lane-major
   std::vector<float> partial_loss;
-  std::vector<float> hidden, grad_hidden;
+  std::vector<float> hidden, grad_hidden, grad_z;
   void resize(int n, int m);
 };
 

@@ -55,19 +55,26 @@ __device__ __forceinline__ AdamWStep step_scalars(const DeviceChunk& d, int mode
                    d.bias2_sqrt[step]};
 }
 
+// The global mapping's scratch per lane: partial gradients (m n + n), x (n), hidden (m),
+// grad_hidden (m), grad_z (n).
+__host__ __device__ __forceinline__ size_t lane_scratch_floats(int n, int m) {
+  return static_cast<size_t>(m) * n + n + n + 2 * static_cast<size_t>(m) + n;
+}
+
 // This lane's share of one step: zeroes `grads` (P entries), accumulates rows lane, lane + 32, ...
 // of the step's batch into them and returns the lane's Σ I (x − y)². The order cpu_backend mirrors.
 __device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int step, int n, int m,
                                             bool relu, const float* params, const float* sparsity,
                                             const float* importance, float grad_scale, float* grads,
-                                            float* x, float* hidden, float* grad_hidden) {
+                                            float* x, float* hidden, float* grad_hidden,
+                                            float* grad_z) {
   const int lane = threadIdx.x % kLanes;
   for (int k = 0; k < m * n + n; ++k) grads[k] = 0.0f;
   float lane_loss = 0.0f;
   for (int r = lane; r < d.train_rows; r += kLanes) {
     load_row(d, model, step, r, n, sparsity, x);
     lane_loss += accumulate_sample(n, m, relu, params, params + m * n, importance, x, grad_scale,
-                                   grads, grads + m * n, hidden, grad_hidden);
+                                   grads, grads + m * n, hidden, grad_hidden, grad_z);
   }
   return lane_loss;
 }
@@ -105,9 +112,9 @@ __global__ void __launch_bounds__(kThreads)
   const float grad_scale = 2.0f * mean_scale(d.train_rows, N);
 
   for (int step = first_step; step < first_step + count; ++step) {
-    float grads[P], x[N], hidden[M], grad_hidden[M];
+    float grads[P], x[N], hidden[M], grad_hidden[M], grad_z[N];
     const float lane_loss = lane_batch(d, model, step, N, M, relu, params, sparsity, importance,
-                                       grad_scale, grads, x, hidden, grad_hidden);
+                                       grad_scale, grads, x, hidden, grad_hidden, grad_z);
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, N);
     const AdamWStep scalars = step_scalars(d, model, step);
 #pragma unroll
@@ -126,7 +133,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---------------------------------------------------------------- global mapping
-// Scratch per lane: partial gradients (P), then x (n), hidden (m), grad_hidden (m).
+// Scratch per lane (lane_scratch_floats): partial gradients (P), then x (n), hidden (m),
+// grad_hidden (m), grad_z (n).
 __global__ void __launch_bounds__(kThreads)
     train_steps_global(DeviceChunk d, int first_step, int count) {
   __shared__ WarpSum::TempStorage temp[kWarpsPerBlock];
@@ -134,12 +142,13 @@ __global__ void __launch_bounds__(kThreads)
   const int model = blockIdx.x * kWarpsPerBlock + warp;
   if (model >= d.models) return;
   const int n = d.n, m = d.m, P = m * n + n;
-  const size_t per_lane = static_cast<size_t>(P) + n + 2 * m;
-  float* lane_scratch = d.scratch + (static_cast<size_t>(model) * kLanes + lane) * per_lane;
+  float* lane_scratch =
+      d.scratch + (static_cast<size_t>(model) * kLanes + lane) * lane_scratch_floats(n, m);
   float* grads = lane_scratch;
   float* x = grads + P;
   float* hidden = x + n;
   float* grad_hidden = hidden + m;
+  float* grad_z = grad_hidden + m;
   float* params = d.params + static_cast<size_t>(model) * P;
   float* adam_m = d.adam_m + static_cast<size_t>(model) * P;
   float* adam_v = d.adam_v + static_cast<size_t>(model) * P;
@@ -150,7 +159,7 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int step = first_step; step < first_step + count; ++step) {
     const float lane_loss = lane_batch(d, model, step, n, m, relu, params, sparsity, importance,
-                                       grad_scale, grads, x, hidden, grad_hidden);
+                                       grad_scale, grads, x, hidden, grad_hidden, grad_z);
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, n);
     const AdamWStep scalars = step_scalars(d, model, step);
     // Reduce every entry (all lanes take part), then lane k % 32 updates parameter k.
@@ -177,8 +186,7 @@ __global__ void __launch_bounds__(kThreads)
   float* x = x_registers;
   float* hidden = hidden_registers;
   if (!kStatic) {
-    const size_t per_lane = static_cast<size_t>(P) + n + 2 * m;
-    x = d.scratch + (static_cast<size_t>(model) * kLanes + lane) * per_lane + P;
+    x = d.scratch + (static_cast<size_t>(model) * kLanes + lane) * lane_scratch_floats(n, m) + P;
     hidden = x + n;
   }
   const float* params = d.params + static_cast<size_t>(model) * P;
@@ -233,9 +241,7 @@ const char* to_string(Mapping mapping) {
 }
 
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping) {
-  return mapping == Mapping::global
-             ? static_cast<size_t>(m) * n + n + n + 2 * static_cast<size_t>(m)
-             : 0;
+  return mapping == Mapping::global ? lane_scratch_floats(n, m) : 0;
 }
 
 void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* stream) {
@@ -325,9 +331,8 @@ std::vector<float> device_rows(uint64_t seed, uint64_t first, int rows, int n,
   float *out = nullptr, *d_sparsity = nullptr;
   check_runtime(cudaMalloc(&out, sizeof(float) * rows * n), "cudaMalloc");
   check_runtime(cudaMalloc(&d_sparsity, sizeof(float) * n), "cudaMalloc");
-  check_runtime(
-      cudaMemcpy(d_sparsity, sparsity.data(), sizeof(float) * n, cudaMemcpyHostToDevice),
-      "cudaMemcpy");
+  check_runtime(cudaMemcpy(d_sparsity, sparsity.data(), sizeof(float) * n, cudaMemcpyHostToDevice),
+                "cudaMemcpy");
   rows_kernel<<<(rows + 127) / 128, 128>>>(seed, first, rows, n, d_sparsity, out);
   SP_CHECK_LAUNCH("rows");
   std::vector<float> host(static_cast<size_t>(rows) * n);

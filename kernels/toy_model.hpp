@@ -49,22 +49,23 @@ SP_HD float relu_forward(float z) { return (z > 0.0f || z != z) ? z : 0.0f; }
 SP_HD float relu_backward(float z, float g) { return z > 0.0f ? g : 0.0f; }
 
 // The model: h = W x, z = Wᵀ h + b, y = ReLU(z) (or z). W is m x n row-major (W[j * n + f]).
-// Adds this sample's share of the gradients of L = (1 / (B n)) Σ I_f (x_f − y_f)² to grad_W,
-// grad_b:
+// One sample's share of the gradients of L = (1 / (B n)) Σ I_f (x_f − y_f)²:
 //   g_z = grad_scale · I ⊙ (y − x) ⊙ [z > 0]   with grad_scale = 2 / (B n)
 //   ∂b += g_z,  g_h = W g_z,  ∂W += h g_zᵀ + g_h xᵀ
-// and returns Σ_f I_f (x_f − y_f)² (the caller scales the loss by 1 / (B n) after the reduction).
-// `hidden` and `grad_hidden` are caller-provided scratch of m values (registers in the kernels).
+// in two parts: forward_backward_sample (everything but ∂W) and accumulate_grad_W. The loss is
+// returned as Σ_f I_f (x_f − y_f)² (the caller scales it by 1 / (B n) after the reduction).
+// `hidden`, `grad_hidden` (m values) and `grad_z` (n) are caller-provided scratch (registers in
+// the kernels).
 //
 // T is what one lane holds: a float (one sample: the kernels, and the CPU's scalar path) or a
 // pack of V floats, one sample per lane (host/simd_lanes.hpp: the CPU's SIMD path). Every
 // operation is elementwise, so each lane computes exactly the float code's bits.
 template <class T>
-SP_HD T accumulate_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
-                          const float* SP_RESTRICT b, const float* SP_RESTRICT importance,
-                          const T* SP_RESTRICT x, float grad_scale, T* SP_RESTRICT grad_W,
-                          T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
-                          T* SP_RESTRICT grad_hidden) {
+SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
+                                const float* SP_RESTRICT b, const float* SP_RESTRICT importance,
+                                const T* SP_RESTRICT x, float grad_scale, T* SP_RESTRICT grad_b,
+                                T* SP_RESTRICT hidden, T* SP_RESTRICT grad_hidden,
+                                T* SP_RESTRICT grad_z) {
   SP_UNROLL for (int j = 0; j < m; ++j) {
     T h = 0.0f;
     SP_UNROLL for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
@@ -82,13 +83,30 @@ SP_HD T accumulate_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
     const T scaled = grad_scale * weighted_error;
     const T g_z = relu ? relu_backward(z, scaled) : scaled;
     grad_b[f] += g_z;
-    SP_UNROLL for (int j = 0; j < m; ++j) {
-      grad_hidden[j] = fma_f(W[j * n + f], g_z, grad_hidden[j]);
-      grad_W[j * n + f] = fma_f(hidden[j], g_z, grad_W[j * n + f]);
-    }
+    grad_z[f] = g_z;
+    SP_UNROLL for (int j = 0; j < m; ++j) grad_hidden[j] = fma_f(W[j * n + f], g_z, grad_hidden[j]);
   }
+  return weighted_sq_error;
+}
+
+// ∂W += h g_zᵀ + g_h xᵀ for one sample: each entry takes h_j g_z,f first, then g_h,j x_f (two
+// roundings, in that order — the CPU's SIMD path reorders across samples, never within an entry).
+template <class T>
+SP_HD void accumulate_grad_W(int n, int m, const T* SP_RESTRICT hidden, const T* SP_RESTRICT grad_z,
+                             const T* SP_RESTRICT grad_hidden, const T* SP_RESTRICT x,
+                             T* SP_RESTRICT grad_W) {
   SP_UNROLL for (int j = 0; j < m; ++j) SP_UNROLL for (int f = 0; f < n; ++f) grad_W[j * n + f] =
-      fma_f(grad_hidden[j], x[f], grad_W[j * n + f]);
+      fma_f(grad_hidden[j], x[f], fma_f(hidden[j], grad_z[f], grad_W[j * n + f]));
+}
+
+// Both parts: one sample's whole contribution to the step.
+template <class T>
+SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
+                          const float* importance, const T* x, float grad_scale, T* grad_W,
+                          T* grad_b, T* hidden, T* grad_hidden, T* grad_z) {
+  const T weighted_sq_error = forward_backward_sample(n, m, relu, W, b, importance, x, grad_scale,
+                                                      grad_b, hidden, grad_hidden, grad_z);
+  accumulate_grad_W(n, m, hidden, grad_z, grad_hidden, x, grad_W);
   return weighted_sq_error;
 }
 

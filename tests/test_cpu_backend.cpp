@@ -152,7 +152,8 @@ TEST(CpuSimd, SameBitsAsTheFloatPath) {
   struct Shape {
     int n, m;
   };
-  for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{3, 2}, Shape{7, 1}})
+  for (Shape shape :
+       {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{3, 2}, Shape{7, 1}, Shape{9, 4}, Shape{6, 7}})
     for (int rows : {1, 15, 16, 37, 800, 1023})
       for (bool relu : {false, true}) {
         const int n = shape.n, m = shape.m;
