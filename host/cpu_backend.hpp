@@ -29,9 +29,11 @@ float loss(int n, int m, bool relu, const float* W, const float* b, const float*
            const float* x, int rows, LaneScratch& scratch);
 
 // The same step, V rows at a time (V = Lanes::kWidth of host/simd_lanes.hpp, a vector register:
-// rows r .. r+V-1 belong to lanes r mod 32 .. r mod 32 + V-1), through accumulate_sample<Lanes<V>>;
-// the rows left over at the end go through the float path into their lanes. Same lanes, same order,
-// so the same bits as loss_and_gradients above (tested), several times faster.
+// rows r .. r+V-1 belong to lanes r mod 32 .. r mod 32 + V-1), through forward_backward_sample and
+// accumulate_grad_W on Lanes (the latter over blocks of packs for shapes with many ∂W entries);
+// the rows left over at the end go through the float path into their lanes. Same lanes, same order
+// within every gradient entry, so the same bits as loss_and_gradients above (tested), several times
+// faster.
 class SimdStep {
  public:
   SimdStep(int n, int m);

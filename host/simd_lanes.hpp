@@ -1,5 +1,5 @@
 // simd_lanes.hpp — a pack of V lanes for the CPU's SIMD path: V consecutive rows of a batch, one
-// per lane, pushed through kernels/toy_model.hpp's accumulate_sample<T> at once. Every operation is
+// per lane, pushed through kernels/toy_model.hpp's per-sample templates at once. Every operation is
 // the float operation of the scalar code applied to each lane (fma as one fused multiply-add, with
 // no other contraction), so each lane's bits are exactly those of the float path and of the
 // kernels. AVX-512: 16 lanes in a zmm register; AVX2 + FMA: 8 in a ymm; elsewhere 8 lanes as a
