@@ -286,9 +286,8 @@ void add_sweep(CLI::App& app, SweepCli& o) {
       ->capture_default_str();
   sweep->add_option("--steps", o.axes.steps, "axis: training steps")->capture_default_str();
   sweep->add_option("--lr", o.axes.lr, "axis: AdamW learning rate")->capture_default_str();
-  sweep
-      ->add_option("--sparsity", o.axes.sparsity, "axis: probability a feature is 0 (all features)")
-      ->capture_default_str();
+  sweep->add_option("--sparsity", o.axes.sparsity,
+                    "axis: probability a feature is 0, all features (default 0)");
   sweep->add_option("--density", o.axes.density, "axis: 1 - sparsity (instead of --sparsity)");
   sweep->add_option("--feature-sparsity", o.feature_sparsity,
                     "one sparsity per feature, comma-separated (not an axis)");
@@ -345,6 +344,8 @@ int run_sweep_command(const SweepCli& o) {
   if (rules > 1)
     throw UsageError(
         "--importance: give one of --importance, --importance-decay, --relative-importance");
+  if (o.relative_feature >= 0 && o.axes.relative_importance.empty())
+    throw UsageError("--relative-feature: goes with --relative-importance, which is not given");
   if (!o.axes.importance_decay.empty()) {
     spec.importance_rule = ImportanceRule::decay;
   } else if (!o.axes.relative_importance.empty()) {
@@ -358,8 +359,9 @@ int run_sweep_command(const SweepCli& o) {
                                            : parse_vector(o.importance, "--importance", n);
   }
   if (!o.feature_sparsity.empty()) {
-    if (!o.axes.density.empty())
-      throw UsageError("--feature-sparsity: give either it or --density, not both");
+    if (!o.axes.density.empty() || !o.axes.sparsity.empty())
+      throw UsageError(
+          "--feature-sparsity: give either it or --sparsity/--density (an axis), not both");
     spec.feature_sparsity = parse_vector(o.feature_sparsity, "--feature-sparsity", n);
   }
   if (o.chunk_models < 0)

@@ -159,12 +159,15 @@ void set_axes(SweepSpec& spec, const SweepAxesText& text) {
   require_each(lr.values, "--lr", 0, 1e3, false, "[0, 1000]");
   spec.axes.push_back(lr);
 
+  if (!text.density.empty() && !text.sparsity.empty())
+    throw UsageError("--density: give either --density or --sparsity, not both");
   if (!text.density.empty()) {
     Axis density{"density", parse_axis(text.density, "--density"), {}};
     require_each(density.values, "--density", 0, 1, false, "[0, 1]");
     spec.axes.push_back(density);
   } else if (spec.feature_sparsity.empty()) {
-    Axis sparsity{"sparsity", parse_axis(text.sparsity, "--sparsity"), {}};
+    Axis sparsity{
+        "sparsity", parse_axis(text.sparsity.empty() ? "0" : text.sparsity, "--sparsity"), {}};
     require_each(sparsity.values, "--sparsity", 0, 1, false, "[0, 1]");
     spec.axes.push_back(sparsity);
   }

@@ -58,7 +58,8 @@ struct SweepSpec {
 // Builds the standard axes from command-line strings (see parse_axis); validates every value and
 // throws UsageError naming the option.
 struct SweepAxesText {
-  std::string model = "relu", steps = "1000", lr = "1e-3", sparsity = "0", density, seed = "0",
+  // sparsity: empty means "0"; give at most one of sparsity and density.
+  std::string model = "relu", steps = "1000", lr = "1e-3", sparsity, density, seed = "0",
               importance_decay, relative_importance;
 };
 void set_axes(SweepSpec& spec, const SweepAxesText& text);

@@ -186,6 +186,10 @@ TEST(CliSweep, BadInputOneLineExitTwoNothingWritten) {
       {"model_kind", "--model linear,cubic", "--model"},
       {"chunk_models", "--chunk-models -1", "--chunk-models"},
       {"feature_sparsity", "--feature-sparsity 0.1,0.2,0.3", "--feature-sparsity"},
+      {"feature_sparsity_and_axis", "--feature-sparsity 0.1,0.2 --sparsity 0.5",
+       "--feature-sparsity"},
+      {"sparsity_and_density", "--sparsity 0.3 --density 0.5", "--density"},
+      {"relative_feature_alone", "--relative-feature 0", "--relative-feature"},
       {"too_many", "--seed 'range(0,1000000)' --lr 'linspace(0,1,1000)'", "models"},
   };
   expect_rejected("sweep --backend cpu", cases);
