@@ -337,6 +337,8 @@ int run_sweep_command(const SweepCli& o) {
   spec.base = o.group.group();
   GroupSpec& g = spec.base;
   g.record_trajectories = o.trajectories;
+  if (g.snapshot_every != 0 && !o.trajectories)
+    throw UsageError("--snapshot-every: goes with --trajectories, which is not given");
   validate(g);  // the shape first: the vectors below depend on it
   const int n = g.n_features;
   const int rules = !o.importance.empty() + !o.axes.importance_decay.empty() +

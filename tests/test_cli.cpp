@@ -190,6 +190,7 @@ TEST(CliSweep, BadInputOneLineExitTwoNothingWritten) {
        "--feature-sparsity"},
       {"sparsity_and_density", "--sparsity 0.3 --density 0.5", "--density"},
       {"relative_feature_alone", "--relative-feature 0", "--relative-feature"},
+      {"snapshot_without_trajectories", "--snapshot-every 10", "--snapshot-every"},
       {"too_many", "--seed 'range(0,1000000)' --lr 'linspace(0,1,1000)'", "models"},
   };
   expect_rejected("sweep --backend cpu", cases);
