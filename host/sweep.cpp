@@ -248,6 +248,18 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   return m;
 }
 
+int SweepSpec::steps_of(int64_t id) const {
+  int64_t stride = 1;
+  for (size_t k = axes.size(); k-- > 0;) {
+    if (axes[k].name == "steps")
+      return static_cast<int>(
+          axes[k]
+              .values[static_cast<size_t>((id / stride) % static_cast<int64_t>(axes[k].size()))]);
+    stride *= static_cast<int64_t>(axes[k].size());
+  }
+  return base.steps;
+}
+
 std::vector<std::pair<std::string, std::string>> analysis_columns(const GroupSpec& group,
                                                                   const ModelResult& result) {
   const int n = group.n_features, m = group.n_hidden;
@@ -304,15 +316,11 @@ std::vector<Chunk> plan_chunks(const Backend& backend, const SweepSpec& spec) {
   std::vector<Chunk> chunks;
   const int64_t total = spec.model_count();
   for (int64_t id = 0; id < total;) {
-    int steps = 0;
-    spec.model(id, &steps);
+    const int steps = spec.steps_of(id);
     const int64_t limit =
         spec.chunk_models > 0 ? spec.chunk_models : default_chunk_models(backend, spec, steps);
     Chunk chunk{id, 0, steps};
-    while (id < total && chunk.count < limit) {
-      int s = 0;
-      spec.model(id, &s);
-      if (s != steps) break;
+    while (id < total && chunk.count < limit && spec.steps_of(id) == steps) {
       ++chunk.count;
       ++id;
     }

@@ -53,6 +53,7 @@ struct SweepSpec {
   std::vector<size_t> shape() const;
   // The model with row-major id `id`, and the steps it trains for.
   ModelSpec model(int64_t id, int* steps) const;
+  int steps_of(int64_t id) const;  // the same steps, without building the model
 };
 
 // Builds the standard axes from command-line strings (see parse_axis); validates every value and

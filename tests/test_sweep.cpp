@@ -77,6 +77,10 @@ TEST(Sweep, IdsAreRowMajorOverTheAxes) {
   const ModelSpec last = spec.model(47, &steps);
   EXPECT_EQ(last.seed, 8u);
   EXPECT_EQ(steps, 30);
+  for (int64_t k = 0; k < spec.model_count(); ++k) {
+    spec.model(k, &steps);
+    EXPECT_EQ(spec.steps_of(k), steps) << "model " << k;
+  }
 }
 
 TEST(Sweep, ImportanceDecayAndPerFeatureSparsity) {
