@@ -31,7 +31,6 @@ namespace {
 // run-time sizes. N = 0 means "run-time".
 template <int N, int M>
 struct Dims {
-  static constexpr int kN = N, kM = M;
   int runtime_n, runtime_m;
   constexpr int n() const { return N ? N : runtime_n; }
   constexpr int m() const { return M ? M : runtime_m; }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 #include "host/backend.hpp"
@@ -94,9 +95,9 @@ class CudaBackend final : public Backend {
     size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 32;
     if (g.mode == DataMode::fixed) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
     if (g.record_trajectories)  // loss curve, eval history, snapshots: all kept on the device
-      bytes += (static_cast<size_t>(g.steps) + g.eval_steps().size() +
-                g.snapshot_steps().size() * P) *
-               sizeof(float);
+      bytes +=
+          (static_cast<size_t>(g.steps) + g.eval_steps().size() + g.snapshot_steps().size() * P) *
+          sizeof(float);
     bytes += cuda::scratch_floats_per_lane(g.n_features, g.n_hidden, mapping(g)) * kLanes *
              sizeof(float);
     return bytes;
@@ -184,40 +185,36 @@ class CudaBackend final : public Backend {
     const bool evals_recorded = g.record_trajectories && g.eval_rows() > 0;
     const DeviceBuffer<float> d_eval_history(evals_recorded ? eval_steps.size() * count : 0);
     const DeviceBuffer<float> d_snapshots(g.record_trajectories ? snapshot_steps.size() * count * P
-                                                               : 0);
-    std::vector<int> stops;
-    if (g.record_trajectories) {
-      std::merge(eval_steps.begin(), eval_steps.end(), snapshot_steps.begin(), snapshot_steps.end(),
-                 std::back_inserter(stops));
-      stops.erase(std::unique(stops.begin(), stops.end()), stops.end());
-    }
-    size_t next_stop = 0, next_eval = 0, next_snapshot = 0;
+                                                                : 0);
+    auto launch_evaluate = [&](float* out) {  // the evaluation rows, into out[count]
+      cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(), out, nullptr);
+    };
+    size_t next_eval = 0, next_snapshot = 0;
+    auto next_recorded_step = [&] {  // the next step a trajectory records (INT_MAX: none)
+      int step = std::numeric_limits<int>::max();
+      if (!g.record_trajectories) return step;
+      if (next_eval < eval_steps.size()) step = eval_steps[next_eval];
+      if (next_snapshot < snapshot_steps.size())
+        step = std::min(step, snapshot_steps[next_snapshot]);
+      return step;
+    };
     for (int t = 0; t < steps;) {  // K steps per launch, and a stop after every recorded step
       int end = std::min(steps, t + steps_per_launch_);
-      while (next_stop < stops.size() && stops[next_stop] < t) ++next_stop;
-      if (next_stop < stops.size()) end = std::min(end, stops[next_stop] + 1);
+      if (const int recorded = next_recorded_step(); recorded < end) end = recorded + 1;
       cuda::launch_train_steps(d, t, end - t, nullptr);
       t = end;
-      if (!g.record_trajectories) continue;
       const int step = t - 1;
       if (next_eval < eval_steps.size() && eval_steps[next_eval] == step) {
-        if (evals_recorded)
-          cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(),
-                                d_eval_history.get() + next_eval * count, nullptr);
+        if (evals_recorded) launch_evaluate(d_eval_history.get() + next_eval * count);
         ++next_eval;
       }
       if (next_snapshot < snapshot_steps.size() && snapshot_steps[next_snapshot] == step) {
-        SP_CUDA_CHECK(cudaMemcpyAsync(d_snapshots.get() + next_snapshot * count * P,
-                                      d_params.get(), count * P * sizeof(float),
-                                      cudaMemcpyDeviceToDevice, nullptr));
+        SP_CUDA_CHECK(cudaMemcpyAsync(d_snapshots.get() + next_snapshot * count * P, d_params.get(),
+                                      count * P * sizeof(float), cudaMemcpyDeviceToDevice,
+                                      nullptr));
         ++next_snapshot;
       }
     }
-    auto evaluate = [&]() {
-      cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(), d_eval.get(),
-                            nullptr);
-      return d_eval.download();
-    };
     SP_CUDA_CHECK(cudaDeviceSynchronize());
 
     const std::vector<float> final_params = d_params.download();
@@ -227,8 +224,11 @@ class CudaBackend final : public Backend {
       cuda::launch_evaluate(d, false, 0, d.train_rows, d_eval.get(), nullptr);
       train_loss = d_eval.download();
     }
-    const std::vector<float> eval_loss =
-        g.eval_rows() > 0 ? evaluate() : std::vector<float>(count, NAN);
+    std::vector<float> eval_loss(count, NAN);
+    if (g.eval_rows() > 0) {
+      launch_evaluate(d_eval.get());
+      eval_loss = d_eval.download();
+    }
     const std::vector<float> curves = d_loss_curve.download();
     const std::vector<float> eval_history = d_eval_history.download();
     const std::vector<float> snapshots = d_snapshots.download();
@@ -269,12 +269,12 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
     throw UsageError(
         "--backend: cuda needs a CUDA device and none is present (accepted here: "
         "auto, cpu, reference)");
-  if (options.steps_per_launch < 1)
-    throw UsageError("--steps-per-launch: must be at least 1");
+  if (options.steps_per_launch < 1) throw UsageError("--steps-per-launch: must be at least 1");
   if (!options.mapping.empty() && options.mapping != "global")
-    throw UsageError(fmt::format("mapping: unknown '{}' (accepted: global, or empty for the "
-                                 "shape's own)",
-                                 options.mapping));
+    throw UsageError(
+        fmt::format("mapping: unknown '{}' (accepted: global, or empty for the "
+                    "shape's own)",
+                    options.mapping));
   return std::make_unique<CudaBackend>(options);
 }
 

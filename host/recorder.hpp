@@ -19,24 +19,10 @@ class TrajectoryRecorder {
 
   // After step t's update: `loss` is the step's training loss (before the update); `evaluate()`
   // returns the loss of the updated parameters on the evaluation rows.
-  // For backends that record the loss curve themselves: only the eval loss (when t is an eval
-  // step) and the snapshot.
-  template <class Params>
-  void after_step_external(int t, const Params& W, const Params& b, double eval_loss) {
-    if (!enabled_) return;
-    record_eval_and_snapshot(t, W, b, [&] { return eval_loss; });
-  }
-
   template <class Params, class Evaluate>
   void after_step(int t, double loss, const Params& W, const Params& b, Evaluate&& evaluate) {
     if (!enabled_) return;
     result_.loss_curve.push_back(static_cast<float>(loss));
-    record_eval_and_snapshot(t, W, b, evaluate);
-  }
-
- private:
-  template <class Params, class Evaluate>
-  void record_eval_and_snapshot(int t, const Params& W, const Params& b, Evaluate&& evaluate) {
     if (next_eval_ < eval_steps_.size() && eval_steps_[next_eval_] == t) {
       result_.eval_curve.push_back(static_cast<float>(evaluate()));
       ++next_eval_;

@@ -228,18 +228,6 @@ Mapping mapping_for(int n, int m) {
   return Mapping::global;
 }
 
-const char* to_string(Mapping mapping) {
-  switch (mapping) {
-    case Mapping::registers_2x1:
-      return "registers<2,1>";
-    case Mapping::registers_5x2:
-      return "registers<5,2>";
-    case Mapping::global:
-      break;
-  }
-  return "global";
-}
-
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping) {
   return mapping == Mapping::global ? lane_scratch_floats(n, m) : 0;
 }

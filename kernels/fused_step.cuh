@@ -47,7 +47,6 @@ struct DeviceChunk {
 };
 
 Mapping mapping_for(int n, int m);  // the shape's own mapping
-const char* to_string(Mapping mapping);
 // Scratch floats per lane the global mapping needs (0 for the register mappings).
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping);
 
