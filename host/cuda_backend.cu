@@ -18,10 +18,14 @@ namespace sp {
 
 namespace {
 
+// Throws on an error, after consuming it (cudaGetLastError), so that it is not reported again by
+// the next, unrelated, check of a launch.
 void check(cudaError_t error, const char* call, const char* file, int line) {
-  if (error != cudaSuccess)
+  if (error != cudaSuccess) {
+    cudaGetLastError();
     throw std::runtime_error(
         fmt::format("{}:{}: {} failed: {}", file, line, call, cudaGetErrorString(error)));
+  }
 }
 #define SP_CUDA_CHECK(call) check((call), #call, __FILE__, __LINE__)
 
@@ -78,7 +82,8 @@ class CudaBackend final : public Backend {
       fmt::print(stderr,
                  "superpose: {} models need {:.1f} MiB each on the device; training them in {} "
                  "chunks of up to {} models ({:.0f} MiB free)\n",
-                 group.models.size(), per_model / 1048576.0, chunks, chunk, free_bytes / 1048576.0);
+                 group.models.size(), static_cast<double>(per_model) / 1048576.0, chunks, chunk,
+                 static_cast<double>(free_bytes) / 1048576.0);
     std::vector<ModelResult> results(group.models.size());
     for (size_t first = 0; first < group.models.size(); first += chunk)
       train_chunk(group, first, std::min(chunk, group.models.size() - first), results);
@@ -181,18 +186,19 @@ class CudaBackend final : public Backend {
     // writes its losses into that step's row of d_eval_history, at a snapshot step W, b are copied
     // device to device into d_snapshots — all queued on the one stream behind the training
     // launches, so the host never waits inside the loop. One download at the end.
-    const std::vector<int> eval_steps = g.eval_steps(), snapshot_steps = g.snapshot_steps();
+    // The steps a trajectory records: none without trajectories.
+    const std::vector<int> eval_steps = g.record_trajectories ? g.eval_steps() : std::vector<int>{};
+    const std::vector<int> snapshot_steps =
+        g.record_trajectories ? g.snapshot_steps() : std::vector<int>{};
     const bool evals_recorded = g.record_trajectories && g.eval_rows() > 0;
     const DeviceBuffer<float> d_eval_history(evals_recorded ? eval_steps.size() * count : 0);
-    const DeviceBuffer<float> d_snapshots(g.record_trajectories ? snapshot_steps.size() * count * P
-                                                                : 0);
+    const DeviceBuffer<float> d_snapshots(snapshot_steps.size() * count * P);
     auto launch_evaluate = [&](float* out) {  // the evaluation rows, into out[count]
       cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(), out, nullptr);
     };
     size_t next_eval = 0, next_snapshot = 0;
     auto next_recorded_step = [&] {  // the next step a trajectory records (INT_MAX: none)
       int step = std::numeric_limits<int>::max();
-      if (!g.record_trajectories) return step;
       if (next_eval < eval_steps.size()) step = eval_steps[next_eval];
       if (next_snapshot < snapshot_steps.size())
         step = std::min(step, snapshot_steps[next_snapshot]);
