@@ -2,11 +2,10 @@
 // steps, sample generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic
 // gradients, the reduction over the batch (cub::WarpReduce) and the AdamW update.
 // The arithmetic is kernels/toy_model.hpp's, in the lane order host/cpu_backend.cpp mirrors.
-#include <curand_kernel.h>
-
 #include <cub/warp/warp_reduce.cuh>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "kernels/fused_step.cuh"
 #include "kernels/toy_model.hpp"
@@ -19,13 +18,24 @@ constexpr int kWarpsPerBlock = 4;
 constexpr int kThreads = kWarpsPerBlock * kLanes;
 constexpr unsigned kFullMask = 0xffffffffu;
 
-void check_launch(const char* what, const char* file, int line) {
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess)
-    throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": " +
-                             cudaGetErrorString(error));
+// Every launch goes through cudaLaunchKernelEx: the arguments are type-checked against the kernel's
+// parameters, and a failure names the kernel (and is consumed, so that no later check reports it
+// again).
+template <class... Params, class... Args>
+void launch(const char* kernel_name, void (*kernel)(Params...), unsigned blocks, unsigned threads,
+            cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(threads);
+  config.stream = stream;
+  const cudaError_t error = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string(__FILE__) + ": launch of " + kernel_name + " (" +
+                             std::to_string(blocks) + " blocks of " + std::to_string(threads) +
+                             ") failed: " + cudaGetErrorString(error));
+  }
 }
-#define SP_CHECK_LAUNCH(what) check_launch(what, __FILE__, __LINE__)
 
 using WarpSum = cub::WarpReduce<float>;
 
@@ -237,16 +247,18 @@ void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* s
   const auto s = static_cast<cudaStream_t>(stream);
   switch (d.mapping) {
     case Mapping::registers_2x1:
-      train_steps_registers<2, 1><<<blocks_for(d.models), kThreads, 0, s>>>(d, first_step, count);
+      launch("train_steps_registers<2, 1>", train_steps_registers<2, 1>, blocks_for(d.models),
+             kThreads, s, d, first_step, count);
       break;
     case Mapping::registers_5x2:
-      train_steps_registers<5, 2><<<blocks_for(d.models), kThreads, 0, s>>>(d, first_step, count);
+      launch("train_steps_registers<5, 2>", train_steps_registers<5, 2>, blocks_for(d.models),
+             kThreads, s, d, first_step, count);
       break;
     case Mapping::global:
-      train_steps_global<<<blocks_for(d.models), kThreads, 0, s>>>(d, first_step, count);
+      launch("train_steps_global", train_steps_global, blocks_for(d.models), kThreads, s, d,
+             first_step, count);
       break;
   }
-  SP_CHECK_LAUNCH("train_steps");
 }
 
 void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int rows, float* out,
@@ -255,80 +267,26 @@ void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int 
   const auto s = static_cast<cudaStream_t>(stream);
   switch (d.mapping) {
     case Mapping::registers_2x1:
-      evaluate_kernel<2, 1>
-          <<<blocks_for(d.models), kThreads, 0, s>>>(d, fresh_rows, row_offset, rows, out);
+      launch("evaluate_kernel<2, 1>", evaluate_kernel<2, 1>, blocks_for(d.models), kThreads, s, d,
+             fresh_rows, row_offset, rows, out);
       break;
     case Mapping::registers_5x2:
-      evaluate_kernel<5, 2>
-          <<<blocks_for(d.models), kThreads, 0, s>>>(d, fresh_rows, row_offset, rows, out);
+      launch("evaluate_kernel<5, 2>", evaluate_kernel<5, 2>, blocks_for(d.models), kThreads, s, d,
+             fresh_rows, row_offset, rows, out);
       break;
     case Mapping::global:
-      evaluate_kernel<0, 0>
-          <<<blocks_for(d.models), kThreads, 0, s>>>(d, fresh_rows, row_offset, rows, out);
+      launch("evaluate_kernel<0, 0>", evaluate_kernel<0, 0>, blocks_for(d.models), kThreads, s, d,
+             fresh_rows, row_offset, rows, out);
       break;
   }
-  SP_CHECK_LAUNCH("evaluate");
 }
 
 void launch_generate_dataset(const DeviceChunk& d, float* dataset, void* stream) {
   const size_t total = static_cast<size_t>(d.models) * d.points;
   if (total == 0) return;
   const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
-  generate_dataset_kernel<<<blocks, 256, 0, static_cast<cudaStream_t>(stream)>>>(d, dataset);
-  SP_CHECK_LAUNCH("generate_dataset");
-}
-
-// ---------------------------------------------------------------- test helpers
-namespace {
-
-__global__ void curand_uniforms_kernel(uint64_t seed, uint64_t subsequence, int count, float* out) {
-  curandStatePhilox4_32_10_t state;
-  curand_init(seed, subsequence, 0, &state);
-  for (int k = 0; k < count; ++k) out[k] = curand_uniform(&state);
-}
-
-__global__ void rows_kernel(uint64_t seed, uint64_t first, int rows, int n, const float* sparsity,
-                            float* out) {
-  const int row = blockIdx.x * blockDim.x + threadIdx.x;
-  if (row < rows)
-    generate_sample(seed, first + static_cast<uint64_t>(row), n, sparsity,
-                    out + static_cast<size_t>(row) * n);
-}
-
-void check_runtime(cudaError_t error, const char* what) {
-  if (error != cudaSuccess)
-    throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorString(error));
-}
-
-}  // namespace
-
-std::vector<float> device_curand_uniforms(uint64_t seed, uint64_t subsequence, int count) {
-  float* out = nullptr;
-  check_runtime(cudaMalloc(&out, sizeof(float) * count), "cudaMalloc");
-  curand_uniforms_kernel<<<1, 1>>>(seed, subsequence, count, out);
-  SP_CHECK_LAUNCH("curand_uniforms");
-  std::vector<float> host(count);
-  check_runtime(cudaMemcpy(host.data(), out, sizeof(float) * count, cudaMemcpyDeviceToHost),
-                "cudaMemcpy");
-  check_runtime(cudaFree(out), "cudaFree");
-  return host;
-}
-
-std::vector<float> device_rows(uint64_t seed, uint64_t first, int rows, int n,
-                               const std::vector<float>& sparsity) {
-  float *out = nullptr, *d_sparsity = nullptr;
-  check_runtime(cudaMalloc(&out, sizeof(float) * rows * n), "cudaMalloc");
-  check_runtime(cudaMalloc(&d_sparsity, sizeof(float) * n), "cudaMalloc");
-  check_runtime(cudaMemcpy(d_sparsity, sparsity.data(), sizeof(float) * n, cudaMemcpyHostToDevice),
-                "cudaMemcpy");
-  rows_kernel<<<(rows + 127) / 128, 128>>>(seed, first, rows, n, d_sparsity, out);
-  SP_CHECK_LAUNCH("rows");
-  std::vector<float> host(static_cast<size_t>(rows) * n);
-  check_runtime(cudaMemcpy(host.data(), out, sizeof(float) * host.size(), cudaMemcpyDeviceToHost),
-                "cudaMemcpy");
-  check_runtime(cudaFree(out), "cudaFree");
-  check_runtime(cudaFree(d_sparsity), "cudaFree");
-  return host;
+  launch("generate_dataset_kernel", generate_dataset_kernel, blocks, 256,
+         static_cast<cudaStream_t>(stream), d, dataset);
 }
 
 }  // namespace sp::cuda

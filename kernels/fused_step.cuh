@@ -14,7 +14,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 namespace sp::cuda {
 
@@ -60,14 +59,5 @@ void launch_evaluate(const DeviceChunk& chunk, bool fresh_eval_rows, int row_off
 
 // Fixed mode: fills chunk.dataset ([models][points][n]) from each model's seed.
 void launch_generate_dataset(const DeviceChunk& chunk, float* dataset, void* stream);
-
-// For the GPU tests: what the device itself draws.
-// Uniforms 0 .. count−1 of curand_init(seed, subsequence, 0) followed by curand_uniform — cuRAND's
-// own generator, the layout kernels/philox.hpp claims to reproduce.
-std::vector<float> device_curand_uniforms(uint64_t seed, uint64_t subsequence, int count);
-// generate_sample on the device (the kernels' path, curand_Philox4x32_10) for rows
-// first .. first + rows − 1: rows x n, row-major.
-std::vector<float> device_rows(uint64_t seed, uint64_t first, int rows, int n,
-                               const std::vector<float>& sparsity);
 
 }  // namespace sp::cuda

@@ -1,5 +1,7 @@
 // GPU tests: the cuda backend against the cpu backend (same shared math, same lane order), and
-// determinism inside large sweeps. They skip, saying why, where no CUDA device is present.
+// determinism inside large sweeps. They skip, saying why, where no CUDA device is present. The same
+// source is built a second time against the CUDA emulator (tests/emulator), where every test but
+// the device's own random numbers runs, on the CPU, in CI.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -105,13 +107,37 @@ TEST(Cuda, RepeatRunsAreBitIdentical) {
   for (size_t i = 0; i < g.models.size(); ++i) EXPECT_EQ(first[i].W, second[i].W) << i;
 }
 
+// K (steps per launch) and the mapping change how the work is launched, never a model's bits.
+TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
+  SKIP_WITHOUT_GPU();
+  for (Shape shape : {Shape{2, 1}, Shape{5, 2}})
+    for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+      const GroupSpec g = sweep(shape.n, shape.m, mode, 40, 230);
+      const auto base = make_cuda_backend()->train(g);
+      CudaOptions one_step;
+      one_step.steps_per_launch = 1;
+      CudaOptions global;
+      global.mapping = "global";
+      global.steps_per_launch = 64;
+      for (const CudaOptions& options : {one_step, global}) {
+        const auto other = make_cuda_backend(options)->train(g);
+        for (size_t i = 0; i < base.size(); ++i) {
+          EXPECT_EQ(base[i].W, other[i].W) << "model " << i << " K " << options.steps_per_launch
+                                           << " mapping '" << options.mapping << "'";
+          EXPECT_EQ(base[i].b, other[i].b);
+          EXPECT_EQ(base[i].train_loss, other[i].train_loss);
+        }
+      }
+    }
+}
+
 }  // namespace
 }  // namespace sp
 
 #if defined(SUPERPOSE_HAVE_CUDA)
 #include "host/data.hpp"
-#include "kernels/fused_step.cuh"
 #include "kernels/philox.hpp"
+#include "kernels/rng_check.cuh"
 
 namespace sp {
 namespace {
@@ -136,30 +162,6 @@ TEST(CudaDevice, CurandStreamEqualsHostPhiloxBitForBit) {
               host)
         << "n " << n;
   }
-}
-
-// K (steps per launch) and the mapping change how the work is launched, never a model's bits.
-TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
-  SKIP_WITHOUT_GPU();
-  for (Shape shape : {Shape{2, 1}, Shape{5, 2}})
-    for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
-      const GroupSpec g = sweep(shape.n, shape.m, mode, 40, 230);
-      const auto base = make_cuda_backend()->train(g);
-      CudaOptions one_step;
-      one_step.steps_per_launch = 1;
-      CudaOptions global;
-      global.mapping = "global";
-      global.steps_per_launch = 64;
-      for (const CudaOptions& options : {one_step, global}) {
-        const auto other = make_cuda_backend(options)->train(g);
-        for (size_t i = 0; i < base.size(); ++i) {
-          EXPECT_EQ(base[i].W, other[i].W) << "model " << i << " K " << options.steps_per_launch
-                                           << " mapping '" << options.mapping << "'";
-          EXPECT_EQ(base[i].b, other[i].b);
-          EXPECT_EQ(base[i].train_loss, other[i].train_loss);
-        }
-      }
-    }
 }
 
 }  // namespace
