@@ -322,13 +322,15 @@ std::vector<double> parse_vector(const std::string& text, const std::string& opt
 
 void print_sweep_outcome(const SweepOutcome& outcome, const Backend& backend,
                          const std::string& path) {
-  fmt::print("{} models in {} chunk{} on {} ({}): {} trained in {:.2f} s{}; {} diverged{}\n",
-             outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", backend.name(),
-             backend.device(), outcome.chunks - outcome.chunks_resumed, outcome.train_seconds,
-             outcome.chunks_resumed
-                 ? fmt::format(", {} resumed from an earlier run", outcome.chunks_resumed)
-                 : "",
-             outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
+  const int64_t trained = outcome.chunks - outcome.chunks_resumed;
+  fmt::print(
+      "{} models in {} chunk{} on {} ({}): {} chunk{} trained in {:.2f} s{}; {} diverged{}\n",
+      outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", backend.name(),
+      backend.device(), trained, trained == 1 ? "" : "s", outcome.train_seconds,
+      outcome.chunks_resumed
+          ? fmt::format(", {} resumed from an earlier run", outcome.chunks_resumed)
+          : "",
+      outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
   fmt::print("wrote {}/results.csv and manifest.json\n", path);
 }
 

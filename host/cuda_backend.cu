@@ -75,8 +75,15 @@ class CudaBackend final : public Backend {
     size_t free_bytes = 0, total_bytes = 0;
     SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const size_t budget = free_bytes / 10 * 7;  // leave room for the runtime and other users
-    const size_t chunk =
-        std::max<size_t>(1, std::min(group.models.size(), budget / std::max<size_t>(1, per_model)));
+    if (per_model > budget)
+      throw std::runtime_error(fmt::format(
+          "one model of this run needs {:.3g} MiB on the device and {:.3g} MiB of the {:.3g} MiB "
+          "free may be used: the fixed dataset (--points), the trajectories "
+          "(--trajectories over --steps) or the shape (--features, --hidden) must shrink, or "
+          "train it with --backend cpu",
+          static_cast<double>(per_model) / 1048576.0, static_cast<double>(budget) / 1048576.0,
+          static_cast<double>(free_bytes) / 1048576.0));
+    const size_t chunk = std::max<size_t>(1, std::min(group.models.size(), budget / per_model));
     const size_t chunks = (group.models.size() + chunk - 1) / chunk;
     if (chunks > 1)
       fmt::print(stderr,

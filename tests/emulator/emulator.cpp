@@ -375,7 +375,7 @@ void run_block(const std::function<void()>& body, dim3 grid, dim3 block_dim, uin
 struct Memory {
   std::mutex mutex;
   std::map<uintptr_t, size_t> allocations;  // start -> bytes
-  size_t in_use = 0;
+  size_t in_use = 0, peak = 0;
 };
 Memory& memory() {
   static Memory* instance = new Memory;
@@ -488,6 +488,16 @@ size_t device_memory_in_use() {
   return memory().in_use;
 }
 
+size_t device_memory_peak() {
+  std::lock_guard<std::mutex> lock(memory().mutex);
+  return memory().peak;
+}
+
+void reset_device_memory_peak() {
+  std::lock_guard<std::mutex> lock(memory().mutex);
+  memory().peak = memory().in_use;
+}
+
 void set_host_threads(int threads) {
   std::lock_guard<std::mutex> lock(settings().mutex);
   settings().host_threads = threads;
@@ -573,6 +583,7 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
     std::lock_guard<std::mutex> lock(memory.mutex);
     if (memory.in_use + bytes > sp_emu::device_memory()) return record(cudaErrorMemoryAllocation);
     memory.in_use += bytes;
+    memory.peak = std::max(memory.peak, memory.in_use);
   }
   // Its own heap block of exactly `bytes` (AddressSanitizer sees any access past it), filled with
   // NaN bytes, so that a read before any write shows up.

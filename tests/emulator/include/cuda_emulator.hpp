@@ -93,6 +93,9 @@ void set_lane_order(LaneOrder order, uint64_t seed = 0);
 void set_device_memory(size_t bytes);
 size_t device_memory();
 size_t device_memory_in_use();
+// The most device memory in use at once since the last reset.
+size_t device_memory_peak();
+void reset_device_memory_peak();
 // Host threads running blocks (default: all cores, or SP_EMULATOR_THREADS).
 void set_host_threads(int threads);
 

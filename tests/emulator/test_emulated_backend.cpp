@@ -1,0 +1,178 @@
+// The cuda backend on the CUDA emulator, where the emulator can show what a GPU cannot: that no
+// result depends on the order lanes run between collectives (no race between lanes), that a sweep
+// split into chunks by a small device equals one launch, that device memory is given back, and
+// that the command line over the emulated device writes the cpu backend's results to the bit.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "cuda_emulator.hpp"
+#include "host/backend.hpp"
+#include "tests/cuda_sweeps.hpp"
+
+namespace sp {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RestoreEmulator {
+  ~RestoreEmulator() {
+    sp_emu::set_lane_order(sp_emu::LaneOrder::forward);
+    sp_emu::set_device_memory(size_t{4} << 30);
+  }
+};
+
+TEST(EmulatedCuda, ResultsDoNotDependOnTheOrderLanesRunIn) {
+  RestoreEmulator restore;
+  for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{7, 3}})
+    for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+      GroupSpec g = sweep(shape.n, shape.m, mode, 6, 25);
+      g.record_trajectories = true;
+      g.snapshot_every = 5;
+      sp_emu::set_lane_order(sp_emu::LaneOrder::forward);
+      const auto forward = make_cuda_backend()->train(g);
+      sp_emu::set_lane_order(sp_emu::LaneOrder::reverse);
+      const auto reverse = make_cuda_backend()->train(g);
+      sp_emu::set_lane_order(sp_emu::LaneOrder::shuffled, 12345);
+      const auto shuffled = make_cuda_backend()->train(g);
+      const std::string what =
+          "n " + std::to_string(shape.n) + " m " + std::to_string(shape.m) + " " + to_string(mode);
+      expect_identical_results(forward, reverse, what + ", reversed lanes");
+      expect_identical_results(forward, shuffled, what + ", shuffled lanes");
+    }
+}
+
+TEST(EmulatedCuda, ASweepSplitIntoChunksByASmallDeviceEqualsOneChunk) {
+  RestoreEmulator restore;
+  for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+    GroupSpec g = sweep(5, 2, mode, 40, 30);
+    g.record_trajectories = true;
+    sp_emu::reset_device_memory_peak();
+    const size_t before = sp_emu::device_memory_in_use();
+    const auto whole = make_cuda_backend()->train(g);
+    const size_t one_launch = sp_emu::device_memory_peak() - before;
+    // A device with a quarter of that free: the backend's budget (70 % of the free memory) holds
+    // about 7 of the 40 models, so it must split the sweep, and every chunk must fit.
+    sp_emu::set_device_memory(before + one_launch / 4);
+    ::testing::internal::CaptureStderr();
+    const auto chunked = make_cuda_backend()->train(g);
+    const std::string said = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(said.find("40 models need"), std::string::npos) << said;
+    EXPECT_NE(said.find(" chunks of up to "), std::string::npos) << said;
+    expect_identical_results(whole, chunked, std::string("chunked, ") + to_string(mode));
+    sp_emu::set_device_memory(size_t{4} << 30);
+  }
+}
+
+TEST(EmulatedCuda, DeviceMemoryIsGivenBackAfterTraining) {
+  const size_t before = sp_emu::device_memory_in_use();
+  GroupSpec g = sweep(7, 3, DataMode::fixed, 9, 12);
+  g.record_trajectories = true;
+  make_cuda_backend()->train(g);
+  EXPECT_EQ(sp_emu::device_memory_in_use(), before);
+}
+
+TEST(EmulatedCuda, ADeviceTooSmallForOneModelIsAClearError) {
+  RestoreEmulator restore;
+  sp_emu::set_device_memory(sp_emu::device_memory_in_use() + 4096);
+  const GroupSpec g = sweep(20, 5, DataMode::fixed, 3, 10);
+  try {
+    make_cuda_backend()->train(g);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("one model of this run needs"), std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find("--backend cpu"), std::string::npos) << error.what();
+  }
+}
+
+// ---------------------------------------------------------------- the command line
+struct Outcome {
+  int status;
+  std::string output;
+};
+
+Outcome run(const std::string& arguments) {
+  const std::string command = std::string(SUPERPOSE_EMULATED_BINARY) + " " + arguments + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 4096> buffer;
+  size_t got;
+  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    output.append(buffer.data(), got);
+  const int raw = ::pclose(pipe);
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, output};
+}
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << path;
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("superpose_emulated_" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+// Every results.csv and .npy under `cpu` has a byte-identical twin under `cuda`.
+void expect_same_outputs(const fs::path& cuda, const fs::path& cpu) {
+  int compared = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(cpu)) {
+    const fs::path relative = fs::relative(entry.path(), cpu);
+    const std::string name = relative.filename().string();
+    if (!(name == "results.csv" || name == "phase_diagram.csv" || name == "experiments.csv" ||
+          relative.extension() == ".npy"))
+      continue;
+    ASSERT_TRUE(fs::exists(cuda / relative)) << relative;
+    EXPECT_EQ(read_bytes(cuda / relative), read_bytes(entry.path())) << relative;
+    ++compared;
+  }
+  EXPECT_GT(compared, 0);
+}
+
+TEST(EmulatedCli, TheCommandsOnTheEmulatedDeviceWriteTheCpuBackendsResults) {
+  struct Command {
+    std::string name, arguments;
+  };
+  const Command commands[] = {
+      {"experiments", "experiments --seeds 3"},
+      {"sweep",
+       "sweep --features 5 --hidden 2 --data-mode fresh --batch 256 --density 0.3,1 "
+       "--importance-decay 0.9 --seed 'range(0,3)' --steps 60 --eval-every 20 --trajectories "
+       "--snapshot-every 30"},
+      {"phase-diagram",
+       "phase-diagram --importance-cells 3 --density-cells 3 --seeds 2 --steps 200 --batch 128 "
+       "--eval-points 500"},
+  };
+  for (const Command& command : commands) {
+    const fs::path cuda = fresh_dir(command.name + "_cuda"), cpu = fresh_dir(command.name + "_cpu");
+    const Outcome on_cuda = run(command.arguments + " --backend cuda --out " + cuda.string());
+    ASSERT_EQ(on_cuda.status, 0) << on_cuda.output;
+    const Outcome on_cpu = run(command.arguments + " --backend cpu --out " + cpu.string());
+    ASSERT_EQ(on_cpu.status, 0) << on_cpu.output;
+    expect_same_outputs(cuda, cpu);
+    EXPECT_NE(read_bytes(cuda / "manifest.json").find("CUDA emulator"), std::string::npos);
+  }
+}
+
+TEST(EmulatedCli, BackendAutoChoosesTheDeviceAndSaysSo) {
+  const fs::path dir = fresh_dir("auto");
+  const Outcome outcome = run("train --steps 20 --out " + dir.string());
+  ASSERT_EQ(outcome.status, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("--backend auto chose cuda (CUDA emulator"), std::string::npos)
+      << outcome.output;
+}
+
+}  // namespace
+}  // namespace sp
