@@ -25,7 +25,8 @@ class Backend {
 struct CudaOptions {
   int steps_per_launch = 100;  // K: steps of the persistent loop in one launch
   // "" picks the mapping for the shape (kernels/fused_step.cuh); "global" forces the global
-  // mapping on any shape (the kernel harness compares the mappings this way).
+  // mapping on any shape, "shared" the shared-weights mapping where the shape has one (5 x 2,
+  // 20 x 5): the kernel harness compares the mappings this way.
   std::string mapping;
 };
 

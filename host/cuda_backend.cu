@@ -60,7 +60,7 @@ class DeviceBuffer {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaOptions& options)
-      : steps_per_launch_(options.steps_per_launch), force_global_(options.mapping == "global") {
+      : steps_per_launch_(options.steps_per_launch), forced_mapping_(options.mapping) {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
   }
   std::string name() const override { return "cuda"; }
@@ -99,7 +99,16 @@ class CudaBackend final : public Backend {
 
  private:
   cuda::Mapping mapping(const GroupSpec& g) const {
-    return force_global_ ? cuda::Mapping::global : cuda::mapping_for(g.n_features, g.n_hidden);
+    if (forced_mapping_ == "global") return cuda::Mapping::global;
+    if (forced_mapping_ == "shared") {
+      const cuda::Mapping shared = cuda::shared_mapping_for(g.n_features, g.n_hidden);
+      if (shared == cuda::Mapping::global)
+        throw UsageError(
+            fmt::format("mapping: shared has kernels for 5 x 2 and 20 x 5 only, not {} x {}",
+                        g.n_features, g.n_hidden));
+      return shared;
+    }
+    return cuda::mapping_for(g.n_features, g.n_hidden);
   }
 
   size_t bytes_per_model(const GroupSpec& g) const {
@@ -266,7 +275,7 @@ class CudaBackend final : public Backend {
   }
 
   int steps_per_launch_;
-  bool force_global_;
+  std::string forced_mapping_;
   cudaDeviceProp properties_{};
 };
 
@@ -283,9 +292,9 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
         "--backend: cuda needs a CUDA device and none is present (accepted here: "
         "auto, cpu, reference)");
   if (options.steps_per_launch < 1) throw UsageError("--steps-per-launch: must be at least 1");
-  if (!options.mapping.empty() && options.mapping != "global")
+  if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared")
     throw UsageError(
-        fmt::format("mapping: unknown '{}' (accepted: global, or empty for the "
+        fmt::format("mapping: unknown '{}' (accepted: global, shared, or empty for the "
                     "shape's own)",
                     options.mapping));
   return std::make_unique<CudaBackend>(options);

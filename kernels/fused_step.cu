@@ -71,29 +71,37 @@ __host__ __device__ __forceinline__ size_t lane_scratch_floats(int n, int m) {
   return static_cast<size_t>(m) * n + n + n + 2 * static_cast<size_t>(m) + n;
 }
 
-// This lane's share of one step: zeroes `grads` (P entries), accumulates rows lane, lane + 32, ...
-// of the step's batch into them and returns the lane's Σ I (x − y)². The order cpu_backend mirrors.
-__device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int step, int n, int m,
-                                            bool relu, const float* params, const float* sparsity,
-                                            const float* importance, float grad_scale, float* grads,
-                                            float* x, float* hidden, float* grad_hidden,
-                                            float* grad_z) {
+// This lane's share of one step: zeroes grads[0..P), feeds rows lane, lane + 32, ... of the step's
+// batch to accumulate(x) — one sample's contribution to grads, returning its Σ I (x − y)² — and
+// returns the lane's sum of those. The order cpu_backend mirrors.
+template <class Accumulate>
+__device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int step, int n, int P,
+                                            const float* sparsity, float* grads, float* x,
+                                            Accumulate&& accumulate) {
   const int lane = threadIdx.x % kLanes;
-  for (int k = 0; k < m * n + n; ++k) grads[k] = 0.0f;
+  for (int k = 0; k < P; ++k) grads[k] = 0.0f;
   float lane_loss = 0.0f;
   for (int r = lane; r < d.train_rows; r += kLanes) {
+    // Nothing in this loop writes memory, so the compiler would hoist every read of W out of it
+    // and keep W in registers for all samples: with W in shared memory at 20 x 5, 120 registers
+    // beside 120 partial gradients — spills. An empty asm with a memory clobber (no instruction)
+    // makes it read W anew per sample; where W is in registers it changes nothing.
+    asm volatile("" ::: "memory");
     load_row(d, model, step, r, n, sparsity, x);
-    lane_loss += accumulate_sample(n, m, relu, params, params + m * n, importance, x, grad_scale,
-                                   grads, grads + m * n, hidden, grad_hidden, grad_z);
+    lane_loss += accumulate(x);
   }
   return lane_loss;
 }
 
-// Lane 0 keeps the step's training loss: the latest, and the curve when one is recorded.
-__device__ __forceinline__ void record_loss(const DeviceChunk& d, int model, int step, float loss) {
-  if (threadIdx.x % kLanes != 0) return;
+// The step's training loss: the latest, and the curve when one is recorded (one lane calls it).
+__device__ __forceinline__ void store_loss(const DeviceChunk& d, int model, int step, float loss) {
   d.last_loss[model] = loss;
   if (d.loss_curve) d.loss_curve[static_cast<size_t>(model) * d.loss_curve_stride + step] = loss;
+}
+
+// Lane 0 keeps the loss (every lane holds it after warp_sum).
+__device__ __forceinline__ void record_loss(const DeviceChunk& d, int model, int step, float loss) {
+  if (threadIdx.x % kLanes == 0) store_loss(d, model, step, loss);
 }
 
 // ---------------------------------------------------------------- registers mapping
@@ -123,8 +131,10 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int step = first_step; step < first_step + count; ++step) {
     float grads[P], x[N], hidden[M], grad_hidden[M], grad_z[N];
-    const float lane_loss = lane_batch(d, model, step, N, M, relu, params, sparsity, importance,
-                                       grad_scale, grads, x, hidden, grad_hidden, grad_z);
+    const float lane_loss = lane_batch(d, model, step, N, P, sparsity, grads, x, [&](float* row) {
+      return accumulate_sample(N, M, relu, params, params + M * N, importance, row, grad_scale,
+                               grads, grads + M * N, hidden, grad_hidden, grad_z);
+    });
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, N);
     const AdamWStep scalars = step_scalars(d, model, step);
 #pragma unroll
@@ -140,6 +150,129 @@ __global__ void __launch_bounds__(kThreads)
       d.adam_v[static_cast<size_t>(model) * P + k] = adam_v[k];
     }
   }
+}
+
+// ---------------------------------------------------------------- shared-weights mapping
+// For shapes whose P = m n + n parameters are too many for a copy per lane (20 x 5: P = 120):
+// W and b live once per warp in shared memory, read by every lane at the same address (a
+// broadcast); each lane keeps only its partial gradients (and loss) in registers. The reduction is
+// a butterfly that scatters the totals over the lanes, 31 shuffles per 32 entries instead of
+// cub::WarpReduce's 5 per entry plus a broadcast, and each lane then updates the parameters it
+// owns, their AdamW moments in its registers.
+
+// Entries a lane reduces: the P partial gradients, the loss, padding to a multiple of 32.
+__host__ __device__ constexpr int reduced_entries(int P) {
+  return (P + 1 + kLanes - 1) / kLanes * kLanes;
+}
+
+// The entries lane `lane` holds after butterfly_reduce_scatter<E>: E / 32 of them from this one.
+// At stage s the lanes with bit s set keep the upper half of what they hold.
+__host__ __device__ constexpr int owned_base(int E, int lane) {
+  int base = 0;
+  for (int stage = 0; stage < 5; ++stage)
+    if ((lane >> stage) & 1) base += (E >> stage) / 2;
+  return base;
+}
+
+// The warp's totals of v[0..E) (E a multiple of 32), lane l ending with those of entries
+// owned_base(E, l) + j in v[j], j < E / 32. At offsets 1, 2, 4, 8, 16 each lane keeps one half of
+// its entries and adds its partner's (lane ^ offset) copy of that half: at offset o the sums over
+// aligned blocks of o lanes are added pairwise — the tree cub::WarpReduce computes in lane 0, and
+// float addition is commutative, so every total has the bits of lane_tree_sum on the host.
+template <int E, int Stage = 0>
+__device__ __forceinline__ void butterfly_reduce_scatter(float (&v)[E], int lane) {
+  static_assert(E % kLanes == 0, "whole rounds of the lanes");
+  // Compile-time sizes at every stage, so that v stays in registers (a run-time bound would put
+  // it in local memory).
+  constexpr int kOffset = 1 << Stage, kHalf = (E >> Stage) / 2;
+  const bool upper = ((lane >> Stage) & 1) != 0;
+#pragma unroll
+  for (int i = 0; i < kHalf; ++i) {
+    const float send = upper ? v[i] : v[i + kHalf];
+    const float keep = upper ? v[i + kHalf] : v[i];
+    v[i] = keep + __shfl_xor_sync(kFullMask, send, kOffset);
+  }
+  if constexpr (Stage < 4) butterfly_reduce_scatter<E, Stage + 1>(v, lane);
+}
+
+template <int N, int M>
+__global__ void __launch_bounds__(kThreads)
+    train_steps_shared(DeviceChunk d, int first_step, int count) {
+  constexpr int P = M * N + N, E = reduced_entries(P), kOwned = E / kLanes;
+  __shared__ float shared_params[kWarpsPerBlock][P];
+  __shared__ float shared_transposed_W[kWarpsPerBlock][M * N];  // Wᵀ, n x m: its columns
+  // The AdamW moments too: their owner lanes use them once per step; held in registers they sit
+  // through the sample loop, which needs every register (they were spilled there).
+  __shared__ float shared_adam_m[kWarpsPerBlock][P], shared_adam_v[kWarpsPerBlock][P];
+
+  __shared__ float shared_sparsity[kWarpsPerBlock][N], shared_importance[kWarpsPerBlock][N];
+  const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+  const int model = blockIdx.x * kWarpsPerBlock + warp;
+  if (model >= d.models) return;  // the whole warp leaves together
+
+  float* params = shared_params[warp];
+  float* transposed_W = shared_transposed_W[warp];
+  float* sparsity = shared_sparsity[warp];
+  float* importance = shared_importance[warp];
+  const size_t first = static_cast<size_t>(model) * P;
+  for (int k = lane; k < P; k += kLanes) params[k] = d.params[first + k];
+  for (int k = lane; k < M * N; k += kLanes)
+    transposed_W[(k % N) * M + k / N] = d.params[first + k];
+  static_assert(N <= kLanes, "one lane per column of W copies the transposed W");
+  for (int f = lane; f < N; f += kLanes) {
+    sparsity[f] = d.sparsity[static_cast<size_t>(model) * N + f];
+    importance[f] = d.importance[static_cast<size_t>(model) * N + f];
+  }
+  // This lane's entries after the reduction: owned + j for j < kOwned, of which j < parameters
+  // are parameters and j == loss_slot (if any) the loss. Two counts compared with the constant j,
+  // rather than owned + j per j: those sums were kept through the sample loop, and spilled.
+  const int owned = owned_base(E, lane);
+  const int loss_slot = P - owned;
+  const int parameters = loss_slot <= 0 ? 0 : loss_slot >= kOwned ? kOwned : loss_slot;
+  float* own_params = params + owned;
+  float* adam_m = shared_adam_m[warp] + owned;
+  float* adam_v = shared_adam_v[warp] + owned;
+#pragma unroll
+  for (int j = 0; j < kOwned; ++j)
+    if (j < parameters) {
+      adam_m[j] = d.adam_m[first + owned + j];
+      adam_v[j] = d.adam_v[first + owned + j];
+    }
+  __syncwarp();  // the parameters in shared memory are read by every lane
+  const bool relu = d.relu[model] != 0;
+  const float grad_scale = 2.0f * mean_scale(d.train_rows, N);
+
+  for (int step = first_step; step < first_step + count; ++step) {
+    float v[E], x[N], hidden[M], grad_hidden[M];
+    v[P] = lane_batch(d, model, step, N, P, sparsity, v, x, [&](float* row) {
+      return accumulate_sample_streaming(N, M, relu, params, transposed_columns(transposed_W, M),
+                                         params + M * N, importance, row, grad_scale, v, v + M * N,
+                                         hidden, grad_hidden);
+    });
+#pragma unroll
+    for (int k = P + 1; k < E; ++k) v[k] = 0.0f;
+    butterfly_reduce_scatter<E>(v, lane);
+    const AdamWStep scalars = step_scalars(d, model, step);
+#pragma unroll
+    for (int j = 0; j < kOwned; ++j) {
+      if (j < parameters) adamw_update(own_params[j], adam_m[j], adam_v[j], v[j], scalars);
+      if (j == loss_slot) store_loss(d, model, step, v[j] * mean_scale(d.train_rows, N));
+    }
+    __syncwarp();  // the updated W, then its transposed copy: lane f < n copies column f (two
+    // addresses per lane; copying entry by entry kept four index pairs in registers — spills)
+    if (lane < N) {
+#pragma unroll
+      for (int j = 0; j < M; ++j) transposed_W[lane * M + j] = params[j * N + lane];
+    }
+    __syncwarp();  // both are read by every lane in the next step
+  }
+#pragma unroll
+  for (int j = 0; j < kOwned; ++j)
+    if (j < parameters) {
+      d.params[first + owned + j] = own_params[j];
+      d.adam_m[first + owned + j] = adam_m[j];
+      d.adam_v[first + owned + j] = adam_v[j];
+    }
 }
 
 // ---------------------------------------------------------------- global mapping
@@ -168,8 +301,10 @@ __global__ void __launch_bounds__(kThreads)
   const float grad_scale = 2.0f * mean_scale(d.train_rows, n);
 
   for (int step = first_step; step < first_step + count; ++step) {
-    const float lane_loss = lane_batch(d, model, step, n, m, relu, params, sparsity, importance,
-                                       grad_scale, grads, x, hidden, grad_hidden, grad_z);
+    const float lane_loss = lane_batch(d, model, step, n, P, sparsity, grads, x, [&](float* row) {
+      return accumulate_sample(n, m, relu, params, params + m * n, importance, row, grad_scale,
+                               grads, grads + m * n, hidden, grad_hidden, grad_z);
+    });
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, n);
     const AdamWStep scalars = step_scalars(d, model, step);
     // Reduce every entry (all lanes take part), then lane k % 32 updates parameter k.
@@ -235,6 +370,13 @@ unsigned blocks_for(int models) {
 Mapping mapping_for(int n, int m) {
   if (n == 2 && m == 1) return Mapping::registers_2x1;
   if (n == 5 && m == 2) return Mapping::registers_5x2;
+  if (n == 20 && m == 5) return Mapping::shared_20x5;
+  return Mapping::global;
+}
+
+Mapping shared_mapping_for(int n, int m) {
+  if (n == 5 && m == 2) return Mapping::shared_5x2;
+  if (n == 20 && m == 5) return Mapping::shared_20x5;
   return Mapping::global;
 }
 
@@ -254,6 +396,14 @@ void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* s
       launch("train_steps_registers<5, 2>", train_steps_registers<5, 2>, blocks_for(d.models),
              kThreads, s, d, first_step, count);
       break;
+    case Mapping::shared_5x2:
+      launch("train_steps_shared<5, 2>", train_steps_shared<5, 2>, blocks_for(d.models), kThreads,
+             s, d, first_step, count);
+      break;
+    case Mapping::shared_20x5:
+      launch("train_steps_shared<20, 5>", train_steps_shared<20, 5>, blocks_for(d.models), kThreads,
+             s, d, first_step, count);
+      break;
     case Mapping::global:
       launch("train_steps_global", train_steps_global, blocks_for(d.models), kThreads, s, d,
              first_step, count);
@@ -270,7 +420,12 @@ void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int 
       launch("evaluate_kernel<2, 1>", evaluate_kernel<2, 1>, blocks_for(d.models), kThreads, s, d,
              fresh_rows, row_offset, rows, out);
       break;
+    case Mapping::shared_20x5:
+      launch("evaluate_kernel<20, 5>", evaluate_kernel<20, 5>, blocks_for(d.models), kThreads, s, d,
+             fresh_rows, row_offset, rows, out);
+      break;
     case Mapping::registers_5x2:
+    case Mapping::shared_5x2:
       launch("evaluate_kernel<5, 2>", evaluate_kernel<5, 2>, blocks_for(d.models), kThreads, s, d,
              fresh_rows, row_offset, rows, out);
       break;

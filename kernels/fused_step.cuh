@@ -1,15 +1,22 @@
 // fused_step.cuh — the fused CUDA training step over a chunk of models: what the host passes to
 // the kernels (device pointers, one chunk) and the launchers host/cuda_backend.cu calls.
 //
-// Mappings (one warp per model in both; 4 models per 128-thread block):
+// Mappings (one warp per model in all; 4 models per 128-thread block):
 //   registers — (n, m) = (2, 1) and (5, 2): W, b, their AdamW moments, this lane's partial
-//               gradients and the sample live in registers (≤ 15 parameters: ~80 registers, no
-//               spills — the build's ptxas report is checked by tests/check_ptxas.py).
+//               gradients and the sample live in registers (≤ 15 parameters: every lane keeps its
+//               own copy and updates it after each cub::WarpReduce), no spills — the build's
+//               ptxas report is checked by tests/check_ptxas.py.
+//   shared    — (20, 5) (and (5, 2), for comparison): 120 parameters are too many for a copy per
+//               lane next to 120 partial gradients, so W and b live once per warp in shared memory
+//               (every lane reads the same address: a broadcast) and only the partial gradients
+//               and the sample are in registers; the reduction is a butterfly that leaves each
+//               lane the totals of the parameters it updates.
 //   global    — every other shape (up to n = 4096, m = 1024): parameters and moments in global
 //               memory, each lane's partial gradients and sample in a global scratch slice; the
 //               AdamW update is spread over the lanes. Correct for any shape, slower.
-// Both run the shared math of kernels/toy_model.hpp in the lane order the cpu backend mirrors, and
-// reduce with cub::WarpReduce (no atomics), so a model's bits do not depend on its neighbours.
+// All run the shared math of kernels/toy_model.hpp in the lane order the cpu backend mirrors, and
+// sum the lanes in cub::WarpReduce's tree (no atomics), so a model's bits do not depend on its
+// neighbours, nor on the mapping.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +24,7 @@
 
 namespace sp::cuda {
 
-enum class Mapping { registers_2x1, registers_5x2, global };
+enum class Mapping { registers_2x1, registers_5x2, shared_5x2, shared_20x5, global };
 
 struct DeviceChunk {
   int models = 0, n = 0, m = 0;
@@ -46,6 +53,8 @@ struct DeviceChunk {
 };
 
 Mapping mapping_for(int n, int m);  // the shape's own mapping
+// The shared-weights mapping for the shape (5 x 2 and 20 x 5 have one), else global.
+Mapping shared_mapping_for(int n, int m);
 // Scratch floats per lane the global mapping needs (0 for the register mappings).
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping);
 

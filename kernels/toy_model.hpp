@@ -60,12 +60,25 @@ SP_HD float relu_backward(float z, float g) { return z > 0.0f ? g : 0.0f; }
 // T is what one lane holds: a float (one sample: the kernels, and the CPU's scalar path) or a
 // pack of V floats, one sample per lane (host/simd_lanes.hpp: the CPU's SIMD path). Every
 // operation is elementwise, so each lane computes exactly the float code's bits.
+//
+// W is read by rows for h = W x and by columns for z = Wᵀ h + b and g_h = W g_z: `W_columns` is
+// where the columns are read from — W itself (columns_of), or, in the kernels' shared-weights
+// mapping, a transposed copy (transposed_columns) so that the two passes read separate memory and
+// the compiler need not keep all of W in registers between them. Same values, same bits.
+struct WColumns {
+  const float* data;
+  int stride_f, stride_j;  // entry (j, f) at data[f * stride_f + j * stride_j]
+  SP_HD float at(int f, int j) const { return data[f * stride_f + j * stride_j]; }
+};
+SP_HD WColumns columns_of(const float* W, int n) { return WColumns{W, 1, n}; }  // W: m x n
+SP_HD WColumns transposed_columns(const float* Wt, int m) { return WColumns{Wt, m, 1}; }  // n x m
+
 template <class T>
 SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
-                                const float* SP_RESTRICT b, const float* SP_RESTRICT importance,
-                                const T* SP_RESTRICT x, float grad_scale, T* SP_RESTRICT grad_b,
-                                T* SP_RESTRICT hidden, T* SP_RESTRICT grad_hidden,
-                                T* SP_RESTRICT grad_z) {
+                                WColumns W_columns, const float* SP_RESTRICT b,
+                                const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
+                                float grad_scale, T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
+                                T* SP_RESTRICT grad_hidden, T* SP_RESTRICT grad_z) {
   SP_UNROLL for (int j = 0; j < m; ++j) {
     T h = 0.0f;
     SP_UNROLL for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
@@ -75,7 +88,7 @@ SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRIC
   T weighted_sq_error = 0.0f;
   SP_UNROLL for (int f = 0; f < n; ++f) {
     T z = b[f];
-    SP_UNROLL for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
+    SP_UNROLL for (int j = 0; j < m; ++j) z = fma_f(W_columns.at(f, j), hidden[j], z);
     const T y = relu ? relu_forward(z) : z;
     const T error = y - x[f];
     const T weighted_error = importance[f] * error;
@@ -84,9 +97,19 @@ SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRIC
     const T g_z = relu ? relu_backward(z, scaled) : scaled;
     grad_b[f] += g_z;
     grad_z[f] = g_z;
-    SP_UNROLL for (int j = 0; j < m; ++j) grad_hidden[j] = fma_f(W[j * n + f], g_z, grad_hidden[j]);
+    SP_UNROLL for (int j = 0; j < m; ++j) grad_hidden[j] =
+        fma_f(W_columns.at(f, j), g_z, grad_hidden[j]);
   }
   return weighted_sq_error;
+}
+
+// The same, W's columns read from W itself.
+template <class T>
+SP_HD T forward_backward_sample(int n, int m, bool relu, const float* W, const float* b,
+                                const float* importance, const T* x, float grad_scale, T* grad_b,
+                                T* hidden, T* grad_hidden, T* grad_z) {
+  return forward_backward_sample(n, m, relu, W, columns_of(W, n), b, importance, x, grad_scale,
+                                 grad_b, hidden, grad_hidden, grad_z);
 }
 
 // ∂W += h g_zᵀ + g_h xᵀ for one sample: each entry takes h_j g_z,f first, then g_h,j x_f (two
@@ -101,12 +124,58 @@ SP_HD void accumulate_grad_W(int n, int m, const T* SP_RESTRICT hidden, const T*
 
 // Both parts: one sample's whole contribution to the step.
 template <class T>
+SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, WColumns W_columns,
+                          const float* b, const float* importance, const T* x, float grad_scale,
+                          T* grad_W, T* grad_b, T* hidden, T* grad_hidden, T* grad_z) {
+  const T weighted_sq_error = forward_backward_sample(
+      n, m, relu, W, W_columns, b, importance, x, grad_scale, grad_b, hidden, grad_hidden, grad_z);
+  accumulate_grad_W(n, m, hidden, grad_z, grad_hidden, x, grad_W);
+  return weighted_sq_error;
+}
+
+template <class T>
 SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
                           const float* importance, const T* x, float grad_scale, T* grad_W,
                           T* grad_b, T* hidden, T* grad_hidden, T* grad_z) {
-  const T weighted_sq_error = forward_backward_sample(n, m, relu, W, b, importance, x, grad_scale,
-                                                      grad_b, hidden, grad_hidden, grad_z);
-  accumulate_grad_W(n, m, hidden, grad_z, grad_hidden, x, grad_W);
+  return accumulate_sample(n, m, relu, W, columns_of(W, n), b, importance, x, grad_scale, grad_W,
+                           grad_b, hidden, grad_hidden, grad_z);
+}
+
+// accumulate_sample in another program order, for the kernels' shared-weights mapping: each ∂W
+// entry's first term h_j g_z,f is added as soon as g_z,f is known, and its second, g_h,j x_f,
+// after the loop over features, as g_h needs all of g_z. Every entry still takes the same two
+// fused multiply-adds in the same order, so the bits are accumulate_sample's (tested on the host);
+// g_z is never held whole, which saves n registers per lane on the device.
+template <class T>
+SP_HD T accumulate_sample_streaming(int n, int m, bool relu, const float* SP_RESTRICT W,
+                                    WColumns W_columns, const float* SP_RESTRICT b,
+                                    const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
+                                    float grad_scale, T* SP_RESTRICT grad_W, T* SP_RESTRICT grad_b,
+                                    T* SP_RESTRICT hidden, T* SP_RESTRICT grad_hidden) {
+  SP_UNROLL for (int j = 0; j < m; ++j) {
+    T h = 0.0f;
+    SP_UNROLL for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
+    hidden[j] = h;
+    grad_hidden[j] = 0.0f;
+  }
+  T weighted_sq_error = 0.0f;
+  SP_UNROLL for (int f = 0; f < n; ++f) {
+    T z = b[f];
+    SP_UNROLL for (int j = 0; j < m; ++j) z = fma_f(W_columns.at(f, j), hidden[j], z);
+    const T y = relu ? relu_forward(z) : z;
+    const T error = y - x[f];
+    const T weighted_error = importance[f] * error;
+    weighted_sq_error = fma_f(weighted_error, error, weighted_sq_error);
+    const T scaled = grad_scale * weighted_error;
+    const T g_z = relu ? relu_backward(z, scaled) : scaled;
+    grad_b[f] += g_z;
+    SP_UNROLL for (int j = 0; j < m; ++j) {
+      grad_hidden[j] = fma_f(W_columns.at(f, j), g_z, grad_hidden[j]);
+      grad_W[j * n + f] = fma_f(hidden[j], g_z, grad_W[j * n + f]);
+    }
+  }
+  SP_UNROLL for (int j = 0; j < m; ++j) SP_UNROLL for (int f = 0; f < n; ++f) grad_W[j * n + f] =
+      fma_f(grad_hidden[j], x[f], grad_W[j * n + f]);
   return weighted_sq_error;
 }
 

@@ -5,10 +5,13 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <random>
+#include <utility>
 
 #include "host/backend.hpp"
 #include "host/cpu_backend.hpp"
 #include "host/reference.hpp"
+#include "kernels/toy_model.hpp"
 
 namespace sp {
 namespace {
@@ -138,6 +141,39 @@ TEST(LaneTree, IsCubsPairwiseTree) {
   };
   const float expected = tree(0, kLanes);
   EXPECT_EQ(lane_tree_sum(values), expected);
+}
+
+// The shared-weights kernels' per-sample code (kernels/fused_step.cu): W's columns read from a
+// transposed copy and ∂W's two terms added at different points of the sample. Every entry takes
+// the same fused multiply-adds in the same order, so the bits must be accumulate_sample's —
+// proven here on the host, for the shapes the kernels use and others, ReLU and linear, with
+// inputs (sparse x, negative z) that exercise every branch.
+TEST(StreamingSample, SameBitsAsAccumulateSample) {
+  std::mt19937 random(7);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const auto& [n, m] : {std::pair{2, 1}, {5, 2}, {20, 5}, {7, 3}, {40, 9}})
+    for (bool relu : {false, true}) {
+      const int P = m * n + n;
+      std::vector<float> params(P), transposed(m * n), importance(n), x(n);
+      for (float& value : params) value = uniform(random);
+      for (int j = 0; j < m; ++j)
+        for (int f = 0; f < n; ++f) transposed[f * m + j] = params[j * n + f];
+      for (float& value : importance) value = 0.5f + uniform(random);
+      std::vector<float> plain(P), streaming(P), hidden(m), grad_hidden(m), grad_z(n);
+      for (int sample = 0; sample < 50; ++sample) {
+        for (float& value : x) value = uniform(random) < 0.0f ? 0.0f : uniform(random) + 1.0f;
+        const float a = accumulate_sample(
+            n, m, relu, params.data(), params.data() + m * n, importance.data(), x.data(), 0.01f,
+            plain.data(), plain.data() + m * n, hidden.data(), grad_hidden.data(), grad_z.data());
+        const float b = accumulate_sample_streaming(
+            n, m, relu, params.data(), transposed_columns(transposed.data(), m),
+            params.data() + m * n, importance.data(), x.data(), 0.01f, streaming.data(),
+            streaming.data() + m * n, hidden.data(), grad_hidden.data());
+        ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0) << n << "x" << m << " sample " << sample;
+      }
+      EXPECT_EQ(std::memcmp(plain.data(), streaming.data(), P * sizeof(float)), 0)
+          << n << "x" << m << (relu ? " relu" : " linear");
+    }
 }
 
 }  // namespace

@@ -90,25 +90,45 @@ TEST(Cuda, RepeatRunsAreBitIdentical) {
 // K (steps per launch) and the mapping change how the work is launched, never a model's bits.
 TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
   SKIP_WITHOUT_GPU();
-  for (Shape shape : {Shape{2, 1}, Shape{5, 2}})
+  struct Variant {
+    int steps_per_launch;
+    std::string mapping;
+  };
+  for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}})
     for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
-      const GroupSpec g = sweep(shape.n, shape.m, mode, 40, 230);
+      const bool big = shape.n == 20;
+      GroupSpec g = sweep(shape.n, shape.m, mode, big ? 12 : 40, big ? 60 : 230);
+      g.record_trajectories = true;
       const auto base = make_cuda_backend()->train(g);
-      CudaOptions one_step;
-      one_step.steps_per_launch = 1;
-      CudaOptions global;
-      global.mapping = "global";
-      global.steps_per_launch = 64;
-      for (const CudaOptions& options : {one_step, global}) {
-        const auto other = make_cuda_backend(options)->train(g);
-        for (size_t i = 0; i < base.size(); ++i) {
-          EXPECT_EQ(base[i].W, other[i].W) << "model " << i << " K " << options.steps_per_launch
-                                           << " mapping '" << options.mapping << "'";
-          EXPECT_EQ(base[i].b, other[i].b);
-          EXPECT_EQ(base[i].train_loss, other[i].train_loss);
-        }
+      std::vector<Variant> variants = {{1, ""}, {64, "global"}};
+      if (shape.n != 2) variants.push_back({7, "shared"});  // 5 x 2: not its own mapping
+      for (const Variant& variant : variants) {
+        CudaOptions options;
+        options.steps_per_launch = variant.steps_per_launch;
+        options.mapping = variant.mapping;
+        expect_identical_results(base, make_cuda_backend(options)->train(g),
+                                 std::to_string(shape.n) + "x" + std::to_string(shape.m) + " " +
+                                     to_string(mode) + ", K " +
+                                     std::to_string(variant.steps_per_launch) + ", mapping '" +
+                                     variant.mapping + "'");
       }
     }
+}
+
+// Anthropic's geometry runs go up to n = 400, m = 30: the global mapping, against the cpu backend.
+TEST(Cuda, ALargeShapeOnTheGlobalMappingMatchesTheCpuBackend) {
+  SKIP_WITHOUT_GPU();
+  GroupSpec g = sweep(400, 30, DataMode::fresh, 2, 3);
+  g.batch = 64;
+  g.eval_points = 64;
+  g.record_trajectories = true;
+  const auto gpu = make_cuda_backend()->train(g);
+  const auto cpu = make_cpu_backend(0)->train(g);
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    expect_close_series(gpu[i].W, cpu[i].W, 0, "W");
+    expect_close_series(gpu[i].b, cpu[i].b, 0, "b");
+    expect_close_series(gpu[i].loss_curve, cpu[i].loss_curve, kEmulated ? 0 : 2, "loss curve");
+  }
 }
 
 }  // namespace
