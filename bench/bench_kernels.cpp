@@ -15,6 +15,8 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "bench/bench_group.hpp"
 #include "host/backend.hpp"
@@ -26,30 +28,72 @@ void check(cudaError_t error, const char* what) {
     throw std::runtime_error(fmt::format("{} failed: {}", what, cudaGetErrorString(error)));
 }
 
-// Thread-instructions per sample-step, counted in bench/CEILING.md from the per-sample code:
-// Philox blocks (95 each) + the forward/backward arithmetic + loop overhead.
-double instructions_per_sample(int n, int m) {
-  const double philox_blocks = std::ceil(2.0 * n / 4.0);
-  return philox_blocks * 95 + 5.0 * m * n + 12.0 * n + 10;
-}
+// Thread-instructions per sample-step of a kernel and data mode: the per-sample loop's length in
+// the SASS, as bench/sass_report.py counted it (bench/results/sass-sm_90.json; bench/CEILING.md).
+// 0 where the report has no such kernel (the global mapping's loops have run-time bounds).
+class SassCounts {
+ public:
+  explicit SassCounts(const std::string& path) {
+    std::ifstream in(path);
+    if (in) report_ = nlohmann::json::parse(in);
+  }
+  bool loaded() const { return !report_.is_null(); }
+  std::string arch() const { return loaded() ? report_.value("arch", "") : ""; }
+  double per_sample(const std::string& kernel, sp::DataMode mode) const {
+    if (!loaded() || !report_["kernels"].contains(kernel)) return 0;
+    for (const auto& loop : report_["kernels"][kernel]["sample_loops"])
+      if (loop["data"] == sp::to_string(mode)) return loop["instructions"].get<double>();
+    return 0;
+  }
+
+ private:
+  nlohmann::json report_;
+};
 
 struct Variant {
-  std::string name;
+  std::string name;    // the mapping: registers, shared, global
+  std::string kernel;  // its training kernel, as sass_report names it ("" for global)
   sp::CudaOptions options;
 };
+
+// Each shape's own mapping first, then the ones it can be forced onto.
+std::vector<Variant> variants_for(int n, int m, int steps_per_launch) {
+  const std::string shape = fmt::format("<{}, {}>", n, m);
+  sp::CudaOptions own, shared, global;
+  own.steps_per_launch = shared.steps_per_launch = global.steps_per_launch = steps_per_launch;
+  shared.mapping = "shared";
+  global.mapping = "global";
+  std::vector<Variant> variants;
+  if (n == 20 && m == 5) {
+    variants.push_back({"shared (own)", "train_steps_shared" + shape, own});
+  } else {
+    variants.push_back({"registers (own)", "train_steps_registers" + shape, own});
+    if (n == 5 && m == 2) variants.push_back({"shared", "train_steps_shared" + shape, shared});
+  }
+  variants.push_back({"global", "", global});
+  return variants;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_kernels: the CUDA kernel variants, validated, then timed with CUDA events"};
-  std::string out;
+  std::string out, sass = std::string(SUPERPOSE_SOURCE_DIR) + "/bench/results/sass-sm_90.json";
   int repeats = 5;
-  bool quick = false;
+  bool quick = false, smoke = false;
   app.add_option("--out", out, "JSON results file");
   app.add_option("--repeats", repeats, "timed runs per configuration (median)")
       ->capture_default_str();
+  app.add_option("--sass", sass, "instruction counts per sample (bench/sass_report.py --out)")
+      ->capture_default_str();
   app.add_flag("--quick", quick, "models up to 10,000 only");
+  app.add_flag("--smoke", smoke,
+               "a few models and steps, one repeat: checks that the harness runs (the CUDA "
+               "emulator's test does; its times mean nothing)");
   CLI11_PARSE(app, argc, argv);
+  const SassCounts counts(sass);
+  if (!counts.loaded())
+    fmt::print(stderr, "bench_kernels: no SASS counts at {}: no ceiling fractions\n", sass);
 
   if (!sp::cuda_available()) {
     fmt::print(stderr, "bench_kernels: no CUDA device on this machine\n");
@@ -75,24 +119,18 @@ int main(int argc, char** argv) {
   struct Shape {
     int n, m;
   };
+  if (smoke) repeats = 1;
+  bool all_valid = true;
   for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}}) {
     std::vector<Variant> variants;
-    for (int K : {1, 100}) {
-      sp::CudaOptions own;
-      own.steps_per_launch = K;
-      variants.push_back({shape.n == 20 ? "global (own)" : "registers (own)", own});
-      if (shape.n != 20) {
-        sp::CudaOptions global = own;
-        global.mapping = "global";
-        variants.push_back({"global", global});
-      }
-    }
+    for (int K : {1, 100})
+      for (const Variant& variant : variants_for(shape.n, shape.m, K)) variants.push_back(variant);
     for (const Variant& variant : variants) {
       auto gpu = sp::make_cuda_backend(variant.options);
       for (sp::DataMode mode : {sp::DataMode::fresh, sp::DataMode::fixed}) {
         // Validate: 64 models, 20 steps, against the cpu backend (a few ulps expected).
         const sp::GroupSpec check_group =
-            sp::bench::make_group(shape.n, shape.m, mode, 1024, 64, 20);
+            sp::bench::make_group(shape.n, shape.m, mode, smoke ? 64 : 1024, 64, smoke ? 3 : 20);
         const auto expected = cpu->train(check_group);
         const auto got = gpu->train(check_group);
         double max_rel = 0;
@@ -101,12 +139,15 @@ int main(int argc, char** argv) {
             max_rel = std::max(max_rel, std::abs(got[i].W[k] - expected[i].W[k]) /
                                             std::max(1e-6, std::abs(expected[i].W[k])));
         const bool valid = max_rel <= 1e-5;
+        all_valid = all_valid && valid;
         for (int models : {1, 100, 1000, 10000, 100000}) {
-          if (quick && models > 10000) continue;
-          const double per_step = 1024.0 * models;
-          const int steps = static_cast<int>(std::clamp(4e10 / per_step, 200.0, 10000.0));
+          if ((quick && models > 10000) || (smoke && models > 100)) continue;
+          const int batch = smoke ? 64 : 1024;
+          const double per_step = static_cast<double>(batch) * models;
+          const int steps =
+              smoke ? 2 : static_cast<int>(std::clamp(4e10 / per_step, 200.0, 10000.0));
           const sp::GroupSpec g =
-              sp::bench::make_group(shape.n, shape.m, mode, 1024, models, steps);
+              sp::bench::make_group(shape.n, shape.m, mode, batch, models, steps);
           gpu->train(g);  // warm-up
           std::vector<float> ms;
           for (int r = 0; r < repeats; ++r) {
@@ -121,13 +162,14 @@ int main(int argc, char** argv) {
           std::sort(ms.begin(), ms.end());
           const double seconds = ms[ms.size() / 2] / 1e3;
           const double sample_steps = per_step * steps / seconds;
-          const double ceiling = issue_per_s / instructions_per_sample(shape.n, shape.m);
-          fmt::print(
-              "{:>7} {:>16} {:>4} {:>7} {:>6} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>7.1f}%{}\n",
-              fmt::format("({},{})", shape.n, shape.m), variant.name,
-              variant.options.steps_per_launch, models, sp::to_string(mode), steps, max_rel,
-              sample_steps, models * steps / seconds, 100 * sample_steps / ceiling,
-              valid ? "" : "  INVALID");
+          const double instructions = counts.per_sample(variant.kernel, mode);
+          const double ceiling = instructions > 0 ? issue_per_s / instructions : 0;
+          fmt::print("{:>7} {:>16} {:>4} {:>7} {:>6} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8}{}\n",
+                     fmt::format("({},{})", shape.n, shape.m), variant.name,
+                     variant.options.steps_per_launch, models, sp::to_string(mode), steps, max_rel,
+                     sample_steps, models * steps / seconds,
+                     ceiling > 0 ? fmt::format("{:.1f}%", 100 * sample_steps / ceiling) : "-",
+                     valid ? "" : "  INVALID");
           std::fflush(stdout);
           results.push_back({{"n", shape.n},
                              {"m", shape.m},
@@ -135,15 +177,16 @@ int main(int argc, char** argv) {
                              {"steps_per_launch", variant.options.steps_per_launch},
                              {"models", models},
                              {"data_mode", sp::to_string(mode)},
-                             {"batch", 1024},
+                             {"batch", batch},
                              {"steps", steps},
                              {"median_s", seconds},
                              {"validated_max_rel_err_vs_cpu", max_rel},
                              {"valid", valid},
                              {"sample_steps_per_s", sample_steps},
                              {"model_steps_per_s", models * steps / seconds},
+                             {"instructions_per_sample", instructions},
                              {"ceiling_sample_steps_per_s", ceiling},
-                             {"fraction_of_ceiling", sample_steps / ceiling}});
+                             {"fraction_of_ceiling", ceiling > 0 ? sample_steps / ceiling : 0.0}});
         }
       }
     }
@@ -159,9 +202,14 @@ int main(int argc, char** argv) {
         {"timing",
          "CUDA events around the cuda backend's train(): upload, launches, download; "
          "median of repeats after a warm-up"},
-        {"ceiling", "bench/CEILING.md: issue rate / thread-instructions per sample-step"},
+        {"ceiling",
+         "bench/CEILING.md: issue rate / thread-instructions per sample-step (SASS counts from "
+         "bench/sass_report.py, " +
+             counts.arch() + ")"},
+        {"smoke", smoke},
         {"results", results}};
     std::ofstream(out) << doc.dump(2) << "\n";
   }
-  return 0;
+  if (!all_valid) fmt::print(stderr, "bench_kernels: a variant disagrees with the cpu backend\n");
+  return all_valid ? 0 : 1;
 }

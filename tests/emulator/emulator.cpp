@@ -571,6 +571,20 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device) {
   return cudaSuccess;
 }
 
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int device) {
+  cudaDeviceProp properties;
+  if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) return cudaErrorInvalidValue;
+  switch (attribute) {
+    case cudaDevAttrClockRate:
+      *value = properties.clockRate;
+      return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount:
+      *value = properties.multiProcessorCount;
+      return cudaSuccess;
+  }
+  return record(cudaErrorInvalidValue);
+}
+
 cudaError_t cudaSetDevice(int device) {
   return device == 0 ? cudaSuccess : record(cudaErrorInvalidValue);
 }
