@@ -210,6 +210,8 @@ int main(int argc, char** argv) {
         {"results", results}};
     std::ofstream(out) << doc.dump(2) << "\n";
   }
+  check(cudaEventDestroy(start), "cudaEventDestroy");
+  check(cudaEventDestroy(stop), "cudaEventDestroy");
   if (!all_valid) fmt::print(stderr, "bench_kernels: a variant disagrees with the cpu backend\n");
   return all_valid ? 0 : 1;
 }
