@@ -39,10 +39,11 @@ class SassCounts {
   }
   bool loaded() const { return !report_.is_null(); }
   std::string arch() const { return loaded() ? report_.value("arch", "") : ""; }
-  double per_sample(const std::string& kernel, sp::DataMode mode) const {
+  // rows: "drawn" (fresh data, or fixed data drawn again) or "loaded" (fixed data in memory).
+  double per_sample(const std::string& kernel, const std::string& rows) const {
     if (!loaded() || !report_["kernels"].contains(kernel)) return 0;
     for (const auto& loop : report_["kernels"][kernel]["sample_loops"])
-      if (loop["data"] == sp::to_string(mode)) return loop["instructions"].get<double>();
+      if (loop["rows"] == rows) return loop["instructions"].get<double>();
     return 0;
   }
 
@@ -51,9 +52,10 @@ class SassCounts {
 };
 
 struct Variant {
-  std::string name;    // the mapping: registers, shared, global
+  std::string name;    // the mapping: registers, shared, global (+ fixed rows drawn again)
   std::string kernel;  // its training kernel, as sass_report names it ("" for global)
   sp::CudaOptions options;
+  bool fixed_only = false;  // a variant of how fixed data is read
 };
 
 // Each shape's own mapping first, then the ones it can be forced onto.
@@ -70,6 +72,13 @@ std::vector<Variant> variants_for(int n, int m, int steps_per_launch) {
     variants.push_back({"registers (own)", "train_steps_registers" + shape, own});
     if (n == 5 && m == 2) variants.push_back({"shared", "train_steps_shared" + shape, shared});
   }
+  // Fixed data drawn again each step instead of read from memory: which is faster is a question
+  // for the GPU (bench/CEILING.md), asked of each shape's own mapping.
+  Variant drawn = variants.front();
+  drawn.name = drawn.name.substr(0, drawn.name.find(' ')) + " (drawn)";
+  drawn.options.fixed_rows = "regenerate";
+  drawn.fixed_only = true;
+  variants.push_back(drawn);
   variants.push_back({"global", "", global});
   return variants;
 }
@@ -128,6 +137,7 @@ int main(int argc, char** argv) {
     for (const Variant& variant : variants) {
       auto gpu = sp::make_cuda_backend(variant.options);
       for (sp::DataMode mode : {sp::DataMode::fresh, sp::DataMode::fixed}) {
+        if (variant.fixed_only && mode != sp::DataMode::fixed) continue;
         // Validate: 64 models, 20 steps, against the cpu backend (a few ulps expected).
         const sp::GroupSpec check_group =
             sp::bench::make_group(shape.n, shape.m, mode, smoke ? 64 : 1024, 64, smoke ? 3 : 20);
@@ -162,7 +172,9 @@ int main(int argc, char** argv) {
           std::sort(ms.begin(), ms.end());
           const double seconds = ms[ms.size() / 2] / 1e3;
           const double sample_steps = per_step * steps / seconds;
-          const double instructions = counts.per_sample(variant.kernel, mode);
+          const bool drawn =
+              mode == sp::DataMode::fresh || variant.options.fixed_rows == "regenerate";
+          const double instructions = counts.per_sample(variant.kernel, drawn ? "drawn" : "loaded");
           const double ceiling = instructions > 0 ? issue_per_s / instructions : 0;
           fmt::print("{:>7} {:>16} {:>4} {:>7} {:>6} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8}{}\n",
                      fmt::format("({},{})", shape.n, shape.m), variant.name,
@@ -177,6 +189,7 @@ int main(int argc, char** argv) {
                              {"steps_per_launch", variant.options.steps_per_launch},
                              {"models", models},
                              {"data_mode", sp::to_string(mode)},
+                             {"rows", drawn ? "drawn" : "loaded"},
                              {"batch", batch},
                              {"steps", steps},
                              {"median_s", seconds},

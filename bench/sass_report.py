@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reads the fused kernels' SASS: compiles kernels/fused_step.cu for one architecture (as the build
 does: -fmad=false), disassembles it with cuobjdump, finds each training kernel's per-sample loop
-(the loop with the most FFMA: one iteration is one sample of one lane) and counts its instructions
-by kind. bench/CEILING.md turns these counts into the instruction-issue ceiling.
+(the innermost loop with FFMA: one iteration is one sample of one lane) and counts its
+instructions by kind, on each of its two paths: rows drawn with Philox, rows loaded from memory. bench/CEILING.md turns these counts into the instruction-issue ceiling.
 
 cuobjdump and nvdisasm are not in every CUDA install: `pip install nvidia-cuda-cuobjdump
 nvidia-cuda-nvdisasm` provides them; pass --cuobjdump or put it on PATH.
@@ -85,13 +85,13 @@ def split_paths(loop):
         paths = []
         for part in (first, second):
             counts = mix(common + part)
-            paths.append({"data": "fresh" if counts.get("I2FP", 0) else "fixed",
+            paths.append({"rows": "drawn" if counts.get("I2FP", 0) else "loaded",
                           "instructions": len(common) + len(part),
                           "ffma": counts.get("FFMA", 0), "mix": counts})
-        if {p["data"] for p in paths} == {"fresh", "fixed"}:
+        if {p["rows"] for p in paths} == {"drawn", "loaded"}:
             return paths
     counts = mix(loop)
-    return [{"data": "both", "instructions": len(loop), "ffma": counts.get("FFMA", 0),
+    return [{"rows": "both", "instructions": len(loop), "ffma": counts.get("FFMA", 0),
              "mix": counts}]
 
 
@@ -129,8 +129,9 @@ def main():
         if not kernel or not kernel.startswith("train_steps"):
             continue
         # The per-sample loop: the innermost loop with FFMA. Its body holds both ways to get a row
-        # (fresh: Philox, whose uniforms' int-to-float is I2FP; fixed: loads) behind a branch on
-        # the data mode; each path's count is the common part plus its own.
+        # behind a branch: drawn (Philox, whose uniforms' int-to-float is I2FP: fresh data, or
+        # fixed data drawn again) or loaded (fixed data from memory); each path's count is the
+        # common part plus its own.
         sample_loops = [loop for loop in loops(body) if mix(loop).get("FFMA", 0)]
         innermost = [loop for loop in sample_loops
                      if not any(other[0][0] >= loop[0][0] and other[-1][0] <= loop[-1][0] and
@@ -141,7 +142,7 @@ def main():
         report[kernel] = entry
     for kernel, entry in report.items():
         for loop in entry["sample_loops"]:
-            print(f"{kernel:28} {loop['data']:6} {loop['instructions']:6} instructions per "
+            print(f"{kernel:28} {loop['rows']:6} {loop['instructions']:6} instructions per "
                   f"sample ({loop['ffma']} FFMA)")
     document = {"tool": "sass_report", "arch": f"sm_{args.arch}", "nvcc": nvcc_version,
                 "kernels": report}

@@ -28,6 +28,9 @@ struct CudaOptions {
   // mapping on any shape, "shared" the shared-weights mapping where the shape has one (5 x 2,
   // 20 x 5): the kernel harness compares the mappings this way.
   std::string mapping;
+  // Fixed data: "" keeps each model's dataset in device memory; "regenerate" draws every row again
+  // from its counters wherever it is used (as fresh data does; replayed --data stays in memory).
+  std::string fixed_rows;
 };
 
 // True when this build has the CUDA backend and a device is present.

@@ -60,7 +60,9 @@ class DeviceBuffer {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaOptions& options)
-      : steps_per_launch_(options.steps_per_launch), forced_mapping_(options.mapping) {
+      : steps_per_launch_(options.steps_per_launch),
+        forced_mapping_(options.mapping),
+        regenerate_fixed_rows_(options.fixed_rows == "regenerate") {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
   }
   std::string name() const override { return "cuda"; }
@@ -111,10 +113,18 @@ class CudaBackend final : public Backend {
     return cuda::mapping_for(g.n_features, g.n_hidden);
   }
 
+  // Fixed data kept in device memory: unless regenerated — which replayed data cannot be.
+  bool dataset_in_memory(const GroupSpec& g) const {
+    if (g.mode != DataMode::fixed) return false;
+    if (!regenerate_fixed_rows_) return true;
+    return std::any_of(g.models.begin(), g.models.end(),
+                       [](const ModelSpec& model) { return model.data != nullptr; });
+  }
+
   size_t bytes_per_model(const GroupSpec& g) const {
     const size_t n = g.n_features, m = g.n_hidden, P = m * n + n;
     size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 32;
-    if (g.mode == DataMode::fixed) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
+    if (dataset_in_memory(g)) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
     if (g.record_trajectories)  // loss curve, eval history, snapshots: all kept on the device
       bytes +=
           (static_cast<size_t>(g.steps) + g.eval_steps().size() + g.snapshot_steps().size() * P) *
@@ -163,8 +173,8 @@ class CudaBackend final : public Backend {
         const std::vector<float> rows = fixed_dataset(g, g.models[i]);
         host_dataset.insert(host_dataset.end(), rows.begin(), rows.end());
       }
-    const DeviceBuffer<float> d_dataset(
-        g.mode == DataMode::fixed ? count * static_cast<size_t>(g.points) * n : 0);
+    const bool dataset = dataset_in_memory(g);
+    const DeviceBuffer<float> d_dataset(dataset ? count * static_cast<size_t>(g.points) * n : 0);
 
     cuda::DeviceChunk d;
     d.models = static_cast<int>(count);
@@ -173,7 +183,9 @@ class CudaBackend final : public Backend {
     d.m = m;
     d.train_rows = g.train_rows();
     d.points = g.points;
-    d.fresh = g.mode == DataMode::fresh;
+    const bool fresh = g.mode == DataMode::fresh;
+    d.draw_rows = fresh || !dataset;
+    d.draw_stride = fresh ? d.train_rows : 0;
     d.seed = d_seeds.get();
     d.relu = d_relu.get();
     d.lr = d_lr.get();
@@ -190,7 +202,7 @@ class CudaBackend final : public Backend {
     d.loss_curve_stride = steps;
     d.last_loss = d_last_loss.get();
     d.scratch = d_scratch.get();
-    if (g.mode == DataMode::fixed) {
+    if (dataset) {
       if (replayed_data)
         SP_CUDA_CHECK(cudaMemcpy(d_dataset.get(), host_dataset.data(),
                                  host_dataset.size() * sizeof(float), cudaMemcpyHostToDevice));
@@ -210,7 +222,7 @@ class CudaBackend final : public Backend {
     const DeviceBuffer<float> d_eval_history(evals_recorded ? eval_steps.size() * count : 0);
     const DeviceBuffer<float> d_snapshots(snapshot_steps.size() * count * P);
     auto launch_evaluate = [&](float* out) {  // the evaluation rows, into out[count]
-      cuda::launch_evaluate(d, d.fresh, d.fresh ? 0 : d.train_rows, g.eval_rows(), out, nullptr);
+      cuda::launch_evaluate(d, fresh, fresh ? 0 : d.train_rows, g.eval_rows(), out, nullptr);
     };
     size_t next_eval = 0, next_snapshot = 0;
     auto next_recorded_step = [&] {  // the next step a trajectory records (INT_MAX: none)
@@ -242,7 +254,7 @@ class CudaBackend final : public Backend {
     const std::vector<float> final_params = d_params.download();
     const std::vector<float> last_loss = d_last_loss.download();
     std::vector<float> train_loss = last_loss;
-    if (!d.fresh) {
+    if (!fresh) {
       cuda::launch_evaluate(d, false, 0, d.train_rows, d_eval.get(), nullptr);
       train_loss = d_eval.download();
     }
@@ -276,6 +288,7 @@ class CudaBackend final : public Backend {
 
   int steps_per_launch_;
   std::string forced_mapping_;
+  bool regenerate_fixed_rows_;
   cudaDeviceProp properties_{};
 };
 
@@ -297,6 +310,10 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
         fmt::format("mapping: unknown '{}' (accepted: global, shared, or empty for the "
                     "shape's own)",
                     options.mapping));
+  if (!options.fixed_rows.empty() && options.fixed_rows != "regenerate")
+    throw UsageError(fmt::format(
+        "fixed rows: unknown '{}' (accepted: regenerate, or empty to keep them in memory)",
+        options.fixed_rows));
   return std::make_unique<CudaBackend>(options);
 }
 

@@ -46,12 +46,14 @@ __device__ __forceinline__ float warp_sum(WarpSum::TempStorage& temp, float valu
   return __shfl_sync(kFullMask, total, 0);
 }
 
-// Row r of this model's training data at `step` (0-based), n features, into x.
+// Row r of this model's training data at `step` (0-based), n features, into x: drawn (fresh data,
+// or fixed data drawn again: DeviceChunk::draw_rows) or read from the dataset in memory.
 __device__ __forceinline__ void load_row(const DeviceChunk& d, int model, int step, int r, int n,
                                          const float* sparsity, float* x) {
-  if (d.fresh) {
-    const uint64_t subsequence = static_cast<uint64_t>(step) * static_cast<uint64_t>(d.train_rows) +
-                                 static_cast<uint64_t>(r);
+  if (d.draw_rows) {
+    const uint64_t subsequence =
+        static_cast<uint64_t>(step) * static_cast<uint64_t>(d.draw_stride) +
+        static_cast<uint64_t>(r);
     generate_sample(d.seed[model], subsequence, n, sparsity, x);
   } else {
     const float* row = d.dataset + (static_cast<size_t>(model) * d.points + r) * n;
@@ -340,8 +342,9 @@ __global__ void __launch_bounds__(kThreads)
   const bool relu = d.relu[model] != 0;
   float lane_loss = 0.0f;
   for (int r = lane; r < rows; r += kLanes) {
-    if (fresh_rows) {
-      generate_sample(d.seed[model], kEvalBase + static_cast<uint64_t>(r), n, sparsity, x);
+    if (fresh_rows || d.draw_rows) {  // fresh data's evaluation rows, or fixed rows drawn again
+      const uint64_t first = fresh_rows ? kEvalBase : static_cast<uint64_t>(row_offset);
+      generate_sample(d.seed[model], first + static_cast<uint64_t>(r), n, sparsity, x);
     } else {
       const float* row = d.dataset + (static_cast<size_t>(model) * d.points + row_offset + r) * n;
       for (int f = 0; f < n; ++f) x[f] = row[f];

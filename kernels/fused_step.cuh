@@ -30,7 +30,10 @@ struct DeviceChunk {
   int models = 0, n = 0, m = 0;
   int train_rows = 0;  // rows per step (fixed: the dataset's first rows; fresh: the batch)
   int points = 0;      // fixed: dataset rows per model
-  bool fresh = false;
+  // Training rows drawn with Philox in the kernel — fresh data, or fixed data drawn again from its
+  // counters (no dataset in memory) — rather than read from `dataset`. Row r of step t is stream
+  // row draw_stride · t + r: the batch for fresh data, 0 for fixed data (the same rows each step).
+  bool draw_rows = false;
   const uint64_t* seed = nullptr;     // [models]
   const uint8_t* relu = nullptr;      // [models]
   const double* lr = nullptr;         // [models]
@@ -40,13 +43,14 @@ struct DeviceChunk {
   float* params = nullptr;            // [models][m n + n]: W row-major, then b
   float* adam_m = nullptr;            // same layout
   float* adam_v = nullptr;            // same layout
-  const float* dataset = nullptr;     // fixed: [models][points][n]
+  const float* dataset = nullptr;     // fixed: [models][points][n] (null when regenerated)
   const double* bias1 = nullptr;      // [steps] 1 − β1ᵗ
   const float* bias2_sqrt = nullptr;  // [steps] sqrt(1 − β2ᵗ)
   float* loss_curve = nullptr;        // [models][steps] or null
   int loss_curve_stride = 0;          // steps
   float* last_loss = nullptr;         // [models] the latest step's training loss
   float* scratch = nullptr;           // global mapping: [models][32][scratch_floats]
+  int draw_stride = 0;
   // Which kernels train this chunk (mapping_for, or forced). Last: placed first, it moved the
   // other fields' offsets and cost the register kernels 20 and 6 registers (ptxas).
   Mapping mapping = Mapping::global;
