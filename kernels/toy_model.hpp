@@ -73,12 +73,15 @@ struct WColumns {
 SP_HD WColumns columns_of(const float* W, int n) { return WColumns{W, 1, n}; }  // W: m x n
 SP_HD WColumns transposed_columns(const float* Wt, int m) { return WColumns{Wt, m, 1}; }  // n x m
 
-template <class T>
-SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
-                                WColumns W_columns, const float* SP_RESTRICT b,
-                                const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
-                                float grad_scale, T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
-                                T* SP_RESTRICT grad_hidden, T* SP_RESTRICT grad_z) {
+//
+// take_grad_z(f, g_z) receives each g_z,f as it is computed: forward_backward_sample keeps them in
+// grad_z for accumulate_grad_W; accumulate_sample_streaming adds ∂W's first term at once.
+template <class T, class TakeGradZ>
+SP_HD T forward_backward_sample_with(int n, int m, bool relu, const float* SP_RESTRICT W,
+                                     WColumns W_columns, const float* SP_RESTRICT b,
+                                     const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
+                                     float grad_scale, T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
+                                     T* SP_RESTRICT grad_hidden, TakeGradZ&& take_grad_z) {
   SP_UNROLL for (int j = 0; j < m; ++j) {
     T h = 0.0f;
     SP_UNROLL for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
@@ -96,11 +99,22 @@ SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRIC
     const T scaled = grad_scale * weighted_error;
     const T g_z = relu ? relu_backward(z, scaled) : scaled;
     grad_b[f] += g_z;
-    grad_z[f] = g_z;
+    take_grad_z(f, g_z);
     SP_UNROLL for (int j = 0; j < m; ++j) grad_hidden[j] =
         fma_f(W_columns.at(f, j), g_z, grad_hidden[j]);
   }
   return weighted_sq_error;
+}
+
+template <class T>
+SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
+                                WColumns W_columns, const float* SP_RESTRICT b,
+                                const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
+                                float grad_scale, T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
+                                T* SP_RESTRICT grad_hidden, T* SP_RESTRICT grad_z) {
+  return forward_backward_sample_with(n, m, relu, W, W_columns, b, importance, x, grad_scale,
+                                      grad_b, hidden, grad_hidden,
+                                      [grad_z](int f, T g_z) { grad_z[f] = g_z; });
 }
 
 // The same, W's columns read from W itself.
@@ -152,28 +166,12 @@ SP_HD T accumulate_sample_streaming(int n, int m, bool relu, const float* SP_RES
                                     const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
                                     float grad_scale, T* SP_RESTRICT grad_W, T* SP_RESTRICT grad_b,
                                     T* SP_RESTRICT hidden, T* SP_RESTRICT grad_hidden) {
-  SP_UNROLL for (int j = 0; j < m; ++j) {
-    T h = 0.0f;
-    SP_UNROLL for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
-    hidden[j] = h;
-    grad_hidden[j] = 0.0f;
-  }
-  T weighted_sq_error = 0.0f;
-  SP_UNROLL for (int f = 0; f < n; ++f) {
-    T z = b[f];
-    SP_UNROLL for (int j = 0; j < m; ++j) z = fma_f(W_columns.at(f, j), hidden[j], z);
-    const T y = relu ? relu_forward(z) : z;
-    const T error = y - x[f];
-    const T weighted_error = importance[f] * error;
-    weighted_sq_error = fma_f(weighted_error, error, weighted_sq_error);
-    const T scaled = grad_scale * weighted_error;
-    const T g_z = relu ? relu_backward(z, scaled) : scaled;
-    grad_b[f] += g_z;
-    SP_UNROLL for (int j = 0; j < m; ++j) {
-      grad_hidden[j] = fma_f(W_columns.at(f, j), g_z, grad_hidden[j]);
-      grad_W[j * n + f] = fma_f(hidden[j], g_z, grad_W[j * n + f]);
-    }
-  }
+  const T weighted_sq_error =
+      forward_backward_sample_with(n, m, relu, W, W_columns, b, importance, x, grad_scale, grad_b,
+                                   hidden, grad_hidden, [=](int f, T g_z) {
+                                     SP_UNROLL for (int j = 0; j < m; ++j) grad_W[j * n + f] =
+                                         fma_f(hidden[j], g_z, grad_W[j * n + f]);
+                                   });
   SP_UNROLL for (int j = 0; j < m; ++j) SP_UNROLL for (int f = 0; f < n; ++f) grad_W[j * n + f] =
       fma_f(grad_hidden[j], x[f], grad_W[j * n + f]);
   return weighted_sq_error;

@@ -15,29 +15,12 @@
 #include <thread>
 
 #include "host/npy.hpp"
+#include "tests/shell.hpp"
 
 namespace sp {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Outcome {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-// Runs a shell command line; its status and everything it printed.
-Outcome run_shell(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t got;
-  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    output.append(buffer.data(), got);
-  const int raw = ::pclose(pipe);
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, output};
-}
 
 Outcome run(const std::string& arguments) {
   return run_shell(std::string(SUPERPOSE_BINARY) + " " + arguments + " 2>&1");

@@ -3,9 +3,7 @@
 // split into chunks by a small device equals one launch, that device memory is given back, and
 // that the command line over the emulated device writes the cpu backend's results to the bit.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +13,7 @@
 #include "cuda_emulator.hpp"
 #include "host/backend.hpp"
 #include "tests/cuda_sweeps.hpp"
+#include "tests/shell.hpp"
 
 namespace sp {
 namespace {
@@ -93,22 +92,8 @@ TEST(EmulatedCuda, ADeviceTooSmallForOneModelIsAClearError) {
 }
 
 // ---------------------------------------------------------------- the command line
-struct Outcome {
-  int status;
-  std::string output;
-};
-
 Outcome run(const std::string& arguments) {
-  const std::string command = std::string(SUPERPOSE_EMULATED_BINARY) + " " + arguments + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t got;
-  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    output.append(buffer.data(), got);
-  const int raw = ::pclose(pipe);
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, output};
+  return run_shell(std::string(SUPERPOSE_EMULATED_BINARY) + " " + arguments + " 2>&1");
 }
 
 std::string read_bytes(const fs::path& path) {
