@@ -160,7 +160,8 @@ __global__ void __launch_bounds__(kThreads)
 // broadcast); each lane keeps only its partial gradients (and loss) in registers. The reduction is
 // a butterfly that scatters the totals over the lanes, 31 shuffles per 32 entries instead of
 // cub::WarpReduce's 5 per entry plus a broadcast, and each lane then updates the parameters it
-// owns, their AdamW moments in its registers.
+// owns (their AdamW moments in shared memory too). A transposed copy of W gives the backward pass
+// W's columns from memory of their own (kernels/toy_model.hpp, WColumns).
 
 // Entries a lane reduces: the P partial gradients, the loss, padding to a multiple of 32.
 __host__ __device__ constexpr int reduced_entries(int P) {
@@ -206,7 +207,6 @@ __global__ void __launch_bounds__(kThreads)
   // The AdamW moments too: their owner lanes use them once per step; held in registers they sit
   // through the sample loop, which needs every register (they were spilled there).
   __shared__ float shared_adam_m[kWarpsPerBlock][P], shared_adam_v[kWarpsPerBlock][P];
-
   __shared__ float shared_sparsity[kWarpsPerBlock][N], shared_importance[kWarpsPerBlock][N];
   const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
   const int model = blockIdx.x * kWarpsPerBlock + warp;
@@ -220,7 +220,6 @@ __global__ void __launch_bounds__(kThreads)
   for (int k = lane; k < P; k += kLanes) params[k] = d.params[first + k];
   for (int k = lane; k < M * N; k += kLanes)
     transposed_W[(k % N) * M + k / N] = d.params[first + k];
-  static_assert(N <= kLanes, "one lane per column of W copies the transposed W");
   for (int f = lane; f < N; f += kLanes) {
     sparsity[f] = d.sparsity[static_cast<size_t>(model) * N + f];
     importance[f] = d.importance[static_cast<size_t>(model) * N + f];
@@ -240,7 +239,7 @@ __global__ void __launch_bounds__(kThreads)
       adam_m[j] = d.adam_m[first + owned + j];
       adam_v[j] = d.adam_v[first + owned + j];
     }
-  __syncwarp();  // the parameters in shared memory are read by every lane
+  __syncwarp();  // the parameters and Wᵀ in shared memory are read by every lane
   const bool relu = d.relu[model] != 0;
   const float grad_scale = 2.0f * mean_scale(d.train_rows, N);
 
@@ -261,7 +260,10 @@ __global__ void __launch_bounds__(kThreads)
       if (j == loss_slot) store_loss(d, model, step, v[j] * mean_scale(d.train_rows, N));
     }
     __syncwarp();  // the updated W, then its transposed copy: lane f < n copies column f (two
-    // addresses per lane; copying entry by entry kept four index pairs in registers — spills)
+    // addresses per lane; copying entry by entry kept four index pairs in registers through the
+    // sample loop — spills. Using this same loop before the step loop spills too: ptxas's
+    // allocation here turns on such details, and tests/check_ptxas.py says when a change tips it.)
+    static_assert(N <= kLanes, "one lane per column of W");
     if (lane < N) {
 #pragma unroll
       for (int j = 0; j < M; ++j) transposed_W[lane * M + j] = params[j * N + lane];
