@@ -119,7 +119,7 @@ struct Warp {
   unsigned mask = 0, arrived = 0;
   uint64_t values[kWarpSize] = {};
   int sources[kWarpSize] = {};
-  Combine combine = nullptr;  // a reduction: lane 0 gets the tree of `combine` over the values
+  Combine combine = nullptr;  // a reduction: every lane gets the tree of `combine` over values
   unsigned exited = 0;        // lanes that have left the kernel
 };
 
@@ -127,7 +127,6 @@ struct Block {
   std::vector<Lane> lanes;
   std::vector<Warp> warps;
   int barrier_arrived = 0;
-  std::string kernel_place;  // for messages
 };
 
 // The stacks this host thread holds during a launch (taken from the pool once, handed back at the
