@@ -165,8 +165,9 @@ class CudaBackend final : public Backend {
         d_adam_v(std::vector<float>(params.size(), 0.0f));
     const DeviceBuffer<float> d_last_loss(count), d_eval(count);
     const DeviceBuffer<float> d_loss_curve(g.record_trajectories ? count * steps : 0);
+    const cuda::Mapping chosen = mapping(g);
     const DeviceBuffer<float> d_scratch(count * kLanes *
-                                        cuda::scratch_floats_per_lane(n, m, mapping(g)));
+                                        cuda::scratch_floats_per_lane(n, m, chosen));
     std::vector<float> host_dataset;
     if (g.mode == DataMode::fixed && replayed_data)
       for (size_t i = first; i < first + count; ++i) {
@@ -178,7 +179,7 @@ class CudaBackend final : public Backend {
 
     cuda::DeviceChunk d;
     d.models = static_cast<int>(count);
-    d.mapping = mapping(g);
+    d.mapping = chosen;
     d.n = n;
     d.m = m;
     d.train_rows = g.train_rows();

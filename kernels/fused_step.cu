@@ -46,6 +46,13 @@ __device__ __forceinline__ float warp_sum(WarpSum::TempStorage& temp, float valu
   return __shfl_sync(kFullMask, total, 0);
 }
 
+// Row `row` of this model's fixed dataset in device memory, n features, into x.
+__device__ __forceinline__ void dataset_row(const DeviceChunk& d, int model, int row, int n,
+                                            float* x) {
+  const float* values = d.dataset + (static_cast<size_t>(model) * d.points + row) * n;
+  for (int f = 0; f < n; ++f) x[f] = values[f];
+}
+
 // Row r of this model's training data at `step` (0-based), n features, into x: drawn (fresh data,
 // or fixed data drawn again: DeviceChunk::draw_rows) or read from the dataset in memory.
 __device__ __forceinline__ void load_row(const DeviceChunk& d, int model, int step, int r, int n,
@@ -56,8 +63,7 @@ __device__ __forceinline__ void load_row(const DeviceChunk& d, int model, int st
         static_cast<uint64_t>(r);
     generate_sample(d.seed[model], subsequence, n, sparsity, x);
   } else {
-    const float* row = d.dataset + (static_cast<size_t>(model) * d.points + r) * n;
-    for (int f = 0; f < n; ++f) x[f] = row[f];
+    dataset_row(d, model, r, n, x);
   }
 }
 
@@ -348,8 +354,7 @@ __global__ void __launch_bounds__(kThreads)
       const uint64_t first = fresh_rows ? kEvalBase : static_cast<uint64_t>(row_offset);
       generate_sample(d.seed[model], first + static_cast<uint64_t>(r), n, sparsity, x);
     } else {
-      const float* row = d.dataset + (static_cast<size_t>(model) * d.points + row_offset + r) * n;
-      for (int f = 0; f < n; ++f) x[f] = row[f];
+      dataset_row(d, model, row_offset + r, n, x);
     }
     lane_loss += sample_loss(n, m, relu, params, params + m * n, importance, x, hidden);
   }

@@ -20,10 +20,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Puts the lane order and the device's memory back as they were (tests change them).
 struct RestoreEmulator {
+  size_t device_memory = sp_emu::device_memory();
   ~RestoreEmulator() {
     sp_emu::set_lane_order(sp_emu::LaneOrder::forward);
-    sp_emu::set_device_memory(size_t{4} << 30);
+    sp_emu::set_device_memory(device_memory);
   }
 };
 
@@ -65,7 +67,7 @@ TEST(EmulatedCuda, ASweepSplitIntoChunksByASmallDeviceEqualsOneChunk) {
     EXPECT_NE(said.find("40 models need"), std::string::npos) << said;
     EXPECT_NE(said.find(" chunks of up to "), std::string::npos) << said;
     expect_identical_results(whole, chunked, std::string("chunked, ") + to_string(mode));
-    sp_emu::set_device_memory(size_t{4} << 30);
+    sp_emu::set_device_memory(restore.device_memory);
   }
 }
 
