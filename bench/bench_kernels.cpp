@@ -20,6 +20,7 @@
 
 #include "bench/bench_group.hpp"
 #include "host/backend.hpp"
+#include "kernels/fused_step.cuh"
 
 namespace {
 
@@ -39,7 +40,8 @@ class SassCounts {
   }
   bool loaded() const { return !report_.is_null(); }
   std::string arch() const { return loaded() ? report_.value("arch", "") : ""; }
-  // rows: "drawn" (fresh data, or fixed data drawn again) or "loaded" (fixed data in memory).
+  // rows: "drawn" (fresh data, or fixed data drawn again), "loaded" (fixed data in device memory)
+  // or "on chip" (fixed data in shared memory).
   double per_sample(const std::string& kernel, const std::string& rows) const {
     if (!loaded() || !report_["kernels"].contains(kernel)) return 0;
     for (const auto& loop : report_["kernels"][kernel]["sample_loops"])
@@ -52,11 +54,30 @@ class SassCounts {
 };
 
 struct Variant {
-  std::string name;    // the mapping: registers, shared, global (+ fixed rows drawn again)
-  std::string kernel;  // its training kernel, as sass_report names it ("" for global)
+  std::string name;    // the mapping: registers, shared, global (+ where fixed rows come from)
+  std::string kernel;  // its training kernel, as sass_report names it ("" for global); registers:
+                       // without the rows-on-chip flag, which rows_for decides
   sp::CudaOptions options;
   bool fixed_only = false;  // a variant of how fixed data is read
 };
+
+// Where a run's training rows come from, as the cuda backend decides it (host/cuda_backend.cu,
+// kernels/fused_step.cu): drawn, on chip or loaded.
+std::string rows_for(const Variant& variant, int n, int m, sp::DataMode mode, int train_rows) {
+  if (mode == sp::DataMode::fresh || variant.options.fixed_rows == "regenerate") return "drawn";
+  const bool own_mapping = variant.options.mapping.empty();
+  if (own_mapping && variant.options.fixed_rows.empty() && variant.options.steps_per_launch > 1 &&
+      sp::cuda::rows_fit_on_chip(sp::cuda::mapping_for(n, m), n, train_rows))
+    return "on chip";
+  return "loaded";
+}
+
+// The training kernel a run of the variant launches, as sass_report names it.
+std::string kernel_for(const Variant& variant, const std::string& rows) {
+  if (variant.kernel.rfind("train_steps_registers", 0) != 0) return variant.kernel;
+  return variant.kernel.substr(0, variant.kernel.size() - 1) +
+         (rows == "on chip" ? ", true>" : ", false>");
+}
 
 // Each shape's own mapping first, then the ones it can be forced onto.
 std::vector<Variant> variants_for(int n, int m, int steps_per_launch) {
@@ -72,13 +93,21 @@ std::vector<Variant> variants_for(int n, int m, int steps_per_launch) {
     variants.push_back({"registers (own)", "train_steps_registers" + shape, own});
     if (n == 5 && m == 2) variants.push_back({"shared", "train_steps_shared" + shape, shared});
   }
-  // Fixed data drawn again each step instead of read from memory: which is faster is a question
-  // for the GPU (bench/CEILING.md), asked of each shape's own mapping.
+  // Fixed data drawn again each step, or read from device memory each step, instead of the own
+  // choice (on chip where the rows fit, bench/CEILING.md): which is faster is a question for the
+  // GPU, asked of each shape's own mapping.
   Variant drawn = variants.front();
   drawn.name = drawn.name.substr(0, drawn.name.find(' ')) + " (drawn)";
   drawn.options.fixed_rows = "regenerate";
   drawn.fixed_only = true;
   variants.push_back(drawn);
+  if (n != 20) {
+    Variant memory = variants.front();
+    memory.name = memory.name.substr(0, memory.name.find(' ')) + " (memory)";
+    memory.options.fixed_rows = "memory";
+    memory.fixed_only = true;
+    variants.push_back(memory);
+  }
   variants.push_back({"global", "", global});
   return variants;
 }
@@ -122,8 +151,8 @@ int main(int argc, char** argv) {
   check(cudaEventCreate(&stop), "cudaEventCreate");
   auto cpu = sp::make_cpu_backend(0);
   nlohmann::json results = nlohmann::json::array();
-  fmt::print("{:>7} {:>16} {:>4} {:>7} {:>6} {:>6} {:>12} {:>14} {:>13} {:>8}\n", "(n,m)",
-             "variant", "K", "models", "data", "steps", "max rel err", "sample-steps/s",
+  fmt::print("{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12} {:>14} {:>13} {:>8}\n", "(n,m)",
+             "variant", "K", "models", "data", "rows", "steps", "max rel err", "sample-steps/s",
              "model-steps/s", "ceiling");
   struct Shape {
     int n, m;
@@ -172,16 +201,17 @@ int main(int argc, char** argv) {
           std::sort(ms.begin(), ms.end());
           const double seconds = ms[ms.size() / 2] / 1e3;
           const double sample_steps = per_step * steps / seconds;
-          const bool drawn =
-              mode == sp::DataMode::fresh || variant.options.fixed_rows == "regenerate";
-          const double instructions = counts.per_sample(variant.kernel, drawn ? "drawn" : "loaded");
+          const std::string rows = rows_for(variant, shape.n, shape.m, mode, g.train_rows());
+          const std::string kernel = kernel_for(variant, rows);
+          const double instructions = counts.per_sample(kernel, rows);
           const double ceiling = instructions > 0 ? issue_per_s / instructions : 0;
-          fmt::print("{:>7} {:>16} {:>4} {:>7} {:>6} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8}{}\n",
-                     fmt::format("({},{})", shape.n, shape.m), variant.name,
-                     variant.options.steps_per_launch, models, sp::to_string(mode), steps, max_rel,
-                     sample_steps, models * steps / seconds,
-                     ceiling > 0 ? fmt::format("{:.1f}%", 100 * sample_steps / ceiling) : "-",
-                     valid ? "" : "  INVALID");
+          fmt::print(
+              "{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8}{}\n",
+              fmt::format("({},{})", shape.n, shape.m), variant.name,
+              variant.options.steps_per_launch, models, sp::to_string(mode), rows, steps, max_rel,
+              sample_steps, models * steps / seconds,
+              ceiling > 0 ? fmt::format("{:.1f}%", 100 * sample_steps / ceiling) : "-",
+              valid ? "" : "  INVALID");
           std::fflush(stdout);
           results.push_back({{"n", shape.n},
                              {"m", shape.m},
@@ -189,7 +219,8 @@ int main(int argc, char** argv) {
                              {"steps_per_launch", variant.options.steps_per_launch},
                              {"models", models},
                              {"data_mode", sp::to_string(mode)},
-                             {"rows", drawn ? "drawn" : "loaded"},
+                             {"rows", rows},
+                             {"kernel", kernel},
                              {"batch", batch},
                              {"steps", steps},
                              {"median_s", seconds},

@@ -2,7 +2,9 @@
 """Reads the fused kernels' SASS: compiles kernels/fused_step.cu for one architecture (as the build
 does: -fmad=false), disassembles it with cuobjdump, finds each training kernel's per-sample loop
 (the innermost loop with FFMA: one iteration is one sample of one lane) and counts its
-instructions by kind, on each of its two paths: rows drawn with Philox, rows loaded from memory. bench/CEILING.md turns these counts into the instruction-issue ceiling.
+instructions by kind, on each of its two paths: rows drawn with Philox, rows loaded from memory
+(the registers mapping's rows-on-chip kernels have one: rows read from shared memory).
+bench/CEILING.md turns these counts into the instruction-issue ceiling.
 
 cuobjdump and nvdisasm are not in every CUDA install: `pip install nvidia-cuda-cuobjdump
 nvidia-cuda-nvdisasm` provides them; pass --cuobjdump or put it on PATH.
@@ -29,10 +31,14 @@ INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.
 
 def demangled_kernel(name):
     # _ZN2sp4cuda...train_steps_sharedILi20ELi5EE... -> train_steps_shared<20, 5>
-    match = re.search(r"(train_steps_\w+?|evaluate_kernel)(?:ILi(\d+)ELi(\d+)EE)?E?vN", name)
+    # ...train_steps_registersILi2ELi1ELb1EE... -> train_steps_registers<2, 1, true>
+    match = re.search(r"(train_steps_[a-z]+|evaluate_kernel)(?:ILi(\d+)ELi(\d+)E(?:Lb([01])E)?E)?E?vN",
+                      name)
     if not match:
         return None
-    base, n, m = match.groups()
+    base, n, m, flag = match.groups()
+    if flag is not None:
+        return f"{base}<{n}, {m}, {'true' if flag == '1' else 'false'}>"
     return f"{base}<{n}, {m}>" if n else base
 
 
@@ -63,7 +69,7 @@ def loops(body):
                 yield [i for i in body if start <= i[0] <= address]
 
 
-def split_paths(loop):
+def split_paths(loop, rows_without_branch="both"):
     """The loop's per-iteration count for each data path: the first forward conditional branch
     that skips a block ending in an unconditional forward branch (if/else) separates them."""
     addresses = [i[0] for i in loop]
@@ -91,7 +97,7 @@ def split_paths(loop):
         if {p["rows"] for p in paths} == {"drawn", "loaded"}:
             return paths
     counts = mix(loop)
-    return [{"rows": "both", "instructions": len(loop), "ffma": counts.get("FFMA", 0),
+    return [{"rows": rows_without_branch, "instructions": len(loop), "ffma": counts.get("FFMA", 0),
              "mix": counts}]
 
 
@@ -137,13 +143,32 @@ def main():
                      if not any(other[0][0] >= loop[0][0] and other[-1][0] <= loop[-1][0] and
                                 len(other) < len(loop) for other in sample_loops)]
         entry = {"instructions": len(body), "sample_loops": []}
+        # The registers mapping's rows-on-chip kernel (<n, m, true>) has one path: shared memory.
+        single = "on chip" if kernel.endswith(", true>") else "both"
         for loop in innermost:
-            entry["sample_loops"].extend(split_paths(loop))
+            entry["sample_loops"].extend(split_paths(loop, single))
         report[kernel] = entry
+    # A loop without a branch inside may be unrolled: ptxas runs four samples per iteration of
+    # <2, 1, true>'s. The same math has the same FFMA per sample as the kernel's loaded path
+    # (<n, m, false>), so the ratio of FFMA counts is the samples an iteration runs.
+    for kernel, entry in report.items():
+        sibling = report.get(kernel.replace(", true>", ", false>"))
+        if not kernel.endswith(", true>") or not sibling:
+            continue
+        per_sample = [loop["ffma"] for loop in sibling["sample_loops"] if loop["rows"] == "loaded"]
+        for loop in entry["sample_loops"]:
+            if per_sample and per_sample[0] and loop["ffma"] % per_sample[0] == 0:
+                samples = loop["ffma"] // per_sample[0]
+                loop["samples_per_iteration"] = samples
+                loop["instructions_per_iteration"] = loop["instructions"]
+                loop["instructions"] = loop["instructions"] / samples
+                loop["ffma"] = loop["ffma"] // samples
     for kernel, entry in report.items():
         for loop in entry["sample_loops"]:
-            print(f"{kernel:28} {loop['rows']:6} {loop['instructions']:6} instructions per "
-                  f"sample ({loop['ffma']} FFMA)")
+            unrolled = loop.get("samples_per_iteration", 1)
+            print(f"{kernel:35} {loop['rows']:7} {loop['instructions']:6g} instructions per "
+                  f"sample ({loop['ffma']} FFMA)" +
+                  (f", {unrolled} samples an iteration" if unrolled > 1 else ""))
     document = {"tool": "sass_report", "arch": f"sm_{args.arch}", "nvcc": nvcc_version,
                 "kernels": report}
     if args.out:

@@ -28,8 +28,10 @@ struct CudaOptions {
   // mapping on any shape, "shared" the shared-weights mapping where the shape has one (5 x 2,
   // 20 x 5): the kernel harness compares the mappings this way.
   std::string mapping;
-  // Fixed data: "" keeps each model's dataset in device memory; "regenerate" draws every row again
-  // from its counters wherever it is used (as fresh data does; replayed --data stays in memory).
+  // Fixed data: "" keeps each model's dataset in device memory and, where the mapping can, its
+  // training rows in shared memory for the steps of a launch (cuda::rows_fit_on_chip); "memory"
+  // reads them from device memory every step; "regenerate" draws every row again from its
+  // counters wherever it is used (as fresh data does; replayed --data stays in memory).
   std::string fixed_rows;
 };
 

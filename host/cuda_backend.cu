@@ -62,7 +62,8 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const CudaOptions& options)
       : steps_per_launch_(options.steps_per_launch),
         forced_mapping_(options.mapping),
-        regenerate_fixed_rows_(options.fixed_rows == "regenerate") {
+        regenerate_fixed_rows_(options.fixed_rows == "regenerate"),
+        rows_in_memory_(options.fixed_rows == "memory") {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
   }
   std::string name() const override { return "cuda"; }
@@ -186,6 +187,7 @@ class CudaBackend final : public Backend {
     d.points = g.points;
     const bool fresh = g.mode == DataMode::fresh;
     d.draw_rows = fresh || !dataset;
+    d.rows_on_chip = dataset && !rows_in_memory_ && cuda::rows_fit_on_chip(chosen, n, d.train_rows);
     d.draw_stride = fresh ? d.train_rows : 0;
     d.seed = d_seeds.get();
     d.relu = d_relu.get();
@@ -289,7 +291,7 @@ class CudaBackend final : public Backend {
 
   int steps_per_launch_;
   std::string forced_mapping_;
-  bool regenerate_fixed_rows_;
+  bool regenerate_fixed_rows_, rows_in_memory_;
   cudaDeviceProp properties_{};
 };
 
@@ -311,10 +313,12 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
         fmt::format("mapping: unknown '{}' (accepted: global, shared, or empty for the "
                     "shape's own)",
                     options.mapping));
-  if (!options.fixed_rows.empty() && options.fixed_rows != "regenerate")
-    throw UsageError(fmt::format(
-        "fixed rows: unknown '{}' (accepted: regenerate, or empty to keep them in memory)",
-        options.fixed_rows));
+  if (!options.fixed_rows.empty() && options.fixed_rows != "memory" &&
+      options.fixed_rows != "regenerate")
+    throw UsageError(
+        fmt::format("fixed rows: unknown '{}' (accepted: memory, regenerate, or empty for on chip "
+                    "where they fit, else memory)",
+                    options.fixed_rows));
   return std::make_unique<CudaBackend>(options);
 }
 

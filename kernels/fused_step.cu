@@ -23,17 +23,19 @@ constexpr unsigned kFullMask = 0xffffffffu;
 // again).
 template <class... Params, class... Args>
 void launch(const char* kernel_name, void (*kernel)(Params...), unsigned blocks, unsigned threads,
-            cudaStream_t stream, Args&&... args) {
+            size_t dynamic_shared_bytes, cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(blocks);
   config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = dynamic_shared_bytes;
   config.stream = stream;
   const cudaError_t error = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (error != cudaSuccess) {
     cudaGetLastError();
-    throw std::runtime_error(std::string(__FILE__) + ": launch of " + kernel_name + " (" +
-                             std::to_string(blocks) + " blocks of " + std::to_string(threads) +
-                             ") failed: " + cudaGetErrorString(error));
+    throw std::runtime_error(
+        std::string(__FILE__) + ": launch of " + kernel_name + " (" + std::to_string(blocks) +
+        " blocks of " + std::to_string(threads) + ", " + std::to_string(dynamic_shared_bytes) +
+        " bytes of dynamic shared memory) failed: " + cudaGetErrorString(error));
   }
 }
 
@@ -44,6 +46,17 @@ __device__ __forceinline__ float warp_sum(WarpSum::TempStorage& temp, float valu
   const float total = WarpSum(temp).Sum(value);
   __syncwarp();  // temp storage is reused by the next call
   return __shfl_sync(kFullMask, total, 0);
+}
+
+// The block's dynamic shared memory (the launch's dynamicSmemBytes), as floats. The emulator
+// (tests/emulator) gives each block its own buffer: `extern __shared__` has no C++ spelling.
+__device__ __forceinline__ float* dynamic_shared_floats() {
+#if defined(SUPERPOSE_CUDA_EMULATOR)
+  return static_cast<float*>(::sp_emu::dynamic_shared_memory());
+#else
+  extern __shared__ float dynamic_shared[];
+  return dynamic_shared;
+#endif
 }
 
 // Row `row` of this model's fixed dataset in device memory, n features, into x.
@@ -81,11 +94,13 @@ __host__ __device__ __forceinline__ size_t lane_scratch_floats(int n, int m) {
 
 // This lane's share of one step: zeroes grads[0..P), feeds rows lane, lane + 32, ... of the step's
 // batch to accumulate(x) — one sample's contribution to grads, returning its Σ I (x − y)² — and
-// returns the lane's sum of those. The order cpu_backend mirrors.
-template <class Accumulate>
+// returns the lane's sum of those. The order cpu_backend mirrors. kRowsOnChip: the rows are read
+// from rows_on_chip (the training rows, n floats each, in shared memory) instead of load_row's.
+template <bool kRowsOnChip = false, class Accumulate>
 __device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int step, int n, int P,
                                             const float* sparsity, float* grads, float* x,
-                                            Accumulate&& accumulate) {
+                                            Accumulate&& accumulate,
+                                            const float* rows_on_chip = nullptr) {
   const int lane = threadIdx.x % kLanes;
   for (int k = 0; k < P; ++k) grads[k] = 0.0f;
   float lane_loss = 0.0f;
@@ -95,7 +110,11 @@ __device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int
     // beside 120 partial gradients — spills. An empty asm with a memory clobber (no instruction)
     // makes it read W anew per sample; where W is in registers it changes nothing.
     asm volatile("" ::: "memory");
-    load_row(d, model, step, r, n, sparsity, x);
+    if constexpr (kRowsOnChip) {
+      for (int f = 0; f < n; ++f) x[f] = rows_on_chip[r * n + f];
+    } else {
+      load_row(d, model, step, r, n, sparsity, x);
+    }
     lane_loss += accumulate(x);
   }
   return lane_loss;
@@ -113,7 +132,11 @@ __device__ __forceinline__ void record_loss(const DeviceChunk& d, int model, int
 }
 
 // ---------------------------------------------------------------- registers mapping
-template <int N, int M>
+// kRowsOnChip: fixed data whose training rows fit in shared memory (rows_fit_on_chip) and a launch
+// of more than one step: each warp copies its model's rows there once, and every step of the
+// launch reads them from there instead of from device memory (once per step, all models' datasets
+// together are larger than L2 in a big sweep). The dynamic shared memory: on_chip_bytes.
+template <int N, int M, bool kRowsOnChip>
 __global__ void __launch_bounds__(kThreads)
     train_steps_registers(DeviceChunk d, int first_step, int count) {
   constexpr int P = M * N + N;
@@ -136,13 +159,23 @@ __global__ void __launch_bounds__(kThreads)
   }
   const bool relu = d.relu[model] != 0;
   const float grad_scale = 2.0f * mean_scale(d.train_rows, N);
+  float* rows_on_chip = nullptr;
+  if constexpr (kRowsOnChip) {
+    rows_on_chip = dynamic_shared_floats() + static_cast<size_t>(warp) * d.train_rows * N;
+    const float* rows = d.dataset + static_cast<size_t>(model) * d.points * N;
+    for (int k = lane; k < d.train_rows * N; k += kLanes) rows_on_chip[k] = rows[k];
+    __syncwarp();  // every lane reads rows the others copied
+  }
 
   for (int step = first_step; step < first_step + count; ++step) {
     float grads[P], x[N], hidden[M], grad_hidden[M], grad_z[N];
-    const float lane_loss = lane_batch(d, model, step, N, P, sparsity, grads, x, [&](float* row) {
-      return accumulate_sample(N, M, relu, params, params + M * N, importance, row, grad_scale,
-                               grads, grads + M * N, hidden, grad_hidden, grad_z);
-    });
+    const float lane_loss = lane_batch<kRowsOnChip>(
+        d, model, step, N, P, sparsity, grads, x,
+        [&](float* row) {
+          return accumulate_sample(N, M, relu, params, params + M * N, importance, row, grad_scale,
+                                   grads, grads + M * N, hidden, grad_hidden, grad_z);
+        },
+        rows_on_chip);
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, N);
     const AdamWStep scalars = step_scalars(d, model, step);
 #pragma unroll
@@ -375,6 +408,24 @@ unsigned blocks_for(int models) {
   return static_cast<unsigned>((models + kWarpsPerBlock - 1) / kWarpsPerBlock);
 }
 
+// A block's dynamic shared memory for rows on chip: its four models' training rows.
+size_t on_chip_bytes(int n, int train_rows) {
+  return static_cast<size_t>(kWarpsPerBlock) * train_rows * n * sizeof(float);
+}
+
+// The registers mapping's kernel for one launch: rows on chip where the chunk allows it and the
+// launch has more than one step to reuse them (one step reads each row once: a copy is no gain).
+template <int N, int M>
+void launch_registers(const DeviceChunk& d, int first_step, int count, cudaStream_t stream,
+                      const char* name, const char* name_on_chip) {
+  if (d.rows_on_chip && count > 1)
+    launch(name_on_chip, train_steps_registers<N, M, true>, blocks_for(d.models), kThreads,
+           on_chip_bytes(N, d.train_rows), stream, d, first_step, count);
+  else
+    launch(name, train_steps_registers<N, M, false>, blocks_for(d.models), kThreads, 0, stream, d,
+           first_step, count);
+}
+
 }  // namespace
 
 Mapping mapping_for(int n, int m) {
@@ -390,6 +441,11 @@ Mapping shared_mapping_for(int n, int m) {
   return Mapping::global;
 }
 
+bool rows_fit_on_chip(Mapping mapping, int n, int train_rows) {
+  return (mapping == Mapping::registers_2x1 || mapping == Mapping::registers_5x2) &&
+         on_chip_bytes(n, train_rows) <= kOnChipBytesPerBlock;
+}
+
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping) {
   return mapping == Mapping::global ? lane_scratch_floats(n, m) : 0;
 }
@@ -399,23 +455,23 @@ void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* s
   const auto s = static_cast<cudaStream_t>(stream);
   switch (d.mapping) {
     case Mapping::registers_2x1:
-      launch("train_steps_registers<2, 1>", train_steps_registers<2, 1>, blocks_for(d.models),
-             kThreads, s, d, first_step, count);
+      launch_registers<2, 1>(d, first_step, count, s, "train_steps_registers<2, 1, false>",
+                             "train_steps_registers<2, 1, true>");
       break;
     case Mapping::registers_5x2:
-      launch("train_steps_registers<5, 2>", train_steps_registers<5, 2>, blocks_for(d.models),
-             kThreads, s, d, first_step, count);
+      launch_registers<5, 2>(d, first_step, count, s, "train_steps_registers<5, 2, false>",
+                             "train_steps_registers<5, 2, true>");
       break;
     case Mapping::shared_5x2:
       launch("train_steps_shared<5, 2>", train_steps_shared<5, 2>, blocks_for(d.models), kThreads,
-             s, d, first_step, count);
+             0, s, d, first_step, count);
       break;
     case Mapping::shared_20x5:
       launch("train_steps_shared<20, 5>", train_steps_shared<20, 5>, blocks_for(d.models), kThreads,
-             s, d, first_step, count);
+             0, s, d, first_step, count);
       break;
     case Mapping::global:
-      launch("train_steps_global", train_steps_global, blocks_for(d.models), kThreads, s, d,
+      launch("train_steps_global", train_steps_global, blocks_for(d.models), kThreads, 0, s, d,
              first_step, count);
       break;
   }
@@ -427,21 +483,21 @@ void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int 
   const auto s = static_cast<cudaStream_t>(stream);
   switch (d.mapping) {
     case Mapping::registers_2x1:
-      launch("evaluate_kernel<2, 1>", evaluate_kernel<2, 1>, blocks_for(d.models), kThreads, s, d,
-             fresh_rows, row_offset, rows, out);
+      launch("evaluate_kernel<2, 1>", evaluate_kernel<2, 1>, blocks_for(d.models), kThreads, 0, s,
+             d, fresh_rows, row_offset, rows, out);
       break;
     case Mapping::shared_20x5:
-      launch("evaluate_kernel<20, 5>", evaluate_kernel<20, 5>, blocks_for(d.models), kThreads, s, d,
-             fresh_rows, row_offset, rows, out);
+      launch("evaluate_kernel<20, 5>", evaluate_kernel<20, 5>, blocks_for(d.models), kThreads, 0, s,
+             d, fresh_rows, row_offset, rows, out);
       break;
     case Mapping::registers_5x2:
     case Mapping::shared_5x2:
-      launch("evaluate_kernel<5, 2>", evaluate_kernel<5, 2>, blocks_for(d.models), kThreads, s, d,
-             fresh_rows, row_offset, rows, out);
+      launch("evaluate_kernel<5, 2>", evaluate_kernel<5, 2>, blocks_for(d.models), kThreads, 0, s,
+             d, fresh_rows, row_offset, rows, out);
       break;
     case Mapping::global:
-      launch("evaluate_kernel<0, 0>", evaluate_kernel<0, 0>, blocks_for(d.models), kThreads, s, d,
-             fresh_rows, row_offset, rows, out);
+      launch("evaluate_kernel<0, 0>", evaluate_kernel<0, 0>, blocks_for(d.models), kThreads, 0, s,
+             d, fresh_rows, row_offset, rows, out);
       break;
   }
 }
@@ -450,7 +506,7 @@ void launch_generate_dataset(const DeviceChunk& d, float* dataset, void* stream)
   const size_t total = static_cast<size_t>(d.models) * d.points;
   if (total == 0) return;
   const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
-  launch("generate_dataset_kernel", generate_dataset_kernel, blocks, 256,
+  launch("generate_dataset_kernel", generate_dataset_kernel, blocks, 256, 0,
          static_cast<cudaStream_t>(stream), d, dataset);
 }
 

@@ -5,7 +5,8 @@
 //   registers — (n, m) = (2, 1) and (5, 2): W, b, their AdamW moments, this lane's partial
 //               gradients and the sample live in registers (≤ 15 parameters: every lane keeps its
 //               own copy and updates it after each cub::WarpReduce), no spills — the build's
-//               ptxas report is checked by tests/check_ptxas.py.
+//               ptxas report is checked by tests/check_ptxas.py. Fixed data's training rows
+//               are read from shared memory when they fit (rows_fit_on_chip).
 //   shared    — (20, 5) (and (5, 2), for comparison): 120 parameters are too many for a copy per
 //               lane next to 120 partial gradients, so W and b live once per warp in shared memory
 //               (every lane reads the same address: a broadcast) and only the partial gradients
@@ -34,6 +35,9 @@ struct DeviceChunk {
   // counters (no dataset in memory) — rather than read from `dataset`. Row r of step t is stream
   // row draw_stride · t + r: the batch for fresh data, 0 for fixed data (the same rows each step).
   bool draw_rows = false;
+  // Fixed rows kept on chip: the registers mapping's launches of K > 1 steps copy each model's
+  // training rows from `dataset` into shared memory once and read them there (rows_fit_on_chip).
+  bool rows_on_chip = false;
   const uint64_t* seed = nullptr;     // [models]
   const uint8_t* relu = nullptr;      // [models]
   const double* lr = nullptr;         // [models]
@@ -59,6 +63,13 @@ struct DeviceChunk {
 Mapping mapping_for(int n, int m);  // the shape's own mapping
 // The shared-weights mapping for the shape (5 x 2 and 20 x 5 have one), else global.
 Mapping shared_mapping_for(int n, int m);
+// Dynamic shared memory a block may take for rows on chip: the 48 KiB a launch gets without
+// opting in (an H100 SM has 228 KiB and reserves 1 KiB a block: at (2, 1), 1024 rows, 32 KiB a
+// block leaves room for 6 blocks, 24 warps, where the kernel's 64 registers allow 8).
+constexpr size_t kOnChipBytesPerBlock = 48 << 10;
+// Whether the mapping can keep fixed training rows on chip: the registers mapping, with its four
+// models' train_rows × n floats within kOnChipBytesPerBlock ((2, 1): up to 1536 rows; (5, 2): 614).
+bool rows_fit_on_chip(Mapping mapping, int n, int train_rows);
 // Scratch floats per lane the global mapping needs (0 for the register mappings).
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping);
 

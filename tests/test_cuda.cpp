@@ -87,8 +87,8 @@ TEST(Cuda, RepeatRunsAreBitIdentical) {
   for (size_t i = 0; i < g.models.size(); ++i) EXPECT_EQ(first[i].W, second[i].W) << i;
 }
 
-// K (steps per launch), the mapping and where fixed rows come from (memory, or drawn again) change
-// how the work is done, never a model's bits.
+// K (steps per launch), the mapping and where fixed rows come from (on chip, device memory, or
+// drawn again) change how the work is done, never a model's bits.
 TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
   SKIP_WITHOUT_GPU();
   struct Variant {
@@ -102,7 +102,8 @@ TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
       // run whole launches (230 steps: two of 100 and one of 30).
       const GroupSpec g = sweep(shape.n, shape.m, mode, big ? 12 : 24, big ? 60 : 230);
       const auto base = make_cuda_backend()->train(g);
-      std::vector<Variant> variants = {{1, "", ""}, {64, "global", ""}, {100, "", "regenerate"}};
+      std::vector<Variant> variants = {
+          {1, "", ""}, {64, "global", ""}, {100, "", "regenerate"}, {100, "", "memory"}};
       if (shape.n != 2) variants.push_back({7, "shared", ""});  // 5 x 2: not its own mapping
       for (const Variant& variant : variants) {
         CudaOptions options;

@@ -55,6 +55,15 @@ Settings& settings() {
   return instance;
 }
 
+struct LaunchLog {
+  std::mutex mutex;
+  std::vector<size_t> dynamic_shared_bytes;
+};
+LaunchLog& launch_log() {
+  static LaunchLog instance;
+  return instance;
+}
+
 // ---------------------------------------------------------------- fiber stacks
 // Stacks are mapped once with a guard page below them (a lane that overflows its stack faults
 // instead of corrupting its neighbour) and reused across blocks and launches.
@@ -127,6 +136,9 @@ struct Block {
   std::vector<Lane> lanes;
   std::vector<Warp> warps;
   int barrier_arrived = 0;
+  // The launch's dynamic shared memory, exactly its size (AddressSanitizer sees a read past it),
+  // every byte 0xff: a float read before it is written is a NaN.
+  std::vector<unsigned char> dynamic_shared;
 };
 
 // The stacks this host thread holds during a launch (taken from the pool once, handed back at the
@@ -299,9 +311,11 @@ std::vector<int> turn_order(int threads, uint64_t block_linear) {
   return order;
 }
 
-void run_block(const std::function<void()>& body, dim3 grid, dim3 block_dim, uint3 block_index) {
+void run_block(const std::function<void()>& body, dim3 grid, dim3 block_dim, uint3 block_index,
+               size_t dynamic_shared_bytes) {
   const int threads = static_cast<int>(block_dim.x * block_dim.y * block_dim.z);
   Block block;
+  block.dynamic_shared.assign(dynamic_shared_bytes, 0xff);
   block.lanes.resize(threads);
   block.warps.resize((threads + kWarpSize - 1) / kWarpSize);
   for (size_t w = 0; w < block.warps.size(); ++w) {
@@ -421,6 +435,11 @@ uint64_t warp_reduce(const char* operation, uint64_t value, Combine combine) {
   return current_lane->result;
 }
 
+void* dynamic_shared_memory() {
+  if (!current_lane) fail("dynamic shared memory used outside a kernel");
+  return current_block->dynamic_shared.data();
+}
+
 void block_barrier() {
   if (!current_lane) fail("__syncthreads called outside a kernel");
   Lane& lane = *current_lane;
@@ -435,8 +454,12 @@ LaunchStatus launch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 ||
-      dynamic_shared_bytes > (size_t{227} << 10))
+      dynamic_shared_bytes > kDynamicSharedLimit)
     return LaunchStatus::invalid_configuration;
+  {
+    std::lock_guard<std::mutex> lock(launch_log().mutex);
+    launch_log().dynamic_shared_bytes.push_back(dynamic_shared_bytes);
+  }
   const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
   int workers;
   {
@@ -451,7 +474,7 @@ LaunchStatus launch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,
       const uint3 index{static_cast<unsigned>(b % grid.x),
                         static_cast<unsigned>(b / grid.x % grid.y),
                         static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
-      run_block(body, grid, block, index);
+      run_block(body, grid, block, index, dynamic_shared_bytes);
     }
     return_held_stacks();
   };
@@ -495,6 +518,16 @@ size_t device_memory_peak() {
 void reset_device_memory_peak() {
   std::lock_guard<std::mutex> lock(memory().mutex);
   memory().peak = memory().in_use;
+}
+
+std::vector<size_t> launched_dynamic_shared_bytes() {
+  std::lock_guard<std::mutex> lock(launch_log().mutex);
+  return launch_log().dynamic_shared_bytes;
+}
+
+void clear_launch_log() {
+  std::lock_guard<std::mutex> lock(launch_log().mutex);
+  launch_log().dynamic_shared_bytes.clear();
 }
 
 void set_host_threads(int threads) {

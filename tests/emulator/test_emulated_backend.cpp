@@ -71,6 +71,57 @@ TEST(EmulatedCuda, ASweepSplitIntoChunksByASmallDeviceEqualsOneChunk) {
   }
 }
 
+// The launches of a run that asked for dynamic shared memory: rows on chip (kernels/fused_step.cu).
+std::vector<size_t> on_chip_launches(const GroupSpec& g, const CudaOptions& options,
+                                     std::vector<ModelResult>* results = nullptr) {
+  sp_emu::clear_launch_log();
+  auto got = make_cuda_backend(options)->train(g);
+  if (results) *results = std::move(got);
+  std::vector<size_t> on_chip;
+  for (size_t bytes : sp_emu::launched_dynamic_shared_bytes())
+    if (bytes) on_chip.push_back(bytes);
+  return on_chip;
+}
+
+// Fixed data whose four models' training rows fit in 48 KiB is read from shared memory by every
+// launch of more than one step, with the cpu backend's bits in any lane order; otherwise (rows
+// too many, one step per launch, "memory", fresh data, another mapping) from device memory.
+TEST(EmulatedCuda, FixedRowsGoOnChipWhereTheyFitWithTheCpuBackendsBits) {
+  RestoreEmulator restore;
+  for (Shape shape : {Shape{2, 1}, Shape{5, 2}}) {
+    GroupSpec g = sweep(shape.n, shape.m, DataMode::fixed, 7, 40);
+    g.points = 600;  // 480 training rows: 4 · 480 · n floats, 15 KiB at n = 2, 38 KiB at n = 5
+    ASSERT_EQ(g.train_rows(), 480);
+    const std::string what = std::to_string(shape.n) + "x" + std::to_string(shape.m);
+    std::vector<ModelResult> on_chip;
+    EXPECT_EQ(on_chip_launches(g, CudaOptions{}, &on_chip),
+              std::vector<size_t>{4 * 480 * static_cast<size_t>(shape.n) * sizeof(float)})
+        << what << ": one launch of 40 steps";
+    expect_identical_results(on_chip, make_cpu_backend(0)->train(g), what + " on chip vs cpu");
+    sp_emu::set_lane_order(sp_emu::LaneOrder::reverse);
+    std::vector<ModelResult> reversed;
+    on_chip_launches(g, CudaOptions{}, &reversed);
+    sp_emu::set_lane_order(sp_emu::LaneOrder::forward);
+    expect_identical_results(on_chip, reversed, what + " on chip, lanes reversed");
+
+    CudaOptions one_step, memory, shared;
+    one_step.steps_per_launch = 1;
+    memory.fixed_rows = "memory";
+    shared.mapping = "shared";
+    EXPECT_TRUE(on_chip_launches(g, one_step).empty()) << what << ", K = 1";
+    EXPECT_TRUE(on_chip_launches(g, memory).empty()) << what << ", fixed rows 'memory'";
+    if (shape.n == 5) {
+      EXPECT_TRUE(on_chip_launches(g, shared).empty()) << what << ", shared";
+    }
+    GroupSpec fresh = g;
+    fresh.mode = DataMode::fresh;
+    EXPECT_TRUE(on_chip_launches(fresh, CudaOptions{}).empty()) << what << ", fresh";
+    GroupSpec many_rows = g;
+    many_rows.points = shape.n == 2 ? 2000 : 800;  // 1600 and 640 rows: 50 KiB each
+    EXPECT_TRUE(on_chip_launches(many_rows, CudaOptions{}).empty()) << what << ", too many rows";
+  }
+}
+
 TEST(EmulatedCuda, DeviceMemoryIsGivenBackAfterTraining) {
   const size_t before = sp_emu::device_memory_in_use();
   GroupSpec g = sweep(7, 3, DataMode::fixed, 9, 12);

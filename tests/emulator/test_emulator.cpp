@@ -62,6 +62,40 @@ TEST(Emulator, InvalidLaunchConfigurationsAreRefused) {
   cudaFree(out);
 }
 
+// ---------------------------------------------------------------- dynamic shared memory
+// Each block's threads write their index into the block's dynamic shared memory; after the
+// barrier each thread reads its neighbour's, and the slot past the written ones (never written).
+__global__ void neighbours_in_dynamic_shared(float* out) {
+  float* shared = static_cast<float*>(sp_emu::dynamic_shared_memory());
+  const unsigned t = threadIdx.x;
+  shared[t] = static_cast<float>(blockIdx.x * 100 + t);
+  __syncthreads();
+  out[(blockIdx.x * blockDim.x + t) * 2] = shared[(t + 1) % blockDim.x];
+  out[(blockIdx.x * blockDim.x + t) * 2 + 1] = shared[blockDim.x];
+}
+
+TEST(Emulator, DynamicSharedMemoryIsPerBlockSizedByTheLaunchAndNaNUntilWritten) {
+  const unsigned blocks = 3, threads = 64;
+  float* out = device_alloc<float>(blocks * threads * 2);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = (threads + 1) * sizeof(float);
+  ASSERT_EQ(cudaLaunchKernelEx(&config, neighbours_in_dynamic_shared, out), cudaSuccess);
+  const std::vector<float> got = download(out, blocks * threads * 2);
+  for (unsigned b = 0; b < blocks; ++b)
+    for (unsigned t = 0; t < threads; ++t) {
+      EXPECT_EQ(got[(b * threads + t) * 2], static_cast<float>(b * 100 + (t + 1) % threads));
+      EXPECT_TRUE(std::isnan(got[(b * threads + t) * 2 + 1]));
+    }
+  // More than a launch gets without opting in (48 KiB) is refused, as on a device.
+  config.dynamicSmemBytes = (size_t{48} << 10) + 4;
+  EXPECT_EQ(cudaLaunchKernelEx(&config, neighbours_in_dynamic_shared, out),
+            cudaErrorInvalidConfiguration);
+  cudaGetLastError();
+  cudaFree(out);
+}
+
 // ---------------------------------------------------------------- warp collectives
 __global__ void shuffles(int* out) {
   const int lane = static_cast<int>(threadIdx.x % 32);

@@ -29,6 +29,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 struct uint3 {
   unsigned x, y, z;
@@ -74,6 +75,12 @@ uint64_t warp_collective(const char* operation, unsigned mask, uint64_t value, i
 using Combine = uint64_t (*)(uint64_t, uint64_t);
 uint64_t warp_reduce(const char* operation, uint64_t value, Combine combine);
 void block_barrier();
+// The running block's dynamic shared memory: the launch's dynamicSmemBytes (kernels declare it
+// `extern __shared__`, which has no C++ spelling; kernels/fused_step.cu calls this instead).
+void* dynamic_shared_memory();
+// The dynamic shared memory a launch may ask for: 48 KiB, as on a device whose kernel has not
+// opted in to more (cudaFuncSetAttribute, which the emulator does not have).
+constexpr size_t kDynamicSharedLimit = size_t{48} << 10;
 // The calling thread's lane in its warp (threads are numbered x first, as CUDA does).
 inline int lane_id() {
   return static_cast<int>((threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) %
@@ -96,6 +103,10 @@ size_t device_memory_in_use();
 // The most device memory in use at once since the last reset.
 size_t device_memory_peak();
 void reset_device_memory_peak();
+// The dynamic shared memory each launch asked for, in launch order, since the last
+// clear_launch_log (so that a test can tell which kernels a run launched).
+std::vector<size_t> launched_dynamic_shared_bytes();
+void clear_launch_log();
 // Host threads running blocks (default: all cores, or SP_EMULATOR_THREADS).
 void set_host_threads(int threads);
 
