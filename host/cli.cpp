@@ -27,6 +27,7 @@ struct CommonOptions {
   std::string out;
   int threads = 0;
   int steps_per_launch = 100;
+  std::string fixed_rows = "auto";
 };
 
 void add_common(CLI::App* command, CommonOptions& common, const std::string& default_out) {
@@ -40,6 +41,13 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
       ->add_option("--steps-per-launch", common.steps_per_launch,
                    "cuda backend: training steps per kernel launch (K; results do not change)")
       ->capture_default_str();
+  command
+      ->add_option(
+          "--fixed-rows", common.fixed_rows,
+          "cuda backend, fixed data: where each step reads the training rows: auto (shared "
+          "memory where they fit, else device memory) | memory | regenerate (drawn again "
+          "from their counters); results do not change")
+      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
@@ -51,8 +59,13 @@ std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
         fmt::format("--steps-per-launch: {} is outside the accepted range [1, 1000000]",
                     common.steps_per_launch));
   const BackendKind kind = parse_backend_kind(common.backend, "--backend");
+  if (common.fixed_rows != "auto" && common.fixed_rows != "memory" &&
+      common.fixed_rows != "regenerate")
+    throw UsageError(fmt::format("--fixed-rows: '{}' is not accepted (auto, memory or regenerate)",
+                                 common.fixed_rows));
   CudaOptions cuda;
   cuda.steps_per_launch = common.steps_per_launch;
+  cuda.fixed_rows = common.fixed_rows == "auto" ? "" : common.fixed_rows;
   auto backend = make_backend(kind, common.threads, cuda);
   if (kind == BackendKind::automatic)
     fmt::print(stderr, "superpose: --backend auto chose {} ({})\n", backend->name(),

@@ -79,6 +79,7 @@ TEST(CliBadInput, OneLineNamingTheOptionExitTwoNothingWritten) {
       {"eval_fraction", "--eval-fraction 1", "--eval-fraction"},
       {"steps", "--steps 0", "--steps"},
       {"steps_per_launch", "--steps-per-launch 0", "--steps-per-launch"},
+      {"fixed_rows", "--fixed-rows disk", "--fixed-rows"},
       {"not_a_number", "--lr fast", "--lr"},
       {"data_malformed", "--data " + garbage, "--data"},
       {"data_wrong_columns", "--data " + three_columns, "--data"},

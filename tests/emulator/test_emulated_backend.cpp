@@ -185,6 +185,10 @@ TEST(EmulatedCli, TheCommandsOnTheEmulatedDeviceWriteTheCpuBackendsResults) {
   };
   const Command commands[] = {
       {"experiments", "experiments --seeds 3"},
+      // The essay's (2,1) fixed runs keep their 800 training rows on chip by default; read from
+      // device memory or drawn again, every byte is the same.
+      {"experiments_memory", "experiments --seeds 2 --fixed-rows memory"},
+      {"experiments_regenerate", "experiments --seeds 2 --fixed-rows regenerate"},
       {"sweep",
        "sweep --features 5 --hidden 2 --data-mode fresh --batch 256 --density 0.3,1 "
        "--importance-decay 0.9 --seed 'range(0,3)' --steps 60 --eval-every 20 --trajectories "
