@@ -37,7 +37,11 @@ std::unique_ptr<Backend> make_backend(BackendKind kind, int threads, const CudaO
     case BackendKind::automatic:
       break;
   }
-  return cuda_available() ? make_cuda_backend(cuda) : make_cpu_backend(threads);
+  const CudaStatus status = cuda_status();
+  if (status.problem.empty()) return make_cuda_backend(cuda);
+  if (status.device)
+    fmt::print(stderr, "superpose: not using the CUDA device: {}\n", status.problem);
+  return make_cpu_backend(threads);
 }
 
 }  // namespace sp

@@ -35,9 +35,18 @@ struct CudaOptions {
   std::string fixed_rows;
 };
 
-// True when this build has the CUDA backend and a device is present.
+// Whether the cuda backend can run here: `device`, a CUDA device is present; `problem`, why the
+// backend cannot run ("" when it can: no backend in this build, no device, or kernels built for
+// another architecture than the device's, with the command that rebuilds them).
+struct CudaStatus {
+  bool device = false;
+  std::string problem;
+};
+CudaStatus cuda_status();
+// True when this build has the CUDA backend and its kernels run on a device present here.
 bool cuda_available();
-// `automatic` picks cuda when a device is present, else cpu. threads = 0: all cores.
+// `automatic` picks cuda when it is available, else cpu (saying why on stderr when a device is
+// present but cannot be used). threads = 0: all cores.
 std::unique_ptr<Backend> make_backend(BackendKind kind, int threads = 0,
                                       const CudaOptions& cuda = CudaOptions{});
 

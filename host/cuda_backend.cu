@@ -297,16 +297,32 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-bool cuda_available() {
+CudaStatus cuda_status() {
   int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return {false, "no CUDA device is present"};
+  }
+  if (const char* error = cuda::kernel_image_error()) {
+    cudaDeviceProp properties{};
+    SP_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
+    const std::string arch = fmt::format("{}{}", properties.major, properties.minor);
+    return {true, fmt::format("this build's kernels are for CUDA architecture {} and cannot run on "
+                              "the {} (sm_{}): {}; rebuild them for it with "
+                              "`scripts/setup -DSUPERPOSE_CUDA_ARCH={}`",
+                              SUPERPOSE_CUDA_ARCHITECTURES, properties.name, arch, error, arch)};
+  }
+  return {true, ""};
 }
 
+bool cuda_available() { return cuda_status().problem.empty(); }
+
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
-  if (!cuda_available())
+  if (const CudaStatus status = cuda_status(); !status.problem.empty())
     throw UsageError(
-        "--backend: cuda needs a CUDA device and none is present (accepted here: "
-        "auto, cpu, reference)");
+        fmt::format("--backend: cuda cannot run here: {} (accepted here: auto, cpu, "
+                    "reference)",
+                    status.problem));
   if (options.steps_per_launch < 1) throw UsageError("--steps-per-launch: must be at least 1");
   if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared")
     throw UsageError(

@@ -3,6 +3,8 @@
 
 namespace sp {
 
+CudaStatus cuda_status() { return {false, "this build has no CUDA backend (no nvcc found)"}; }
+
 bool cuda_available() { return false; }
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions&) {

@@ -446,6 +446,14 @@ bool rows_fit_on_chip(Mapping mapping, int n, int train_rows) {
          on_chip_bytes(n, train_rows) <= kOnChipBytesPerBlock;
 }
 
+const char* kernel_image_error() {
+  cudaFuncAttributes attributes{};
+  const cudaError_t error = cudaFuncGetAttributes(&attributes, train_steps_registers<2, 1, false>);
+  if (error == cudaSuccess) return nullptr;
+  cudaGetLastError();
+  return cudaGetErrorString(error);
+}
+
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping) {
   return mapping == Mapping::global ? lane_scratch_floats(n, m) : 0;
 }

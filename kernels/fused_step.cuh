@@ -73,6 +73,10 @@ bool rows_fit_on_chip(Mapping mapping, int n, int train_rows);
 // Scratch floats per lane the global mapping needs (0 for the register mappings).
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping);
 
+// Why the kernels cannot run on device 0 (the runtime's error text: no kernel image for its
+// architecture, typically), or null when they can.
+const char* kernel_image_error();
+
 // Trains steps first_step .. first_step + count − 1 (0-based) of every model in one launch.
 void launch_train_steps(const DeviceChunk& chunk, int first_step, int count, void* stream);
 

@@ -20,10 +20,11 @@ constexpr bool kEmulated = true;
 constexpr bool kEmulated = false;
 #endif
 
-#define SKIP_WITHOUT_GPU()                                            \
-  if (!cuda_available())                                              \
-  GTEST_SKIP() << "no CUDA device on this machine: GPU test skipped " \
-                  "(run scripts/gpu-check on a machine with one)"
+#define SKIP_WITHOUT_GPU()                                                  \
+  if (const CudaStatus status = cuda_status(); !status.problem.empty())     \
+  GTEST_SKIP() << status.problem                                            \
+               << ": GPU test skipped (run scripts/gpu-check on a machine " \
+                  "with one)"
 
 class CudaVsCpu : public ::testing::TestWithParam<std::tuple<Shape, DataMode>> {};
 

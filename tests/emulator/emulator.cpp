@@ -44,6 +44,7 @@ struct Settings {
   uint64_t order_seed = 0;
   size_t device_memory = size_t{4} << 30;
   int host_threads = 0;  // 0: all cores
+  bool kernel_images = true;
   Settings() {
     if (const char* bytes = std::getenv("SP_EMULATOR_DEVICE_MEMORY"))
       device_memory = std::strtoull(bytes, nullptr, 10);
@@ -530,6 +531,20 @@ void clear_launch_log() {
   launch_log().dynamic_shared_bytes.clear();
 }
 
+void set_kernel_images_present(bool present) {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  settings().kernel_images = present;
+}
+
+cudaError_t kernel_attributes(cudaFuncAttributes* attributes) {
+  {
+    std::lock_guard<std::mutex> lock(settings().mutex);
+    if (!settings().kernel_images) return record(cudaErrorNoKernelImageForDevice);
+  }
+  *attributes = cudaFuncAttributes{0, 1024, 0};  // the emulator has no registers to count
+  return cudaSuccess;
+}
+
 void set_host_threads(int threads) {
   std::lock_guard<std::mutex> lock(settings().mutex);
   settings().host_threads = threads;
@@ -554,6 +569,8 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorInvalidDevicePointer";
     case cudaErrorNoDevice:
       return "cudaErrorNoDevice";
+    case cudaErrorNoKernelImageForDevice:
+      return "cudaErrorNoKernelImageForDevice";
   }
   return "unknown error";
 }
@@ -572,6 +589,8 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "invalid device pointer";
     case cudaErrorNoDevice:
       return "no CUDA-capable device is detected";
+    case cudaErrorNoKernelImageForDevice:
+      return "no kernel image is available for execution on the device";
   }
   return "unknown error";
 }

@@ -144,6 +144,42 @@ TEST(EmulatedCuda, ADeviceTooSmallForOneModelIsAClearError) {
   }
 }
 
+// A build whose kernels have no image for the device's architecture: `--backend cuda` says so and
+// how to rebuild; `--backend auto` trains on the cpu and says why.
+TEST(EmulatedCuda, KernelsForAnotherArchitectureAreAClearErrorAndAutoUsesTheCpu) {
+  struct Restore {
+    ~Restore() { sp_emu::set_kernel_images_present(true); }
+  } restore;
+  sp_emu::set_kernel_images_present(false);
+  const CudaStatus status = cuda_status();
+  EXPECT_TRUE(status.device);
+  EXPECT_FALSE(cuda_available());
+  EXPECT_NE(status.problem.find("no kernel image is available"), std::string::npos)
+      << status.problem;
+  EXPECT_NE(status.problem.find("scripts/setup -DSUPERPOSE_CUDA_ARCH=90"), std::string::npos)
+      << status.problem;
+  try {
+    make_cuda_backend();
+    FAIL() << "expected an error";
+  } catch (const UsageError& error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("--backend: cuda cannot run here: this build's "
+                        "kernels are for CUDA architecture"),
+              std::string::npos)
+        << error.what();
+  }
+  ::testing::internal::CaptureStderr();
+  const auto backend = make_backend(BackendKind::automatic);
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(backend->name(), "cpu");
+  EXPECT_NE(said.find("superpose: not using the CUDA device: this build's kernels"),
+            std::string::npos)
+      << said;
+  sp_emu::set_kernel_images_present(true);
+  EXPECT_EQ(cuda_status().problem, "");
+  EXPECT_EQ(make_backend(BackendKind::automatic)->name(), "cuda");
+}
+
 // ---------------------------------------------------------------- the command line
 Outcome run(const std::string& arguments) {
   return run_shell(std::string(SUPERPOSE_EMULATED_BINARY) + " " + arguments + " 2>&1");

@@ -107,6 +107,9 @@ void reset_device_memory_peak();
 // clear_launch_log (so that a test can tell which kernels a run launched).
 std::vector<size_t> launched_dynamic_shared_bytes();
 void clear_launch_log();
+// Whether the kernels have an image for the emulated device (default true; false stands for a
+// build for another architecture: cudaFuncGetAttributes says cudaErrorNoKernelImageForDevice).
+void set_kernel_images_present(bool present);
 // Host threads running blocks (default: all cores, or SP_EMULATOR_THREADS).
 void set_host_threads(int threads);
 

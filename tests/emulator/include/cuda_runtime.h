@@ -60,6 +60,7 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorNoDevice = 100,
+  cudaErrorNoKernelImageForDevice = 209,
 };
 using cudaError = cudaError_t;
 enum cudaMemcpyKind {
@@ -122,6 +123,19 @@ cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEvent_t end);
+
+struct cudaFuncAttributes {
+  size_t sharedSizeBytes;
+  int maxThreadsPerBlock;
+  int numRegs;
+};
+namespace sp_emu {
+cudaError_t kernel_attributes(cudaFuncAttributes* attributes);
+}
+template <class T>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, T*) {
+  return ::sp_emu::kernel_attributes(attributes);
+}
 
 namespace sp_emu {
 cudaError_t record_launch(LaunchStatus status);
