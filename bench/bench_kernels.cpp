@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -154,6 +155,32 @@ int main(int argc, char** argv) {
   fmt::print("{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12} {:>14} {:>13} {:>8}\n", "(n,m)",
              "variant", "K", "models", "data", "rows", "steps", "max rel err", "sample-steps/s",
              "model-steps/s", "ceiling");
+  // The JSON is rewritten after every result (to a temporary, then renamed: never half a file),
+  // so that a run cut short — a lent GPU's time limit — keeps what it measured; "complete" says
+  // whether it ran to the end.
+  auto save = [&](bool complete) {
+    if (out.empty()) return;
+    const nlohmann::json doc = {
+        {"tool", "bench_kernels"},
+        {"version", SUPERPOSE_VERSION},
+        {"device", properties.name},
+        {"sms", properties.multiProcessorCount},
+        {"clock_ghz", clock_khz / 1e6},
+        {"thread_instructions_per_s", issue_per_s},
+        {"timing",
+         "CUDA events around the cuda backend's train(): upload, launches, download; "
+         "median of repeats after a warm-up"},
+        {"ceiling",
+         "bench/CEILING.md: issue rate / thread-instructions per sample-step (SASS counts from "
+         "bench/sass_report.py, " +
+             counts.arch() + ")"},
+        {"smoke", smoke},
+        {"complete", complete},
+        {"results", results}};
+    const std::string temporary = out + ".tmp";
+    std::ofstream(temporary) << doc.dump(2) << "\n";
+    std::filesystem::rename(temporary, out);
+  };
   struct Shape {
     int n, m;
   };
@@ -231,29 +258,12 @@ int main(int argc, char** argv) {
                              {"instructions_per_sample", instructions},
                              {"ceiling_sample_steps_per_s", ceiling},
                              {"fraction_of_ceiling", ceiling > 0 ? sample_steps / ceiling : 0.0}});
+          save(false);
         }
       }
     }
   }
-  if (!out.empty()) {
-    const nlohmann::json doc = {
-        {"tool", "bench_kernels"},
-        {"version", SUPERPOSE_VERSION},
-        {"device", properties.name},
-        {"sms", properties.multiProcessorCount},
-        {"clock_ghz", clock_khz / 1e6},
-        {"thread_instructions_per_s", issue_per_s},
-        {"timing",
-         "CUDA events around the cuda backend's train(): upload, launches, download; "
-         "median of repeats after a warm-up"},
-        {"ceiling",
-         "bench/CEILING.md: issue rate / thread-instructions per sample-step (SASS counts from "
-         "bench/sass_report.py, " +
-             counts.arch() + ")"},
-        {"smoke", smoke},
-        {"results", results}};
-    std::ofstream(out) << doc.dump(2) << "\n";
-  }
+  save(true);
   check(cudaEventDestroy(start), "cudaEventDestroy");
   check(cudaEventDestroy(stop), "cudaEventDestroy");
   if (!all_valid) fmt::print(stderr, "bench_kernels: a variant disagrees with the cpu backend\n");
