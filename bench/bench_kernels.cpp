@@ -13,7 +13,6 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,6 +20,7 @@
 
 #include "bench/bench_group.hpp"
 #include "host/backend.hpp"
+#include "host/run_dir.hpp"
 #include "kernels/fused_step.cuh"
 
 namespace {
@@ -177,9 +177,7 @@ int main(int argc, char** argv) {
         {"smoke", smoke},
         {"complete", complete},
         {"results", results}};
-    const std::string temporary = out + ".tmp";
-    std::ofstream(temporary) << doc.dump(2) << "\n";
-    std::filesystem::rename(temporary, out);
+    sp::write_file_atomically(out, [&](std::ostream& file) { file << doc.dump(2) << "\n"; });
   };
   struct Shape {
     int n, m;

@@ -7,11 +7,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_group.hpp"
 #include "host/backend.hpp"
+#include "host/run_dir.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_train: sample-steps/s of a superpose backend"};
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
                                 {"repeats", repeats},
                                 {"timing", "median wall time of backend->train(), end to end"},
                                 {"results", results}};
-    std::ofstream(out) << doc.dump(2) << "\n";
+    sp::write_file_atomically(out, [&](std::ostream& file) { file << doc.dump(2) << "\n"; });
   }
   return 0;
 }

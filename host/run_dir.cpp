@@ -36,8 +36,14 @@ void RunDir::write(const std::string& name, const std::string& bytes) const {
 
 void RunDir::write_with(const std::string& name,
                         const std::function<void(std::ostream&)>& fill) const {
-  const fs::path final_path = fs::path(path_) / name;
-  const fs::path temporary = fs::path(path_) / fmt::format(".{}.tmp-{}", name, ::getpid());
+  write_file_atomically((fs::path(path_) / name).string(), fill);
+}
+
+void write_file_atomically(const std::string& path,
+                           const std::function<void(std::ostream&)>& fill) {
+  const fs::path final_path(path);
+  const fs::path temporary = final_path.parent_path() /
+                             fmt::format(".{}.tmp-{}", final_path.filename().string(), ::getpid());
   try {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     fill(out);

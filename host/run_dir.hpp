@@ -13,6 +13,10 @@
 
 namespace sp {
 
+// Writes `path` whole or not at all: `fill` writes a temporary beside it, which is then renamed
+// into place (removed, and the error thrown, when writing fails).
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& fill);
+
 class RunDir {
  public:
   // Creates DIR and its parents and proves it writable; throws UsageError naming `option`.
