@@ -73,6 +73,13 @@ std::string rows_for(const Variant& variant, int n, int m, sp::DataMode mode, in
   return "loaded";
 }
 
+// The mapping a run of the variant uses (as host/cuda_backend.cu picks it).
+sp::cuda::Mapping mapping_of(const Variant& variant, int n, int m) {
+  if (variant.options.mapping == "global") return sp::cuda::Mapping::global;
+  if (variant.options.mapping == "shared") return sp::cuda::shared_mapping_for(n, m);
+  return sp::cuda::mapping_for(n, m);
+}
+
 // The training kernel a run of the variant launches, as sass_report names it.
 std::string kernel_for(const Variant& variant, const std::string& rows) {
   if (variant.kernel.rfind("train_steps_registers", 0) != 0) return variant.kernel;
@@ -152,9 +159,9 @@ int main(int argc, char** argv) {
   check(cudaEventCreate(&stop), "cudaEventCreate");
   auto cpu = sp::make_cpu_backend(0);
   nlohmann::json results = nlohmann::json::array();
-  fmt::print("{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12} {:>14} {:>13} {:>8}\n", "(n,m)",
-             "variant", "K", "models", "data", "rows", "steps", "max rel err", "sample-steps/s",
-             "model-steps/s", "ceiling");
+  fmt::print("{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12} {:>14} {:>13} {:>8} {:>8}\n",
+             "(n,m)", "variant", "K", "models", "data", "rows", "steps", "max rel err",
+             "sample-steps/s", "model-steps/s", "ceiling", "warps/SM");
   // The JSON is rewritten after every result (to a temporary, then renamed: never half a file),
   // so that a run cut short — a lent GPU's time limit — keeps what it measured; "complete" says
   // whether it ran to the end.
@@ -230,13 +237,16 @@ int main(int argc, char** argv) {
           const std::string kernel = kernel_for(variant, rows);
           const double instructions = counts.per_sample(kernel, rows);
           const double ceiling = instructions > 0 ? issue_per_s / instructions : 0;
+          const int warps_per_sm = sp::cuda::train_warps_per_sm(
+              mapping_of(variant, shape.n, shape.m), rows == "on chip", shape.n, g.train_rows());
           fmt::print(
-              "{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8}{}\n",
+              "{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8} "
+              "{:>8}{}\n",
               fmt::format("({},{})", shape.n, shape.m), variant.name,
               variant.options.steps_per_launch, models, sp::to_string(mode), rows, steps, max_rel,
               sample_steps, models * steps / seconds,
               ceiling > 0 ? fmt::format("{:.1f}%", 100 * sample_steps / ceiling) : "-",
-              valid ? "" : "  INVALID");
+              warps_per_sm > 0 ? std::to_string(warps_per_sm) : "-", valid ? "" : "  INVALID");
           std::fflush(stdout);
           results.push_back({{"n", shape.n},
                              {"m", shape.m},
@@ -246,6 +256,7 @@ int main(int argc, char** argv) {
                              {"data_mode", sp::to_string(mode)},
                              {"rows", rows},
                              {"kernel", kernel},
+                             {"resident_warps_per_sm", warps_per_sm},
                              {"batch", batch},
                              {"steps", steps},
                              {"median_s", seconds},

@@ -413,17 +413,36 @@ size_t on_chip_bytes(int n, int train_rows) {
   return static_cast<size_t>(kWarpsPerBlock) * train_rows * n * sizeof(float);
 }
 
-// The registers mapping's kernel for one launch: rows on chip where the chunk allows it and the
-// launch has more than one step to reuse them (one step reads each row once: a copy is no gain).
-template <int N, int M>
-void launch_registers(const DeviceChunk& d, int first_step, int count, cudaStream_t stream,
-                      const char* name, const char* name_on_chip) {
-  if (d.rows_on_chip && count > 1)
-    launch(name_on_chip, train_steps_registers<N, M, true>, blocks_for(d.models), kThreads,
-           on_chip_bytes(N, d.train_rows), stream, d, first_step, count);
-  else
-    launch(name, train_steps_registers<N, M, false>, blocks_for(d.models), kThreads, 0, stream, d,
-           first_step, count);
+// The training kernel a launch of `count` steps of the chunk runs, its name and its dynamic shared
+// memory: the mapping's, with rows on chip where the chunk allows it and the launch has more than
+// one step to reuse them (one step reads each row once: a copy is no gain).
+struct TrainKernel {
+  void (*kernel)(DeviceChunk, int, int);
+  const char* name;
+  size_t dynamic_shared_bytes;
+};
+
+TrainKernel train_kernel_for(const DeviceChunk& d, int count) {
+  const bool on_chip = d.rows_on_chip && count > 1;
+  switch (d.mapping) {
+    case Mapping::registers_2x1:
+      if (on_chip)
+        return {train_steps_registers<2, 1, true>, "train_steps_registers<2, 1, true>",
+                on_chip_bytes(2, d.train_rows)};
+      return {train_steps_registers<2, 1, false>, "train_steps_registers<2, 1, false>", 0};
+    case Mapping::registers_5x2:
+      if (on_chip)
+        return {train_steps_registers<5, 2, true>, "train_steps_registers<5, 2, true>",
+                on_chip_bytes(5, d.train_rows)};
+      return {train_steps_registers<5, 2, false>, "train_steps_registers<5, 2, false>", 0};
+    case Mapping::shared_5x2:
+      return {train_steps_shared<5, 2>, "train_steps_shared<5, 2>", 0};
+    case Mapping::shared_20x5:
+      return {train_steps_shared<20, 5>, "train_steps_shared<20, 5>", 0};
+    case Mapping::global:
+      break;
+  }
+  return {train_steps_global, "train_steps_global", 0};
 }
 
 }  // namespace
@@ -460,29 +479,25 @@ size_t scratch_floats_per_lane(int n, int m, Mapping mapping) {
 
 void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* stream) {
   if (d.models == 0 || count == 0) return;
-  const auto s = static_cast<cudaStream_t>(stream);
-  switch (d.mapping) {
-    case Mapping::registers_2x1:
-      launch_registers<2, 1>(d, first_step, count, s, "train_steps_registers<2, 1, false>",
-                             "train_steps_registers<2, 1, true>");
-      break;
-    case Mapping::registers_5x2:
-      launch_registers<5, 2>(d, first_step, count, s, "train_steps_registers<5, 2, false>",
-                             "train_steps_registers<5, 2, true>");
-      break;
-    case Mapping::shared_5x2:
-      launch("train_steps_shared<5, 2>", train_steps_shared<5, 2>, blocks_for(d.models), kThreads,
-             0, s, d, first_step, count);
-      break;
-    case Mapping::shared_20x5:
-      launch("train_steps_shared<20, 5>", train_steps_shared<20, 5>, blocks_for(d.models), kThreads,
-             0, s, d, first_step, count);
-      break;
-    case Mapping::global:
-      launch("train_steps_global", train_steps_global, blocks_for(d.models), kThreads, 0, s, d,
-             first_step, count);
-      break;
+  const TrainKernel chosen = train_kernel_for(d, count);
+  launch(chosen.name, chosen.kernel, blocks_for(d.models), kThreads, chosen.dynamic_shared_bytes,
+         static_cast<cudaStream_t>(stream), d, first_step, count);
+}
+
+int train_warps_per_sm(Mapping mapping, bool rows_on_chip, int n, int train_rows) {
+  DeviceChunk d;
+  d.mapping = mapping;
+  d.rows_on_chip = rows_on_chip;
+  d.train_rows = train_rows;
+  d.n = n;
+  const TrainKernel chosen = train_kernel_for(d, 2);
+  int blocks = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, chosen.kernel, kThreads,
+                                                    chosen.dynamic_shared_bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
   }
+  return blocks * kWarpsPerBlock;
 }
 
 void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int rows, float* out,

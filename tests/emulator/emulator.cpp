@@ -545,6 +545,8 @@ cudaError_t kernel_attributes(cudaFuncAttributes* attributes) {
   return cudaSuccess;
 }
 
+cudaError_t not_supported() { return record(cudaErrorNotSupported); }
+
 void set_host_threads(int threads) {
   std::lock_guard<std::mutex> lock(settings().mutex);
   settings().host_threads = threads;
@@ -571,6 +573,8 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorNoDevice";
     case cudaErrorNoKernelImageForDevice:
       return "cudaErrorNoKernelImageForDevice";
+    case cudaErrorNotSupported:
+      return "cudaErrorNotSupported";
   }
   return "unknown error";
 }
@@ -591,6 +595,8 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "no CUDA-capable device is detected";
     case cudaErrorNoKernelImageForDevice:
       return "no kernel image is available for execution on the device";
+    case cudaErrorNotSupported:
+      return "operation not supported";
   }
   return "unknown error";
 }

@@ -61,6 +61,7 @@ enum cudaError_t {
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorNoDevice = 100,
   cudaErrorNoKernelImageForDevice = 209,
+  cudaErrorNotSupported = 801,
 };
 using cudaError = cudaError_t;
 enum cudaMemcpyKind {
@@ -131,10 +132,17 @@ struct cudaFuncAttributes {
 };
 namespace sp_emu {
 cudaError_t kernel_attributes(cudaFuncAttributes* attributes);
-}
+cudaError_t not_supported();
+}  // namespace sp_emu
 template <class T>
 cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, T*) {
   return ::sp_emu::kernel_attributes(attributes);
+}
+// Occupancy turns on registers, which only nvcc knows: the emulator says it cannot tell.
+template <class T>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, T*, int, size_t) {
+  *blocks = 0;
+  return ::sp_emu::not_supported();
 }
 
 namespace sp_emu {
