@@ -10,9 +10,11 @@
 // or mask), a collective that waits for a lane that has exited, a shuffle from a lane outside the
 // mask, a deadlock; cub::WarpReduce's result used outside lane 0 (the other lanes get NaN, so such
 // a use shows up as a wrong number); device memory read before it is written (cudaMalloc fills
-// it with NaN bytes); copies outside an allocation; launches with an invalid configuration. Under
-// AddressSanitizer every device buffer is its own heap block, so a kernel's out-of-bounds access
-// is reported with its stack (the fiber switches are annotated for ASan). The order in which lanes
+// it with NaN bytes), and dynamic shared memory too (each block's is NaN-filled); copies outside
+// an allocation; launches with an invalid configuration, or with more dynamic shared memory than a
+// launch gets without opting in (48 KiB). Under AddressSanitizer every device buffer, and every
+// block's dynamic shared memory, is its own heap block, so a kernel's out-of-bounds access is
+// reported with its stack (the fiber switches are annotated for ASan). The order in which lanes
 // run between collectives can be reversed or shuffled (set_lane_order), so a result that depends on
 // it — a race between lanes — shows up as a difference.
 //
