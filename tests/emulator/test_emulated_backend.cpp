@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -119,6 +120,35 @@ TEST(EmulatedCuda, FixedRowsGoOnChipWhereTheyFitWithTheCpuBackendsBits) {
     GroupSpec many_rows = g;
     many_rows.points = shape.n == 2 ? 2000 : 800;  // 1600 and 640 rows: 50 KiB each
     EXPECT_TRUE(on_chip_launches(many_rows, CudaOptions{}).empty()) << what << ", too many rows";
+  }
+}
+
+// Replayed data (train --data) is uploaded, not drawn: on chip, read from device memory, or with
+// "regenerate" (which replayed data cannot be: it stays in memory), the cpu backend's bits.
+TEST(EmulatedCuda, ReplayedDataTrainsAsOnTheCpuWhereverItsRowsAreRead) {
+  for (Shape shape : {Shape{2, 1}, Shape{20, 5}}) {
+    GroupSpec g = sweep(shape.n, shape.m, DataMode::fixed, 3, 30);
+    g.points = 600;
+    const GroupSpec generated = g;
+    uint64_t state = 12345;
+    for (ModelSpec& model : g.models) {
+      auto data = std::make_shared<std::vector<double>>();
+      for (int k = 0; k < g.points * shape.n; ++k) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        const double u = static_cast<double>(state >> 11) / 9007199254740992.0;
+        data->push_back(u < 0.3 ? 0.0 : u);  // sparse-looking rows
+      }
+      model.data = data;
+    }
+    const std::string what = std::to_string(shape.n) + "x" + std::to_string(shape.m);
+    const auto cpu = make_cpu_backend(0)->train(g);
+    EXPECT_NE(cpu[0].W, make_cpu_backend(0)->train(generated)[0].W) << what << ": data unused";
+    for (const std::string rows : {"", "memory", "regenerate"}) {
+      CudaOptions options;
+      options.fixed_rows = rows;
+      expect_identical_results(make_cuda_backend(options)->train(g), cpu,
+                               what + " replayed, fixed rows '" + rows + "'");
+    }
   }
 }
 
