@@ -445,6 +445,24 @@ TrainKernel train_kernel_for(const DeviceChunk& d, int count) {
   return {train_steps_global, "train_steps_global", 0};
 }
 
+using EvaluateKernel = void (*)(DeviceChunk, bool, int, int, float*);
+
+// The evaluation kernel of the chunk's shape (both 5 x 2 mappings share one), and its name.
+std::pair<EvaluateKernel, const char*> evaluate_kernel_for(Mapping mapping) {
+  switch (mapping) {
+    case Mapping::registers_2x1:
+      return {evaluate_kernel<2, 1>, "evaluate_kernel<2, 1>"};
+    case Mapping::registers_5x2:
+    case Mapping::shared_5x2:
+      return {evaluate_kernel<5, 2>, "evaluate_kernel<5, 2>"};
+    case Mapping::shared_20x5:
+      return {evaluate_kernel<20, 5>, "evaluate_kernel<20, 5>"};
+    case Mapping::global:
+      break;
+  }
+  return {evaluate_kernel<0, 0>, "evaluate_kernel<0, 0>"};
+}
+
 }  // namespace
 
 Mapping mapping_for(int n, int m) {
@@ -503,26 +521,9 @@ int train_warps_per_sm(Mapping mapping, bool rows_on_chip, int n, int train_rows
 void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int rows, float* out,
                      void* stream) {
   if (d.models == 0) return;
-  const auto s = static_cast<cudaStream_t>(stream);
-  switch (d.mapping) {
-    case Mapping::registers_2x1:
-      launch("evaluate_kernel<2, 1>", evaluate_kernel<2, 1>, blocks_for(d.models), kThreads, 0, s,
-             d, fresh_rows, row_offset, rows, out);
-      break;
-    case Mapping::shared_20x5:
-      launch("evaluate_kernel<20, 5>", evaluate_kernel<20, 5>, blocks_for(d.models), kThreads, 0, s,
-             d, fresh_rows, row_offset, rows, out);
-      break;
-    case Mapping::registers_5x2:
-    case Mapping::shared_5x2:
-      launch("evaluate_kernel<5, 2>", evaluate_kernel<5, 2>, blocks_for(d.models), kThreads, 0, s,
-             d, fresh_rows, row_offset, rows, out);
-      break;
-    case Mapping::global:
-      launch("evaluate_kernel<0, 0>", evaluate_kernel<0, 0>, blocks_for(d.models), kThreads, 0, s,
-             d, fresh_rows, row_offset, rows, out);
-      break;
-  }
+  const auto [kernel, name] = evaluate_kernel_for(d.mapping);
+  launch(name, kernel, blocks_for(d.models), kThreads, 0, static_cast<cudaStream_t>(stream), d,
+         fresh_rows, row_offset, rows, out);
 }
 
 void launch_generate_dataset(const DeviceChunk& d, float* dataset, void* stream) {
