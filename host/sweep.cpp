@@ -208,16 +208,19 @@ std::vector<size_t> SweepSpec::shape() const {
   return out;
 }
 
-ModelSpec SweepSpec::model(int64_t id, int* steps) const {
-  std::vector<size_t> index(axes.size());
+double SweepSpec::axis_value(int64_t id, const std::string& name, double fallback) const {
+  int64_t stride = 1;  // the last axis varies fastest
   for (size_t k = axes.size(); k-- > 0;) {
-    index[k] = static_cast<size_t>(id % static_cast<int64_t>(axes[k].size()));
-    id /= static_cast<int64_t>(axes[k].size());
+    const auto size = static_cast<int64_t>(axes[k].size());
+    if (axes[k].name == name) return axes[k].values[static_cast<size_t>((id / stride) % size)];
+    stride *= size;
   }
+  return fallback;
+}
+
+ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   auto value = [&](const std::string& name, double fallback) {
-    for (size_t k = 0; k < axes.size(); ++k)
-      if (axes[k].name == name) return axes[k].values[index[k]];
-    return fallback;
+    return axis_value(id, name, fallback);
   };
   const int n = base.n_features;
   ModelSpec m;
@@ -244,20 +247,12 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
       m.importance[relative_feature] = value("relative_importance", 1.0);
       break;
   }
-  if (steps) *steps = static_cast<int>(value("steps", base.steps));
+  if (steps) *steps = steps_of(id);
   return m;
 }
 
 int SweepSpec::steps_of(int64_t id) const {
-  int64_t stride = 1;
-  for (size_t k = axes.size(); k-- > 0;) {
-    if (axes[k].name == "steps")
-      return static_cast<int>(
-          axes[k]
-              .values[static_cast<size_t>((id / stride) % static_cast<int64_t>(axes[k].size()))]);
-    stride *= static_cast<int64_t>(axes[k].size());
-  }
-  return base.steps;
+  return static_cast<int>(axis_value(id, "steps", base.steps));
 }
 
 std::vector<std::pair<std::string, std::string>> analysis_columns(const GroupSpec& group,

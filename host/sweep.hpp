@@ -54,6 +54,8 @@ struct SweepSpec {
   // The model with row-major id `id`, and the steps it trains for.
   ModelSpec model(int64_t id, int* steps) const;
   int steps_of(int64_t id) const;  // the same steps, without building the model
+  // The value of axis `name` at the row-major id (`fallback` where there is no such axis).
+  double axis_value(int64_t id, const std::string& name, double fallback) const;
 };
 
 // Builds the standard axes from command-line strings (see parse_axis); validates every value and
