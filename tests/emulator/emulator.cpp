@@ -557,49 +557,39 @@ void set_host_threads(int threads) {
 // ---------------------------------------------------------------- the runtime API
 using sp_emu::record;
 
-const char* cudaGetErrorName(cudaError_t error) {
+namespace {
+// Each error's name and the runtime's text for it (one switch: -Wswitch names a missing one).
+struct ErrorText {
+  const char* name;
+  const char* text;
+};
+ErrorText error_text(cudaError_t error) {
   switch (error) {
     case cudaSuccess:
-      return "cudaSuccess";
+      return {"cudaSuccess", "no error"};
     case cudaErrorInvalidValue:
-      return "cudaErrorInvalidValue";
+      return {"cudaErrorInvalidValue", "invalid argument"};
     case cudaErrorMemoryAllocation:
-      return "cudaErrorMemoryAllocation";
+      return {"cudaErrorMemoryAllocation", "out of memory"};
     case cudaErrorInvalidConfiguration:
-      return "cudaErrorInvalidConfiguration";
+      return {"cudaErrorInvalidConfiguration", "invalid configuration argument"};
     case cudaErrorInvalidDevicePointer:
-      return "cudaErrorInvalidDevicePointer";
+      return {"cudaErrorInvalidDevicePointer", "invalid device pointer"};
     case cudaErrorNoDevice:
-      return "cudaErrorNoDevice";
+      return {"cudaErrorNoDevice", "no CUDA-capable device is detected"};
     case cudaErrorNoKernelImageForDevice:
-      return "cudaErrorNoKernelImageForDevice";
+      return {"cudaErrorNoKernelImageForDevice",
+              "no kernel image is available for execution on the device"};
     case cudaErrorNotSupported:
-      return "cudaErrorNotSupported";
+      return {"cudaErrorNotSupported", "operation not supported"};
   }
-  return "unknown error";
+  return {"unknown error", "unknown error"};
 }
+}  // namespace
 
-const char* cudaGetErrorString(cudaError_t error) {
-  switch (error) {
-    case cudaSuccess:
-      return "no error";
-    case cudaErrorInvalidValue:
-      return "invalid argument";
-    case cudaErrorMemoryAllocation:
-      return "out of memory";
-    case cudaErrorInvalidConfiguration:
-      return "invalid configuration argument";
-    case cudaErrorInvalidDevicePointer:
-      return "invalid device pointer";
-    case cudaErrorNoDevice:
-      return "no CUDA-capable device is detected";
-    case cudaErrorNoKernelImageForDevice:
-      return "no kernel image is available for execution on the device";
-    case cudaErrorNotSupported:
-      return "operation not supported";
-  }
-  return "unknown error";
-}
+const char* cudaGetErrorName(cudaError_t error) { return error_text(error).name; }
+
+const char* cudaGetErrorString(cudaError_t error) { return error_text(error).text; }
 
 cudaError_t cudaGetLastError() {
   const cudaError_t error = sp_emu::last_error;
