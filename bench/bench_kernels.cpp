@@ -67,7 +67,7 @@ struct Variant {
 std::string rows_for(const Variant& variant, int n, int m, sp::DataMode mode, int train_rows) {
   if (mode == sp::DataMode::fresh || variant.options.fixed_rows == "regenerate") return "drawn";
   const bool own_mapping = variant.options.mapping.empty();
-  if (own_mapping && variant.options.fixed_rows.empty() && variant.options.steps_per_launch > 1 &&
+  if (own_mapping && variant.options.fixed_rows == "auto" && variant.options.steps_per_launch > 1 &&
       sp::cuda::rows_fit_on_chip(sp::cuda::mapping_for(n, m), n, train_rows))
     return "on chip";
   return "loaded";

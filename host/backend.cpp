@@ -26,7 +26,23 @@ std::string cpu_model_name() {
   return "unknown CPU";
 }
 
+void check_cuda_options(const CudaOptions& options) {
+  if (options.steps_per_launch < 1 || options.steps_per_launch > 1000000)
+    throw UsageError(
+        fmt::format("--steps-per-launch: {} is outside the accepted range [1, 1000000]",
+                    options.steps_per_launch));
+  if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared")
+    throw UsageError(fmt::format(
+        "mapping: unknown '{}' (accepted: global, shared, or empty for the shape's own)",
+        options.mapping));
+  if (options.fixed_rows != "auto" && options.fixed_rows != "memory" &&
+      options.fixed_rows != "regenerate")
+    throw UsageError(fmt::format("--fixed-rows: '{}' is not accepted (auto, memory or regenerate)",
+                                 options.fixed_rows));
+}
+
 std::unique_ptr<Backend> make_backend(BackendKind kind, int threads, const CudaOptions& cuda) {
+  check_cuda_options(cuda);
   switch (kind) {
     case BackendKind::reference:
       return make_reference_backend();

@@ -28,12 +28,17 @@ struct CudaOptions {
   // mapping on any shape, "shared" the shared-weights mapping where the shape has one (5 x 2,
   // 20 x 5): the kernel harness compares the mappings this way.
   std::string mapping;
-  // Fixed data: "" keeps each model's dataset in device memory and, where the mapping can, its
-  // training rows in shared memory for the steps of a launch (cuda::rows_fit_on_chip); "memory"
-  // reads them from device memory every step; "regenerate" draws every row again from its
-  // counters wherever it is used (as fresh data does; replayed --data stays in memory).
-  std::string fixed_rows;
+  // Fixed data: "auto" keeps each model's dataset in device memory and, where the mapping can,
+  // its training rows in shared memory for the steps of a launch (cuda::rows_fit_on_chip);
+  // "memory" reads them from device memory every step; "regenerate" draws every row again from
+  // its counters wherever it is used (as fresh data does; replayed --data stays in memory).
+  std::string fixed_rows = "auto";
 };
+
+// Throws UsageError, naming the option, for a value CudaOptions does not accept (steps per launch
+// outside [1, 1000000], an unknown mapping or fixed-rows choice). make_backend checks every
+// backend's options, so that a bad --fixed-rows is an error on the cpu too.
+void check_cuda_options(const CudaOptions& options);
 
 // Whether the cuda backend can run here: `device`, a CUDA device is present; `problem`, why the
 // backend cannot run ("" when it can: no backend in this build, no device, or kernels built for

@@ -26,8 +26,7 @@ struct CommonOptions {
   std::string backend = "auto";
   std::string out;
   int threads = 0;
-  int steps_per_launch = 100;
-  std::string fixed_rows = "auto";
+  CudaOptions cuda;  // --steps-per-launch, --fixed-rows (checked by make_backend)
 };
 
 void add_common(CLI::App* command, CommonOptions& common, const std::string& default_out) {
@@ -38,12 +37,12 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
   command->add_option("--threads", common.threads, "CPU threads for the cpu backend (0: all)")
       ->capture_default_str();
   command
-      ->add_option("--steps-per-launch", common.steps_per_launch,
+      ->add_option("--steps-per-launch", common.cuda.steps_per_launch,
                    "cuda backend: training steps per kernel launch (K; results do not change)")
       ->capture_default_str();
   command
       ->add_option(
-          "--fixed-rows", common.fixed_rows,
+          "--fixed-rows", common.cuda.fixed_rows,
           "cuda backend, fixed data: where each step reads the training rows: auto (shared "
           "memory where they fit, else device memory) | memory | regenerate (drawn again "
           "from their counters); results do not change")
@@ -54,19 +53,8 @@ std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
   if (common.threads < 0)
     throw UsageError(
         fmt::format("--threads: {} is not accepted (0 = all cores, or more)", common.threads));
-  if (common.steps_per_launch < 1 || common.steps_per_launch > 1000000)
-    throw UsageError(
-        fmt::format("--steps-per-launch: {} is outside the accepted range [1, 1000000]",
-                    common.steps_per_launch));
   const BackendKind kind = parse_backend_kind(common.backend, "--backend");
-  if (common.fixed_rows != "auto" && common.fixed_rows != "memory" &&
-      common.fixed_rows != "regenerate")
-    throw UsageError(fmt::format("--fixed-rows: '{}' is not accepted (auto, memory or regenerate)",
-                                 common.fixed_rows));
-  CudaOptions cuda;
-  cuda.steps_per_launch = common.steps_per_launch;
-  cuda.fixed_rows = common.fixed_rows == "auto" ? "" : common.fixed_rows;
-  auto backend = make_backend(kind, common.threads, cuda);
+  auto backend = make_backend(kind, common.threads, common.cuda);
   if (kind == BackendKind::automatic)
     fmt::print(stderr, "superpose: --backend auto chose {} ({})\n", backend->name(),
                backend->device());

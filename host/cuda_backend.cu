@@ -62,8 +62,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const CudaOptions& options)
       : steps_per_launch_(options.steps_per_launch),
         forced_mapping_(options.mapping),
-        regenerate_fixed_rows_(options.fixed_rows == "regenerate"),
-        rows_in_memory_(options.fixed_rows == "memory") {
+        fixed_rows_(options.fixed_rows) {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
   }
   std::string name() const override { return "cuda"; }
@@ -117,7 +116,7 @@ class CudaBackend final : public Backend {
   // Fixed data kept in device memory: unless regenerated — which replayed data cannot be.
   bool dataset_in_memory(const GroupSpec& g) const {
     if (g.mode != DataMode::fixed) return false;
-    if (!regenerate_fixed_rows_) return true;
+    if (fixed_rows_ != "regenerate") return true;
     return std::any_of(g.models.begin(), g.models.end(),
                        [](const ModelSpec& model) { return model.data != nullptr; });
   }
@@ -187,7 +186,8 @@ class CudaBackend final : public Backend {
     d.points = g.points;
     const bool fresh = g.mode == DataMode::fresh;
     d.draw_rows = fresh || !dataset;
-    d.rows_on_chip = dataset && !rows_in_memory_ && cuda::rows_fit_on_chip(chosen, n, d.train_rows);
+    d.rows_on_chip =
+        dataset && fixed_rows_ != "memory" && cuda::rows_fit_on_chip(chosen, n, d.train_rows);
     d.draw_stride = fresh ? d.train_rows : 0;
     d.seed = d_seeds.get();
     d.relu = d_relu.get();
@@ -291,7 +291,7 @@ class CudaBackend final : public Backend {
 
   int steps_per_launch_;
   std::string forced_mapping_;
-  bool regenerate_fixed_rows_, rows_in_memory_;
+  std::string fixed_rows_;  // CudaOptions::fixed_rows
   cudaDeviceProp properties_{};
 };
 
@@ -323,18 +323,7 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
         fmt::format("--backend: cuda cannot run here: {} (accepted here: auto, cpu, "
                     "reference)",
                     status.problem));
-  if (options.steps_per_launch < 1) throw UsageError("--steps-per-launch: must be at least 1");
-  if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared")
-    throw UsageError(
-        fmt::format("mapping: unknown '{}' (accepted: global, shared, or empty for the "
-                    "shape's own)",
-                    options.mapping));
-  if (!options.fixed_rows.empty() && options.fixed_rows != "memory" &&
-      options.fixed_rows != "regenerate")
-    throw UsageError(
-        fmt::format("fixed rows: unknown '{}' (accepted: memory, regenerate, or empty for on chip "
-                    "where they fit, else memory)",
-                    options.fixed_rows));
+  check_cuda_options(options);
   return std::make_unique<CudaBackend>(options);
 }
 

@@ -104,8 +104,8 @@ TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
       const GroupSpec g = sweep(shape.n, shape.m, mode, big ? 12 : 24, big ? 60 : 230);
       const auto base = make_cuda_backend()->train(g);
       std::vector<Variant> variants = {
-          {1, "", ""}, {64, "global", ""}, {100, "", "regenerate"}, {100, "", "memory"}};
-      if (shape.n != 2) variants.push_back({7, "shared", ""});  // 5 x 2: not its own mapping
+          {1, "", "auto"}, {64, "global", "auto"}, {100, "", "regenerate"}, {100, "", "memory"}};
+      if (shape.n != 2) variants.push_back({7, "shared", "auto"});  // 5 x 2: not its own mapping
       for (const Variant& variant : variants) {
         CudaOptions options;
         options.steps_per_launch = variant.steps_per_launch;

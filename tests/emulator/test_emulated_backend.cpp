@@ -143,7 +143,7 @@ TEST(EmulatedCuda, ReplayedDataTrainsAsOnTheCpuWhereverItsRowsAreRead) {
     const std::string what = std::to_string(shape.n) + "x" + std::to_string(shape.m);
     const auto cpu = make_cpu_backend(0)->train(g);
     EXPECT_NE(cpu[0].W, make_cpu_backend(0)->train(generated)[0].W) << what << ": data unused";
-    for (const std::string rows : {"", "memory", "regenerate"}) {
+    for (const std::string rows : {"auto", "memory", "regenerate"}) {
       CudaOptions options;
       options.fixed_rows = rows;
       expect_identical_results(make_cuda_backend(options)->train(g), cpu,
