@@ -55,51 +55,36 @@ class SassCounts {
 };
 
 struct Variant {
-  std::string name;    // the mapping: registers, shared, global (+ where fixed rows come from)
-  std::string kernel;  // its training kernel, as sass_report names it ("" for global); registers:
-                       // without the rows-on-chip flag, which rows_for decides
+  std::string name;  // the mapping: registers, shared, global (+ where fixed rows come from)
   sp::CudaOptions options;
   bool fixed_only = false;  // a variant of how fixed data is read
 };
 
-// Where a run's training rows come from, as the cuda backend decides it (host/cuda_backend.cu,
-// kernels/fused_step.cu): drawn, on chip or loaded.
-std::string rows_for(const Variant& variant, int n, int m, sp::DataMode mode, int train_rows) {
-  if (mode == sp::DataMode::fresh || variant.options.fixed_rows == "regenerate") return "drawn";
-  const bool own_mapping = variant.options.mapping.empty();
-  if (own_mapping && variant.options.fixed_rows == "auto" && variant.options.steps_per_launch > 1 &&
-      sp::cuda::rows_fit_on_chip(sp::cuda::mapping_for(n, m), n, train_rows))
-    return "on chip";
-  return "loaded";
-}
-
-// The mapping a run of the variant uses (as host/cuda_backend.cu picks it).
-sp::cuda::Mapping mapping_of(const Variant& variant, int n, int m) {
-  if (variant.options.mapping == "global") return sp::cuda::Mapping::global;
-  if (variant.options.mapping == "shared") return sp::cuda::shared_mapping_for(n, m);
-  return sp::cuda::mapping_for(n, m);
-}
-
-// The training kernel a run of the variant launches, as sass_report names it.
-std::string kernel_for(const Variant& variant, const std::string& rows) {
-  if (variant.kernel.rfind("train_steps_registers", 0) != 0) return variant.kernel;
-  return variant.kernel.substr(0, variant.kernel.size() - 1) +
-         (rows == "on chip" ? ", true>" : ", false>");
+// The training kernel a run of the variant launches (kernels/fused_step.cu decides it, from the
+// mapping and the chunk's rows-on-chip flag the cuda backend sets as here).
+sp::cuda::TrainKernelInfo kernel_of(const Variant& variant, int n, int m, sp::DataMode mode,
+                                    int train_rows, int steps) {
+  sp::cuda::Mapping mapping = sp::cuda::mapping_for(n, m);
+  if (variant.options.mapping == "global") mapping = sp::cuda::Mapping::global;
+  if (variant.options.mapping == "shared") mapping = sp::cuda::shared_mapping_for(n, m);
+  const bool rows_on_chip = mode == sp::DataMode::fixed && variant.options.fixed_rows == "auto" &&
+                            sp::cuda::rows_fit_on_chip(mapping, n, train_rows);
+  return sp::cuda::train_kernel_info(mapping, rows_on_chip, n, train_rows,
+                                     std::min(steps, variant.options.steps_per_launch));
 }
 
 // Each shape's own mapping first, then the ones it can be forced onto.
 std::vector<Variant> variants_for(int n, int m, int steps_per_launch) {
-  const std::string shape = fmt::format("<{}, {}>", n, m);
   sp::CudaOptions own, shared, global;
   own.steps_per_launch = shared.steps_per_launch = global.steps_per_launch = steps_per_launch;
   shared.mapping = "shared";
   global.mapping = "global";
   std::vector<Variant> variants;
   if (n == 20 && m == 5) {
-    variants.push_back({"shared (own)", "train_steps_shared" + shape, own});
+    variants.push_back({"shared (own)", own});
   } else {
-    variants.push_back({"registers (own)", "train_steps_registers" + shape, own});
-    if (n == 5 && m == 2) variants.push_back({"shared", "train_steps_shared" + shape, shared});
+    variants.push_back({"registers (own)", own});
+    if (n == 5 && m == 2) variants.push_back({"shared", shared});
   }
   // Fixed data drawn again each step, or read from device memory each step, instead of the own
   // choice (on chip where the rows fit, bench/CEILING.md): which is faster is a question for the
@@ -116,7 +101,7 @@ std::vector<Variant> variants_for(int n, int m, int steps_per_launch) {
     memory.fixed_only = true;
     variants.push_back(memory);
   }
-  variants.push_back({"global", "", global});
+  variants.push_back({"global", global});
   return variants;
 }
 
@@ -233,12 +218,13 @@ int main(int argc, char** argv) {
           std::sort(ms.begin(), ms.end());
           const double seconds = ms[ms.size() / 2] / 1e3;
           const double sample_steps = per_step * steps / seconds;
-          const std::string rows = rows_for(variant, shape.n, shape.m, mode, g.train_rows());
-          const std::string kernel = kernel_for(variant, rows);
-          const double instructions = counts.per_sample(kernel, rows);
+          const sp::cuda::TrainKernelInfo kernel =
+              kernel_of(variant, shape.n, shape.m, mode, g.train_rows(), steps);
+          const bool drawn =
+              mode == sp::DataMode::fresh || variant.options.fixed_rows == "regenerate";
+          const std::string rows = drawn ? "drawn" : kernel.rows_on_chip ? "on chip" : "loaded";
+          const double instructions = counts.per_sample(kernel.name, rows);
           const double ceiling = instructions > 0 ? issue_per_s / instructions : 0;
-          const int warps_per_sm = sp::cuda::train_warps_per_sm(
-              mapping_of(variant, shape.n, shape.m), rows == "on chip", shape.n, g.train_rows());
           fmt::print(
               "{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8} "
               "{:>8}{}\n",
@@ -246,7 +232,8 @@ int main(int argc, char** argv) {
               variant.options.steps_per_launch, models, sp::to_string(mode), rows, steps, max_rel,
               sample_steps, models * steps / seconds,
               ceiling > 0 ? fmt::format("{:.1f}%", 100 * sample_steps / ceiling) : "-",
-              warps_per_sm > 0 ? std::to_string(warps_per_sm) : "-", valid ? "" : "  INVALID");
+              kernel.warps_per_sm > 0 ? std::to_string(kernel.warps_per_sm) : "-",
+              valid ? "" : "  INVALID");
           std::fflush(stdout);
           results.push_back({{"n", shape.n},
                              {"m", shape.m},
@@ -255,8 +242,8 @@ int main(int argc, char** argv) {
                              {"models", models},
                              {"data_mode", sp::to_string(mode)},
                              {"rows", rows},
-                             {"kernel", kernel},
-                             {"resident_warps_per_sm", warps_per_sm},
+                             {"kernel", kernel.name},
+                             {"resident_warps_per_sm", kernel.warps_per_sm},
                              {"batch", batch},
                              {"steps", steps},
                              {"median_s", seconds},

@@ -502,20 +502,22 @@ void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* s
          static_cast<cudaStream_t>(stream), d, first_step, count);
 }
 
-int train_warps_per_sm(Mapping mapping, bool rows_on_chip, int n, int train_rows) {
+TrainKernelInfo train_kernel_info(Mapping mapping, bool rows_on_chip, int n, int train_rows,
+                                  int count) {
   DeviceChunk d;
   d.mapping = mapping;
   d.rows_on_chip = rows_on_chip;
   d.train_rows = train_rows;
   d.n = n;
-  const TrainKernel chosen = train_kernel_for(d, 2);
+  const TrainKernel chosen = train_kernel_for(d, count);
   int blocks = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, chosen.kernel, kThreads,
                                                     chosen.dynamic_shared_bytes) != cudaSuccess) {
     cudaGetLastError();
-    return 0;
+    blocks = 0;
   }
-  return blocks * kWarpsPerBlock;
+  // Rows on chip are the only dynamic shared memory a training kernel takes.
+  return {chosen.name, chosen.dynamic_shared_bytes > 0, blocks * kWarpsPerBlock};
 }
 
 void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int rows, float* out,

@@ -80,10 +80,18 @@ const char* kernel_image_error();
 // Trains steps first_step .. first_step + count − 1 (0-based) of every model in one launch.
 void launch_train_steps(const DeviceChunk& chunk, int first_step, int count, void* stream);
 
-// Warps of the training kernel a launch of several steps runs (rows on chip: with train_rows rows)
-// that an SM of device 0 holds at once (cudaOccupancyMaxActiveBlocksPerMultiprocessor: registers,
-// shared memory, threads); 0 where the runtime cannot tell. For the benchmark's report.
-int train_warps_per_sm(Mapping mapping, bool rows_on_chip, int n, int train_rows);
+// The training kernel launch_train_steps runs for `count` steps of a chunk of this mapping (with
+// DeviceChunk::rows_on_chip and train_rows as given): its name, as bench/sass_report.py names it;
+// whether it reads the rows on chip; the warps of it an SM of device 0 holds at once
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor: registers, shared memory, threads; 0 where the
+// runtime cannot tell). For the benchmark's report.
+struct TrainKernelInfo {
+  const char* name;
+  bool rows_on_chip;
+  int warps_per_sm;
+};
+TrainKernelInfo train_kernel_info(Mapping mapping, bool rows_on_chip, int n, int train_rows,
+                                  int count);
 
 // Evaluation losses into out[models]: fixed — dataset rows [row_offset, row_offset + rows);
 // fresh — generated rows kEvalBase + j for j < rows (row_offset ignored).
