@@ -21,12 +21,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Puts the lane order and the device's memory back as they were (tests change them).
+// Puts the lane order, the device's memory and its kernel images back as they were (tests change
+// them).
 struct RestoreEmulator {
   size_t device_memory = sp_emu::device_memory();
   ~RestoreEmulator() {
     sp_emu::set_lane_order(sp_emu::LaneOrder::forward);
     sp_emu::set_device_memory(device_memory);
+    sp_emu::set_kernel_images_present(true);
   }
 };
 
@@ -177,9 +179,7 @@ TEST(EmulatedCuda, ADeviceTooSmallForOneModelIsAClearError) {
 // A build whose kernels have no image for the device's architecture: `--backend cuda` says so and
 // how to rebuild; `--backend auto` trains on the cpu and says why.
 TEST(EmulatedCuda, KernelsForAnotherArchitectureAreAClearErrorAndAutoUsesTheCpu) {
-  struct Restore {
-    ~Restore() { sp_emu::set_kernel_images_present(true); }
-  } restore;
+  RestoreEmulator restore;
   sp_emu::set_kernel_images_present(false);
   const CudaStatus status = cuda_status();
   EXPECT_TRUE(status.device);
