@@ -106,24 +106,16 @@ SP_HD T forward_backward_sample_with(int n, int m, bool relu, const float* SP_RE
   return weighted_sq_error;
 }
 
+// Everything but ∂W, g_z kept in grad_z for accumulate_grad_W; W's columns read from W itself.
 template <class T>
 SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
-                                WColumns W_columns, const float* SP_RESTRICT b,
-                                const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
-                                float grad_scale, T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
-                                T* SP_RESTRICT grad_hidden, T* SP_RESTRICT grad_z) {
-  return forward_backward_sample_with(n, m, relu, W, W_columns, b, importance, x, grad_scale,
+                                const float* SP_RESTRICT b, const float* SP_RESTRICT importance,
+                                const T* SP_RESTRICT x, float grad_scale, T* SP_RESTRICT grad_b,
+                                T* SP_RESTRICT hidden, T* SP_RESTRICT grad_hidden,
+                                T* SP_RESTRICT grad_z) {
+  return forward_backward_sample_with(n, m, relu, W, columns_of(W, n), b, importance, x, grad_scale,
                                       grad_b, hidden, grad_hidden,
                                       [grad_z](int f, T g_z) { grad_z[f] = g_z; });
-}
-
-// The same, W's columns read from W itself.
-template <class T>
-SP_HD T forward_backward_sample(int n, int m, bool relu, const float* W, const float* b,
-                                const float* importance, const T* x, float grad_scale, T* grad_b,
-                                T* hidden, T* grad_hidden, T* grad_z) {
-  return forward_backward_sample(n, m, relu, W, columns_of(W, n), b, importance, x, grad_scale,
-                                 grad_b, hidden, grad_hidden, grad_z);
 }
 
 // ∂W += h g_zᵀ + g_h xᵀ for one sample: each entry takes h_j g_z,f first, then g_h,j x_f (two
@@ -138,21 +130,13 @@ SP_HD void accumulate_grad_W(int n, int m, const T* SP_RESTRICT hidden, const T*
 
 // Both parts: one sample's whole contribution to the step.
 template <class T>
-SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, WColumns W_columns,
-                          const float* b, const float* importance, const T* x, float grad_scale,
-                          T* grad_W, T* grad_b, T* hidden, T* grad_hidden, T* grad_z) {
-  const T weighted_sq_error = forward_backward_sample(
-      n, m, relu, W, W_columns, b, importance, x, grad_scale, grad_b, hidden, grad_hidden, grad_z);
-  accumulate_grad_W(n, m, hidden, grad_z, grad_hidden, x, grad_W);
-  return weighted_sq_error;
-}
-
-template <class T>
 SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
                           const float* importance, const T* x, float grad_scale, T* grad_W,
                           T* grad_b, T* hidden, T* grad_hidden, T* grad_z) {
-  return accumulate_sample(n, m, relu, W, columns_of(W, n), b, importance, x, grad_scale, grad_W,
-                           grad_b, hidden, grad_hidden, grad_z);
+  const T weighted_sq_error = forward_backward_sample(n, m, relu, W, b, importance, x, grad_scale,
+                                                      grad_b, hidden, grad_hidden, grad_z);
+  accumulate_grad_W(n, m, hidden, grad_z, grad_hidden, x, grad_W);
+  return weighted_sq_error;
 }
 
 // accumulate_sample in another program order, for the kernels' shared-weights mapping: each ∂W
