@@ -2,6 +2,7 @@
 // per-sample math and lane decomposition (kernels/toy_model.hpp), so CI runs the GPU's arithmetic.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "host/config.hpp"
@@ -28,32 +29,76 @@ float loss_and_gradients(int n, int m, bool relu, const float* W, const float* b
 float loss(int n, int m, bool relu, const float* W, const float* b, const float* importance,
            const float* x, int rows, LaneScratch& scratch);
 
-// The same step, V rows at a time (V = Lanes::kWidth of host/simd_lanes.hpp, a vector register:
-// rows r .. r+V-1 belong to lanes r mod 32 .. r mod 32 + V-1), through forward_backward_sample and
-// accumulate_grad_W on Lanes (the latter over blocks of packs for shapes with many ∂W entries);
-// the rows left over at the end go through the float path into their lanes. Same lanes, same order
-// within every gradient entry, so the same bits as loss_and_gradients above (tested), several times
-// faster.
+// The shapes researchers use most get their sizes as compile-time constants, so the compiler
+// unrolls the per-sample loops exactly as nvcc does in the kernels; others run the same code with
+// run-time sizes. N = 0 means "run-time".
+template <int N, int M>
+struct Dims {
+  int runtime_n, runtime_m;
+  constexpr int n() const { return N ? N : runtime_n; }
+  constexpr int m() const { return M ? M : runtime_m; }
+};
+
+template <class F>
+decltype(auto) with_dims(int n, int m, F&& body) {
+  if (n == 2 && m == 1) return body(Dims<2, 1>{n, m});
+  if (n == 5 && m == 2) return body(Dims<5, 2>{n, m});
+  if (n == 20 && m == 5) return body(Dims<20, 5>{n, m});
+  return body(Dims<0, 0>{n, m});
+}
+
+// The SIMD paths: host/cpu_simd.inc compiled once per instruction set, in one binary that runs on
+// any x86-64 CPU. `generic` is 8 lanes as a loop (std::fma: one instruction where the CPU has FMA,
+// exact software otherwise); `avx2` 8 lanes in a ymm register (AVX2 + FMA, x86-64-v3); `avx512`
+// 16 in a zmm register and 16 Philox counters at once (x86-64-v4). All give the same bits.
+enum class SimdPath { generic, avx2, avx512 };
+const char* to_string(SimdPath path);
+bool simd_path_supported(SimdPath path);  // by this CPU
+// The path the cpu backend takes: the widest this CPU supports, or the one the environment
+// variable SUPERPOSE_SIMD names (generic, avx2, avx512; one the CPU lacks is an error).
+SimdPath simd_path();
+int simd_width(SimdPath path);  // rows per pack
+
+// One instruction set's step (host/cpu_simd.inc).
+class SimdStepImpl {
+ public:
+  virtual ~SimdStepImpl() = default;
+  virtual void set_rows(const float* x, int rows) = 0;
+  virtual void generate_rows(const ModelSpec& model, const float* sparsity,
+                             uint64_t first_subsequence, int rows) = 0;
+  virtual float loss_and_gradients(bool relu, const float* W, const float* b,
+                                   const float* importance, float* grad_W, float* grad_b) = 0;
+};
+
+// The same step, V rows at a time (V = simd_width(path), a vector register: rows r .. r+V-1 belong
+// to lanes r mod 32 .. r mod 32 + V-1), through forward_backward_sample and accumulate_grad_W on
+// packs of V floats (the latter over blocks of packs for shapes with many ∂W entries); the rows
+// left over at the end go through the float path into their lanes. Same lanes, same order within
+// every gradient entry, so the same bits as loss_and_gradients above on every path (tested),
+// several times faster.
 class SimdStep {
  public:
-  SimdStep(int n, int m);
+  SimdStep(int n, int m, SimdPath path = simd_path());
   ~SimdStep();
   SimdStep(const SimdStep&) = delete;
   SimdStep& operator=(const SimdStep&) = delete;
-  // The rows every following step uses (rows x n, row-major; kept by pointer, and transposed into
-  // the lanes' layout here: call again when they change).
-  void set_rows(const float* x, int rows);
+  // The rows every following step uses (rows x n, row-major; transposed into the lanes' layout
+  // here: call again when they change).
+  void set_rows(const float* x, int rows) { impl_->set_rows(x, rows); }
   // Fresh rows first_subsequence .. + rows - 1 of `model`, drawn straight into the lanes' layout
-  // (16 rows per Philox call with AVX-512; elsewhere generate_rows, then set_rows): the same
+  // (16 rows per Philox call on the avx512 path; elsewhere generate_rows, then set_rows): the same
   // values as generate_rows(model, n, first_subsequence, rows), bit for bit (tested).
   void generate_rows(const ModelSpec& model, const float* sparsity, uint64_t first_subsequence,
-                     int rows);
+                     int rows) {
+    impl_->generate_rows(model, sparsity, first_subsequence, rows);
+  }
   float loss_and_gradients(bool relu, const float* W, const float* b, const float* importance,
-                           float* grad_W, float* grad_b);
-  struct State;  // defined in cpu_backend.cpp
+                           float* grad_W, float* grad_b) {
+    return impl_->loss_and_gradients(relu, W, b, importance, grad_W, grad_b);
+  }
 
  private:
-  State* state_;
+  SimdStepImpl* impl_;
 };
 
 ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSchedule& schedule);

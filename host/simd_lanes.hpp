@@ -6,13 +6,20 @@
 // loop.
 #pragma once
 
+// Included by host/cpu_simd.inc only, inside its instruction set's namespace: the types here differ
+// from one set to the next (a 16-float zmm pack, an 8-float ymm pack), so one namespace for all
+// would be one name with three definitions, and the linker would mix them.
+#ifndef SP_SIMD_ISA
+#error "host/cpu_simd.inc includes this, with SP_SIMD_ISA defined"
+#endif
+
 #include <cmath>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
-namespace sp {
+namespace sp::cpu::SP_SIMD_ISA {
 
 #if defined(__AVX512F__)
 struct Lanes {
@@ -119,4 +126,4 @@ inline Lanes relu_backward(Lanes z, Lanes g) {
 }
 #endif
 
-}  // namespace sp
+}  // namespace sp::cpu::SP_SIMD_ISA

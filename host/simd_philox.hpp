@@ -4,6 +4,13 @@
 // same float multiply then add, so every lane's bits equal the scalar generator's (tested).
 #pragma once
 
+// Included by host/cpu_simd.inc only, inside its instruction set's namespace: the types here differ
+// from one set to the next (a 16-float zmm pack, an 8-float ymm pack), so one namespace for all
+// would be one name with three definitions, and the linker would mix them.
+#ifndef SP_SIMD_ISA
+#error "host/cpu_simd.inc includes this, with SP_SIMD_ISA defined"
+#endif
+
 #include <cstdint>
 
 #if defined(__AVX512F__)
@@ -11,7 +18,7 @@
 
 #include "kernels/philox.hpp"
 
-namespace sp {
+namespace sp::cpu::SP_SIMD_ISA {
 
 constexpr bool kSimdPhilox = true;
 
@@ -90,10 +97,10 @@ inline void generate_samples_x16(uint64_t seed, uint64_t first_subsequence, int 
   }
 }
 
-}  // namespace sp
+}  // namespace sp::cpu::SP_SIMD_ISA
 
 #else
-namespace sp {
+namespace sp::cpu::SP_SIMD_ISA {
 constexpr bool kSimdPhilox = false;
 }
 #endif

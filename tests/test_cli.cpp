@@ -255,5 +255,47 @@ TEST(CliPhaseDiagram, WritesTheDiagramAndItsAgreement) {
   EXPECT_NE(read_text(out + "/manifest.json").find("\"far_agree\""), std::string::npos);
 }
 
+// The binary runs on any x86-64 CPU and picks its SIMD path at run time: every path the CPU has,
+// forced through SUPERPOSE_SIMD, writes the same results byte for byte (fresh and fixed data,
+// shapes with their own unrolled code and one without, rows with a tail); a path the CPU lacks or
+// an unknown one is a one-line error.
+TEST(CliSimd, EverySimdPathWritesTheSameResults) {
+  std::vector<std::string> paths = {"generic"};
+  if (__builtin_cpu_supports("x86-64-v3")) paths.push_back("avx2");
+  if (__builtin_cpu_supports("x86-64-v4")) paths.push_back("avx512");
+  const std::string options =
+      "sweep --backend cpu --features 20 --hidden 5 --steps 40 --seed 'range(0,3)' "
+      "--density 0.2,1 --data-mode fresh --batch 100 ";
+  const std::string options_fixed =
+      "sweep --backend cpu --features 7 --hidden 3 --steps 40 --seed 'range(0,3)' --points 250 ";
+  std::string first, first_fixed;
+  for (const std::string& path : paths) {
+    const std::string out = fresh_dir("simd_" + path), out_fixed = fresh_dir("simd_fixed_" + path);
+    const Outcome r = run_shell("SUPERPOSE_SIMD=" + path + " " + std::string(SUPERPOSE_BINARY) +
+                                " " + options + "--out " + out + " 2>&1");
+    ASSERT_EQ(r.status, 0) << path << ": " << r.output;
+    const Outcome f = run_shell("SUPERPOSE_SIMD=" + path + " " + std::string(SUPERPOSE_BINARY) +
+                                " " + options_fixed + "--out " + out_fixed + " 2>&1");
+    ASSERT_EQ(f.status, 0) << path << ": " << f.output;
+    EXPECT_NE(read_text(out + "/manifest.json").find(path), std::string::npos) << path;
+    if (first.empty()) {
+      first = read_text(out + "/results.csv");
+      first_fixed = read_text(out_fixed + "/results.csv");
+      ASSERT_FALSE(first.empty());
+    } else {
+      EXPECT_EQ(read_text(out + "/results.csv"), first) << path;
+      EXPECT_EQ(read_text(out_fixed + "/results.csv"), first_fixed) << path;
+    }
+  }
+  for (const std::string& bad : {std::string("sse9"), std::string("avx512")}) {
+    if (bad == "avx512" && __builtin_cpu_supports("x86-64-v4")) continue;
+    const Outcome r = run_shell("SUPERPOSE_SIMD=" + bad + " " + std::string(SUPERPOSE_BINARY) +
+                                " " + options + "--out " + fresh_dir("simd_bad") + " 2>&1");
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_NE(r.output.find("SUPERPOSE_SIMD"), std::string::npos) << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace sp

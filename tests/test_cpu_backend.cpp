@@ -182,45 +182,55 @@ TEST(StreamingSample, SameBitsAsAccumulateSample) {
 namespace sp {
 namespace {
 
-// The SIMD path (packs of Lanes::kWidth rows through accumulate_sample<Lanes>) gives the float
+// The SIMD paths this CPU has (generic, avx2, avx512: host/cpu_simd.inc compiled per instruction
+// set), each named in the failure messages.
+std::vector<cpu::SimdPath> simd_paths_here() {
+  std::vector<cpu::SimdPath> paths;
+  for (cpu::SimdPath path : {cpu::SimdPath::generic, cpu::SimdPath::avx2, cpu::SimdPath::avx512})
+    if (cpu::simd_path_supported(path)) paths.push_back(path);
+  return paths;
+}
+
+// Every SIMD path (packs of simd_width rows through accumulate_sample on packs) gives the float
 // path's bits exactly, for every dims specialisation and for row counts with a leftover tail.
 TEST(CpuSimd, SameBitsAsTheFloatPath) {
   struct Shape {
     int n, m;
   };
-  for (Shape shape :
-       {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{3, 2}, Shape{7, 1}, Shape{9, 4}, Shape{6, 7}})
-    for (int rows : {1, 15, 16, 37, 800, 1023})
-      for (bool relu : {false, true}) {
-        const int n = shape.n, m = shape.m;
-        GroupSpec g;
-        g.n_features = n;
-        g.n_hidden = m;
-        ModelSpec model;
-        model.seed = static_cast<uint64_t>(rows * 7 + n);
-        model.sparsity.assign(n, 0.5);
-        model.importance.assign(n, 1.0);
-        for (int f = 0; f < n; ++f) model.importance[f] = 1.0 / (1 + f);
-        const std::vector<float> x = generate_rows(model, n, 0, rows);
-        std::vector<float> W = initial_W(g, model), b(n);
-        for (int f = 0; f < n; ++f) b[f] = 0.1f * static_cast<float>(f % 3) - 0.1f;
-        const std::vector<float> importance = to_float(model.importance);
-        std::vector<float> gW(W.size()), gb(n), sW(W.size()), sb(n);
-        cpu::LaneScratch scratch;
-        scratch.resize(n, m);
-        const float loss =
-            cpu::loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(), x.data(),
-                                    rows, gW.data(), gb.data(), scratch);
-        cpu::SimdStep simd(n, m);
-        simd.set_rows(x.data(), rows);
-        const float simd_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
-                                                        sW.data(), sb.data());
-        SCOPED_TRACE(::testing::Message() << "n " << n << " m " << m << " rows " << rows
-                                          << (relu ? " relu" : " linear"));
-        EXPECT_EQ(loss, simd_loss);
-        for (size_t k = 0; k < W.size(); ++k) EXPECT_EQ(gW[k], sW[k]) << "dW " << k;
-        for (int f = 0; f < n; ++f) EXPECT_EQ(gb[f], sb[f]) << "db " << f;
-      }
+  for (cpu::SimdPath path : simd_paths_here())
+    for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{3, 2}, Shape{7, 1},
+                        Shape{9, 4}, Shape{6, 7}})
+      for (int rows : {1, 15, 16, 37, 800, 1023})
+        for (bool relu : {false, true}) {
+          const int n = shape.n, m = shape.m;
+          GroupSpec g;
+          g.n_features = n;
+          g.n_hidden = m;
+          ModelSpec model;
+          model.seed = static_cast<uint64_t>(rows * 7 + n);
+          model.sparsity.assign(n, 0.5);
+          model.importance.assign(n, 1.0);
+          for (int f = 0; f < n; ++f) model.importance[f] = 1.0 / (1 + f);
+          const std::vector<float> x = generate_rows(model, n, 0, rows);
+          std::vector<float> W = initial_W(g, model), b(n);
+          for (int f = 0; f < n; ++f) b[f] = 0.1f * static_cast<float>(f % 3) - 0.1f;
+          const std::vector<float> importance = to_float(model.importance);
+          std::vector<float> gW(W.size()), gb(n), sW(W.size()), sb(n);
+          cpu::LaneScratch scratch;
+          scratch.resize(n, m);
+          const float loss =
+              cpu::loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(), x.data(),
+                                      rows, gW.data(), gb.data(), scratch);
+          cpu::SimdStep simd(n, m, path);
+          simd.set_rows(x.data(), rows);
+          const float simd_loss = simd.loss_and_gradients(relu, W.data(), b.data(),
+                                                          importance.data(), sW.data(), sb.data());
+          SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " m " << m
+                                            << " rows " << rows << (relu ? " relu" : " linear"));
+          EXPECT_EQ(loss, simd_loss);
+          for (size_t k = 0; k < W.size(); ++k) EXPECT_EQ(gW[k], sW[k]) << "dW " << k;
+          for (int f = 0; f < n; ++f) EXPECT_EQ(gb[f], sb[f]) << "db " << f;
+        }
 }
 
 }  // namespace
@@ -233,34 +243,36 @@ namespace {
 // as the scalar generator's rows do: same loss and gradients, bit for bit — across a subsequence
 // that crosses 2^32 and with a leftover tail.
 TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
-  for (int n : {1, 2, 3, 5, 20})
-    for (uint64_t first : {uint64_t{0}, uint64_t{(1ull << 32) - 20}, kEvalBase + 5})
-      for (int rows : {16, 37, 1024}) {
-        const int m = n > 2 ? 2 : 1;
-        ModelSpec model;
-        model.seed = 0x1234567890abcdefull + static_cast<uint64_t>(n);
-        model.sparsity.assign(n, 0.0);
-        for (int f = 0; f < n; ++f) model.sparsity[f] = 0.15 * (f % 7);
-        model.importance.assign(n, 1.0);
-        GroupSpec g;
-        g.n_features = n;
-        g.n_hidden = m;
-        const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
-        const std::vector<float> sparsity = to_float(model.sparsity);
-        const std::vector<float> x = generate_rows(model, n, first, rows);
-        cpu::SimdStep scalar_rows(n, m), lane_rows(n, m);
-        scalar_rows.set_rows(x.data(), rows);
-        lane_rows.generate_rows(model, sparsity.data(), first, rows);
-        std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n);
-        const float l1 = scalar_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
-                                                        gW1.data(), gb1.data());
-        const float l2 = lane_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
-                                                      gW2.data(), gb2.data());
-        SCOPED_TRACE(::testing::Message() << "n " << n << " first " << first << " rows " << rows);
-        EXPECT_EQ(l1, l2);
-        EXPECT_EQ(gW1, gW2);
-        EXPECT_EQ(gb1, gb2);
-      }
+  for (cpu::SimdPath path : simd_paths_here())
+    for (int n : {1, 2, 3, 5, 20})
+      for (uint64_t first : {uint64_t{0}, uint64_t{(1ull << 32) - 20}, kEvalBase + 5})
+        for (int rows : {16, 37, 1024}) {
+          const int m = n > 2 ? 2 : 1;
+          ModelSpec model;
+          model.seed = 0x1234567890abcdefull + static_cast<uint64_t>(n);
+          model.sparsity.assign(n, 0.0);
+          for (int f = 0; f < n; ++f) model.sparsity[f] = 0.15 * (f % 7);
+          model.importance.assign(n, 1.0);
+          GroupSpec g;
+          g.n_features = n;
+          g.n_hidden = m;
+          const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
+          const std::vector<float> sparsity = to_float(model.sparsity);
+          const std::vector<float> x = generate_rows(model, n, first, rows);
+          cpu::SimdStep scalar_rows(n, m, path), lane_rows(n, m, path);
+          scalar_rows.set_rows(x.data(), rows);
+          lane_rows.generate_rows(model, sparsity.data(), first, rows);
+          std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n);
+          const float l1 = scalar_rows.loss_and_gradients(
+              true, W.data(), b.data(), importance.data(), gW1.data(), gb1.data());
+          const float l2 = lane_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+                                                        gW2.data(), gb2.data());
+          SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " first "
+                                            << first << " rows " << rows);
+          EXPECT_EQ(l1, l2);
+          EXPECT_EQ(gW1, gW2);
+          EXPECT_EQ(gb1, gb2);
+        }
 }
 
 }  // namespace
