@@ -1,18 +1,28 @@
 // bench_kernels — the CUDA kernel variants side by side, in the manner of llm.c's dev/cuda: each
-// variant (the shape's own mapping or the global mapping; K = 1 or 100 steps per launch) is first
-// validated against the cpu backend (the kernels' own arithmetic on the host, itself checked
-// against the double reference in CI), then timed with CUDA events after a warm-up, median of
-// repeats, and reported as sample-steps/s, model-steps/s and the fraction of the instruction-issue
-// ceiling worked out in bench/CEILING.md. Results: a table and JSON (--out) with the device name.
+// variant (the shape's own mapping, the shared or global mapping; fixed rows on chip, in device
+// memory or drawn again; K = 1 or 100 steps per launch) is first validated against the cpu backend
+// (the kernels' own arithmetic on the host, itself checked against the double reference in CI) —
+// valid only when every bit agrees —, then timed with CUDA events after a warm-up, median of
+// repeats, and reported as sample-steps/s, model-steps/s, the fraction of the instruction-issue
+// ceiling worked out in bench/CEILING.md and the resident warps per SM. Results: a table and JSON
+// (--out) with the device name, rewritten after every result.
 //
-// Timed: the cuda backend's whole train() of a sweep (upload, every launch, download), between
-// two events on the default stream — what a user waits for, not the kernel alone.
+// Timed: the training launches only — CUDA events around the cuda backend's loop of launches
+// (CudaOptions::timings), not allocation, upload, dataset generation or download; the whole
+// train() is reported beside it (wall_s).
+//
+// Plans: `essential` — what a lent GPU's few minutes must measure first, each shape's own mapping
+// at 10,000 models, batch 1024, K = 100: (2,1) fresh and fixed (on chip, memory, drawn), (5,2)
+// fresh and fixed, (20,5) fresh and fixed; `extra` — the rest (the shared mapping at 5 x 2, the
+// global mapping, K = 1, other sweep sizes); `all` — both.
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -73,51 +83,109 @@ sp::cuda::TrainKernelInfo kernel_of(const Variant& variant, int n, int m, sp::Da
                                      std::min(steps, variant.options.steps_per_launch));
 }
 
-// Each shape's own mapping first, then the ones it can be forced onto.
-std::vector<Variant> variants_for(int n, int m, int steps_per_launch) {
-  sp::CudaOptions own, shared, global;
-  own.steps_per_launch = shared.steps_per_launch = global.steps_per_launch = steps_per_launch;
-  shared.mapping = "shared";
-  global.mapping = "global";
-  std::vector<Variant> variants;
-  if (n == 20 && m == 5) {
-    variants.push_back({"shared (own)", own});
-  } else {
-    variants.push_back({"registers (own)", own});
-    if (n == 5 && m == 2) variants.push_back({"shared", shared});
+sp::CudaOptions options(const std::string& mapping, const std::string& fixed_rows, int K) {
+  sp::CudaOptions o;
+  o.mapping = mapping;
+  o.fixed_rows = fixed_rows;
+  o.steps_per_launch = K;
+  return o;
+}
+
+struct Case {
+  int n, m;
+  Variant variant;
+  sp::DataMode mode;
+  int models;
+};
+
+// The plan's cases, in the order they run: the essential ones first.
+std::vector<Case> plan(const std::string& which, bool smoke) {
+  using sp::DataMode;
+  const int many = smoke ? 20 : 10000;
+  std::vector<Case> essential, extra;
+  auto own = [](int n, int) { return n == 20 ? std::string("shared (own)") : "registers (own)"; };
+  struct Shape {
+    int n, m;
+  };
+  for (Shape s : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}}) {
+    const std::string base = own(s.n, s.m).substr(0, own(s.n, s.m).find(' '));
+    essential.push_back(
+        {s.n, s.m, {own(s.n, s.m), options("", "auto", 100)}, DataMode::fresh, many});
+    essential.push_back(
+        {s.n, s.m, {own(s.n, s.m), options("", "auto", 100)}, DataMode::fixed, many});
+    if (s.n == 2) {  // where fixed rows come from: which is fastest is the GPU's to say
+      essential.push_back(
+          {s.n, s.m, {base + " (memory)", options("", "memory", 100)}, DataMode::fixed, many});
+      essential.push_back(
+          {s.n, s.m, {base + " (drawn)", options("", "regenerate", 100)}, DataMode::fixed, many});
+    }
+    std::vector<Variant> others;
+    if (s.n != 2) {
+      others.push_back({base + " (drawn)", options("", "regenerate", 100), true});
+      if (s.n == 5) others.push_back({base + " (memory)", options("", "memory", 100), true});
+    }
+    if (s.n == 5) others.push_back({"shared", options("shared", "auto", 100)});
+    others.push_back({"global", options("global", "auto", 100)});
+    others.push_back({own(s.n, s.m) + " K=1", options("", "auto", 1)});
+    for (const Variant& v : others)
+      for (DataMode mode : {DataMode::fresh, DataMode::fixed}) {
+        if (v.fixed_only && mode != DataMode::fixed) continue;
+        extra.push_back({s.n, s.m, v, mode, many});
+      }
+    for (int models : {1, 100, 1000, 100000}) {
+      if (smoke && models > 100) continue;
+      for (DataMode mode : {DataMode::fresh, DataMode::fixed})
+        extra.push_back({s.n, s.m, {own(s.n, s.m), options("", "auto", 100)}, mode, models});
+    }
   }
-  // Fixed data drawn again each step, or read from device memory each step, instead of the own
-  // choice (on chip where the rows fit, bench/CEILING.md): which is faster is a question for the
-  // GPU, asked of each shape's own mapping.
-  Variant drawn = variants.front();
-  drawn.name = drawn.name.substr(0, drawn.name.find(' ')) + " (drawn)";
-  drawn.options.fixed_rows = "regenerate";
-  drawn.fixed_only = true;
-  variants.push_back(drawn);
-  if (n != 20) {
-    Variant memory = variants.front();
-    memory.name = memory.name.substr(0, memory.name.find(' ')) + " (memory)";
-    memory.options.fixed_rows = "memory";
-    memory.fixed_only = true;
-    variants.push_back(memory);
+  if (which == "essential") return essential;
+  if (which == "extra") return extra;
+  essential.insert(essential.end(), extra.begin(), extra.end());
+  return essential;
+}
+
+// The largest distance in ulps between the bits of two runs' W, b and losses (0: identical).
+int64_t largest_ulp_distance(const std::vector<sp::ModelResult>& got,
+                             const std::vector<sp::ModelResult>& want) {
+  // Results hold the float parameters and losses as doubles: compare them as the floats they are.
+  auto distance = [](double wide_a, double wide_b) -> int64_t {
+    const float a = static_cast<float>(wide_a), b = static_cast<float>(wide_b);
+    uint32_t x, y;
+    std::memcpy(&x, &a, 4);
+    std::memcpy(&y, &b, 4);
+    if (x == y) return 0;
+    if (a != a || b != b || (x >> 31) != (y >> 31)) return int64_t{1} << 32;
+    return x > y ? int64_t{x} - y : int64_t{y} - x;
+  };
+  int64_t largest = got.size() == want.size() ? 0 : int64_t{1} << 32;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    for (size_t k = 0; k < want[i].W.size(); ++k)
+      largest = std::max(largest, distance(got[i].W[k], want[i].W[k]));
+    for (size_t k = 0; k < want[i].b.size(); ++k)
+      largest = std::max(largest, distance(got[i].b[k], want[i].b[k]));
+    largest = std::max(largest, distance(got[i].train_loss, want[i].train_loss));
+    largest = std::max(largest, distance(got[i].eval_loss, want[i].eval_loss));
   }
-  variants.push_back({"global", global});
-  return variants;
+  return largest;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_kernels: the CUDA kernel variants, validated, then timed with CUDA events"};
-  std::string out, sass = std::string(SUPERPOSE_SOURCE_DIR) + "/bench/results/sass-sm_90.json";
-  int repeats = 5;
-  bool quick = false, smoke = false;
-  app.add_option("--out", out, "JSON results file");
+  std::string out, which = "all",
+                   sass = std::string(SUPERPOSE_SOURCE_DIR) + "/bench/results/sass-sm_90.json";
+  int repeats = 3;
+  bool smoke = false;
+  app.add_option("--out", out, "JSON results file (rewritten after every result)");
+  app.add_option("--plan", which, "essential | extra | all")
+      ->check(CLI::IsMember({"essential", "extra", "all"}))
+      ->capture_default_str();
   app.add_option("--repeats", repeats, "timed runs per configuration (median)")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--sass", sass, "instruction counts per sample (bench/sass_report.py --out)")
       ->capture_default_str();
-  app.add_flag("--quick", quick, "models up to 10,000 only");
   app.add_flag("--smoke", smoke,
                "a few models and steps, one repeat: checks that the harness runs (the CUDA "
                "emulator's test does; its times mean nothing)");
@@ -139,14 +207,11 @@ int main(int argc, char** argv) {
   fmt::print("device: {} ({} SMs, {:.2f} GHz): {:.3e} thread-instructions/s\n", properties.name,
              properties.multiProcessorCount, clock_khz / 1e6, issue_per_s);
 
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
   auto cpu = sp::make_cpu_backend(0);
   nlohmann::json results = nlohmann::json::array();
-  fmt::print("{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12} {:>14} {:>13} {:>8} {:>8}\n",
-             "(n,m)", "variant", "K", "models", "data", "rows", "steps", "max rel err",
-             "sample-steps/s", "model-steps/s", "ceiling", "warps/SM");
+  fmt::print("{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>9} {:>14} {:>13} {:>8} {:>8} {:>8}\n",
+             "(n,m)", "variant", "K", "models", "data", "rows", "steps", "max ulps",
+             "sample-steps/s", "model-steps/s", "ceiling", "warps/SM", "wall s");
   // The JSON is rewritten after every result (to a temporary, then renamed: never half a file),
   // so that a run cut short — a lent GPU's time limit — keeps what it measured; "complete" says
   // whether it ran to the end.
@@ -159,9 +224,14 @@ int main(int argc, char** argv) {
         {"sms", properties.multiProcessorCount},
         {"clock_ghz", clock_khz / 1e6},
         {"thread_instructions_per_s", issue_per_s},
+        {"plan", which},
         {"timing",
-         "CUDA events around the cuda backend's train(): upload, launches, download; "
-         "median of repeats after a warm-up"},
+         "CUDA events around the cuda backend's loop of training launches (not allocation, "
+         "upload, dataset generation or download), median of repeats after a warm-up; wall_s: the "
+         "whole train()"},
+        {"validation",
+         "64 models x 20 steps against the cpu backend: valid only with identical bits (W, b, "
+         "train and eval loss); max_ulps is the largest distance"},
         {"ceiling",
          "bench/CEILING.md: issue rate / thread-instructions per sample-step (SASS counts from "
          "bench/sass_report.py, " +
@@ -171,97 +241,79 @@ int main(int argc, char** argv) {
         {"results", results}};
     sp::write_file_atomically(out, [&](std::ostream& file) { file << doc.dump(2) << "\n"; });
   };
-  struct Shape {
-    int n, m;
-  };
   if (smoke) repeats = 1;
   bool all_valid = true;
-  for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}}) {
-    std::vector<Variant> variants;
-    for (int K : {1, 100})
-      for (const Variant& variant : variants_for(shape.n, shape.m, K)) variants.push_back(variant);
-    for (const Variant& variant : variants) {
-      auto gpu = sp::make_cuda_backend(variant.options);
-      for (sp::DataMode mode : {sp::DataMode::fresh, sp::DataMode::fixed}) {
-        if (variant.fixed_only && mode != sp::DataMode::fixed) continue;
-        // Validate: 64 models, 20 steps, against the cpu backend (a few ulps expected).
-        const sp::GroupSpec check_group =
-            sp::bench::make_group(shape.n, shape.m, mode, smoke ? 64 : 1024, 64, smoke ? 3 : 20);
-        const auto expected = cpu->train(check_group);
-        const auto got = gpu->train(check_group);
-        double max_rel = 0;
-        for (size_t i = 0; i < got.size(); ++i)
-          for (size_t k = 0; k < got[i].W.size(); ++k)
-            max_rel = std::max(max_rel, std::abs(got[i].W[k] - expected[i].W[k]) /
-                                            std::max(1e-6, std::abs(expected[i].W[k])));
-        const bool valid = max_rel <= 1e-5;
-        all_valid = all_valid && valid;
-        for (int models : {1, 100, 1000, 10000, 100000}) {
-          if ((quick && models > 10000) || (smoke && models > 100)) continue;
-          const int batch = smoke ? 64 : 1024;
-          const double per_step = static_cast<double>(batch) * models;
-          const int steps =
-              smoke ? 2 : static_cast<int>(std::clamp(4e10 / per_step, 200.0, 10000.0));
-          const sp::GroupSpec g =
-              sp::bench::make_group(shape.n, shape.m, mode, batch, models, steps);
-          gpu->train(g);  // warm-up
-          std::vector<float> ms;
-          for (int r = 0; r < repeats; ++r) {
-            check(cudaEventRecord(start), "cudaEventRecord");
-            gpu->train(g);
-            check(cudaEventRecord(stop), "cudaEventRecord");
-            check(cudaEventSynchronize(stop), "cudaEventSynchronize");
-            float elapsed = 0;
-            check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
-            ms.push_back(elapsed);
-          }
-          std::sort(ms.begin(), ms.end());
-          const double seconds = ms[ms.size() / 2] / 1e3;
-          const double sample_steps = per_step * steps / seconds;
-          const sp::cuda::TrainKernelInfo kernel =
-              kernel_of(variant, shape.n, shape.m, mode, g.train_rows(), steps);
-          const bool drawn =
-              mode == sp::DataMode::fresh || variant.options.fixed_rows == "regenerate";
-          const std::string rows = drawn ? "drawn" : kernel.rows_on_chip ? "on chip" : "loaded";
-          const double instructions = counts.per_sample(kernel.name, rows);
-          const double ceiling = instructions > 0 ? issue_per_s / instructions : 0;
-          fmt::print(
-              "{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>12.2e} {:>14.3e} {:>13.3e} {:>8} "
-              "{:>8}{}\n",
-              fmt::format("({},{})", shape.n, shape.m), variant.name,
-              variant.options.steps_per_launch, models, sp::to_string(mode), rows, steps, max_rel,
-              sample_steps, models * steps / seconds,
-              ceiling > 0 ? fmt::format("{:.1f}%", 100 * sample_steps / ceiling) : "-",
-              kernel.warps_per_sm > 0 ? std::to_string(kernel.warps_per_sm) : "-",
-              valid ? "" : "  INVALID");
-          std::fflush(stdout);
-          results.push_back({{"n", shape.n},
-                             {"m", shape.m},
-                             {"variant", variant.name},
-                             {"steps_per_launch", variant.options.steps_per_launch},
-                             {"models", models},
-                             {"data_mode", sp::to_string(mode)},
-                             {"rows", rows},
-                             {"kernel", kernel.name},
-                             {"resident_warps_per_sm", kernel.warps_per_sm},
-                             {"batch", batch},
-                             {"steps", steps},
-                             {"median_s", seconds},
-                             {"validated_max_rel_err_vs_cpu", max_rel},
-                             {"valid", valid},
-                             {"sample_steps_per_s", sample_steps},
-                             {"model_steps_per_s", models * steps / seconds},
-                             {"instructions_per_sample", instructions},
-                             {"ceiling_sample_steps_per_s", ceiling},
-                             {"fraction_of_ceiling", ceiling > 0 ? sample_steps / ceiling : 0.0}});
-          save(false);
-        }
-      }
+  for (const Case& c : plan(which, smoke)) {
+    sp::CudaOptions::Timings timings;
+    sp::CudaOptions timed = c.variant.options;
+    timed.timings = &timings;
+    auto gpu = sp::make_cuda_backend(timed);
+    const int batch = smoke ? 64 : 1024;
+    // Validate: 64 models, 20 steps (3 in a smoke run), against the cpu backend, bit for bit.
+    const sp::GroupSpec check_group =
+        sp::bench::make_group(c.n, c.m, c.mode, batch, 64, smoke ? 3 : 20);
+    const int64_t ulps = largest_ulp_distance(gpu->train(check_group), cpu->train(check_group));
+    const bool valid = ulps == 0;
+    all_valid = all_valid && valid;
+
+    const double per_step = static_cast<double>(batch) * c.models;
+    const int steps = smoke ? 2 : static_cast<int>(std::clamp(2e10 / per_step, 200.0, 10000.0));
+    const sp::GroupSpec g = sp::bench::make_group(c.n, c.m, c.mode, batch, c.models, steps);
+    gpu->train(g);  // warm-up
+    std::vector<double> training_ms, wall_s;
+    for (int r = 0; r < repeats; ++r) {
+      timings = {};
+      const auto start = std::chrono::steady_clock::now();
+      gpu->train(g);
+      wall_s.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      training_ms.push_back(timings.training_ms);
     }
+    std::sort(training_ms.begin(), training_ms.end());
+    std::sort(wall_s.begin(), wall_s.end());
+    const double seconds = training_ms[training_ms.size() / 2] / 1e3;
+    const double wall = wall_s[wall_s.size() / 2];
+    const double sample_steps = per_step * steps / seconds;
+    const sp::cuda::TrainKernelInfo kernel =
+        kernel_of(c.variant, c.n, c.m, c.mode, g.train_rows(), steps);
+    const bool drawn =
+        c.mode == sp::DataMode::fresh || c.variant.options.fixed_rows == "regenerate";
+    const std::string rows = drawn ? "drawn" : kernel.rows_on_chip ? "on chip" : "loaded";
+    const double instructions = counts.per_sample(kernel.name, rows);
+    const double ceiling = instructions > 0 ? issue_per_s / instructions : 0;
+    fmt::print(
+        "{:>7} {:>18} {:>4} {:>7} {:>6} {:>7} {:>6} {:>9} {:>14.3e} {:>13.3e} {:>8} {:>8} "
+        "{:>8.3f}{}\n",
+        fmt::format("({},{})", c.n, c.m), c.variant.name, c.variant.options.steps_per_launch,
+        c.models, sp::to_string(c.mode), rows, steps, ulps, sample_steps,
+        c.models * steps / seconds,
+        ceiling > 0 ? fmt::format("{:.1f}%", 100 * sample_steps / ceiling) : "-",
+        kernel.warps_per_sm > 0 ? std::to_string(kernel.warps_per_sm) : "-", wall,
+        valid ? "" : "  INVALID: differs from the cpu backend");
+    std::fflush(stdout);
+    results.push_back({{"n", c.n},
+                       {"m", c.m},
+                       {"variant", c.variant.name},
+                       {"steps_per_launch", c.variant.options.steps_per_launch},
+                       {"models", c.models},
+                       {"data_mode", sp::to_string(c.mode)},
+                       {"rows", rows},
+                       {"kernel", kernel.name},
+                       {"resident_warps_per_sm", kernel.warps_per_sm},
+                       {"batch", batch},
+                       {"steps", steps},
+                       {"median_s", seconds},
+                       {"wall_s", wall},
+                       {"max_ulps_vs_cpu", ulps},
+                       {"valid", valid},
+                       {"sample_steps_per_s", sample_steps},
+                       {"model_steps_per_s", c.models * steps / seconds},
+                       {"instructions_per_sample", instructions},
+                       {"ceiling_sample_steps_per_s", ceiling},
+                       {"fraction_of_ceiling", ceiling > 0 ? sample_steps / ceiling : 0.0}});
+    save(false);
   }
   save(true);
-  check(cudaEventDestroy(start), "cudaEventDestroy");
-  check(cudaEventDestroy(stop), "cudaEventDestroy");
   if (!all_valid) fmt::print(stderr, "bench_kernels: a variant disagrees with the cpu backend\n");
   return all_valid ? 0 : 1;
 }

@@ -33,6 +33,14 @@ struct CudaOptions {
   // "memory" reads them from device memory every step; "regenerate" draws every row again from
   // its counters wherever it is used (as fresh data does; replayed --data stays in memory).
   std::string fixed_rows = "auto";
+  // Where the backend adds up the device time of its training launches, for the benchmark: CUDA
+  // events around each chunk's loop of launches (not allocation, upload, dataset generation or
+  // download). Not owned; null: not measured.
+  struct Timings {
+    double training_ms = 0;
+    int chunks = 0;
+  };
+  Timings* timings = nullptr;
 };
 
 // Throws UsageError, naming the option, for a value CudaOptions does not accept (steps per launch

@@ -57,12 +57,38 @@ class DeviceBuffer {
   size_t count_;
 };
 
+// A CUDA event on the default stream, or nothing (enabled = false: records and measures nothing).
+class Event {
+ public:
+  explicit Event(bool enabled) {
+    if (enabled) SP_CUDA_CHECK(cudaEventCreate(&event_));
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  ~Event() {
+    if (event_) cudaEventDestroy(event_);
+  }
+  void record() const {
+    if (event_) SP_CUDA_CHECK(cudaEventRecord(event_, nullptr));
+  }
+  // Milliseconds from this event to `end` (both recorded, and `end` completed).
+  double milliseconds_to(const Event& end) const {
+    float ms = 0;
+    SP_CUDA_CHECK(cudaEventElapsedTime(&ms, event_, end.event_));
+    return ms;
+  }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaOptions& options)
       : steps_per_launch_(options.steps_per_launch),
         forced_mapping_(options.mapping),
-        fixed_rows_(options.fixed_rows) {
+        fixed_rows_(options.fixed_rows),
+        timings_(options.timings) {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
   }
   std::string name() const override { return "cuda"; }
@@ -235,6 +261,8 @@ class CudaBackend final : public Backend {
         step = std::min(step, snapshot_steps[next_snapshot]);
       return step;
     };
+    const Event loop_start(timings_ != nullptr), loop_end(timings_ != nullptr);
+    loop_start.record();
     for (int t = 0; t < steps;) {  // K steps per launch, and a stop after every recorded step
       int end = std::min(steps, t + steps_per_launch_);
       if (const int recorded = next_recorded_step(); recorded < end) end = recorded + 1;
@@ -252,7 +280,12 @@ class CudaBackend final : public Backend {
         ++next_snapshot;
       }
     }
+    loop_end.record();
     SP_CUDA_CHECK(cudaDeviceSynchronize());
+    if (timings_) {
+      timings_->training_ms += loop_start.milliseconds_to(loop_end);
+      ++timings_->chunks;
+    }
 
     const std::vector<float> final_params = d_params.download();
     const std::vector<float> last_loss = d_last_loss.download();
@@ -292,6 +325,7 @@ class CudaBackend final : public Backend {
   int steps_per_launch_;
   std::string forced_mapping_;
   std::string fixed_rows_;  // CudaOptions::fixed_rows
+  CudaOptions::Timings* timings_;
   cudaDeviceProp properties_{};
 };
 

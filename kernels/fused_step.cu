@@ -2,6 +2,7 @@
 // steps, sample generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic
 // gradients, the reduction over the batch (cub::WarpReduce) and the AdamW update.
 // The arithmetic is kernels/toy_model.hpp's, in the lane order host/cpu_backend.cpp mirrors.
+#include <cstdlib>
 #include <cub/warp/warp_reduce.cuh>
 #include <stdexcept>
 #include <string>
@@ -20,7 +21,15 @@ constexpr unsigned kFullMask = 0xffffffffu;
 
 // Every launch goes through cudaLaunchKernelEx: the arguments are type-checked against the kernel's
 // parameters, and a failure names the kernel (and is consumed, so that no later check reports it
-// again).
+// again). With SUPERPOSE_CHECK_LAUNCHES=1 in the environment every launch is also waited for and
+// checked, so that a fault inside a kernel (an illegal address, say), which a device reports only
+// at the next synchronisation, names the kernel that caused it; off by default (it serialises the
+// host with the device). scripts/gpu-check runs the GPU tests with it on.
+bool check_every_launch() {
+  const char* value = std::getenv("SUPERPOSE_CHECK_LAUNCHES");
+  return value && *value && std::string(value) != "0";
+}
+
 template <class... Params, class... Args>
 void launch(const char* kernel_name, void (*kernel)(Params...), unsigned blocks, unsigned threads,
             size_t dynamic_shared_bytes, cudaStream_t stream, Args&&... args) {
@@ -29,13 +38,19 @@ void launch(const char* kernel_name, void (*kernel)(Params...), unsigned blocks,
   config.blockDim = dim3(threads);
   config.dynamicSmemBytes = dynamic_shared_bytes;
   config.stream = stream;
-  const cudaError_t error = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
-  if (error != cudaSuccess) {
+  auto fail = [&](const char* what, cudaError_t error) {
     cudaGetLastError();
-    throw std::runtime_error(
-        std::string(__FILE__) + ": launch of " + kernel_name + " (" + std::to_string(blocks) +
-        " blocks of " + std::to_string(threads) + ", " + std::to_string(dynamic_shared_bytes) +
-        " bytes of dynamic shared memory) failed: " + cudaGetErrorString(error));
+    throw std::runtime_error(std::string(__FILE__) + ": " + kernel_name + " (" +
+                             std::to_string(blocks) + " blocks of " + std::to_string(threads) +
+                             ", " + std::to_string(dynamic_shared_bytes) +
+                             " bytes of dynamic shared memory) " + what + ": " +
+                             cudaGetErrorName(error) + ", " + cudaGetErrorString(error));
+  };
+  const cudaError_t error = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (error != cudaSuccess) fail("failed to launch", error);
+  if (check_every_launch()) {
+    if (const cudaError_t run = cudaStreamSynchronize(stream); run != cudaSuccess)
+      fail("failed while running (SUPERPOSE_CHECK_LAUNCHES)", run);
   }
 }
 
@@ -292,6 +307,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int k = P + 1; k < E; ++k) v[k] = 0.0f;
     butterfly_reduce_scatter<E>(v, lane);
+    // Every lane read W, b and Wᵀ in the sample loop; the owners now overwrite them. Shuffles
+    // order no memory between lanes: without this the update could land before another lane's
+    // last read (tests/emulator: the race check sees it).
+    __syncwarp();
     const AdamWStep scalars = step_scalars(d, model, step);
 #pragma unroll
     for (int j = 0; j < kOwned; ++j) {
@@ -479,8 +498,19 @@ Mapping shared_mapping_for(int n, int m) {
 }
 
 bool rows_fit_on_chip(Mapping mapping, int n, int train_rows) {
-  return (mapping == Mapping::registers_2x1 || mapping == Mapping::registers_5x2) &&
-         on_chip_bytes(n, train_rows) <= kOnChipBytesPerBlock;
+  void (*kernel)(DeviceChunk, int, int) = nullptr;
+  if (mapping == Mapping::registers_2x1) kernel = train_steps_registers<2, 1, true>;
+  if (mapping == Mapping::registers_5x2) kernel = train_steps_registers<5, 2, true>;
+  if (!kernel) return false;
+  // The block's shared memory is the kernel's static part (cub's temp storage: 0 bytes on sm_90
+  // with nvcc 13, which no one should have to rely on) plus the rows: both within the limit.
+  cudaFuncAttributes attributes{};
+  if (cudaFuncGetAttributes(&attributes, kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return false;  // the kernel cannot run here; whoever launches it says so
+  }
+  return attributes.sharedSizeBytes <= kOnChipBytesPerBlock &&
+         on_chip_bytes(n, train_rows) <= kOnChipBytesPerBlock - attributes.sharedSizeBytes;
 }
 
 const char* kernel_image_error() {

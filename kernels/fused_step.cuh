@@ -68,7 +68,8 @@ Mapping shared_mapping_for(int n, int m);
 // block leaves room for 6 blocks, 24 warps, where the kernel's 64 registers allow 8).
 constexpr size_t kOnChipBytesPerBlock = 48 << 10;
 // Whether the mapping can keep fixed training rows on chip: the registers mapping, with its four
-// models' train_rows × n floats within kOnChipBytesPerBlock ((2, 1): up to 1536 rows; (5, 2): 614).
+// models' train_rows × n floats and the kernel's static shared memory (cudaFuncGetAttributes)
+// within kOnChipBytesPerBlock ((2, 1): up to 1536 rows; (5, 2): 614, with no static part).
 bool rows_fit_on_chip(Mapping mapping, int n, int train_rows);
 // Scratch floats per lane the global mapping needs (0 for the register mappings).
 size_t scratch_floats_per_lane(int n, int m, Mapping mapping);

@@ -14,12 +14,6 @@
 namespace sp {
 namespace {
 
-#if defined(SUPERPOSE_CUDA_EMULATOR)
-constexpr bool kEmulated = true;
-#else
-constexpr bool kEmulated = false;
-#endif
-
 #define SKIP_WITHOUT_GPU()                                                  \
   if (const CudaStatus status = cuda_status(); !status.problem.empty())     \
   GTEST_SKIP() << status.problem                                            \
@@ -37,22 +31,11 @@ TEST_P(CudaVsCpu, OneStepAndShortTrajectoriesMatchTheCpuBackend) {
     g.snapshot_every = 7;
     const auto gpu = make_cuda_backend()->train(g);
     const auto cpu = make_cpu_backend(0)->train(g);
-    for (size_t i = 0; i < g.models.size(); ++i) {
-      // The same fmaf-explicit arithmetic in the same order: expected bit-identical; on a GPU a
-      // few ulps are allowed for sqrt/division differences over 50 steps. The emulator runs the
-      // kernels' code on the host: there every bit must agree.
-      const int ulps = kEmulated || steps == 1 ? 0 : 8, loss_ulps = kEmulated ? 0 : ulps + 2;
-      const std::string model = "model " + std::to_string(i) + " ";
-      expect_close_series(gpu[i].W, cpu[i].W, ulps, model + "W");
-      expect_close_series(gpu[i].b, cpu[i].b, ulps, model + "b");
-      EXPECT_TRUE(close_in_ulps(gpu[i].train_loss, cpu[i].train_loss, loss_ulps)) << model;
-      EXPECT_TRUE(close_in_ulps(gpu[i].eval_loss, cpu[i].eval_loss, loss_ulps)) << model;
-      expect_close_series(gpu[i].loss_curve, cpu[i].loss_curve, loss_ulps, model + "loss curve");
-      expect_close_series(gpu[i].eval_curve, cpu[i].eval_curve, loss_ulps, model + "eval curve");
-      expect_close_series(gpu[i].W_snapshots, cpu[i].W_snapshots, ulps, model + "W snapshots");
-      expect_close_series(gpu[i].b_snapshots, cpu[i].b_snapshots, ulps, model + "b snapshots");
+    // The same fmaf-explicit arithmetic in the same order, IEEE division and square root, and
+    // cub's tree for the lanes: every bit must agree (a difference reports its size in ulps).
+    expect_identical_results(gpu, cpu, std::to_string(steps) + " steps");
+    for (size_t i = 0; i < g.models.size(); ++i)
       EXPECT_EQ(gpu[i].W_snapshots.size(), g.snapshot_steps().size() * g.n_hidden * g.n_features);
-    }
   }
 }
 
@@ -74,9 +57,7 @@ TEST(Cuda, AModelIsBitIdenticalAloneAndInsideATenThousandModelSweep) {
     alone.models = {big.models[4321]};
     const auto in_sweep = make_cuda_backend()->train(big);
     const auto by_itself = make_cuda_backend()->train(alone);
-    EXPECT_EQ(in_sweep[4321].W, by_itself[0].W);
-    EXPECT_EQ(in_sweep[4321].b, by_itself[0].b);
-    EXPECT_EQ(std::memcmp(&in_sweep[4321].train_loss, &by_itself[0].train_loss, sizeof(double)), 0);
+    expect_identical_results({in_sweep[4321]}, by_itself, "model 4321 alone and in the sweep");
   }
 }
 
@@ -85,11 +66,12 @@ TEST(Cuda, RepeatRunsAreBitIdentical) {
   const GroupSpec g = sweep(20, 5, DataMode::fresh, 64, 20);
   const auto first = make_cuda_backend()->train(g);
   const auto second = make_cuda_backend()->train(g);
-  for (size_t i = 0; i < g.models.size(); ++i) EXPECT_EQ(first[i].W, second[i].W) << i;
+  expect_identical_results(first, second, "a repeat run");
 }
 
 // K (steps per launch), the mapping and where fixed rows come from (on chip, device memory, or
-// drawn again) change how the work is done, never a model's bits.
+// drawn again) change how the work is done, never a model's bits: each variant equals the default,
+// which equals the cpu backend.
 TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
   SKIP_WITHOUT_GPU();
   struct Variant {
@@ -103,6 +85,9 @@ TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
       // run whole launches (230 steps: two of 100 and one of 30).
       const GroupSpec g = sweep(shape.n, shape.m, mode, big ? 12 : 24, big ? 60 : 230);
       const auto base = make_cuda_backend()->train(g);
+      expect_identical_results(base, make_cpu_backend(0)->train(g),
+                               std::to_string(shape.n) + "x" + std::to_string(shape.m) + " " +
+                                   to_string(mode) + ", K 100 against the cpu backend");
       std::vector<Variant> variants = {
           {1, "", "auto"}, {64, "global", "auto"}, {100, "", "regenerate"}, {100, "", "memory"}};
       if (shape.n != 2) variants.push_back({7, "shared", "auto"});  // 5 x 2: not its own mapping
@@ -129,11 +114,7 @@ TEST(Cuda, ALargeShapeOnTheGlobalMappingMatchesTheCpuBackend) {
   g.record_trajectories = true;
   const auto gpu = make_cuda_backend()->train(g);
   const auto cpu = make_cpu_backend(0)->train(g);
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    expect_close_series(gpu[i].W, cpu[i].W, 0, "W");
-    expect_close_series(gpu[i].b, cpu[i].b, 0, "b");
-    expect_close_series(gpu[i].loss_curve, cpu[i].loss_curve, kEmulated ? 0 : 2, "loss curve");
-  }
+  expect_identical_results(gpu, cpu, "400 x 30");
 }
 
 }  // namespace

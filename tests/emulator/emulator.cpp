@@ -45,6 +45,9 @@ struct Settings {
   size_t device_memory = size_t{4} << 30;
   int host_threads = 0;  // 0: all cores
   bool kernel_images = true;
+  size_t static_shared_bytes = 0;
+  int fault_countdown = -1;  // inject_fault_at_launch
+  bool fault_pending = false;
   Settings() {
     if (const char* bytes = std::getenv("SP_EMULATOR_DEVICE_MEMORY"))
       device_memory = std::strtoull(bytes, nullptr, 10);
@@ -408,6 +411,33 @@ bool is_device_range(const void* pointer, size_t bytes) {
 
 thread_local cudaError_t last_error = cudaSuccess;
 
+size_t static_shared_bytes() {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  return settings().static_shared_bytes;
+}
+
+// Whether this launch is the one inject_fault_at_launch named (then the fault is pending).
+bool fault_this_launch() {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  Settings& s = settings();
+  if (s.fault_countdown < 0) return false;
+  if (s.fault_countdown-- > 0) return false;
+  s.fault_pending = true;
+  return true;
+}
+
+// What a synchronize returns: a pending fault (from then on the last error), or the last error.
+cudaError_t synchronize() {
+  {
+    std::lock_guard<std::mutex> lock(settings().mutex);
+    if (settings().fault_pending) {
+      settings().fault_pending = false;
+      last_error = cudaErrorIllegalAddress;
+    }
+  }
+  return last_error;
+}
+
 cudaError_t record(cudaError_t error) {
   if (error != cudaSuccess) last_error = error;
   return error;
@@ -455,8 +485,9 @@ LaunchStatus launch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 ||
-      dynamic_shared_bytes > kDynamicSharedLimit)
+      dynamic_shared_bytes + static_shared_bytes() > kDynamicSharedLimit)
     return LaunchStatus::invalid_configuration;
+  if (fault_this_launch()) return LaunchStatus::ok;  // an asynchronous fault: nothing runs
   {
     std::lock_guard<std::mutex> lock(launch_log().mutex);
     launch_log().dynamic_shared_bytes.push_back(dynamic_shared_bytes);
@@ -541,11 +572,23 @@ cudaError_t kernel_attributes(cudaFuncAttributes* attributes) {
     std::lock_guard<std::mutex> lock(settings().mutex);
     if (!settings().kernel_images) return record(cudaErrorNoKernelImageForDevice);
   }
-  *attributes = cudaFuncAttributes{0, 1024, 0};  // the emulator has no registers to count
+  // The emulator has no registers to count, and no static shared memory to measure.
+  *attributes = cudaFuncAttributes{static_shared_bytes(), 1024, 0};
   return cudaSuccess;
 }
 
 cudaError_t not_supported() { return record(cudaErrorNotSupported); }
+
+void set_static_shared_bytes(size_t bytes) {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  settings().static_shared_bytes = bytes;
+}
+
+void inject_fault_at_launch(int launches_from_now) {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  settings().fault_countdown = launches_from_now;
+  settings().fault_pending = false;
+}
 
 void set_host_threads(int threads) {
   std::lock_guard<std::mutex> lock(settings().mutex);
@@ -582,6 +625,8 @@ ErrorText error_text(cudaError_t error) {
               "no kernel image is available for execution on the device"};
     case cudaErrorNotSupported:
       return {"cudaErrorNotSupported", "operation not supported"};
+    case cudaErrorIllegalAddress:
+      return {"cudaErrorIllegalAddress", "an illegal memory access was encountered"};
   }
   return {"unknown error", "unknown error"};
 }
@@ -712,8 +757,8 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize() { return sp_emu::last_error; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return sp_emu::last_error; }
+cudaError_t cudaDeviceSynchronize() { return sp_emu::synchronize(); }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return sp_emu::synchronize(); }
 
 // Events: host clock readings (every call completes before it returns).
 struct CUevent_st {

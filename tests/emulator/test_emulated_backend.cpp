@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 
 #include "cuda_emulator.hpp"
+#include "cuda_runtime.h"
 #include "host/backend.hpp"
 #include "tests/cuda_sweeps.hpp"
 #include "tests/shell.hpp"
@@ -29,6 +31,9 @@ struct RestoreEmulator {
     sp_emu::set_lane_order(sp_emu::LaneOrder::forward);
     sp_emu::set_device_memory(device_memory);
     sp_emu::set_kernel_images_present(true);
+    sp_emu::set_static_shared_bytes(0);
+    sp_emu::inject_fault_at_launch(-1);
+    unsetenv("SUPERPOSE_CHECK_LAUNCHES");
   }
 };
 
@@ -123,6 +128,70 @@ TEST(EmulatedCuda, FixedRowsGoOnChipWhereTheyFitWithTheCpuBackendsBits) {
     many_rows.points = shape.n == 2 ? 2000 : 800;  // 1600 and 640 rows: 50 KiB each
     EXPECT_TRUE(on_chip_launches(many_rows, CudaOptions{}).empty()) << what << ", too many rows";
   }
+}
+
+// The block's shared memory is the kernel's static part plus the rows: where the kernel already
+// takes some (cub's temp storage may, with another nvcc), fewer rows fit. (2,1) with 1536 rows is
+// exactly 48 KiB of rows: on chip with no static shared memory, in device memory with 1 KiB.
+TEST(EmulatedCuda, RowsOnChipLeaveRoomForTheKernelsStaticSharedMemory) {
+  RestoreEmulator restore;
+  GroupSpec g = sweep(2, 1, DataMode::fixed, 5, 12);
+  g.points = 1920;  // 1536 training rows: 4 · 1536 · 2 floats = 48 KiB
+  ASSERT_EQ(g.train_rows(), 1536);
+  std::vector<ModelResult> results;
+  EXPECT_EQ(on_chip_launches(g, CudaOptions{}, &results), std::vector<size_t>{size_t{48} << 10});
+  sp_emu::set_static_shared_bytes(1024);
+  std::vector<ModelResult> in_memory;
+  EXPECT_TRUE(on_chip_launches(g, CudaOptions{}, &in_memory).empty())
+      << "48 KiB of rows beside 1 KiB of static shared memory would not launch";
+  expect_identical_results(results, in_memory, "on chip and from device memory");
+  g.points = 1875;  // 1500 rows: 46.9 KiB, and 1 KiB static
+  EXPECT_EQ(on_chip_launches(g, CudaOptions{}), std::vector<size_t>{4 * 1500 * 2 * sizeof(float)});
+}
+
+// A fault inside a kernel (an illegal address) is reported by a device only at the next
+// synchronisation. With SUPERPOSE_CHECK_LAUNCHES=1 every launch is waited for, so the error names
+// the kernel that faulted; without it, the error names where the host next waited.
+TEST(EmulatedCuda, CheckedLaunchesNameTheKernelThatFaulted) {
+  RestoreEmulator restore;
+  const GroupSpec g = sweep(2, 1, DataMode::fixed, 5, 30);  // dataset, then 1 training launch
+  auto message_of_fault = [&](int launch) {
+    sp_emu::inject_fault_at_launch(launch);
+    try {
+      make_cuda_backend()->train(g);
+    } catch (const std::runtime_error& error) {
+      cudaGetLastError();  // the emulated device's sticky error, for the next test
+      sp_emu::inject_fault_at_launch(-1);
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  setenv("SUPERPOSE_CHECK_LAUNCHES", "1", 1);
+  std::string message = message_of_fault(1);
+  EXPECT_NE(message.find("train_steps_registers<2, 1, true>"), std::string::npos) << message;
+  EXPECT_NE(message.find("cudaErrorIllegalAddress"), std::string::npos) << message;
+  EXPECT_NE(message.find("SUPERPOSE_CHECK_LAUNCHES"), std::string::npos) << message;
+  message = message_of_fault(0);
+  EXPECT_NE(message.find("generate_dataset_kernel"), std::string::npos) << message;
+  unsetenv("SUPERPOSE_CHECK_LAUNCHES");
+  message = message_of_fault(1);
+  EXPECT_EQ(message.find("train_steps_registers"), std::string::npos) << message;
+  EXPECT_NE(message.find("cudaDeviceSynchronize"), std::string::npos) << message;
+  // And checked launches change no result.
+  setenv("SUPERPOSE_CHECK_LAUNCHES", "1", 1);
+  expect_identical_results(make_cuda_backend()->train(g), make_cpu_backend(0)->train(g),
+                           "checked launches");
+}
+
+// The benchmark's timer: CUDA events around each chunk's training launches.
+TEST(EmulatedCuda, TrainingLaunchesAreTimedWhenAsked) {
+  RestoreEmulator restore;
+  CudaOptions::Timings timings;
+  CudaOptions options;
+  options.timings = &timings;
+  make_cuda_backend(options)->train(sweep(5, 2, DataMode::fresh, 6, 20));
+  EXPECT_EQ(timings.chunks, 1);
+  EXPECT_GT(timings.training_ms, 0.0);
 }
 
 // Replayed data (train --data) is uploaded, not drawn: on chip, read from device memory, or with

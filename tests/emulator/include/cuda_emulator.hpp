@@ -112,6 +112,15 @@ void clear_launch_log();
 // Whether the kernels have an image for the emulated device (default true; false stands for a
 // build for another architecture: cudaFuncGetAttributes says cudaErrorNoKernelImageForDevice).
 void set_kernel_images_present(bool present);
+// The static shared memory cudaFuncGetAttributes reports for every kernel (default 0: the
+// emulator cannot tell, as `__shared__` is host memory here); a launch whose dynamic shared memory
+// plus this exceeds 48 KiB fails as on a device. For tests of the host's shared-memory planning.
+void set_static_shared_bytes(size_t bytes);
+// An asynchronous fault, as a kernel that reads outside its memory causes on a device: the launch
+// `launches_from_now` launches ahead (0: the next) runs nothing and returns success, and the next
+// cudaDeviceSynchronize or cudaStreamSynchronize returns cudaErrorIllegalAddress (and it stays the
+// last error, as on a device). -1 cancels. For tests of how such a fault is reported.
+void inject_fault_at_launch(int launches_from_now);
 // Host threads running blocks (default: all cores, or SP_EMULATOR_THREADS).
 void set_host_threads(int threads);
 

@@ -61,6 +61,7 @@ enum cudaError_t {
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorNoDevice = 100,
   cudaErrorNoKernelImageForDevice = 209,
+  cudaErrorIllegalAddress = 700,
   cudaErrorNotSupported = 801,
 };
 using cudaError = cudaError_t;
