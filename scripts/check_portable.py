@@ -10,8 +10,9 @@ far from any check. This disassembles every function and fails where one outside
 uses an instruction baseline x86-64 lacks (AVX/AVX-512: the VEX/EVEX 'v' forms and mask registers;
 BMI, LZCNT, MOVBE, POPCNT), or where a function of sp::cpu::avx2 uses AVX-512.
 
---libraries also fails where the binary needs a shared library beyond glibc's (the portable build of
-scripts/prepare-gpu-deps: the C++ runtime and fmt linked in).
+--libraries also fails where the binary needs a shared library beyond glibc's and libgcc_s, or a
+glibc newer than --max-glibc (the portable build of scripts/prepare-gpu-deps: the C++ runtime and
+fmt linked in, glibc 2.34 or newer).
 """
 import argparse
 import re
@@ -23,8 +24,9 @@ BEYOND_BASELINE = re.compile(
     r"tzcnt|movbe|popcnt|crc32|pshufb|pmulld|ptest|pblendvb|blendvps|roundps|roundss|pminsd|"
     r"pmaxsd|pextrd|pinsrd|insertps|dpps)$")
 AVX512_OPERAND = re.compile(r"%zmm|%k[0-7]|\{%k|\{z\}")
+# glibc's, and libgcc_s (GCC's unwinder: part of every glibc system's base, and built for its glibc).
 GLIBC = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-         "ld-linux-x86-64.so.2"}
+         "ld-linux-x86-64.so.2", "libgcc_s.so.1"}
 
 
 def functions(binary):
@@ -72,19 +74,31 @@ def check_instructions(binary):
     return problems, wide
 
 
-def check_libraries(binary):
+def version_key(version):
+    return tuple(int(part) for part in version.split("."))
+
+
+def check_libraries(binary, max_glibc):
     dynamic = subprocess.run(["readelf", "-d", binary], check=True, capture_output=True,
                              text=True).stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", dynamic)
-    return [f"needs {library} (only glibc's may be needed)" for library in needed
-            if library not in GLIBC], needed
+    problems = [f"needs {library} (only glibc's and libgcc_s may be needed)" for library in needed
+                if library not in GLIBC]
+    symbols = subprocess.run(["objdump", "-T", binary], check=True, capture_output=True,
+                             text=True).stdout
+    for line in symbols.splitlines():
+        match = re.search(r"\(GLIBC_([0-9.]+)\)\s+(\S+)$", line)
+        if match and "*UND*" in line and version_key(match.group(1)) > version_key(max_glibc):
+            problems.append(f"{match.group(2)} needs glibc {match.group(1)} (at most {max_glibc})")
+    return problems, needed
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("binaries", nargs="+")
     parser.add_argument("--libraries", action="store_true",
-                        help="also: no shared library beyond glibc's")
+                        help="also: no shared library beyond glibc's, none newer than --max-glibc")
+    parser.add_argument("--max-glibc", default="2.34")
     args = parser.parse_args()
     failed = False
     for binary in args.binaries:
@@ -94,7 +108,7 @@ def main():
                             "step still compiled per instruction set?")
         needed = []
         if args.libraries:
-            library_problems, needed = check_libraries(binary)
+            library_problems, needed = check_libraries(binary, args.max_glibc)
             problems += library_problems
         for problem in problems[:20]:
             print(f"{binary}: {problem}")
@@ -102,7 +116,8 @@ def main():
             failed = True
             print(f"{binary}: NOT portable ({len(problems)} problems)")
         else:
-            libraries = f"; shared libraries: {', '.join(needed)}" if args.libraries else ""
+            libraries = (f"; shared libraries: {', '.join(needed)}, glibc <= {args.max_glibc}"
+                         if args.libraries else "")
             print(f"{binary}: portable (baseline x86-64 outside the SIMD paths, {wide} wide "
                   f"instructions inside them{libraries})")
     return 1 if failed else 0
