@@ -309,8 +309,11 @@ __global__ void __launch_bounds__(kThreads)
     butterfly_reduce_scatter<E>(v, lane);
     // Every lane read W, b and Wᵀ in the sample loop; the owners now overwrite them. Shuffles
     // order no memory between lanes: without this the update could land before another lane's
-    // last read (tests/emulator: the race check sees it).
+    // last read. (The race check builds the kernel once without it, and must report the race:
+    // tests/emulator/CMakeLists.txt.)
+#if !defined(SUPERPOSE_OMIT_UPDATE_SYNCWARP)
     __syncwarp();
+#endif
     const AdamWStep scalars = step_scalars(d, model, step);
 #pragma unroll
     for (int j = 0; j < kOwned; ++j) {

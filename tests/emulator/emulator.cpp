@@ -26,6 +26,20 @@
 #define SP_EMU_ASAN 1
 #endif
 
+// Under ThreadSanitizer (the race check: tests/emulator/CMakeLists.txt) every thread of a block is
+// a TSan fiber, and a switch between them establishes no order: what orders two threads' memory
+// accesses is what orders them on a device — __syncwarp for the lanes it names, __syncthreads for
+// the block —, and nothing else: not a shuffle, not cub's reduction (a device gives those no
+// memory order either). So a lane's write to shared memory that another lane's read does not
+// precede by a __syncwarp is reported as a data race, even though the fibers here take turns.
+// The emulator's own bookkeeping is hidden from TSan (it is ordered by the turns, not by the code).
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define SP_EMU_TSAN 1
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+#endif
+
 namespace sp_emu {
 namespace {
 
@@ -36,6 +50,22 @@ struct ThreadPlace {
 };
 
 namespace ctx = boost::context;
+
+// The race check's annotations (no-ops without ThreadSanitizer).
+#if defined(SP_EMU_TSAN)
+struct HiddenFromTsan {  // the emulator's own bookkeeping, while it lives
+  HiddenFromTsan() { __tsan_ignore_thread_begin(); }
+  ~HiddenFromTsan() { __tsan_ignore_thread_end(); }
+};
+void release(void* sync) { __tsan_release(sync); }
+void acquire(void* sync) { __tsan_acquire(sync); }
+#else
+struct HiddenFromTsan {
+  HiddenFromTsan() {}  // user-provided: no unused-variable warning where it is declared
+};
+void release(void*) {}
+void acquire(void*) {}
+#endif
 
 // ---------------------------------------------------------------- settings
 struct Settings {
@@ -115,7 +145,9 @@ struct Lane {
   ThreadPlace place{};
   int linear = 0;  // threadIdx linearised
   bool exited = false, waiting = false, at_barrier = false;
-  uint64_t result = 0;  // what the last collective handed this lane
+  uint64_t result = 0;         // what the last collective handed this lane
+  void* tsan_fiber = nullptr;  // ThreadSanitizer's fiber for this thread (race check builds)
+  bool started = false;
 #if defined(SP_EMU_ASAN)
   const void* stack_bottom = nullptr;
   size_t stack_size = 0;
@@ -143,7 +175,13 @@ struct Block {
   // The launch's dynamic shared memory, exactly its size (AddressSanitizer sees a read past it),
   // every byte 0xff: a float read before it is written is a NaN.
   std::vector<unsigned char> dynamic_shared;
+  void* tsan_scheduler = nullptr;  // ThreadSanitizer's fiber for the scheduler
 };
+
+#if defined(SP_EMU_TSAN)
+// TSan fibers, reused by this host thread's blocks (creating 128 per block is slow).
+thread_local std::vector<void*> tsan_fibers;
+#endif
 
 // The stacks this host thread holds during a launch (taken from the pool once, handed back at the
 // launch's end: no lock per fiber).
@@ -202,6 +240,9 @@ std::string place_text(const ThreadPlace& p) {
 // Back to the scheduler; returns when the scheduler resumes this thread.
 void yield_to_scheduler() {
   Lane& lane = *current_lane;
+#if defined(SP_EMU_TSAN)
+  __tsan_switch_to_fiber(current_block->tsan_scheduler, __tsan_switch_to_fiber_no_sync);
+#endif
 #if defined(SP_EMU_ASAN)
   __sanitizer_start_switch_fiber(&lane.fake_stack, lane.scheduler_bottom, lane.scheduler_size);
 #endif
@@ -318,7 +359,11 @@ std::vector<int> turn_order(int threads, uint64_t block_linear) {
 void run_block(const std::function<void()>& body, dim3 grid, dim3 block_dim, uint3 block_index,
                size_t dynamic_shared_bytes) {
   const int threads = static_cast<int>(block_dim.x * block_dim.y * block_dim.z);
+  HiddenFromTsan scheduling;  // the scheduler's own accesses (the lanes' fibers are not hidden)
   Block block;
+#if defined(SP_EMU_TSAN)
+  block.tsan_scheduler = __tsan_get_current_fiber();
+#endif
   block.dynamic_shared.assign(dynamic_shared_bytes, 0xff);
   block.lanes.resize(threads);
   block.warps.resize((threads + kWarpSize - 1) / kWarpSize);
@@ -335,17 +380,32 @@ void run_block(const std::function<void()>& body, dim3 grid, dim3 block_dim, uin
     lane.place.block_index = block_index;
     lane.place.block_dim = block_dim;
     lane.place.grid_dim = grid;
+#if defined(SP_EMU_TSAN)
+    if (tsan_fibers.empty()) tsan_fibers.push_back(__tsan_create_fiber(0));
+    lane.tsan_fiber = tsan_fibers.back();
+    tsan_fibers.pop_back();
+#endif
     PooledStack allocator{&lane};
     lane.fiber = ctx::fiber(std::allocator_arg, allocator, [&lane, &body](ctx::fiber&& scheduler) {
 #if defined(SP_EMU_ASAN)
       __sanitizer_finish_switch_fiber(nullptr, &lane.scheduler_bottom, &lane.scheduler_size);
 #endif
-      lane.scheduler = std::move(scheduler);
-      become(&lane);
+      {
+        HiddenFromTsan entering;
+        lane.scheduler = std::move(scheduler);
+        become(&lane);
+      }
       body();
-      lane_exits(lane);
+      {
+        HiddenFromTsan leaving;
+        lane_exits(lane);
+      }
 #if defined(SP_EMU_ASAN)
       __sanitizer_start_switch_fiber(nullptr, lane.scheduler_bottom, lane.scheduler_size);
+#endif
+#if defined(SP_EMU_TSAN)
+      // With order: the block's results precede whatever the host does after the launch.
+      __tsan_switch_to_fiber(current_block->tsan_scheduler, 0);
 #endif
       return std::move(lane.scheduler);
     });
@@ -366,6 +426,11 @@ void run_block(const std::function<void()>& body, dim3 grid, dim3 block_dim, uin
       void* fake_stack = nullptr;
       __sanitizer_start_switch_fiber(&fake_stack, lane.stack_bottom, lane.stack_size);
 #endif
+#if defined(SP_EMU_TSAN)
+      // The first switch to a thread orders it after the launch's setup; later ones order nothing.
+      __tsan_switch_to_fiber(lane.tsan_fiber, lane.started ? __tsan_switch_to_fiber_no_sync : 0);
+#endif
+      lane.started = true;
       lane.fiber = std::move(lane.fiber).resume();
 #if defined(SP_EMU_ASAN)
       __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
@@ -385,6 +450,9 @@ void run_block(const std::function<void()>& body, dim3 grid, dim3 block_dim, uin
       fail("deadlock: every live thread waits:" + waiting);
     }
   }
+#if defined(SP_EMU_TSAN)
+  for (Lane& lane : block.lanes) tsan_fibers.push_back(lane.tsan_fiber);
+#endif
   current_block = nullptr;
 }
 
@@ -456,28 +524,54 @@ void fail(const std::string& message) {
 
 uint64_t warp_collective(const char* operation, unsigned mask, uint64_t value, int source) {
   if (!current_lane) fail(std::string(operation) + " called outside a kernel");
-  arrive(operation, mask, value, source, nullptr);
-  return current_lane->result;
+  // __syncwarp orders the memory accesses of the lanes it names; shuffles order none.
+  const bool orders_memory = std::strcmp(operation, "__syncwarp") == 0;
+  void* warp;
+  {
+    HiddenFromTsan hidden;
+    warp = &warp_of(*current_lane);
+  }
+  if (orders_memory) release(warp);
+  uint64_t result;
+  {
+    HiddenFromTsan hidden;
+    arrive(operation, mask, value, source, nullptr);
+    result = current_lane->result;
+  }
+  if (orders_memory) acquire(warp);
+  return result;
 }
 
 uint64_t warp_reduce(const char* operation, uint64_t value, Combine combine) {
   if (!current_lane) fail(std::string(operation) + " called outside a kernel");
+  HiddenFromTsan hidden;
   arrive(operation, 0xffffffffu, value, -1, combine);
   return current_lane->result;
 }
 
 void* dynamic_shared_memory() {
+  HiddenFromTsan hidden;
   if (!current_lane) fail("dynamic shared memory used outside a kernel");
   return current_block->dynamic_shared.data();
 }
 
 void block_barrier() {
-  if (!current_lane) fail("__syncthreads called outside a kernel");
-  Lane& lane = *current_lane;
-  ++current_block->barrier_arrived;
-  lane.at_barrier = lane.waiting = true;
-  release_barrier_if_complete(*current_block);
-  if (lane.waiting) yield_to_scheduler();
+  void* block;
+  {
+    HiddenFromTsan hidden;
+    if (!current_lane) fail("__syncthreads called outside a kernel");
+    block = current_block;
+  }
+  release(block);
+  {
+    HiddenFromTsan hidden;
+    Lane& lane = *current_lane;
+    ++current_block->barrier_arrived;
+    lane.at_barrier = lane.waiting = true;
+    release_barrier_if_complete(*current_block);
+    if (lane.waiting) yield_to_scheduler();
+  }
+  acquire(block);
 }
 
 LaunchStatus launch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,

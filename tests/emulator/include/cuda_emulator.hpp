@@ -16,10 +16,15 @@
 // block's dynamic shared memory, is its own heap block, so a kernel's out-of-bounds access is
 // reported with its stack (the fiber switches are annotated for ASan). The order in which lanes
 // run between collectives can be reversed or shuffled (set_lane_order), so a result that depends on
-// it — a race between lanes — shows up as a difference.
+// it — a race between lanes — shows up as a difference. Built with ThreadSanitizer (the race
+// check, SUPERPOSE_RACECHECK), every thread is a TSan fiber and only __syncwarp and __syncthreads
+// order threads' memory accesses, as on a device: a shared-memory write that another thread's read
+// is ordered against only by a shuffle or cub's reduction is reported as a data race, although
+// the fibers take turns here (emulator.cpp; tests/emulator/race_demo.cpp).
 //
 // What it does not check: anything nvcc decides (code generation, -fmad, registers), the device's
-// memory model and caches, cuRAND's and CUB's own device code (both are checked elsewhere: cuRAND
+// caches and the ordering of global memory between blocks beyond what the host threads running
+// them give, cuRAND's and CUB's own device code (both are checked elsewhere: cuRAND
 // compiled for the host in tests/test_curand_host.cu, CUB's lane order on a real GPU), streams run
 // asynchronously (here every call completes before it returns), and speed.
 #pragma once
