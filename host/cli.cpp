@@ -26,6 +26,7 @@ struct CommonOptions {
   std::string backend = "auto";
   std::string out;
   int threads = 0;
+  bool overwrite = false;
   CudaOptions cuda;  // --steps-per-launch, --fixed-rows (checked by make_backend)
 };
 
@@ -36,6 +37,8 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
   command->add_option("--out", common.out, "run directory")->capture_default_str();
   command->add_option("--threads", common.threads, "CPU threads for the cpu backend (0: all)")
       ->capture_default_str();
+  command->add_flag("--overwrite", common.overwrite,
+                    "replace another run's results in --out (only a superpose run directory)");
   command
       ->add_option("--steps-per-launch", common.cuda.steps_per_launch,
                    "cuda backend: training steps per kernel launch (K; results do not change)")
@@ -182,7 +185,17 @@ int run_train(const TrainOptions& o) {
   validate(group);
 
   auto backend = open_backend(o.common);
+  const nlohmann::json model_json = {
+      {"seed", model.seed},         {"model", to_string(model.kind)}, {"lr", model.lr},
+      {"sparsity", model.sparsity}, {"importance", model.importance}, {"data", o.data_file},
+      {"init_W", o.init_W_file},    {"init_b", o.init_b_file}};
   const RunDir dir(o.common.out);
+  const auto claim = claim_run_dir(dir, "run.json",
+                                   {{"command", "train"},
+                                    {"backend", backend->name()},
+                                    {"group", group_json(group)},
+                                    {"model", model_json}},
+                                   o.common.overwrite);
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<ModelResult> results = backend->train(group);
   const double seconds =
@@ -200,15 +213,7 @@ int run_train(const TrainOptions& o) {
                              {"backend", backend->name()},
                              {"device", backend->device()},
                              {"group", group_json(group)},
-                             {"model",
-                              {{"seed", model.seed},
-                               {"model", to_string(model.kind)},
-                               {"lr", model.lr},
-                               {"sparsity", model.sparsity},
-                               {"importance", model.importance},
-                               {"data", o.data_file},
-                               {"init_W", o.init_W_file},
-                               {"init_b", o.init_b_file}}},
+                             {"model", model_json},
                              {"timings_s", {{"train", seconds}}}};
   dir.write("manifest.json", manifest.dump(2) + "\n");
 
@@ -255,6 +260,14 @@ int run_experiments_command(const ExperimentsCli& o) {
         fmt::format("--snapshot-every: {} is not accepted (1 or more)", o.options.snapshot_every));
   auto backend = open_backend(o.common);
   const RunDir dir(o.common.out);
+  const auto claim = claim_run_dir(dir, "run.json",
+                                   {{"command", "experiments"},
+                                    {"backend", backend->name()},
+                                    {"seeds", o.options.seeds},
+                                    {"first_seed", o.options.first_seed},
+                                    {"example_seed", o.options.example_seed},
+                                    {"snapshot_every", o.options.snapshot_every}},
+                                   o.common.overwrite);
   const auto t0 = std::chrono::steady_clock::now();
   const auto summaries = run_experiments(*backend, o.options, dir);
   const double seconds =
@@ -328,9 +341,14 @@ void print_sweep_outcome(const SweepOutcome& outcome, const Backend& backend,
       "{} models in {} chunk{} on {} ({}): {} chunk{} trained in {:.2f} s{}; {} diverged{}\n",
       outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", backend.name(),
       backend.device(), trained, trained == 1 ? "" : "s", outcome.train_seconds,
-      outcome.chunks_resumed
-          ? fmt::format(", {} resumed from an earlier run", outcome.chunks_resumed)
-          : "",
+      fmt::format("{}{}",
+                  outcome.chunks_resumed
+                      ? fmt::format(", {} resumed from an earlier run", outcome.chunks_resumed)
+                      : "",
+                  outcome.chunks_retrained
+                      ? fmt::format(" ({} found damaged or incomplete, trained again)",
+                                    outcome.chunks_retrained)
+                      : ""),
       outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
   fmt::print("wrote {}/results.csv and manifest.json\n", path);
 }
@@ -383,7 +401,8 @@ int run_sweep_command(const SweepCli& o) {
 
   auto backend = open_backend(o.common);
   const RunDir dir(o.common.out);
-  const SweepOutcome outcome = run_sweep(*backend, spec, dir, "sweep");
+  const SweepOutcome outcome =
+      run_sweep(*backend, spec, dir, "sweep", nlohmann::json::object(), o.common.overwrite);
   print_sweep_outcome(outcome, *backend, dir.path());
   return 0;
 }
@@ -471,7 +490,7 @@ int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
          "per sample summed over features: ignored r(p/3 - p^2/4), dedicated p/3 - p^2/4, "
          "antipodal (1+r)p^2/6; phase_diagram.csv halves them to results.csv's units"},
         {"far_from_boundary", "closed-form runner-up >= 2.5x the winner's loss"}}}};
-  SweepOutcome outcome = run_sweep(*backend, spec, dir, "phase-diagram", about);
+  SweepOutcome outcome = run_sweep(*backend, spec, dir, "phase-diagram", about, o.common.overwrite);
   const std::vector<PhaseCell> cells =
       aggregate_phase_diagram(options, dir.path() + "/results.csv");
   dir.write("phase_diagram.csv", phase_diagram_csv(cells));

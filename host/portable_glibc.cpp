@@ -1,6 +1,6 @@
-// portable_glibc.cpp — in the portable build only (SUPERPOSE_PORTABLE: scripts/prepare-gpu-deps), so
-// that binaries built against this machine's glibc 2.36 start on a machine with glibc 2.34 or newer
-// (Ubuntu 22.04's 2.35, RHEL 9's 2.34), such as a lent GPU machine:
+// portable_glibc.cpp — in the portable build only (SUPERPOSE_PORTABLE: scripts/prepare-gpu-deps),
+// so that binaries built against this machine's glibc 2.36 start on a machine with glibc 2.34 or
+// newer (Ubuntu 22.04's 2.35, RHEL 9's 2.34), such as a lent GPU machine:
 // - the static C++ runtime's std::random_device refers to arc4random (glibc 2.36); superpose never
 //   draws from it, but the reference must resolve: here, to the kernel's getrandom;
 // - std::hypot binds to hypot@GLIBC_2.35 (a new symbol version, same function): the link wraps it

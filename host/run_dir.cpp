@@ -1,8 +1,11 @@
 #include "host/run_dir.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +14,9 @@
 #include <fstream>
 
 #include "host/npy.hpp"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 namespace sp {
 
@@ -61,6 +67,134 @@ RunDir RunDir::subdir(const std::string& name) const {
   return RunDir((fs::path(path_) / name).string());
 }
 
+namespace {
+
+std::string hex64(uint64_t value) { return fmt::format("{:016x}", value); }
+
+constexpr const char* kLockFile = ".superpose.lock";
+
+// A temporary of write_file_atomically: .<name>.tmp-<pid>.
+bool is_temporary(const std::string& name) {
+  const size_t at = name.rfind(".tmp-");
+  if (name.size() < 2 || name[0] != '.' || at == std::string::npos || at + 5 >= name.size())
+    return false;
+  return name.find_first_not_of("0123456789", at + 5) == std::string::npos;
+}
+
+}  // namespace
+
+FileDigest digest_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("cannot read '{}'", path));
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<char> buffer(1 << 16);
+  FileDigest digest;
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto got = static_cast<size_t>(in.gcount());
+    XXH3_64bits_update(state, buffer.data(), got);
+    digest.bytes += got;
+  }
+  digest.xxh3 = hex64(XXH3_64bits_digest(state));
+  XXH3_freeState(state);
+  return digest;
+}
+
+std::string digest_text(const std::string& bytes) {
+  return hex64(XXH3_64bits(bytes.data(), bytes.size()));
+}
+
+RunClaim::~RunClaim() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code error;
+  for (auto it = fs::recursive_directory_iterator(dir, error);
+       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    if (it->is_regular_file(error) && is_temporary(it->path().filename().string()))
+      fs::remove(it->path(), error);
+  }
+}
+
+std::unique_ptr<RunClaim> claim_run_dir(
+    const RunDir& dir, const std::string& identity_file, const nlohmann::json& identity,
+    bool overwrite, const std::function<void(const nlohmann::json&)>& explain_other) {
+  const fs::path root(dir.path());
+  // What the directory holds besides the lock (and temporaries of interrupted writes).
+  auto holdings = [&] {
+    std::vector<std::string> entries;
+    for (const auto& entry : fs::directory_iterator(root)) {
+      const std::string name = entry.path().filename().string();
+      if (name != kLockFile && !is_temporary(name)) entries.push_back(name);
+    }
+    std::sort(entries.begin(), entries.end());
+    return entries;
+  };
+  auto superpose_file = [&]() -> std::string {
+    for (const char* name : {"run.json", "sweep.json", "manifest.json"})
+      if (fs::exists(root / name)) return name;
+    return "";
+  };
+  auto refuse_foreign = [&](const std::vector<std::string>& entries) {
+    throw UsageError(fmt::format(
+        "--out: '{}' holds files superpose did not write (such as '{}'); choose an empty or new "
+        "directory{}",
+        dir.path(), entries.front(),
+        overwrite ? " (--overwrite replaces only superpose's own run directories)" : ""));
+  };
+  // Nothing is created in a directory that is not superpose's: checked before the lock file.
+  if (const auto entries = holdings(); !entries.empty() && superpose_file().empty())
+    refuse_foreign(entries);
+
+  const std::string lock_path = (root / kLockFile).string();
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw UsageError(fmt::format("--out: cannot open '{}' ({})", lock_path, std::strerror(errno)));
+  auto claim = std::make_unique<RunClaim>(fd);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char holder[256] = {};
+    const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);
+    std::string who = got > 0 ? std::string(holder, static_cast<size_t>(got)) : "";
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    throw UsageError(fmt::format(
+        "--out: '{}' is in use by another superpose ({}); wait for it to finish, or choose "
+        "another --out",
+        dir.path(), who.empty() ? "its process id unknown" : who));
+  }
+  const std::string holder = fmt::format("pid {}, {}\n", ::getpid(), identity.value("command", ""));
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, holder.data(), holder.size(), 0) < 0) {
+    // The lock holds either way; the holder's description is a courtesy.
+  }
+  // Under the lock, what the directory holds is settled.
+  const std::vector<std::string> entries = holdings();
+  const std::string existing_file = superpose_file();
+  if (!entries.empty() && existing_file.empty()) refuse_foreign(entries);
+  remove_stale_temporaries(dir.path());  // a superpose directory, or empty
+  if (entries.empty()) {
+    dir.write(identity_file, identity.dump(2) + "\n");
+    return claim;
+  }
+  nlohmann::json existing;
+  try {
+    std::ifstream(root / existing_file) >> existing;
+  } catch (const std::exception&) {
+    existing = nlohmann::json::object();  // a superpose file, damaged: another run's
+  }
+  if (!overwrite) {
+    if (existing_file == identity_file && existing == identity) return claim;  // the same run
+    if (explain_other && existing_file == identity_file) explain_other(existing);
+    throw UsageError(fmt::format(
+        "--out: '{}' holds another run ({} of {}); choose another --out, or add --overwrite to "
+        "replace it",
+        dir.path(), existing_file, existing.is_object() ? existing.value("command", "?") : "?"));
+  }
+  for (const std::string& name : entries) fs::remove_all(root / name);
+  dir.write(identity_file, identity.dump(2) + "\n");
+  return claim;
+}
+
 std::string format_number(double value) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
@@ -69,9 +203,7 @@ std::string format_number(double value) {
 
 std::string status_of(const ModelResult& result) { return result.finite ? "ok" : "diverged"; }
 
-std::string results_csv(const std::vector<ResultRow>& rows) {
-  if (rows.empty()) return "model_id\n";
-  const int n = rows.front().group->n_features, m = rows.front().group->n_hidden;
+std::string results_header(int n, int m, const std::vector<std::string>& extra_names) {
   std::string out = "model_id,seed,model,n_features,n_hidden,data_mode,sparsity";
   for (int f = 0; f < n; ++f) out += fmt::format(",sparsity_{}", f);
   for (int f = 0; f < n; ++f) out += fmt::format(",importance_{}", f);
@@ -80,8 +212,16 @@ std::string results_csv(const std::vector<ResultRow>& rows) {
     for (int f = 0; f < n; ++f) out += fmt::format(",W_{}_{}", j, f);
   for (int f = 0; f < n; ++f) out += fmt::format(",b_{}", f);
   out += ",status";
-  for (const auto& [name, value] : rows.front().extra) out += "," + name;
-  out += '\n';
+  for (const std::string& name : extra_names) out += "," + name;
+  return out;
+}
+
+std::string results_csv(const std::vector<ResultRow>& rows) {
+  if (rows.empty()) return "model_id\n";
+  const int n = rows.front().group->n_features, m = rows.front().group->n_hidden;
+  std::vector<std::string> extra_names;
+  for (const auto& column : rows.front().extra) extra_names.push_back(column.first);
+  std::string out = results_header(n, m, extra_names) + '\n';
   for (const ResultRow& row : rows) {
     const GroupSpec& g = *row.group;
     const ModelSpec& model = *row.model;

@@ -2,7 +2,9 @@
 // .npy. Every file appears whole or not at all: it is written beside its final name, then renamed.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -31,6 +33,47 @@ class RunDir {
   std::string path_;
 };
 
+// A file's size and XXH3-64 checksum (16 hex digits): what a chunk's record says of each of its
+// files when they are written, and what a resumed run finds again before it trusts them.
+struct FileDigest {
+  uint64_t bytes = 0;
+  std::string xxh3;
+  bool operator==(const FileDigest& other) const {
+    return bytes == other.bytes && xxh3 == other.xxh3;
+  }
+};
+FileDigest digest_file(const std::string& path);  // throws std::runtime_error when unreadable
+std::string digest_text(const std::string& bytes);
+
+// A run directory belongs to one run at a time (DESIGN.md §4). claim_run_dir takes it for this
+// process: an advisory lock (flock) on DIR/.superpose.lock, held until the returned object is
+// destroyed — another process holding it makes this a UsageError at once, naming --out —; then
+// stale temporaries of interrupted writes are removed, and what DIR holds is checked against
+// `identity` (the command and its configuration, kept in DIR/<identity_file>: run.json, or
+// sweep.json for sweeps):
+//   empty, or the same run          → taken (the caller resumes or rewrites it)
+//   another superpose run           → UsageError naming --out and --overwrite; with `overwrite`,
+//                                     its contents are removed first
+//   files superpose did not write   → UsageError, even with `overwrite`
+// `explain_other` may throw a more precise UsageError for another run's identity (a sweep trained
+// by another backend, say) before the generic one.
+class RunClaim {
+ public:
+  explicit RunClaim(int fd) : fd_(fd) {}
+  RunClaim(const RunClaim&) = delete;
+  RunClaim& operator=(const RunClaim&) = delete;
+  ~RunClaim();
+
+ private:
+  int fd_;
+};
+std::unique_ptr<RunClaim> claim_run_dir(
+    const RunDir& dir, const std::string& identity_file, const nlohmann::json& identity,
+    bool overwrite,
+    const std::function<void(const nlohmann::json& existing)>& explain_other = nullptr);
+// Removes DIR/.../.<name>.tmp-<pid> files that interrupted writes left (under a claim only).
+void remove_stale_temporaries(const std::string& dir);
+
 // One row of results.csv: a model, its result, and the columns analyses add.
 struct ResultRow {
   int64_t model_id = 0;
@@ -44,6 +87,8 @@ struct ResultRow {
 // sparsity_<f>, importance_<f>, lr, steps, train_loss, eval_loss, W_<j>_<f>, b_<f>, status, extras.
 // All rows must share n and m.
 std::string results_csv(const std::vector<ResultRow>& rows);
+// Its header line (without the newline) for a group's shape and the analyses' column names.
+std::string results_header(int n, int m, const std::vector<std::string>& extra_names);
 
 // The options a group shares, as the manifest records them.
 nlohmann::json group_json(const GroupSpec& group);

@@ -334,6 +334,111 @@ nlohmann::json axes_json(const SweepSpec& spec) {
   return axes;
 }
 
+// The results.csv header every chunk of a sweep with this base group must have.
+std::string expected_header(const GroupSpec& base) {
+  ModelResult zero;
+  zero.W.assign(static_cast<size_t>(base.n_features) * base.n_hidden, 0.0);
+  zero.b.assign(static_cast<size_t>(base.n_features), 0.0);
+  std::vector<std::string> names;
+  for (const auto& column : analysis_columns(base, zero)) names.push_back(column.first);
+  return results_header(base.n_features, base.n_hidden, names);
+}
+
+// The files a chunk has: results.csv, and its trajectories when recorded.
+std::vector<std::string> chunk_files(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name != "chunk.json" && entry.is_regular_file() && name[0] != '.') names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// chunk.json, written after every other file of the chunk: whose chunk it is (the sweep's digest,
+// its ids) and each file's size and checksum as written. A chunk without it never finished.
+void write_chunk_record(const RunDir& dir, const Chunk& chunk, const std::string& sweep_digest,
+                        bool trajectories) {
+  nlohmann::json files = nlohmann::json::object();
+  for (const std::string& name : chunk_files(dir.path())) {
+    const FileDigest digest = digest_file((fs::path(dir.path()) / name).string());
+    files[name] = {{"bytes", digest.bytes}, {"xxh3", digest.xxh3}};
+  }
+  const nlohmann::json record = {{"sweep", sweep_digest},        {"first_id", chunk.first},
+                                 {"models", chunk.count},        {"steps", chunk.steps},
+                                 {"trajectories", trajectories}, {"files", files}};
+  dir.write("chunk.json", record.dump(2) + "\n");
+}
+
+// Why a chunk found in the directory cannot be trusted ("" when it can): it must prove whole and
+// its own — its record present and this sweep's, for these ids, every file with the size and
+// checksum it was written with, its results.csv the sweep's columns and exactly its ids, once each
+// and in order — and hold what this run asks for (trajectories).
+std::string check_chunk(const fs::path& dir, const Chunk& chunk, const std::string& sweep_digest,
+                        const std::string& header, bool want_trajectories) {
+  nlohmann::json record;
+  {
+    std::ifstream in(dir / "chunk.json");
+    if (!in) return "it has no chunk.json (it was interrupted before it was complete)";
+    try {
+      in >> record;
+    } catch (const std::exception&) {
+      return "its chunk.json is damaged";
+    }
+  }
+  if (!record.is_object() || !record.contains("files") || !record["files"].is_object())
+    return "its chunk.json is damaged";
+  if (record.value("sweep", "") != sweep_digest) return "its chunk.json is another sweep's";
+  if (record.value("first_id", int64_t{-1}) != chunk.first ||
+      record.value("models", int64_t{-1}) != chunk.count)
+    return fmt::format(
+        "its chunk.json is for models {} to {}", record.value("first_id", int64_t{-1}),
+        record.value("first_id", int64_t{-1}) + record.value("models", int64_t{0}) - 1);
+  if (want_trajectories && !record.value("trajectories", false))
+    return "it has no trajectories, and --trajectories asks for them";
+  if (!record["files"].contains("results.csv")) return "its chunk.json lists no results.csv";
+  std::vector<std::string> listed;
+  for (const auto& [name, expected] : record["files"].items()) {
+    listed.push_back(name);
+    if (!fs::is_regular_file(dir / name)) return fmt::format("{} is missing", name);
+    try {
+      const FileDigest digest = digest_file((dir / name).string());
+      if (digest.bytes != expected.value("bytes", uint64_t{0}) ||
+          digest.xxh3 != expected.value("xxh3", ""))
+        return fmt::format(
+            "{} is not the file that was written ({} bytes now, {} then; checksum "
+            "{})",
+            name, digest.bytes, expected.value("bytes", uint64_t{0}),
+            digest.xxh3 == expected.value("xxh3", "") ? "equal" : "differs");
+    } catch (const std::exception& error) {
+      return error.what();
+    }
+  }
+  std::sort(listed.begin(), listed.end());
+  if (listed != chunk_files(dir)) return "it holds files its chunk.json does not list";
+  std::ifstream in(dir / "results.csv");
+  std::string line;
+  if (!std::getline(in, line) || line != header)
+    return "its results.csv does not have this sweep's columns";
+  const size_t columns = std::count(header.begin(), header.end(), ',') + 1;
+  int64_t expected_id = chunk.first;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> fields = split(line, ',');
+    if (fields.size() != columns)
+      return fmt::format("its results.csv has a row of {} fields, not {}", fields.size(), columns);
+    if (expected_id >= chunk.first + chunk.count)
+      return "its results.csv has more rows than the chunk has models";
+    if (fields[0] != std::to_string(expected_id))
+      return fmt::format("its results.csv has model id '{}' where {} belongs", fields[0],
+                         expected_id);
+    ++expected_id;
+  }
+  if (expected_id != chunk.first + chunk.count)
+    return fmt::format("its results.csv has {} rows, not {}", expected_id - chunk.first,
+                       chunk.count);
+  return "";
+}
+
 std::string duration_text(double seconds) {
   if (!std::isfinite(seconds)) return "?";
   if (seconds < 60) return fmt::format("{:.0f} s", seconds);
@@ -346,7 +451,8 @@ std::string duration_text(double seconds) {
 }  // namespace
 
 SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
-                       const std::string& command, const nlohmann::json& extra_manifest) {
+                       const std::string& command, const nlohmann::json& extra_manifest,
+                       bool overwrite) {
   const int64_t total = spec.model_count();
   // Validate every distinct combination cheaply: the first model of each chunk carries all but the
   // seed, and validate() checks the values that the axes produce.
@@ -373,40 +479,28 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
     sweep["relative_feature"] = spec.relative_feature;
   if (!spec.feature_sparsity.empty()) sweep["feature_sparsity"] = spec.feature_sparsity;
 
-  // Resume only the same sweep; never mix two.
+  // The directory is this sweep's alone while it runs (a lock), and resumes only the same sweep.
   const fs::path root(dir.path());
-  if (fs::exists(root / "sweep.json")) {
-    nlohmann::json existing;
-    try {
-      std::ifstream(root / "sweep.json") >> existing;
-    } catch (const std::exception&) {
-      existing = nullptr;
-    }
-    if (existing != sweep) {
-      if (existing.is_object() && existing.value("backend", "") != backend.name()) {
-        nlohmann::json same_backend = existing;
-        same_backend["backend"] = backend.name();
-        if (same_backend == sweep)
-          throw UsageError(fmt::format(
-              "--backend: '{}' holds this sweep's chunks trained by the {} backend; resume with "
-              "--backend {} or choose another --out",
-              dir.path(), existing.value("backend", ""), existing.value("backend", "")));
-      }
-      throw UsageError(
-          fmt::format("--out: '{}' holds a different sweep (see its sweep.json); rerun that "
-                      "sweep's own command "
-                      "to resume it, or choose another --out",
-                      dir.path()));
-    }
-  } else if (fs::exists(root / "results.csv")) {
-    throw UsageError(
-        fmt::format("--out: '{}' holds another run's results.csv; choose an empty or new directory",
-                    dir.path()));
-  } else {
-    dir.write("sweep.json", sweep.dump(2) + "\n");
-  }
-
   SweepOutcome outcome;
+  outcome
+      .claim = claim_run_dir(dir, "sweep.json", sweep, overwrite, [&](const nlohmann::json& old) {
+    if (old.is_object() && old.value("backend", "") != backend.name()) {
+      nlohmann::json same_backend = old;
+      same_backend["backend"] = backend.name();
+      if (same_backend == sweep)
+        throw UsageError(fmt::format(
+            "--backend: '{}' holds this sweep's chunks trained by the {} backend; resume with "
+            "--backend {} or choose another --out",
+            dir.path(), old.value("backend", ""), old.value("backend", "")));
+    }
+    throw UsageError(fmt::format(
+        "--out: '{}' holds a different sweep (see its sweep.json); rerun that sweep's own command "
+        "to resume it, choose another --out, or add --overwrite to replace it",
+        dir.path()));
+  });
+  const std::string sweep_digest = digest_text(sweep.dump());
+  const std::string header = expected_header(spec.base);
+
   outcome.models = total;
   outcome.chunks = static_cast<int64_t>(chunks.size());
   const bool show_progress = ::isatty(STDERR_FILENO) == 1;
@@ -414,10 +508,18 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
   int64_t done = 0, trained = 0;
   for (size_t c = 0; c < chunks.size(); ++c) {
     const Chunk& chunk = chunks[c];
-    if (fs::exists(root / chunk.dir() / "results.csv")) {
-      ++outcome.chunks_resumed;
-      done += chunk.count;
-      continue;
+    if (fs::exists(root / chunk.dir())) {
+      const std::string problem = check_chunk(root / chunk.dir(), chunk, sweep_digest, header,
+                                              spec.base.record_trajectories);
+      if (problem.empty()) {
+        ++outcome.chunks_resumed;
+        done += chunk.count;
+        continue;
+      }
+      fmt::print(stderr, "superpose: {} (models {} to {}) is trained again: {}\n", chunk.dir(),
+                 chunk.first, chunk.first + chunk.count - 1, problem);
+      fs::remove_all(root / chunk.dir());
+      ++outcome.chunks_retrained;
     }
     GroupSpec group = spec.base;
     group.steps = chunk.steps;
@@ -434,7 +536,8 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
     for (size_t i = 0; i < results.size(); ++i)
       rows.push_back({chunk.first + static_cast<int64_t>(i), &group, &group.models[i], &results[i],
                       analysis_columns(group, results[i])});
-    chunk_dir.write("results.csv", results_csv(rows));  // last: its presence marks the chunk done
+    chunk_dir.write("results.csv", results_csv(rows));
+    write_chunk_record(chunk_dir, chunk, sweep_digest, group.record_trajectories);  // last
     done += chunk.count;
     trained += chunk.count;
     if (show_progress) {
@@ -456,20 +559,26 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
     for (size_t c = 0; c < chunks.size(); ++c) {
       std::ifstream in(root / chunks[c].dir() / "results.csv");
       std::string line;
-      if (!std::getline(in, line)) throw std::runtime_error("empty chunk " + chunks[c].dir());
+      // Every chunk was checked (or just written) under this run's lock: its header is the
+      // sweep's, its rows its own ids in order. Counted again here, as the merge's last guard.
+      if (!std::getline(in, line) || line != header)
+        throw std::runtime_error(chunks[c].dir() + "/results.csv changed during the run");
       if (c == 0) {
         out << line << '\n';
-        const std::vector<std::string> header = split(line, ',');
-        for (size_t k = 0; k < header.size(); ++k)
-          if (header[k] == "status") status_column = static_cast<int>(k);
+        const std::vector<std::string> names = split(line, ',');
+        for (size_t k = 0; k < names.size(); ++k)
+          if (names[k] == "status") status_column = static_cast<int>(k);
       }
+      int64_t rows = 0;
       while (std::getline(in, line)) {
-        if (line.empty()) continue;
         out << line << '\n';
+        ++rows;
         const std::vector<std::string> fields = split(line, ',');
         if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok")
           ++outcome.diverged;
       }
+      if (rows != chunks[c].count)
+        throw std::runtime_error(chunks[c].dir() + "/results.csv changed during the run");
     }
   });
 
@@ -483,7 +592,8 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
                                   {"models", chunk.count},
                                   {"steps", chunk.steps}});
   manifest["timings_s"] = {{"train", outcome.train_seconds},
-                           {"chunks_resumed", outcome.chunks_resumed}};
+                           {"chunks_resumed", outcome.chunks_resumed},
+                           {"chunks_retrained", outcome.chunks_retrained}};
   manifest["ids_are"] =
       "row-major over axes (the first varies slowest): results.csv rows reshape to `shape`";
   manifest.update(extra_manifest);

@@ -2,6 +2,7 @@
 // in chunks that are written as they finish, so that an interrupted sweep resumes where it stopped.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -68,20 +69,27 @@ struct SweepAxesText {
 void set_axes(SweepSpec& spec, const SweepAxesText& text);
 
 struct SweepOutcome {
-  int64_t models = 0, diverged = 0, chunks = 0, chunks_resumed = 0;
-  double train_seconds = 0;  // this invocation's training time (resumed chunks cost nothing)
-  nlohmann::json manifest;   // as written to DIR/manifest.json
+  // chunks_resumed: found whole and this sweep's, kept; chunks_retrained: found but not
+  // trustworthy (damaged, another's, incomplete, without the trajectories asked for), trained
+  // again.
+  int64_t models = 0, diverged = 0, chunks = 0, chunks_resumed = 0, chunks_retrained = 0;
+  double train_seconds = 0;         // this invocation's training time (resumed chunks cost nothing)
+  nlohmann::json manifest;          // as written to DIR/manifest.json
+  std::shared_ptr<RunClaim> claim;  // DIR stays this process's while the caller holds it
 };
 
-// Trains the sweep into DIR: DIR/chunks/<first id>/results.csv (+ trajectories when asked) as each
-// chunk finishes, then DIR/results.csv (all rows, by id) and DIR/manifest.json. A DIR that already
-// holds chunks of the same sweep (same configuration and backend) resumes: those chunks are kept,
-// not retrained; a DIR holding a different sweep is refused (UsageError naming --out).
+// Trains the sweep into DIR: DIR/chunks/<first id>/results.csv (+ trajectories when asked), then
+// chunk.json (its files' sizes and checksums), as each chunk finishes; then DIR/results.csv (all
+// rows, by id) and DIR/manifest.json. DIR is claimed first (claim_run_dir: a lock for the run;
+// another run's directory refused, or replaced with `overwrite`). A DIR holding chunks of the same
+// sweep (same configuration and backend) resumes: a chunk is kept only when it proves whole and
+// its own (check in sweep.cpp); any other is trained again, saying why on stderr, never merged.
 // `command` names the subcommand in the manifest; `extra_manifest` is merged into it.
 // Progress with an ETA goes to stderr when stderr is a terminal.
 SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
                        const std::string& command,
-                       const nlohmann::json& extra_manifest = nlohmann::json::object());
+                       const nlohmann::json& extra_manifest = nlohmann::json::object(),
+                       bool overwrite = false);
 
 // The analyses' columns for one trained model (host/analysis.hpp): `phase` for 2→1, and for every
 // shape norm_<f>, interference_<f>, dimensionality_<f>, dimensions_per_feature.
