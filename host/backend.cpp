@@ -31,6 +31,9 @@ void check_cuda_options(const CudaOptions& options) {
     throw UsageError(
         fmt::format("--steps-per-launch: {} is outside the accepted range [1, 1000000]",
                     options.steps_per_launch));
+  if (options.schedule_window < 1)
+    throw UsageError(
+        fmt::format("schedule window: {} is not accepted (1 or more)", options.schedule_window));
   if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared")
     throw UsageError(fmt::format(
         "mapping: unknown '{}' (accepted: global, shared, or empty for the shape's own)",

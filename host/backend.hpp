@@ -33,6 +33,9 @@ struct CudaOptions {
   // "memory" reads them from device memory every step; "regenerate" draws every row again from
   // its counters wherever it is used (as fresh data does; replayed --data stays in memory).
   std::string fixed_rows = "auto";
+  // Steps whose AdamW scalars are on the device at once (uploaded window by window; tests make it
+  // small to cross windows).
+  int schedule_window = 1 << 16;
   // Where the backend adds up the device time of its training launches, for the benchmark: CUDA
   // events around each chunk's loop of launches (not allocation, upload, dataset generation or
   // download). Not owned; null: not measured.

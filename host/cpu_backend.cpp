@@ -171,7 +171,7 @@ SimdStep::SimdStep(int n, int m, SimdPath path) {
 
 SimdStep::~SimdStep() { delete impl_; }
 
-ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSchedule& schedule) {
+ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   const int n = group.n_features, m = group.n_hidden;
   const bool relu = model.kind == ModelKind::relu;
   const int rows = group.train_rows();
@@ -200,7 +200,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSch
       simd.generate_rows(model, sparsity.data(), static_cast<uint64_t>(t) * rows, rows);
     const float step_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
                                                     grad_W.data(), grad_b.data());
-    const AdamWStep scalars = schedule.at(model.lr, t + 1);
+    const AdamWStep scalars = AdamWSchedule::at(model.lr, t + 1);
     for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], m_W[k], v_W[k], grad_W[k], scalars);
     for (int f = 0; f < n; ++f) adamw_update(b[f], m_b[f], v_b[f], grad_b[f], scalars);
     last_batch_loss = step_loss;
@@ -233,7 +233,6 @@ class CpuBackend final : public Backend {
   // Models are independent: each is trained whole by one thread, so its bits do not depend on
   // the thread count or on the other models.
   std::vector<ModelResult> train(const GroupSpec& group) override {
-    const AdamWSchedule schedule(group.steps);
     std::vector<ModelResult> results(group.models.size());
     std::atomic<size_t> next{0};
     std::exception_ptr failure;
@@ -241,7 +240,7 @@ class CpuBackend final : public Backend {
     auto worker = [&] {
       for (size_t i = next++; i < results.size() && !failed; i = next++) {
         try {
-          results[i] = cpu::train(group, group.models[i], schedule);
+          results[i] = cpu::train(group, group.models[i]);
         } catch (...) {
           if (!failed.exchange(true)) failure = std::current_exception();
         }

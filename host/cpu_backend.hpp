@@ -101,6 +101,6 @@ class SimdStep {
   SimdStepImpl* impl_;
 };
 
-ModelResult train(const GroupSpec& group, const ModelSpec& model, const AdamWSchedule& schedule);
+ModelResult train(const GroupSpec& group, const ModelSpec& model);
 
 }  // namespace sp::cpu

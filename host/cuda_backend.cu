@@ -88,6 +88,7 @@ class CudaBackend final : public Backend {
       : steps_per_launch_(options.steps_per_launch),
         forced_mapping_(options.mapping),
         fixed_rows_(options.fixed_rows),
+        schedule_window_(options.schedule_window),
         timings_(options.timings) {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
   }
@@ -181,12 +182,16 @@ class CudaBackend final : public Backend {
       params.insert(params.end(), b.begin(), b.end());
       replayed_data = replayed_data || model.data != nullptr;
     }
-    const AdamWSchedule schedule(steps);
     const DeviceBuffer<uint64_t> d_seeds(seeds);
     const DeviceBuffer<uint8_t> d_relu(relu);
-    const DeviceBuffer<double> d_lr(lr), d_bias1(schedule.bias1);
-    const DeviceBuffer<float> d_decay(decay), d_sparsity(sparsity), d_importance(importance),
-        d_bias2(schedule.bias2_sqrt);
+    const DeviceBuffer<double> d_lr(lr);
+    const DeviceBuffer<float> d_decay(decay), d_sparsity(sparsity), d_importance(importance);
+    // AdamW's per-step scalars, a window of steps at a time (DeviceChunk::schedule_first).
+    const int window = std::min(steps, schedule_window_);
+    const DeviceBuffer<double> d_bias1(static_cast<size_t>(window));
+    const DeviceBuffer<float> d_bias2(static_cast<size_t>(window));
+    std::vector<double> host_bias1(static_cast<size_t>(window));
+    std::vector<float> host_bias2(static_cast<size_t>(window));
     const DeviceBuffer<float> d_params(params), d_adam_m(std::vector<float>(params.size(), 0.0f)),
         d_adam_v(std::vector<float>(params.size(), 0.0f));
     const DeviceBuffer<float> d_last_loss(count), d_eval(count);
@@ -263,8 +268,22 @@ class CudaBackend final : public Backend {
     };
     const Event loop_start(timings_ != nullptr), loop_end(timings_ != nullptr);
     loop_start.record();
+    d.schedule_first = -window;    // no window on the device yet
     for (int t = 0; t < steps;) {  // K steps per launch, and a stop after every recorded step
-      int end = std::min(steps, t + steps_per_launch_);
+      if (t >= d.schedule_first + window) {  // the next window of AdamW scalars, queued in order
+        d.schedule_first = t;
+        for (int k = 0; k < window; ++k) {
+          host_bias1[k] = AdamWSchedule::bias1(t + k + 1);
+          host_bias2[k] = AdamWSchedule::bias2_sqrt(t + k + 1);
+        }
+        // From pageable memory: the call returns once the bytes are staged, so the host vectors
+        // may be refilled; the copy runs after the launches queued before it.
+        SP_CUDA_CHECK(cudaMemcpyAsync(d_bias1.get(), host_bias1.data(), window * sizeof(double),
+                                      cudaMemcpyHostToDevice, nullptr));
+        SP_CUDA_CHECK(cudaMemcpyAsync(d_bias2.get(), host_bias2.data(), window * sizeof(float),
+                                      cudaMemcpyHostToDevice, nullptr));
+      }
+      int end = std::min({steps, t + steps_per_launch_, d.schedule_first + window});
       if (const int recorded = next_recorded_step(); recorded < end) end = recorded + 1;
       cuda::launch_train_steps(d, t, end - t, nullptr);
       t = end;
@@ -325,6 +344,7 @@ class CudaBackend final : public Backend {
   int steps_per_launch_;
   std::string forced_mapping_;
   std::string fixed_rows_;  // CudaOptions::fixed_rows
+  int schedule_window_;
   CudaOptions::Timings* timings_;
   cudaDeviceProp properties_{};
 };

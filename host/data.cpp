@@ -49,17 +49,16 @@ std::vector<float> eval_set(const GroupSpec& group, const ModelSpec& model) {
   return data;
 }
 
-AdamWSchedule::AdamWSchedule(int steps) : bias1(steps), bias2_sqrt(steps) {
-  for (int t = 1; t <= steps; ++t) {
-    bias1[t - 1] = 1.0 - std::pow(0.9, t);
-    bias2_sqrt[t - 1] = static_cast<float>(std::sqrt(1.0 - std::pow(0.999, t)));
-  }
+double AdamWSchedule::bias1(int step) { return 1.0 - std::pow(0.9, step); }
+
+float AdamWSchedule::bias2_sqrt(int step) {
+  return static_cast<float>(std::sqrt(1.0 - std::pow(0.999, step)));
 }
 
 float AdamWSchedule::decay(double lr) { return static_cast<float>(1.0 - lr * kWeightDecay); }
 
-AdamWStep AdamWSchedule::at(double lr, int step) const {
-  return AdamWStep{decay(lr), static_cast<float>(lr / bias1[step - 1]), bias2_sqrt[step - 1]};
+AdamWStep AdamWSchedule::at(double lr, int step) {
+  return AdamWStep{decay(lr), static_cast<float>(lr / bias1(step)), bias2_sqrt(step)};
 }
 
 }  // namespace sp

@@ -25,16 +25,13 @@ std::vector<float> eval_set(const GroupSpec& group, const ModelSpec& model);
 
 std::vector<float> to_float(const std::vector<double>& values);
 
-// torch.optim.AdamW's per-step scalars for steps 1..steps: 1 − β1ᵗ (double) and sqrt(1 − β2ᵗ)
-// (float), computed in double as torch does in Python.
-class AdamWSchedule {
- public:
-  explicit AdamWSchedule(int steps);
-  AdamWStep at(double lr, int step) const;  // step is 1-based
-  static float decay(double lr);            // 1 − lr · weight_decay, weight_decay = 0.01
-
-  std::vector<double> bias1;      // [t - 1] = 1 − 0.9ᵗ
-  std::vector<float> bias2_sqrt;  // [t - 1] = sqrt(1 − 0.999ᵗ)
+// torch.optim.AdamW's per-step scalars, computed for each step as torch does in Python (double
+// pow, then rounded once to float): no table that grows with the steps.
+struct AdamWSchedule {
+  static double bias1(int step);             // 1 − 0.9ᵗ, t 1-based
+  static float bias2_sqrt(int step);         // sqrt(1 − 0.999ᵗ)
+  static AdamWStep at(double lr, int step);  // step is 1-based
+  static float decay(double lr);             // 1 − lr · weight_decay, weight_decay = 0.01
 };
 
 constexpr double kWeightDecay = 0.01;

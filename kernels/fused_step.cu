@@ -97,8 +97,8 @@ __device__ __forceinline__ void load_row(const DeviceChunk& d, int model, int st
 
 __device__ __forceinline__ AdamWStep step_scalars(const DeviceChunk& d, int model, int step) {
   // Computed as AdamWSchedule::at does on the host: double division, rounded once to float.
-  return AdamWStep{d.decay[model], static_cast<float>(d.lr[model] / d.bias1[step]),
-                   d.bias2_sqrt[step]};
+  const int k = step - d.schedule_first;
+  return AdamWStep{d.decay[model], static_cast<float>(d.lr[model] / d.bias1[k]), d.bias2_sqrt[k]};
 }
 
 // The global mapping's scratch per lane: partial gradients (m n + n), x (n), hidden (m),

@@ -48,8 +48,11 @@ struct DeviceChunk {
   float* adam_m = nullptr;            // same layout
   float* adam_v = nullptr;            // same layout
   const float* dataset = nullptr;     // fixed: [models][points][n] (null when regenerated)
-  const double* bias1 = nullptr;      // [steps] 1 − β1ᵗ
-  const float* bias2_sqrt = nullptr;  // [steps] sqrt(1 − β2ᵗ)
+  // AdamW's per-step scalars for a window of steps: entry k is step schedule_first + k (0-based;
+  // the host uploads the next window before the launches that need it, so no table grows with
+  // the steps).
+  const double* bias1 = nullptr;      // 1 − β1ᵗ
+  const float* bias2_sqrt = nullptr;  // sqrt(1 − β2ᵗ)
   float* loss_curve = nullptr;        // [models][steps] or null
   int loss_curve_stride = 0;          // steps
   float* last_loss = nullptr;         // [models] the latest step's training loss
@@ -58,6 +61,7 @@ struct DeviceChunk {
   // Which kernels train this chunk (mapping_for, or forced). Last: placed first, it moved the
   // other fields' offsets and cost the register kernels 20 and 6 registers (ptxas).
   Mapping mapping = Mapping::global;
+  int schedule_first = 0;  // the step bias1[0] and bias2_sqrt[0] are for
 };
 
 Mapping mapping_for(int n, int m);  // the shape's own mapping

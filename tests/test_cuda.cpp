@@ -77,6 +77,7 @@ TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
   struct Variant {
     int steps_per_launch;
     std::string mapping, fixed_rows;
+    int schedule_window = 1 << 16;
   };
   for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}})
     for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
@@ -88,19 +89,24 @@ TEST(CudaDevice, StepsPerLaunchAndMappingDoNotChangeResults) {
       expect_identical_results(base, make_cpu_backend(0)->train(g),
                                std::to_string(shape.n) + "x" + std::to_string(shape.m) + " " +
                                    to_string(mode) + ", K 100 against the cpu backend");
-      std::vector<Variant> variants = {
-          {1, "", "auto"}, {64, "global", "auto"}, {100, "", "regenerate"}, {100, "", "memory"}};
+      std::vector<Variant> variants = {{1, "", "auto"},
+                                       {64, "global", "auto"},
+                                       {100, "", "regenerate"},
+                                       {100, "", "memory"},
+                                       {100, "", "auto", 7}};  // AdamW's scalars 7 steps at a time
       if (shape.n != 2) variants.push_back({7, "shared", "auto"});  // 5 x 2: not its own mapping
       for (const Variant& variant : variants) {
         CudaOptions options;
         options.steps_per_launch = variant.steps_per_launch;
         options.mapping = variant.mapping;
         options.fixed_rows = variant.fixed_rows;
+        options.schedule_window = variant.schedule_window;
         expect_identical_results(
             base, make_cuda_backend(options)->train(g),
             std::to_string(shape.n) + "x" + std::to_string(shape.m) + " " + to_string(mode) +
                 ", K " + std::to_string(variant.steps_per_launch) + ", mapping '" +
-                variant.mapping + "', fixed rows '" + variant.fixed_rows + "'");
+                variant.mapping + "', fixed rows '" + variant.fixed_rows + "', schedule window " +
+                std::to_string(variant.schedule_window));
       }
     }
 }

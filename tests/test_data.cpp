@@ -89,8 +89,7 @@ TEST(Init, XavierNormalStandardDeviation) {
 }
 
 TEST(AdamWSchedule, TorchsScalars) {
-  const AdamWSchedule schedule(3);
-  const AdamWStep s = schedule.at(1e-3, 2);
+  const AdamWStep s = AdamWSchedule::at(1e-3, 2);
   EXPECT_FLOAT_EQ(s.decay, static_cast<float>(1 - 1e-3 * 0.01));
   EXPECT_FLOAT_EQ(s.step_size, static_cast<float>(1e-3 / (1 - 0.9 * 0.9)));
   EXPECT_FLOAT_EQ(s.bias2_sqrt, static_cast<float>(std::sqrt(1 - 0.999 * 0.999)));

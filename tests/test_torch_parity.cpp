@@ -40,7 +40,6 @@ TEST(TorchAdamW, OneAndHundredStepsMatchTorch) {
     std::vector<double> W_ref(W.begin(), W.end()), b_ref(b.begin(), b.end());
     std::vector<float> mW(W.size()), vW(W.size()), mb(n), vb(n), gW(W.size()), gb(n);
     std::vector<double> mW_ref(W.size()), vW_ref(W.size()), mb_ref(n), vb_ref(n);
-    const AdamWSchedule schedule(100);
     cpu::LaneScratch scratch;
     scratch.resize(n, m);
     const std::vector<double> x_ref(x.begin(), x.end()),
@@ -59,7 +58,7 @@ TEST(TorchAdamW, OneAndHundredStepsMatchTorch) {
         }
         for (int f = 0; f < n; ++f) EXPECT_NEAR(gb[f], c["grad_b"][f].get<double>(), 1e-7) << f;
       }
-      const AdamWStep s = schedule.at(lr, t);
+      const AdamWStep s = AdamWSchedule::at(lr, t);
       for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], mW[k], vW[k], gW[k], s);
       for (int f = 0; f < n; ++f) adamw_update(b[f], mb[f], vb[f], gb[f], s);
       reference::adamw_step(W_ref, mW_ref, vW_ref, g.grad_W, lr, t);
