@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "host/backend.hpp"
@@ -15,6 +18,7 @@
 #include "host/experiments.hpp"
 #include "host/npy.hpp"
 #include "host/phase_diagram.hpp"
+#include "host/resources.hpp"
 #include "host/run_dir.hpp"
 #include "host/sweep.hpp"
 
@@ -30,18 +34,70 @@ struct CommonOptions {
   CudaOptions cuda;  // --steps-per-launch, --fixed-rows (checked by make_backend)
 };
 
+// Integers are decimal, whole and within [lo, hi]: CLI11 would read "010" as octal (8), "" as 0 and
+// wrap "-1" into an unsigned 2^64 − 1. This transform checks the text and gives CLI11 the number
+// without leading zeros, so "010" is ten, as everywhere else in superpose.
+CLI::Validator decimal(long double lo, long double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        std::string digits = text;
+        const bool negative = !digits.empty() && digits[0] == '-';
+        if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.erase(0, 1);
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+          return fmt::format("'{}' is not a whole decimal number", text);
+        digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size() - 1));
+        const long double value = (negative ? -1.0L : 1.0L) * std::strtold(digits.c_str(), nullptr);
+        if (digits.size() > 20 || value < lo || value > hi)
+          return fmt::format("{} is outside the accepted range [{}, {}]", text,
+                             static_cast<long long>(lo), static_cast<unsigned long long>(hi));
+        text = (negative && digits != "0" ? "-" : "") + digits;
+        return "";
+      },
+      "INTEGER");
+}
+
+// Numbers are finite decimals: "" (which CLI11 would read as 0) and "1e3x" are refused.
+CLI::Validator number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
+        if (text.empty()) return "the value is empty";
+        if (end != text.c_str() + text.size() || !std::isfinite(value))
+          return fmt::format("'{}' is not a finite number", text);
+        return "";
+      },
+      "NUMBER");
+}
+
+// Text options (axes, lists) may not be empty: an empty --density must not mean "not given".
+CLI::Validator non_empty() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        return text.find_first_not_of(" \t") == std::string::npos ? "the value is empty" : "";
+      },
+      "TEXT");
+}
+
+constexpr long double kIntMax = 2147483647.0L;
+
 void add_common(CLI::App* command, CommonOptions& common, const std::string& default_out) {
   common.out = default_out;
   command->add_option("--backend", common.backend, "auto | cuda | cpu | reference")
+      ->check(non_empty())
       ->capture_default_str();
-  command->add_option("--out", common.out, "run directory")->capture_default_str();
+  command->add_option("--out", common.out, "run directory")
+      ->check(non_empty())
+      ->capture_default_str();
   command->add_option("--threads", common.threads, "CPU threads for the cpu backend (0: all)")
+      ->transform(decimal(0, kIntMax))
       ->capture_default_str();
   command->add_flag("--overwrite", common.overwrite,
                     "replace another run's results in --out (only a superpose run directory)");
   command
       ->add_option("--steps-per-launch", common.cuda.steps_per_launch,
                    "cuda backend: training steps per kernel launch (K; results do not change)")
+      ->transform(decimal(1, 1000000))
       ->capture_default_str();
   command
       ->add_option(
@@ -52,16 +108,30 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
       ->capture_default_str();
 }
 
+int hardware_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// The backend, chosen and checked; nothing printed yet (announce, once every check has passed, so
+// that an error is the only line a refused run prints).
 std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
-  if (common.threads < 0)
-    throw UsageError(
-        fmt::format("--threads: {} is not accepted (0 = all cores, or more)", common.threads));
+  if (common.threads > hardware_threads())
+    throw UsageError(fmt::format(
+        "--threads: {} is more than this machine's {} hardware threads (accepted: 0 = all, to {})",
+        common.threads, hardware_threads(), hardware_threads()));
   const BackendKind kind = parse_backend_kind(common.backend, "--backend");
-  auto backend = make_backend(kind, common.threads, common.cuda);
-  if (kind == BackendKind::automatic)
-    fmt::print(stderr, "superpose: --backend auto chose {} ({})\n", backend->name(),
-               backend->device());
-  return backend;
+  return make_backend(kind, common.threads, common.cuda);
+}
+
+void announce(const CommonOptions& common, const Backend& backend) {
+  if (parse_backend_kind(common.backend, "--backend") == BackendKind::automatic)
+    fmt::print(stderr, "superpose: --backend auto chose {} ({})\n", backend.name(),
+               backend.device());
+}
+
+int threads_of(const CommonOptions& common, const Backend& backend) {
+  if (backend.name() != "cpu") return 1;
+  return common.threads > 0 ? common.threads : hardware_threads();
 }
 
 std::vector<double> broadcast(const std::vector<double>& values, int n) {
@@ -97,19 +167,33 @@ struct GroupOptions {
 };
 
 void add_group_options(CLI::App* command, GroupOptions& o, const char* snapshot_help) {
-  command->add_option("--features", o.features, "n, features")->capture_default_str();
-  command->add_option("--hidden", o.hidden, "m, hidden dimensions")->capture_default_str();
+  command->add_option("--features", o.features, "n, features")
+      ->transform(decimal(1, 4096))
+      ->capture_default_str();
+  command->add_option("--hidden", o.hidden, "m, hidden dimensions")
+      ->transform(decimal(1, 1024))
+      ->capture_default_str();
   command->add_option("--data-mode", o.data_mode, "fixed (the essay's) | fresh (Anthropic's)")
+      ->check(non_empty())
       ->capture_default_str();
-  command->add_option("--points", o.points, "fixed: dataset size")->capture_default_str();
+  command->add_option("--points", o.points, "fixed: dataset size")
+      ->transform(decimal(1, 1 << 24))
+      ->capture_default_str();
   command->add_option("--eval-fraction", o.eval_fraction, "fixed: share of points that evaluate")
+      ->check(number())
       ->capture_default_str();
-  command->add_option("--batch", o.batch, "fresh: samples per step")->capture_default_str();
+  command->add_option("--batch", o.batch, "fresh: samples per step")
+      ->transform(decimal(1, 1 << 24))
+      ->capture_default_str();
   command->add_option("--eval-points", o.eval_points, "fresh: evaluation set size")
+      ->transform(decimal(0, 1 << 24))
       ->capture_default_str();
   command->add_option("--eval-every", o.eval_every, "steps between evaluations (0: final only)")
+      ->transform(decimal(0, kIntMax))
       ->capture_default_str();
-  command->add_option("--snapshot-every", o.snapshot_every, snapshot_help)->capture_default_str();
+  command->add_option("--snapshot-every", o.snapshot_every, snapshot_help)
+      ->transform(decimal(0, kIntMax))
+      ->capture_default_str();
 }
 
 // ------------------------------------------------------------------------------- train
@@ -127,28 +211,36 @@ struct TrainOptions {
 void add_train(CLI::App& app, TrainOptions& o) {
   CLI::App* train = app.add_subcommand("train", "train one model and write its run directory");
   add_common(train, o.common, "out/train");
-  train->add_option("--model", o.model, "linear | relu")->capture_default_str();
+  train->add_option("--model", o.model, "linear | relu")->check(non_empty())->capture_default_str();
   train->add_option("--sparsity", o.sparsity, "probability a feature is 0: one, or one per feature")
       ->delimiter(',')
+      ->check(number())
       ->capture_default_str();
   train->add_option("--importance", o.importance, "loss weight: one, or one per feature")
       ->delimiter(',')
+      ->check(number())
       ->capture_default_str();
-  train->add_option("--lr", o.lr, "AdamW learning rate")->capture_default_str();
-  train->add_option("--steps", o.steps, "training steps")->capture_default_str();
+  train->add_option("--lr", o.lr, "AdamW learning rate")->check(number())->capture_default_str();
+  train->add_option("--steps", o.steps, "training steps")
+      ->transform(decimal(1, kIntMax))
+      ->capture_default_str();
   train->add_option("--seed", o.seed, "the model's seed (data and initial W)")
+      ->transform(decimal(0, 18446744073709551615.0L))
       ->capture_default_str();
   add_group_options(train, o.group, "steps between W, b snapshots (0: final)");
-  train->add_option("--data", o.data_file, "replay: dataset .npy (points x n, float32/float64)");
-  train->add_option("--init-W", o.init_W_file, "replay: initial W .npy (m x n)");
-  train->add_option("--init-b", o.init_b_file, "replay: initial b .npy (n)");
+  train->add_option("--data", o.data_file, "replay: dataset .npy (points x n, float32/float64)")
+      ->check(non_empty());
+  train->add_option("--init-W", o.init_W_file, "replay: initial W .npy (m x n)")
+      ->check(non_empty());
+  train->add_option("--init-b", o.init_b_file, "replay: initial b .npy (n)")->check(non_empty());
 }
 
 std::shared_ptr<const std::vector<double>> load_array(const std::string& path,
                                                       const std::string& option,
                                                       const std::vector<size_t>& expected,
                                                       bool any_rows) {
-  npy::Array array = npy::load(path, option);
+  // The file is read whole and converted to double: it may take a quarter of the memory there is.
+  npy::Array array = npy::load(path, option, available_memory_bytes() / 4);
   bool ok = array.shape.size() == expected.size();
   for (size_t k = 0; ok && k < expected.size(); ++k)
     ok = (any_rows && k == 0) ? array.shape[0] >= 1 : array.shape[k] == expected[k];
@@ -166,14 +258,13 @@ int run_train(const TrainOptions& o) {
   GroupSpec group = o.group.group();
   group.steps = o.steps;
   group.record_trajectories = true;
+  validate(group);  // the shape first: the vectors below are sized by it
   ModelSpec model;
   model.seed = o.seed;
   model.kind = parse_model_kind(o.model, "--model");
   model.lr = o.lr;
   model.sparsity = broadcast(o.sparsity, group.n_features);
   model.importance = broadcast(o.importance, group.n_features);
-  if (group.n_features < 1)  // before the shapes below use it
-    validate(group);
   const auto n = static_cast<size_t>(group.n_features), m = static_cast<size_t>(group.n_hidden);
   if (!o.data_file.empty()) {
     model.data = load_array(o.data_file, "--data", {0, n}, true);
@@ -183,6 +274,8 @@ int run_train(const TrainOptions& o) {
   if (!o.init_b_file.empty()) model.init_b = load_array(o.init_b_file, "--init-b", {n}, false);
   group.models.push_back(model);
   validate(group);
+  require_memory(training_memory(group, 1, 1, "--steps"));
+  require_disk(output_disk(group, 1, false, "--steps"), o.common.out);
 
   auto backend = open_backend(o.common);
   const nlohmann::json model_json = {
@@ -196,6 +289,7 @@ int run_train(const TrainOptions& o) {
                                     {"group", group_json(group)},
                                     {"model", model_json}},
                                    o.common.overwrite);
+  announce(o.common, *backend);
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<ModelResult> results = backend->train(group);
   const double seconds =
@@ -237,28 +331,37 @@ void add_experiments(CLI::App& app, ExperimentsCli& o) {
   CLI::App* command =
       app.add_subcommand("experiments", "the essay's six experiments, each over many seeds");
   add_common(command, o.common, "out/experiments");
-  command->add_option("--seeds", o.options.seeds, "seeds per experiment")->capture_default_str();
+  command->add_option("--seeds", o.options.seeds, "seeds per experiment")
+      ->transform(decimal(1, kMaxExperimentSeeds))
+      ->capture_default_str();
   command
       ->add_option("--first-seed", o.options.first_seed, "seeds run first-seed, first-seed+1, ...")
+      ->transform(decimal(0, 18446744073709551615.0L - kMaxExperimentSeeds))
       ->capture_default_str();
   command
       ->add_option("--example-seed", o.options.example_seed,
                    "the seed whose full run directory is written per experiment")
+      ->transform(decimal(0, 18446744073709551615.0L))
       ->capture_default_str();
   command
       ->add_option("--snapshot-every", o.options.snapshot_every,
                    "steps between W, b snapshots of the example runs")
+      ->transform(decimal(1, kIntMax))
       ->capture_default_str();
 }
 
 int run_experiments_command(const ExperimentsCli& o) {
-  if (o.options.seeds < 1 || o.options.seeds > 10000000)
-    throw UsageError(
-        fmt::format("--seeds: {} is outside the accepted range [1, 10000000]", o.options.seeds));
   if (o.options.snapshot_every < 1)
     throw UsageError(
         fmt::format("--snapshot-every: {} is not accepted (1 or more)", o.options.snapshot_every));
   auto backend = open_backend(o.common);
+  {  // the largest experiment, a chunk at a time; every experiment's rows on disk
+    GroupSpec largest = experiment_group(essay_experiments()[4], 0, 0);
+    require_memory(training_memory(largest, std::min<int64_t>(o.options.seeds, kExperimentChunk),
+                                   threads_of(o.common, *backend), "--seeds"));
+    require_disk(output_disk(largest, 6 * int64_t{o.options.seeds}, false, "--seeds"),
+                 o.common.out);
+  }
   const RunDir dir(o.common.out);
   const auto claim = claim_run_dir(dir, "run.json",
                                    {{"command", "experiments"},
@@ -268,6 +371,7 @@ int run_experiments_command(const ExperimentsCli& o) {
                                     {"example_seed", o.options.example_seed},
                                     {"snapshot_every", o.options.snapshot_every}},
                                    o.common.overwrite);
+  announce(o.common, *backend);
   const auto t0 = std::chrono::steady_clock::now();
   const auto summaries = run_experiments(*backend, o.options, dir);
   const double seconds =
@@ -297,23 +401,43 @@ void add_sweep(CLI::App& app, SweepCli& o) {
       "model, steps, lr, sparsity|density, importance-decay|relative-importance, seed");
   add_common(sweep, o.common, "out/sweep");
   sweep->add_option("--model", o.axes.model, "axis: linear, relu or linear,relu")
+      ->check(non_empty())
       ->capture_default_str();
-  sweep->add_option("--steps", o.axes.steps, "axis: training steps")->capture_default_str();
-  sweep->add_option("--lr", o.axes.lr, "axis: AdamW learning rate")->capture_default_str();
-  sweep->add_option("--sparsity", o.axes.sparsity,
-                    "axis: probability a feature is 0, all features (default 0)");
-  sweep->add_option("--density", o.axes.density, "axis: 1 - sparsity (instead of --sparsity)");
-  sweep->add_option("--feature-sparsity", o.feature_sparsity,
-                    "one sparsity per feature, comma-separated (not an axis)");
-  sweep->add_option("--seed", o.axes.seed, "axis: seeds, e.g. range(0,100)")->capture_default_str();
-  sweep->add_option("--importance", o.importance,
-                    "importance per feature, comma-separated, or one to broadcast (default 1)");
-  sweep->add_option("--importance-decay", o.axes.importance_decay,
-                    "axis: importance_f = d^f (Anthropic's 0.9^f)");
-  sweep->add_option("--relative-importance", o.axes.relative_importance,
-                    "axis: the importance of one feature (--relative-feature), the others 1");
-  sweep->add_option("--relative-feature", o.relative_feature,
-                    "the feature --relative-importance sets (default: the last)");
+  sweep->add_option("--steps", o.axes.steps, "axis: training steps")
+      ->check(non_empty())
+      ->capture_default_str();
+  sweep->add_option("--lr", o.axes.lr, "axis: AdamW learning rate")
+      ->check(non_empty())
+      ->capture_default_str();
+  sweep
+      ->add_option("--sparsity", o.axes.sparsity,
+                   "axis: probability a feature is 0, all features (default 0)")
+      ->check(non_empty());
+  sweep->add_option("--density", o.axes.density, "axis: 1 - sparsity (instead of --sparsity)")
+      ->check(non_empty());
+  sweep
+      ->add_option("--feature-sparsity", o.feature_sparsity,
+                   "one sparsity per feature, comma-separated (not an axis)")
+      ->check(non_empty());
+  sweep->add_option("--seed", o.axes.seed, "axis: seeds, e.g. range(0,100)")
+      ->check(non_empty())
+      ->capture_default_str();
+  sweep
+      ->add_option("--importance", o.importance,
+                   "importance per feature, comma-separated, or one to broadcast (default 1)")
+      ->check(non_empty());
+  sweep
+      ->add_option("--importance-decay", o.axes.importance_decay,
+                   "axis: importance_f = d^f (Anthropic's 0.9^f)")
+      ->check(non_empty());
+  sweep
+      ->add_option("--relative-importance", o.axes.relative_importance,
+                   "axis: the importance of one feature (--relative-feature), the others 1")
+      ->check(non_empty());
+  sweep
+      ->add_option("--relative-feature", o.relative_feature,
+                   "the feature --relative-importance sets, 0-based (default: the last)")
+      ->transform(decimal(0, 4095));
   o.group.snapshot_every = 0;  // a sweep keeps only the final W, b unless asked
   add_group_options(sweep, o.group, "with --trajectories: steps between W, b snapshots (0: final)");
   sweep->add_flag("--trajectories", o.trajectories,
@@ -321,6 +445,7 @@ void add_sweep(CLI::App& app, SweepCli& o) {
   sweep
       ->add_option("--chunk-models", o.chunk_models,
                    "models per chunk, the unit of resume (0: chosen from backend and work)")
+      ->transform(decimal(0, 100000000))
       ->capture_default_str();
 }
 
@@ -332,6 +457,16 @@ std::vector<double> parse_vector(const std::string& text, const std::string& opt
                     "got {}",
                     option, n, values.size()));
   return values;
+}
+
+// The memory one chunk takes and the disk the whole sweep writes, before anything is.
+void check_sweep_resources(const Backend& backend, const SweepSpec& spec,
+                           const CommonOptions& common) {
+  GroupSpec largest = spec.base;
+  largest.steps = most_steps(spec);
+  require_memory(training_memory(largest, largest_chunk(backend, spec), threads_of(common, backend),
+                                 "--chunk-models"));
+  require_disk(output_disk(largest, spec.model_count(), true, "--seed"), common.out);
 }
 
 void print_sweep_outcome(const SweepOutcome& outcome, const Backend& backend,
@@ -386,23 +521,27 @@ int run_sweep_command(const SweepCli& o) {
       throw UsageError(
           "--feature-sparsity: give either it or --sparsity/--density (an axis), not both");
     spec.feature_sparsity = parse_vector(o.feature_sparsity, "--feature-sparsity", n);
+    for (double value : spec.feature_sparsity)
+      if (!(value >= 0 && value <= 1))
+        throw UsageError(fmt::format("--feature-sparsity: {} is outside the accepted range [0, 1]",
+                                     format_number(value)));
   }
   if (o.chunk_models < 0)
     throw UsageError(
         fmt::format("--chunk-models: {} is not accepted (0 = automatic, or more)", o.chunk_models));
   spec.chunk_models = o.chunk_models;
-  set_axes(spec, o.axes);
-  {  // every value an axis produces, checked before anything trains
+  set_axes(spec, o.axes);  // every value of every axis checked: each model is a combination
+  {
     GroupSpec probe = g;
-    for (int64_t id : {int64_t{0}, spec.model_count() - 1})
-      probe.models.push_back(spec.model(id, nullptr));
+    probe.models.push_back(spec.model(0, nullptr));
     validate(probe);
   }
 
   auto backend = open_backend(o.common);
+  check_sweep_resources(*backend, spec, o.common);
   const RunDir dir(o.common.out);
-  const SweepOutcome outcome =
-      run_sweep(*backend, spec, dir, "sweep", nlohmann::json::object(), o.common.overwrite);
+  const SweepOutcome outcome = run_sweep(*backend, spec, dir, "sweep", nlohmann::json::object(),
+                                         o.common.overwrite, [&] { announce(o.common, *backend); });
   print_sweep_outcome(outcome, *backend, dir.path());
   return 0;
 }
@@ -422,26 +561,36 @@ void add_phase_diagram(CLI::App& app, PhaseCli& o) {
       "the closed-form winner. Defaults: 50 x 50 x 10, 5000 steps on a GPU; 40 x 40 x 4, 3000 "
       "steps on the CPU");
   add_common(command, o.common, "out/phase-diagram");
-  command->add_option("--importance-cells", o.options.importance_cells, "cells along importance");
-  command->add_option("--density-cells", o.options.density_cells, "cells along density");
-  command->add_option("--seeds", o.options.seeds, "seeds per cell");
-  command->add_option("--first-seed", o.options.first_seed, "the first seed");
+  command->add_option("--importance-cells", o.options.importance_cells, "cells along importance")
+      ->transform(decimal(1, 10000));
+  command->add_option("--density-cells", o.options.density_cells, "cells along density")
+      ->transform(decimal(1, 10000));
+  command->add_option("--seeds", o.options.seeds, "seeds per cell")->transform(decimal(1, 100000));
+  command->add_option("--first-seed", o.options.first_seed, "the first seed")
+      ->transform(decimal(0, 9007199254740992.0L - 100000));
   command
       ->add_option("--importance-range", o.importance_range,
                    "min,max relative importance of feature 2 (default 0.1,10)")
       ->delimiter(',')
+      ->check(number())
       ->expected(2);
   command
       ->add_option("--density-range", o.density_range,
                    "min,max feature density 1 - sparsity (default 0.01,1)")
       ->delimiter(',')
+      ->check(number())
       ->expected(2);
-  command->add_option("--steps", o.options.steps, "training steps");
-  command->add_option("--batch", o.options.batch, "samples per step (fresh data)");
-  command->add_option("--lr", o.options.lr, "AdamW learning rate (default 1e-3)");
-  command->add_option("--eval-points", o.options.eval_points,
-                      "evaluation samples per model (default 10000): the best-seed criterion");
-  command->add_option("--chunk-models", o.options.chunk_models, "models per chunk (0: automatic)");
+  command->add_option("--steps", o.options.steps, "training steps")
+      ->transform(decimal(1, 1000000000));
+  command->add_option("--batch", o.options.batch, "samples per step (fresh data)")
+      ->transform(decimal(1, 1 << 24));
+  command->add_option("--lr", o.options.lr, "AdamW learning rate (default 1e-3)")->check(number());
+  command
+      ->add_option("--eval-points", o.options.eval_points,
+                   "evaluation samples per model (default 10000): the best-seed criterion")
+      ->transform(decimal(0, 1 << 24));
+  command->add_option("--chunk-models", o.options.chunk_models, "models per chunk (0: automatic)")
+      ->transform(decimal(0, 100000000));
 }
 
 int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
@@ -476,6 +625,7 @@ int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
     probe.models.push_back(spec.model(0, &probe.steps));
     validate(probe);
   }
+  check_sweep_resources(*backend, spec, o.common);
   const RunDir dir(o.common.out);
   const auto t0 = std::chrono::steady_clock::now();
   const nlohmann::json about = {
@@ -556,6 +706,11 @@ int run_cli(int argc, char** argv) {
   } catch (const UsageError& e) {
     fmt::print(stderr, "superpose: error: {}\n", e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr,
+               "superpose: failed: out of memory (the checks before training under-estimated "
+               "this run: please report it with the command)\n");
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "superpose: failed: {}\n", e.what());
     return 1;

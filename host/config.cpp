@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cfloat>
 #include <cmath>
 
 namespace sp {
@@ -35,8 +36,8 @@ int GroupSpec::eval_rows() const {
 
 static std::vector<int> every_and_last(int every, int steps) {
   std::vector<int> out;
-  if (every > 0)
-    for (int t = 0; t < steps; t += every) out.push_back(t);
+  if (every > 0)  // 64-bit: t + every must not wrap past INT_MAX at the last step
+    for (int64_t t = 0; t < steps; t += every) out.push_back(static_cast<int>(t));
   if (steps > 0 && (out.empty() || out.back() != steps - 1)) out.push_back(steps - 1);
   return out;
 }
@@ -60,8 +61,18 @@ void validate_vector(const std::vector<double>& values, int n, const char* optio
                       option, n, n == 1 ? "" : "s", values.size()));
   for (double v : values)
     require(std::isfinite(v) && v >= lo && v <= hi,
-            fmt::format("{}: {} is outside the accepted range [{}, {}]", option, v, lo,
-                        hi == HUGE_VAL ? "inf)" : fmt::format("{}", hi)));
+            fmt::format("{}: {} is outside the accepted range [{}, {}]", option, v, lo, hi));
+}
+
+// Replayed arrays train as float32: a value beyond float's range would be infinite there.
+void validate_floats(const std::vector<double>& values, const char* option) {
+  for (double v : values) {
+    require(std::isfinite(v), fmt::format("{}: the array holds a NaN or infinite value", option));
+    require(std::abs(v) <= FLT_MAX,
+            fmt::format("{}: the array holds {}, beyond float32's range (|x| <= {:g}), in which "
+                        "superpose trains",
+                        option, v, static_cast<double>(FLT_MAX)));
+  }
 }
 }  // namespace
 
@@ -99,28 +110,25 @@ void validate(const GroupSpec& g) {
     require(std::isfinite(model.lr) && model.lr >= 0.0 && model.lr <= 1e3,
             fmt::format("--lr: {} is outside the accepted range [0, 1000]", model.lr));
     validate_vector(model.sparsity, n, "--sparsity", 0.0, 1.0);
-    validate_vector(model.importance, n, "--importance", 0.0, HUGE_VAL);
+    validate_vector(model.importance, n, "--importance", 0.0, static_cast<double>(FLT_MAX));
     if (model.data) {
       require(g.mode == DataMode::fixed, "--data: a dataset file needs --data-mode fixed");
       require(
-          static_cast<int>(model.data->size()) == g.points * n,
+          model.data->size() == static_cast<size_t>(g.points) * static_cast<size_t>(n),
           fmt::format("--data: expected {} x {} values, got {}", g.points, n, model.data->size()));
-      for (double v : *model.data)
-        require(std::isfinite(v), "--data: the dataset holds a NaN or infinite value");
+      validate_floats(*model.data, "--data");
     }
     if (model.init_W) {
-      require(static_cast<int>(model.init_W->size()) == m * n,
+      require(model.init_W->size() == static_cast<size_t>(m) * static_cast<size_t>(n),
               fmt::format("--init-W: expected shape ({}, {}), got {} values", m, n,
                           model.init_W->size()));
-      for (double v : *model.init_W)
-        require(std::isfinite(v), "--init-W: the array holds a NaN or infinite value");
+      validate_floats(*model.init_W, "--init-W");
     }
     if (model.init_b) {
       require(
-          static_cast<int>(model.init_b->size()) == n,
+          model.init_b->size() == static_cast<size_t>(n),
           fmt::format("--init-b: expected shape ({},), got {} values", n, model.init_b->size()));
-      for (double v : *model.init_b)
-        require(std::isfinite(v), "--init-b: the array holds a NaN or infinite value");
+      validate_floats(*model.init_b, "--init-b");
     }
   }
 }

@@ -130,21 +130,21 @@ double median(std::vector<double> values) {
   return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
-ExperimentSummary summarise(const Experiment& e, const std::vector<ModelResult>& results,
-                            double linear_sparse_median_loss) {
+// What an experiment's summary needs of its models, kept a few numbers each while the models
+// themselves are trained and written a chunk at a time.
+struct Tally {
+  int models = 0, diverged = 0, with_outcome = 0;
+  std::vector<double> train, eval;  // of the models that did not diverge
+};
+
+ExperimentSummary summarise(const Experiment& e, const Tally& tally) {
   ExperimentSummary s;
   s.experiment = &e;
-  s.models = static_cast<int>(results.size());
-  std::vector<double> train, eval;
-  for (const ModelResult& r : results) {
-    if (!r.finite) {
-      ++s.diverged;  // never averaged in: counted apart
-      continue;
-    }
-    train.push_back(r.train_loss);
-    eval.push_back(r.eval_loss);
-    s.with_outcome += shows_outcome(e, r, linear_sparse_median_loss) ? 1 : 0;
-  }
+  s.models = tally.models;
+  s.diverged = tally.diverged;  // never averaged in: counted apart
+  s.with_outcome = tally.with_outcome;
+  const std::vector<double>& train = tally.train;
+  const std::vector<double>& eval = tally.eval;
   if (!train.empty()) {
     s.train_min = *std::min_element(train.begin(), train.end());
     s.train_max = *std::max_element(train.begin(), train.end());
@@ -161,38 +161,50 @@ ExperimentSummary summarise(const Experiment& e, const std::vector<ModelResult>&
 std::vector<ExperimentSummary> run_experiments(Backend& backend, const ExperimentsOptions& options,
                                                const RunDir& out) {
   const auto& experiments = essay_experiments();
-  std::vector<GroupSpec> groups;
-  std::vector<std::vector<ModelResult>> results;
   nlohmann::json timings = nlohmann::json::object();
   const auto start = std::chrono::steady_clock::now();
-  for (const Experiment& e : experiments) {
-    groups.push_back(experiment_group(e, options.first_seed, options.seeds));
-    const auto t0 = std::chrono::steady_clock::now();
-    results.push_back(backend.train(groups.back()));
-    timings[e.slug] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
+  std::vector<ExperimentSummary> summaries;
+  double linear_sparse_median = std::nan("");  // experiment 4's, which experiment 5 is held to
+  // Every model's row, streamed into results.csv a chunk of seeds at a time (written beside its
+  // name, renamed into place at the end).
+  out.write_with("results.csv", [&](std::ostream& csv) {
+    int64_t id = 0;
+    for (const Experiment& e : experiments) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Tally tally;
+      for (int first = 0; first < options.seeds; first += kExperimentChunk) {
+        const int count = std::min(kExperimentChunk, options.seeds - first);
+        const GroupSpec group =
+            experiment_group(e, options.first_seed + static_cast<uint64_t>(first), count);
+        const std::vector<ModelResult> results = backend.train(group);
+        std::vector<ResultRow> rows;
+        for (size_t i = 0; i < results.size(); ++i) {
+          const ModelResult& r = results[i];
+          const bool outcome = shows_outcome(e, r, linear_sparse_median);
+          ++tally.models;
+          if (r.finite) {
+            tally.train.push_back(r.train_loss);
+            tally.eval.push_back(r.eval_loss);
+            tally.with_outcome += outcome ? 1 : 0;
+          } else {
+            ++tally.diverged;
+          }
+          std::vector<std::pair<std::string, std::string>> extra = {
+              {"experiment", std::to_string(e.number)}, {"essay_outcome", outcome ? "1" : "0"}};
+          for (auto& column : analysis_columns(group, r)) extra.push_back(column);
+          rows.push_back({id++, &group, &group.models[i], &r, extra});
+        }
+        const std::string text = results_csv(rows);
+        csv << (id == static_cast<int64_t>(rows.size()) ? text : text.substr(text.find('\n') + 1));
+      }
+      summaries.push_back(summarise(e, tally));
+      if (e.number == 4) linear_sparse_median = median(tally.train);
+      timings[e.slug] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  });
   timings["sweep_total_s"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  std::vector<double> linear_sparse_losses;
-  for (const ModelResult& r : results[3])
-    if (r.finite) linear_sparse_losses.push_back(r.train_loss);
-  const double linear_sparse_median = median(linear_sparse_losses);
-
-  std::vector<ExperimentSummary> summaries;
-  std::vector<ResultRow> rows;
-  int64_t id = 0;
-  for (size_t k = 0; k < experiments.size(); ++k) {
-    summaries.push_back(summarise(experiments[k], results[k], linear_sparse_median));
-    for (size_t i = 0; i < results[k].size(); ++i) {
-      const bool outcome = shows_outcome(experiments[k], results[k][i], linear_sparse_median);
-      std::vector<std::pair<std::string, std::string>> extra = {
-          {"experiment", std::to_string(experiments[k].number)},
-          {"essay_outcome", outcome ? "1" : "0"}};
-      for (auto& column : analysis_columns(groups[k], results[k][i])) extra.push_back(column);
-      rows.push_back({id++, &groups[k], &groups[k].models[i], &results[k][i], extra});
-    }
-  }
 
   // One full run per experiment at the essay's seed, with trajectories for the pictures.
   for (const Experiment& e : experiments) {
@@ -225,8 +237,12 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
     dir.write("manifest.json", manifest.dump(2) + "\n");
   }
 
-  out.write("results.csv", results_csv(rows));
   out.write("experiments.csv", experiments_csv(summaries));
+  auto experiment_group_json = [&](const Experiment& e) {
+    nlohmann::json group = group_json(experiment_group(e, options.first_seed, 0));
+    group["models"] = options.seeds;
+    return group;
+  };
   nlohmann::json manifest = {{"command", "experiments"},
                              {"version", SUPERPOSE_VERSION},
                              {"backend", backend.name()},
@@ -244,7 +260,7 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
                                        {"sparsity", experiments[k].sparsity},
                                        {"importance", experiments[k].importance},
                                        {"lr", experiments[k].lr},
-                                       {"group", group_json(groups[k])}});
+                                       {"group", experiment_group_json(experiments[k])}});
   out.write("manifest.json", manifest.dump(2) + "\n");
   return summaries;
 }

@@ -41,6 +41,11 @@ struct ExperimentSummary {
   double eval_min = 0, eval_median = 0, eval_max = 0;
 };
 
+// Seeds per experiment at most, and per backend call: the models of an experiment are trained and
+// written a chunk at a time, so that memory does not grow with --seeds.
+constexpr int kMaxExperimentSeeds = 1000000;
+constexpr int kExperimentChunk = 65536;
+
 struct ExperimentsOptions {
   int seeds = 100;
   uint64_t first_seed = 0;

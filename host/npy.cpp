@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -76,10 +78,28 @@ std::string encode_as(const char* descr, const std::vector<T>& values,
 
 }  // namespace
 
-Array load(const std::string& path, const std::string& option) {
+Array load(const std::string& path, const std::string& option, uint64_t max_bytes) {
+  // A regular file, its size known before anything is read: not a directory, a FIFO that blocks,
+  // or /dev/zero that never ends.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0)
+    fail(option, path, fmt::format("cannot open it ({})", std::strerror(errno)));
+  if (!S_ISREG(info.st_mode)) fail(option, path, "it is not a regular file");
+  const auto file_bytes = static_cast<uint64_t>(info.st_size);
+  if (file_bytes > max_bytes)
+    fail(option, path,
+         fmt::format("it holds {} bytes, more than the {} this run can read into memory",
+                     file_bytes, max_bytes));
   std::ifstream file(path, std::ios::binary);
   if (!file) fail(option, path, "cannot open it for reading");
-  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::string bytes(static_cast<size_t>(file_bytes), '\0');
+  file.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (static_cast<uint64_t>(file.gcount()) != file_bytes || file.peek() != EOF)
+    fail(option, path, "it changed size while it was read");
+  return parse(bytes, option, path);
+}
+
+Array parse(const std::string& bytes, const std::string& option, const std::string& path) {
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0)
     fail(option, path, "the NumPy magic string is missing");
   const int major = static_cast<unsigned char>(bytes[6]);
@@ -96,7 +116,7 @@ Array load(const std::string& path, const std::string& option) {
   } else {
     fail(option, path, fmt::format("format version {} is not supported (1, 2 or 3)", major));
   }
-  if (bytes.size() < header_start + header_length) fail(option, path, "the header is truncated");
+  if (header_length > bytes.size() - header_start) fail(option, path, "the header is truncated");
   const std::string header = bytes.substr(header_start, header_length);
 
   std::string descr = dict_value(header, "descr");
@@ -112,19 +132,26 @@ Array load(const std::string& path, const std::string& option) {
     fail(option, path, "the header has no 'shape'");
   Array array;
   std::string digits;
+  // The element count, with every multiplication checked: a shape whose product overflows (or
+  // exceeds the bytes there are) is refused before anything is allocated.
+  uint64_t count = 1;
   for (char c : dims.substr(1)) {
     if (c >= '0' && c <= '9') {
       digits += c;
     } else if (c == ',' || c == ')') {
-      if (!digits.empty()) array.shape.push_back(std::stoull(digits));
+      if (!digits.empty()) {
+        if (digits.size() > 18) fail(option, path, "the shape " + dims + " is too large");
+        const uint64_t size = std::stoull(digits);
+        if (size != 0 && count > bytes.size() / size)
+          fail(option, path, "the shape " + dims + " holds more values than the file has bytes");
+        count *= size;
+        array.shape.push_back(static_cast<size_t>(size));
+      }
       digits.clear();
     } else if (c != ' ' && c != 'L') {
       fail(option, path, "the shape " + dims + " is not a tuple of sizes");
     }
   }
-  size_t count = 1;
-  for (size_t d : array.shape) count *= d;
-
   size_t item = 0;
   if (descr == "<f4" || descr == "=f4")
     item = 4;
@@ -134,10 +161,10 @@ Array load(const std::string& path, const std::string& option) {
     fail(option, path,
          fmt::format("dtype '{}' is not supported (float32 '<f4' or float64 '<f8')", descr));
   const size_t data_start = header_start + header_length;
-  if (bytes.size() != data_start + count * item)
+  if (count > (bytes.size() - data_start) / item || bytes.size() - data_start != count * item)
     fail(option, path,
-         fmt::format("expected {} bytes of data for shape ({}), found {}", count * item, dims,
-                     bytes.size() - data_start));
+         fmt::format("the shape {} needs {} values, and the file holds {} bytes of data", dims,
+                     count, bytes.size() - data_start));
   if (item == 4)
     convert<float>(bytes.data() + data_start, count, array.values);
   else

@@ -13,8 +13,12 @@ struct Array {
   std::vector<double> values;  // C order, converted from the file's dtype
 };
 
-// Reads FILE; throws UsageError("OPTION: ...") naming the option on any malformed input.
-Array load(const std::string& path, const std::string& option);
+// Reads FILE — a regular file of at most `max_bytes` (its size checked before it is read) —;
+// throws UsageError("OPTION: ...") naming the option on any malformed input.
+Array load(const std::string& path, const std::string& option, uint64_t max_bytes = UINT64_MAX);
+// The same from the bytes of a .npy file (`path` only names it in messages); the fuzz target
+// (tests/fuzz) calls it.
+Array parse(const std::string& bytes, const std::string& option, const std::string& path);
 
 // Serialises to .npy bytes ('<f4', '<f8' or '<i8').
 std::string encode(const std::vector<float>& values, const std::vector<size_t>& shape);

@@ -34,6 +34,10 @@ SweepSpec phase_diagram_sweep(const PhaseDiagramOptions& o) {
       fmt::format("--density-cells: {} is outside the accepted range [1, 10000]", o.density_cells));
   require(o.seeds >= 1 && o.seeds <= 100000,
           fmt::format("--seeds: {} is outside the accepted range [1, 100000]", o.seeds));
+  require(o.eval_points >= 1,
+          fmt::format("--eval-points: {} is not accepted: each cell's best seed is the one with "
+                      "the lowest eval_loss (1 or more; default 10000)",
+                      o.eval_points));
   require(std::isfinite(o.importance_min) && std::isfinite(o.importance_max) &&
               o.importance_min > 0 && o.importance_max >= o.importance_min,
           fmt::format("--importance-range: [{}, {}] is not accepted (0 < min <= max)",

@@ -43,8 +43,8 @@ ClosedForm closed_form(double density, double relative_importance);
 struct PhaseCell {
   double density = 0, relative_importance = 0;
   int seeds = 0, seeds_ok = 0;
-  int64_t best_model_id = -1;  // -1 when every seed diverged
-  double best_eval_loss = 0, best_train_loss = 0, W1 = 0, W2 = 0, b1 = 0, b2 = 0;
+  int64_t best_model_id = -1;  // -1 when every seed diverged (and the numbers below are NaN)
+  double best_eval_loss = NAN, best_train_loss = NAN, W1 = NAN, W2 = NAN, b1 = NAN, b2 = NAN;
   std::string phase = "diverged";  // the best seed's phase
   int ignored = 0, dedicated = 0, antipodal = 0, other = 0;
   ClosedForm theory{};

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -95,18 +96,34 @@ std::vector<double> parse_axis(const std::string& raw, const std::string& option
             fmt::format("{}: range takes 2 or 3 arguments (start, stop[, step]), got "
                         "'{}'",
                         option, text));
-      const double a = parse_number(args[0], option, text), b = parse_number(args[1], option, text);
-      const double step = args.size() == 3 ? parse_number(args[2], option, text) : 1.0;
-      if (a != std::floor(a) || b != std::floor(b) || step != std::floor(step) || step == 0)
-        throw UsageError(
-            fmt::format("{}: range needs integer start, stop and a non-zero integer step, got '{}'",
-                        option, text));
-      const double count = std::ceil((b - a) / step);
-      if (count < 1 || count > static_cast<double>(kMaxAxisValues))
+      // Whole decimal integers, counted exactly (through double, 2^53 + 1 would be 2^53 again).
+      auto integer = [&](const std::string& arg) {
+        const std::string digits = arg.substr(!arg.empty() && arg[0] == '-' ? 1 : 0);
+        if (digits.empty() || digits.size() > 16 ||
+            digits.find_first_not_of("0123456789") != std::string::npos)
+          throw UsageError(fmt::format(
+              "{}: range needs whole decimal integers of at most 16 digits, got '{}' in '{}'",
+              option, arg, text));
+        return std::stoll(arg);
+      };
+      const int64_t a = integer(args[0]), b = integer(args[1]);
+      const int64_t step = args.size() == 3 ? integer(args[2]) : 1;
+      if (step == 0)
+        throw UsageError(fmt::format("{}: range's step may not be 0, in '{}'", option, text));
+      const int64_t count = step > 0 ? (b > a ? (b - a + step - 1) / step : 0)
+                                     : (a > b ? (a - b - step - 1) / -step : 0);
+      if (count < 1 || count > kMaxAxisValues)
         throw UsageError(fmt::format("{}: '{}' gives {} values (accepted: 1 to {})", option, text,
-                                     std::max(0.0, count), kMaxAxisValues));
-      for (int64_t i = 0; i < static_cast<int64_t>(count); ++i)
-        values.push_back(a + static_cast<double>(i) * step);
+                                     count, kMaxAxisValues));
+      constexpr int64_t kExact = int64_t{1} << 53;  // doubles hold every integer up to here
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t value = a + i * step;
+        if (value > kExact || value < -kExact)
+          throw UsageError(fmt::format(
+              "{}: '{}' reaches {}, beyond 2^53, where numbers are not told apart exactly", option,
+              text, value));
+        values.push_back(static_cast<double>(value));
+      }
       return values;
     }
     throw UsageError(
@@ -175,6 +192,13 @@ void set_axes(SweepSpec& spec, const SweepAxesText& text) {
   if (spec.importance_rule == ImportanceRule::decay) {
     Axis decay{"importance_decay", parse_axis(text.importance_decay, "--importance-decay"), {}};
     require_each(decay.values, "--importance-decay", 0, 1e6, false, "[0, 1000000]");
+    for (double d : decay.values)  // importance_f = d^f must be a float for every feature
+      if (std::pow(d, spec.base.n_features - 1) > static_cast<double>(FLT_MAX))
+        throw UsageError(fmt::format(
+            "--importance-decay: {} gives feature {} the importance {}^{}, beyond float32's "
+            "range (at most {:g})",
+            format_number(d), spec.base.n_features - 1, format_number(d), spec.base.n_features - 1,
+            static_cast<double>(FLT_MAX)));
     spec.axes.push_back(decay);
   } else if (spec.importance_rule == ImportanceRule::relative) {
     Axis relative{
@@ -450,9 +474,22 @@ std::string duration_text(double seconds) {
 
 }  // namespace
 
+int64_t largest_chunk(const Backend& backend, const SweepSpec& spec) {
+  int64_t largest = 0;
+  for (const Chunk& chunk : plan_chunks(backend, spec)) largest = std::max(largest, chunk.count);
+  return largest;
+}
+
+int most_steps(const SweepSpec& spec) {
+  for (const Axis& axis : spec.axes)
+    if (axis.name == "steps")
+      return static_cast<int>(*std::max_element(axis.values.begin(), axis.values.end()));
+  return spec.base.steps;
+}
+
 SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
                        const std::string& command, const nlohmann::json& extra_manifest,
-                       bool overwrite) {
+                       bool overwrite, const std::function<void()>& after_claim) {
   const int64_t total = spec.model_count();
   // Validate every distinct combination cheaply: the first model of each chunk carries all but the
   // seed, and validate() checks the values that the axes produce.
@@ -498,6 +535,7 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
         "to resume it, choose another --out, or add --overwrite to replace it",
         dir.path()));
   });
+  if (after_claim) after_claim();
   const std::string sweep_digest = digest_text(sweep.dump());
   const std::string header = expected_header(spec.base);
 

@@ -2,6 +2,7 @@
 // in chunks that are written as they finish, so that an interrupted sweep resumes where it stopped.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -86,10 +87,17 @@ struct SweepOutcome {
 // its own (check in sweep.cpp); any other is trained again, saying why on stderr, never merged.
 // `command` names the subcommand in the manifest; `extra_manifest` is merged into it.
 // Progress with an ETA goes to stderr when stderr is a terminal.
+// `after_claim` runs once DIR is this run's (the command line announces the backend there, so that
+// a refusal is the only line a refused run prints).
 SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
                        const std::string& command,
                        const nlohmann::json& extra_manifest = nlohmann::json::object(),
-                       bool overwrite = false);
+                       bool overwrite = false, const std::function<void()>& after_claim = nullptr);
+
+// The most models one chunk of the sweep's plan holds, and the most steps a model trains: what
+// the memory a sweep needs at once turns on (host/resources.hpp).
+int64_t largest_chunk(const Backend& backend, const SweepSpec& spec);
+int most_steps(const SweepSpec& spec);
 
 // The analyses' columns for one trained model (host/analysis.hpp): `phase` for 2→1, and for every
 // shape norm_<f>, interference_<f>, dimensionality_<f>, dimensions_per_feature.

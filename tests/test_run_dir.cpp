@@ -52,7 +52,7 @@ const std::string kSweep =
 class ResumeDamage : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    whole_ = fresh_dir("whole");
+    whole_ = fresh_dir("whole_" + std::to_string(::getpid()));  // each test is its own process
     const Outcome r = run(kSweep + "--out " + whole_);
     ASSERT_EQ(r.status, 0) << r.output;
     expected_ = read_text(fs::path(whole_) / "results.csv");
