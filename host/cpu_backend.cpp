@@ -103,11 +103,16 @@ const char* to_string(SimdPath path) {
 
 bool simd_path_supported(SimdPath path) {
   __builtin_cpu_init();
+  // What -march=x86-64-v3 and -v4 let the compiler use (the flags of host/cpu_simd_avx2.cpp and
+  // _avx512.cpp), feature by feature: GCC names the levels, clang 14 does not.
+  const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
   switch (path) {
     case SimdPath::avx512:
-      return __builtin_cpu_supports("x86-64-v4");  // the flags host/cpu_simd_avx512.cpp uses
+      return v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
     case SimdPath::avx2:
-      return __builtin_cpu_supports("x86-64-v3");
+      return v3;
     case SimdPath::generic:
       break;
   }
