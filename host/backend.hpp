@@ -1,6 +1,7 @@
 // backend.hpp — the three implementations of a training run (DESIGN.md §3) behind one interface.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,10 +20,14 @@ class Backend {
   virtual std::string device() const = 0;  // the CPU or GPU model, for the manifest
   // Trains every model of the group; results in the order of group.models.
   virtual std::vector<ModelResult> train(const GroupSpec& group) = 0;
+  // How many models one train() call should hold for speed (a sweep gives it several chunks at
+  // once); 0: one chunk at a time is as fast.
+  virtual int64_t models_per_call() const { return 0; }
 };
 
 // How the cuda backend launches its kernels (results do not depend on it: tested).
 struct CudaOptions {
+  int device = 0;              // which CUDA device (cudaSetDevice) the backend trains on
   int steps_per_launch = 100;  // K: steps of the persistent loop in one launch
   // "" picks the mapping for the shape (kernels/fused_step.cuh); "global" forces the global
   // mapping on any shape, "shared" the shared-weights mapping where the shape has one (5 x 2,
@@ -61,6 +66,7 @@ struct CudaStatus {
 CudaStatus cuda_status();
 // True when this build has the CUDA backend and its kernels run on a device present here.
 bool cuda_available();
+int cuda_device_count();  // 0 without the backend or a device
 // `automatic` picks cuda when it is available, else cpu (saying why on stderr when a device is
 // present but cannot be used). threads = 0: all cores.
 std::unique_ptr<Backend> make_backend(BackendKind kind, int threads = 0,

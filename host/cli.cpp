@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,6 +26,8 @@
 namespace sp {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 struct CommonOptions {
   std::string backend = "auto";
@@ -383,10 +386,29 @@ int run_experiments_command(const ExperimentsCli& o) {
 }
 
 // ------------------------------------------------------------------------------- sweep
+// What a sweep-shaped command (sweep, phase-diagram) adds: which shard, which devices.
+struct SplitOptions {
+  std::string shard, devices;
+};
+
+void add_split_options(CLI::App* command, SplitOptions& o) {
+  command
+      ->add_option("--shard", o.shard,
+                   "train only shard K of N of the sweep's chunks into the shared --out: K/N, or "
+                   "auto (from Slurm's or an MPI launcher's environment); then `superpose merge`")
+      ->check(non_empty());
+  command
+      ->add_option("--devices", o.devices,
+                   "cuda backend: the GPUs to train on, all or a list (0,1,3), one host thread "
+                   "each pulling chunks (default: device 0)")
+      ->check(non_empty());
+}
+
 struct SweepCli {
   CommonOptions common;
   GroupOptions group;
   SweepAxesText axes;
+  SplitOptions split;
   std::string importance, feature_sparsity;
   int relative_feature = -1;
   int64_t chunk_models = 0;
@@ -442,6 +464,7 @@ void add_sweep(CLI::App& app, SweepCli& o) {
   add_group_options(sweep, o.group, "with --trajectories: steps between W, b snapshots (0: final)");
   sweep->add_flag("--trajectories", o.trajectories,
                   "also write loss curves and W, b snapshots per chunk (.npy)");
+  add_split_options(sweep, o.split);
   sweep
       ->add_option("--chunk-models", o.chunk_models,
                    "models per chunk, the unit of resume (0: chosen from backend and work)")
@@ -459,32 +482,105 @@ std::vector<double> parse_vector(const std::string& text, const std::string& opt
   return values;
 }
 
-// The memory one chunk takes and the disk the whole sweep writes, before anything is.
+// The backends a sweep trains on: the one --backend names, or with --devices one cuda backend per
+// device listed (all: every device here).
+std::vector<std::unique_ptr<Backend>> open_backends(const CommonOptions& common,
+                                                    const SplitOptions& split) {
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(open_backend(common));
+  if (split.devices.empty()) return backends;
+  if (backends.front()->name() != "cuda")
+    throw UsageError(fmt::format("--devices: goes with the cuda backend, and --backend {} chose {}",
+                                 common.backend, backends.front()->name()));
+  std::vector<int> devices;
+  if (split.devices == "all") {
+    for (int d = 0; d < cuda_device_count(); ++d) devices.push_back(d);
+  } else {
+    for (double d : parse_axis(split.devices, "--devices")) {
+      if (d != std::floor(d) || d < 0 || d >= cuda_device_count())
+        throw UsageError(
+            fmt::format("--devices: {} is not a device here (accepted: all, or a list of 0 to {})",
+                        format_number(d), cuda_device_count() - 1));
+      if (std::find(devices.begin(), devices.end(), static_cast<int>(d)) != devices.end())
+        throw UsageError(fmt::format("--devices: device {} is listed twice", format_number(d)));
+      devices.push_back(static_cast<int>(d));
+    }
+  }
+  backends.clear();
+  for (int d : devices) {
+    CudaOptions options = common.cuda;
+    options.device = d;
+    backends.push_back(make_cuda_backend(options));
+  }
+  return backends;
+}
+
+std::vector<Backend*> pointers(const std::vector<std::unique_ptr<Backend>>& backends) {
+  std::vector<Backend*> out;
+  for (const auto& backend : backends) out.push_back(backend.get());
+  return out;
+}
+
+std::string devices_text(const std::vector<std::unique_ptr<Backend>>& backends) {
+  std::string text = fmt::format("{} ({})", backends.front()->name(), backends.front()->device());
+  for (size_t k = 1; k < backends.size(); ++k)
+    text += fmt::format(" + ({})", backends[k]->device());
+  return text;
+}
+
+// The memory one call takes (a chunk, or on a GPU up to models_per_call() models of several) and
+// the disk the whole sweep writes, before anything is.
 void check_sweep_resources(const Backend& backend, const SweepSpec& spec,
                            const CommonOptions& common) {
   GroupSpec largest = spec.base;
   largest.steps = most_steps(spec);
-  require_memory(training_memory(largest, largest_chunk(backend, spec), threads_of(common, backend),
-                                 "--chunk-models"));
+  const int64_t at_once =
+      std::max(largest_chunk(spec), std::min(backend.models_per_call(), spec.model_count()));
+  require_memory(training_memory(largest, at_once, threads_of(common, backend), "--chunk-models"));
   require_disk(output_disk(largest, spec.model_count(), true, "--seed"), common.out);
 }
 
-void print_sweep_outcome(const SweepOutcome& outcome, const Backend& backend,
-                         const std::string& path) {
-  const int64_t trained = outcome.chunks - outcome.chunks_resumed;
+SweepRun sweep_run(const CommonOptions& common, const SplitOptions& split,
+                   const std::vector<std::unique_ptr<Backend>>& backends) {
+  SweepRun run;
+  run.backends = pointers(backends);
+  run.overwrite = common.overwrite;
+  if (!split.shard.empty()) run.shard = parse_shard(split.shard);
+  return run;
+}
+
+// A shard's lines: what it trained, and what is left to do.
+void print_shard_outcome(const SweepOutcome& outcome, const Shard& shard, const std::string& path,
+                         const std::string& devices, const std::string& command) {
   fmt::print(
-      "{} models in {} chunk{} on {} ({}): {} chunk{} trained in {:.2f} s{}; {} diverged{}\n",
-      outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", backend.name(),
-      backend.device(), trained, trained == 1 ? "" : "s", outcome.train_seconds,
-      fmt::format("{}{}",
-                  outcome.chunks_resumed
-                      ? fmt::format(", {} resumed from an earlier run", outcome.chunks_resumed)
-                      : "",
-                  outcome.chunks_retrained
-                      ? fmt::format(" ({} found damaged or incomplete, trained again)",
-                                    outcome.chunks_retrained)
-                      : ""),
-      outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
+      "{} shard {}/{}: {} of the sweep's {} chunks are this shard's: {} trained on {} in {:.2f} "
+      "s, {} already done{}{}\nwhen every shard has finished: superpose merge {}{}\n",
+      command, shard.index, shard.count, outcome.shard_chunks, outcome.chunks,
+      outcome.chunks_trained, devices, outcome.train_seconds, outcome.chunks_resumed,
+      outcome.chunks_retrained ? fmt::format(" ({} found damaged or incomplete, trained again)",
+                                             outcome.chunks_retrained)
+                               : "",
+      outcome.chunks_elsewhere
+          ? fmt::format(", {} being trained by another process", outcome.chunks_elsewhere)
+          : "",
+      path, command == "phase-diagram" ? " (it also writes phase_diagram.csv)" : "");
+}
+
+void print_sweep_outcome(const SweepOutcome& outcome, const std::string& devices,
+                         const std::string& path) {
+  const int64_t trained = outcome.chunks_trained;
+  fmt::print("{} models in {} chunk{} on {}: {} chunk{} trained in {:.2f} s{}; {} diverged{}\n",
+             outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", devices, trained,
+             trained == 1 ? "" : "s", outcome.train_seconds,
+             fmt::format("{}{}",
+                         outcome.chunks_resumed ? fmt::format(", {} resumed from an earlier run",
+                                                              outcome.chunks_resumed)
+                                                : "",
+                         outcome.chunks_retrained
+                             ? fmt::format(" ({} found damaged or incomplete, trained again)",
+                                           outcome.chunks_retrained)
+                             : ""),
+             outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
   fmt::print("wrote {}/results.csv and manifest.json\n", path);
 }
 
@@ -537,18 +633,24 @@ int run_sweep_command(const SweepCli& o) {
     validate(probe);
   }
 
-  auto backend = open_backend(o.common);
-  check_sweep_resources(*backend, spec, o.common);
+  const auto backends = open_backends(o.common, o.split);
+  SweepRun run = sweep_run(o.common, o.split, backends);
+  check_sweep_resources(*backends.front(), spec, o.common);
   const RunDir dir(o.common.out);
-  const SweepOutcome outcome = run_sweep(*backend, spec, dir, "sweep", nlohmann::json::object(),
-                                         o.common.overwrite, [&] { announce(o.common, *backend); });
-  print_sweep_outcome(outcome, *backend, dir.path());
+  run.after_claim = [&] { announce(o.common, *backends.front()); };
+  const SweepOutcome outcome = run_sweep(spec, dir, "sweep", run);
+  if (!outcome.merged) {
+    print_shard_outcome(outcome, run.shard, dir.path(), devices_text(backends), "sweep");
+    return 0;
+  }
+  print_sweep_outcome(outcome, devices_text(backends), dir.path());
   return 0;
 }
 
 // ------------------------------------------------------------------------------- phase-diagram
 struct PhaseCli {
   CommonOptions common;
+  SplitOptions split;
   PhaseDiagramOptions options;
   std::vector<double> importance_range, density_range;
 };
@@ -591,10 +693,12 @@ void add_phase_diagram(CLI::App& app, PhaseCli& o) {
       ->transform(decimal(0, 1 << 24));
   command->add_option("--chunk-models", o.options.chunk_models, "models per chunk (0: automatic)")
       ->transform(decimal(0, 100000000));
+  add_split_options(command, o.split);
 }
 
 int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
-  auto backend = open_backend(o.common);
+  const auto backends = open_backends(o.common, o.split);
+  const Backend* backend = backends.front().get();
   // Defaults by backend, then what the user gave.
   PhaseDiagramOptions options = default_phase_diagram(backend->name());
   CLI::App* command = app.get_subcommand("phase-diagram");
@@ -626,49 +730,82 @@ int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
     validate(probe);
   }
   check_sweep_resources(*backend, spec, o.common);
+  SweepRun run = sweep_run(o.common, o.split, backends);
   const RunDir dir(o.common.out);
   const auto t0 = std::chrono::steady_clock::now();
-  const nlohmann::json about = {
+  run.extra_manifest = {
       {"phase_diagram",
        {{"importance_cells", options.importance_cells},
         {"density_cells", options.density_cells},
         {"seeds", options.seeds},
         {"importance_range", {options.importance_min, options.importance_max}},
         {"density_range", {options.density_min, options.density_max}},
+        {"options", phase_diagram_json(options)},
         {"aggregation", "per cell, the seed with the lowest eval_loss among those not diverged"},
         {"closed_form",
          "per sample summed over features: ignored r(p/3 - p^2/4), dedicated p/3 - p^2/4, "
          "antipodal (1+r)p^2/6; phase_diagram.csv halves them to results.csv's units"},
         {"far_from_boundary", "closed-form runner-up >= 2.5x the winner's loss"}}}};
-  SweepOutcome outcome = run_sweep(*backend, spec, dir, "phase-diagram", about, o.common.overwrite);
-  const std::vector<PhaseCell> cells =
-      aggregate_phase_diagram(options, dir.path() + "/results.csv");
-  dir.write("phase_diagram.csv", phase_diagram_csv(cells));
-  const PhaseAgreement a = phase_agreement(cells);
+  run.after_claim = [&] { announce(o.common, *backend); };
+  const SweepOutcome outcome = run_sweep(spec, dir, "phase-diagram", run);
+  if (!outcome.merged) {
+    print_shard_outcome(outcome, run.shard, dir.path(), devices_text(backends), "phase-diagram");
+    return 0;
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json manifest = outcome.manifest;
-  manifest["phase_diagram"]["agreement"] = {{"cells", a.cells},
-                                            {"agree", a.agree},
-                                            {"far_cells", a.far_cells},
-                                            {"far_agree", a.far_agree}};
-  manifest["timings_s"]["total"] = seconds;
-  dir.write("manifest.json", manifest.dump(2) + "\n");
-
-  fmt::print("{}", phase_diagram_map(options, cells));
+  const std::string summary = finish_phase_diagram(dir, options, outcome.manifest, seconds);
+  const size_t agreement = summary.rfind("best-seed");
+  fmt::print("{}", summary.substr(0, agreement));
   fmt::print(
-      "phase diagram: {} x {} cells x {} seeds = {} models, {} steps of batch {}, on {} ({}) in "
+      "phase diagram: {} x {} cells x {} seeds = {} models, {} steps of batch {}, on {} in "
       "{:.1f} s{}; {} diverged\n",
       options.density_cells, options.importance_cells, options.seeds, outcome.models, options.steps,
-      options.batch, backend->name(), backend->device(), seconds,
+      options.batch, devices_text(backends), seconds,
       outcome.chunks_resumed ? fmt::format(" ({} chunks resumed)", outcome.chunks_resumed) : "",
       outcome.diverged);
+  fmt::print("{}wrote {}/phase_diagram.csv, results.csv, manifest.json\n",
+             summary.substr(agreement), dir.path());
+  return 0;
+}
+
+// ------------------------------------------------------------------------------- merge
+struct MergeCli {
+  std::string dir;
+};
+
+void add_merge(CLI::App& app, MergeCli& o) {
+  CLI::App* command = app.add_subcommand(
+      "merge",
+      "assemble a sweep (or phase diagram) trained in shards: once every chunk is present, "
+      "DIR/results.csv - what one process writes, byte for byte - and DIR/manifest.json; "
+      "otherwise the missing model ids (exit 1, nothing written)");
+  command->add_option("DIR", o.dir, "the shards' shared --out")->required()->check(non_empty());
+}
+
+int run_merge_command(const MergeCli& o) {
+  if (!fs::is_directory(o.dir))
+    throw UsageError(fmt::format("merge: '{}' is not a directory", o.dir));
+  const RunDir dir(o.dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  SweepOutcome outcome;
+  try {
+    outcome = merge_sweep(dir);
+  } catch (const MergeIncomplete& incomplete) {
+    fmt::print(stderr, "superpose: {}\n", incomplete.what());
+    return 1;
+  }
+  if (outcome.manifest.value("command", "") == "phase-diagram") {
+    const PhaseDiagramOptions options =
+        phase_diagram_from_json(sweep_extra(dir).at("phase_diagram").at("options"));
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print("{}", finish_phase_diagram(dir, options, outcome.manifest, seconds));
+  }
   fmt::print(
-      "best-seed phase agrees with the closed-form winner in {} of {} cells ({:.0f}%); in {} of "
-      "{} cells far from a boundary ({:.0f}%)\nwrote {}/phase_diagram.csv, results.csv, "
-      "manifest.json\n",
-      a.agree, a.cells, 100.0 * a.agree / a.cells, a.far_agree, a.far_cells,
-      a.far_cells ? 100.0 * a.far_agree / a.far_cells : 0.0, dir.path());
+      "merged {} models from {} chunks; {} diverged{}\nwrote {}/results.csv and manifest.json\n",
+      outcome.models, outcome.chunks, outcome.diverged,
+      outcome.diverged ? " (status=diverged in results.csv)" : "", dir.path());
   return 0;
 }
 
@@ -682,10 +819,12 @@ int run_cli(int argc, char** argv) {
   ExperimentsCli experiments;
   SweepCli sweep;
   PhaseCli phase;
+  MergeCli merge;
   add_train(app, train);
   add_experiments(app, experiments);
   add_sweep(app, sweep);
   add_phase_diagram(app, phase);
+  add_merge(app, merge);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -703,6 +842,7 @@ int run_cli(int argc, char** argv) {
     if (app.got_subcommand("experiments")) return run_experiments_command(experiments);
     if (app.got_subcommand("sweep")) return run_sweep_command(sweep);
     if (app.got_subcommand("phase-diagram")) return run_phase_diagram_command(phase, app);
+    if (app.got_subcommand("merge")) return run_merge_command(merge);
   } catch (const UsageError& e) {
     fmt::print(stderr, "superpose: error: {}\n", e.what());
     return 2;

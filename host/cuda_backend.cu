@@ -85,21 +85,25 @@ class Event {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaOptions& options)
-      : steps_per_launch_(options.steps_per_launch),
+      : device_(options.device),
+        steps_per_launch_(options.steps_per_launch),
         forced_mapping_(options.mapping),
         fixed_rows_(options.fixed_rows),
         schedule_window_(options.schedule_window),
         timings_(options.timings) {
-    SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, 0));
+    SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, device_));
   }
+  int64_t models_per_call() const override { return int64_t{1} << 18; }
   std::string name() const override { return "cuda"; }
   std::string device() const override {
-    return fmt::format("{} ({:.0f} GiB, sm_{}{})", properties_.name,
+    return fmt::format("{} ({:.0f} GiB, sm_{}{}{})", properties_.name,
                        static_cast<double>(properties_.totalGlobalMem) / (1 << 30),
-                       properties_.major, properties_.minor);
+                       properties_.major, properties_.minor,
+                       device_ > 0 ? fmt::format(", device {}", device_) : "");
   }
 
   std::vector<ModelResult> train(const GroupSpec& group) override {
+    SP_CUDA_CHECK(cudaSetDevice(device_));  // this host thread's device, for every call below
     const size_t per_model = bytes_per_model(group);
     size_t free_bytes = 0, total_bytes = 0;
     SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -341,6 +345,7 @@ class CudaBackend final : public Backend {
     }
   }
 
+  int device_;
   int steps_per_launch_;
   std::string forced_mapping_;
   std::string fixed_rows_;  // CudaOptions::fixed_rows
@@ -350,6 +355,15 @@ class CudaBackend final : public Backend {
 };
 
 }  // namespace
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
 
 CudaStatus cuda_status() {
   int count = 0;
@@ -378,6 +392,11 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
                     "reference)",
                     status.problem));
   check_cuda_options(options);
+  int count = 0;
+  SP_CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (options.device < 0 || options.device >= count)
+    throw UsageError(fmt::format("--devices: device {} is not here (this machine has {}: 0 to {})",
+                                 options.device, count, count - 1));
   return std::make_unique<CudaBackend>(options);
 }
 

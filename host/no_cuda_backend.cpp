@@ -7,6 +7,8 @@ CudaStatus cuda_status() { return {false, "this build has no CUDA backend (no nv
 
 bool cuda_available() { return false; }
 
+int cuda_device_count() { return 0; }
+
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions&) {
   throw UsageError(
       "--backend: cuda is not available (this build has no CUDA backend; "

@@ -201,4 +201,58 @@ std::string phase_diagram_map(const PhaseDiagramOptions& o, const std::vector<Ph
   return out;
 }
 
+nlohmann::json phase_diagram_json(const PhaseDiagramOptions& o) {
+  return {{"importance_cells", o.importance_cells},
+          {"density_cells", o.density_cells},
+          {"seeds", o.seeds},
+          {"first_seed", o.first_seed},
+          {"importance_min", o.importance_min},
+          {"importance_max", o.importance_max},
+          {"density_min", o.density_min},
+          {"density_max", o.density_max},
+          {"steps", o.steps},
+          {"batch", o.batch},
+          {"eval_points", o.eval_points},
+          {"lr", o.lr},
+          {"chunk_models", o.chunk_models}};
+}
+
+PhaseDiagramOptions phase_diagram_from_json(const nlohmann::json& j) {
+  PhaseDiagramOptions o;
+  o.importance_cells = j.at("importance_cells").get<int>();
+  o.density_cells = j.at("density_cells").get<int>();
+  o.seeds = j.at("seeds").get<int>();
+  o.first_seed = j.at("first_seed").get<uint64_t>();
+  o.importance_min = j.at("importance_min").get<double>();
+  o.importance_max = j.at("importance_max").get<double>();
+  o.density_min = j.at("density_min").get<double>();
+  o.density_max = j.at("density_max").get<double>();
+  o.steps = j.at("steps").get<int>();
+  o.batch = j.at("batch").get<int>();
+  o.eval_points = j.at("eval_points").get<int>();
+  o.lr = j.at("lr").get<double>();
+  o.chunk_models = j.at("chunk_models").get<int64_t>();
+  return o;
+}
+
+std::string finish_phase_diagram(const RunDir& dir, const PhaseDiagramOptions& options,
+                                 nlohmann::json manifest, double seconds) {
+  const std::vector<PhaseCell> cells =
+      aggregate_phase_diagram(options, dir.path() + "/results.csv");
+  dir.write("phase_diagram.csv", phase_diagram_csv(cells));
+  const PhaseAgreement a = phase_agreement(cells);
+  manifest["phase_diagram"]["agreement"] = {{"cells", a.cells},
+                                            {"agree", a.agree},
+                                            {"far_cells", a.far_cells},
+                                            {"far_agree", a.far_agree}};
+  manifest["timings_s"]["total"] = seconds;
+  dir.write("manifest.json", manifest.dump(2) + "\n");
+  return phase_diagram_map(options, cells) +
+         fmt::format(
+             "best-seed phase agrees with the closed-form winner in {} of {} cells ({:.0f}%); in "
+             "{} of {} cells far from a boundary ({:.0f}%)\n",
+             a.agree, a.cells, 100.0 * a.agree / a.cells, a.far_agree, a.far_cells,
+             a.far_cells ? 100.0 * a.far_agree / a.far_cells : 0.0);
+}
+
 }  // namespace sp

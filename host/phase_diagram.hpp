@@ -30,6 +30,16 @@ PhaseDiagramOptions default_phase_diagram(const std::string& backend_name);
 // + seed_index.
 SweepSpec phase_diagram_sweep(const PhaseDiagramOptions& options);
 
+// The options as JSON (kept in plan.json, so that `superpose merge` can finish the diagram).
+nlohmann::json phase_diagram_json(const PhaseDiagramOptions& options);
+PhaseDiagramOptions phase_diagram_from_json(const nlohmann::json& options);
+
+// Once every chunk of the diagram's sweep is merged (DIR/results.csv): writes
+// DIR/phase_diagram.csv and the agreement into DIR/manifest.json (`manifest`, the merge's, plus
+// the total time), and returns what the command prints: the map and the agreement.
+std::string finish_phase_diagram(const RunDir& dir, const PhaseDiagramOptions& options,
+                                 nlohmann::json manifest, double seconds);
+
 // Closed-form losses of the ideal solutions for density p and relative importance r, per sample
 // summed over the features as the issue states them (divide by 2 for results.csv's loss, a mean
 // over the 2 features): ignored r·(p/3 − p²/4), dedicated p/3 − p²/4, antipodal (1+r)·p²/6.

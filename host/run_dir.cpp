@@ -118,16 +118,26 @@ void remove_stale_temporaries(const std::string& dir) {
   }
 }
 
+std::unique_ptr<RunClaim> try_lock_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw std::runtime_error(fmt::format("cannot open '{}' ({})", path, std::strerror(errno)));
+  auto lock = std::make_unique<RunClaim>(fd);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return nullptr;
+  return lock;
+}
+
 std::unique_ptr<RunClaim> claim_run_dir(
     const RunDir& dir, const std::string& identity_file, const nlohmann::json& identity,
-    bool overwrite, const std::function<void(const nlohmann::json&)>& explain_other) {
+    bool overwrite, const std::function<void(const nlohmann::json&)>& explain_other, bool shared) {
   const fs::path root(dir.path());
   // What the directory holds besides the lock (and temporaries of interrupted writes).
   auto holdings = [&] {
     std::vector<std::string> entries;
     for (const auto& entry : fs::directory_iterator(root)) {
       const std::string name = entry.path().filename().string();
-      if (name != kLockFile && !is_temporary(name)) entries.push_back(name);
+      if (name != kLockFile && name != ".superpose.claim" && !is_temporary(name))
+        entries.push_back(name);
     }
     std::sort(entries.begin(), entries.end());
     return entries;
@@ -153,15 +163,27 @@ std::unique_ptr<RunClaim> claim_run_dir(
   if (fd < 0)
     throw UsageError(fmt::format("--out: cannot open '{}' ({})", lock_path, std::strerror(errno)));
   auto claim = std::make_unique<RunClaim>(fd);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  if (shared && overwrite)
+    throw UsageError("--overwrite: not with --shard (shards share a directory; replace it first)");
+  if (::flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     char holder[256] = {};
     const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);
     std::string who = got > 0 ? std::string(holder, static_cast<size_t>(got)) : "";
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
     throw UsageError(fmt::format(
-        "--out: '{}' is in use by another superpose ({}); wait for it to finish, or choose "
+        "--out: '{}' is in use by another superpose ({}{}); wait for it to finish, or choose "
         "another --out",
-        dir.path(), who.empty() ? "its process id unknown" : who));
+        dir.path(), who.empty() ? "its process id unknown" : who,
+        shared ? ", which has it alone" : ""));
+  }
+  // Shards check and write the identity one at a time (a second lock, held only for that).
+  std::unique_ptr<RunClaim> identity_lock;
+  if (shared) {
+    const std::string path = (root / ".superpose.claim").string();
+    const int claim_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (claim_fd < 0 || ::flock(claim_fd, LOCK_EX) != 0)
+      throw std::runtime_error(fmt::format("cannot lock '{}'", path));
+    identity_lock = std::make_unique<RunClaim>(claim_fd);
   }
   const std::string holder = fmt::format("pid {}, {}\n", ::getpid(), identity.value("command", ""));
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, holder.data(), holder.size(), 0) < 0) {
@@ -171,7 +193,7 @@ std::unique_ptr<RunClaim> claim_run_dir(
   const std::vector<std::string> entries = holdings();
   const std::string existing_file = superpose_file();
   if (!entries.empty() && existing_file.empty()) refuse_foreign(entries);
-  remove_stale_temporaries(dir.path());  // a superpose directory, or empty
+  if (!shared) remove_stale_temporaries(dir.path());  // a superpose directory, or empty
   if (entries.empty()) {
     dir.write(identity_file, identity.dump(2) + "\n");
     return claim;

@@ -55,8 +55,10 @@ std::string digest_text(const std::string& bytes);
 //   another superpose run           → UsageError naming --out and --overwrite; with `overwrite`,
 //                                     its contents are removed first
 //   files superpose did not write   → UsageError, even with `overwrite`
-// `explain_other` may throw a more precise UsageError for another run's identity (a sweep trained
-// by another backend, say) before the generic one.
+// `explain_other` may throw a more precise UsageError for another run's identity before the
+// generic one. `shared`: shards of one sweep (run_sweep) hold the lock together — a shared flock,
+// the identity checked under a second, brief exclusive lock — while a process that wants DIR alone
+// is refused, and is refused by them; stale temporaries are then left to whoever holds the chunk.
 class RunClaim {
  public:
   explicit RunClaim(int fd) : fd_(fd) {}
@@ -70,7 +72,11 @@ class RunClaim {
 std::unique_ptr<RunClaim> claim_run_dir(
     const RunDir& dir, const std::string& identity_file, const nlohmann::json& identity,
     bool overwrite,
-    const std::function<void(const nlohmann::json& existing)>& explain_other = nullptr);
+    const std::function<void(const nlohmann::json& existing)>& explain_other = nullptr,
+    bool shared = false);
+// An exclusive, non-blocking flock on `path` (created if absent), or null when another process
+// holds it: a chunk being trained (run_sweep), the directory for a merge.
+std::unique_ptr<RunClaim> try_lock_file(const std::string& path);
 // Removes DIR/.../.<name>.tmp-<pid> files that interrupted writes left (under a claim only).
 void remove_stale_temporaries(const std::string& dir);
 

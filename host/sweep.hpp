@@ -69,34 +69,76 @@ struct SweepAxesText {
 };
 void set_axes(SweepSpec& spec, const SweepAxesText& text);
 
+// Which share of a sweep's chunks a process trains: shard `index` of `count` (1-based) takes the
+// chunks c with c mod count == index − 1. 1 of 1 is the whole sweep.
+struct Shard {
+  int index = 1, count = 1;
+};
+// --shard: "K/N" (1 <= K <= N <= 100,000), or "auto": from the environment of the engine that
+// started the process — a Slurm job array (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT), the tasks
+// of one Slurm step (SLURM_PROCID, SLURM_NTASKS), or an MPI launcher (OMPI_COMM_WORLD_RANK/SIZE,
+// PMI_RANK/SIZE); anywhere else a UsageError naming --shard.
+Shard parse_shard(const std::string& text);
+
+// How a sweep is run: on which devices (one backend each, every one trained by its own host
+// thread pulling chunks from the plan), whether another run's directory may be replaced, which
+// shard, what runs once the directory is this run's (the command line announces the backend), and
+// what the manifest adds (kept in plan.json, for `superpose merge`).
+struct SweepRun {
+  std::vector<Backend*> backends;
+  bool overwrite = false;
+  Shard shard;
+  std::function<void()> after_claim;
+  nlohmann::json extra_manifest = nlohmann::json::object();
+};
+
 struct SweepOutcome {
   // chunks_resumed: found whole and this sweep's, kept; chunks_retrained: found but not
   // trustworthy (damaged, another's, incomplete, without the trajectories asked for), trained
-  // again.
-  int64_t models = 0, diverged = 0, chunks = 0, chunks_resumed = 0, chunks_retrained = 0;
+  // again; chunks_elsewhere: this shard's, but being trained by another process at the time.
+  int64_t models = 0, diverged = 0, chunks = 0, chunks_resumed = 0, chunks_retrained = 0,
+          chunks_trained = 0, chunks_elsewhere = 0, shard_chunks = 0;
   double train_seconds = 0;         // this invocation's training time (resumed chunks cost nothing)
-  nlohmann::json manifest;          // as written to DIR/manifest.json
+  bool merged = false;              // results.csv and manifest.json written (every chunk present)
+  nlohmann::json manifest;          // as written to DIR/manifest.json, when merged
   std::shared_ptr<RunClaim> claim;  // DIR stays this process's while the caller holds it
 };
 
-// Trains the sweep into DIR: DIR/chunks/<first id>/results.csv (+ trajectories when asked), then
-// chunk.json (its files' sizes and checksums), as each chunk finishes; then DIR/results.csv (all
-// rows, by id) and DIR/manifest.json. DIR is claimed first (claim_run_dir: a lock for the run;
-// another run's directory refused, or replaced with `overwrite`). A DIR holding chunks of the same
-// sweep (same configuration and backend) resumes: a chunk is kept only when it proves whole and
-// its own (check in sweep.cpp); any other is trained again, saying why on stderr, never merged.
-// `command` names the subcommand in the manifest; `extra_manifest` is merged into it.
+// Trains the sweep into DIR, one chunk at a time or, on a GPU, several chunks per call:
+// DIR/chunks/<first id>/results.csv (+ trajectories when asked), then chunk.json (its files' sizes
+// and checksums, the backend and device that trained it), as each chunk finishes. The chunk plan
+// (plan.json) depends only on the sweep's options — --chunk-models, or 0: as many models as about
+// 2e9 feature-sample-steps of work (steps × training rows × (n + m) per model), between 1 and
+// 65,536 — never on the backend, the device, the thread count or the shard, so that shards on
+// different machines share one plan.
+// DIR is claimed first (claim_run_dir): the whole sweep takes it alone; shards of one sweep share
+// it (a shared lock), each chunk locked by the process training it. A DIR holding chunks of the
+// same sweep resumes: a chunk is kept only when it proves whole and its own; any other is trained
+// again, saying why on stderr, never merged. The whole sweep then merges (merge_sweep); a shard
+// leaves that to `superpose merge DIR` (or a plain rerun) once every shard is done.
 // Progress with an ETA goes to stderr when stderr is a terminal.
-// `after_claim` runs once DIR is this run's (the command line announces the backend there, so that
-// a refusal is the only line a refused run prints).
+SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::string& command,
+                       const SweepRun& run);
+// The same on one backend (tests).
 SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
                        const std::string& command,
                        const nlohmann::json& extra_manifest = nlohmann::json::object(),
-                       bool overwrite = false, const std::function<void()>& after_claim = nullptr);
+                       bool overwrite = false);
+
+// `superpose merge DIR`: with DIR to itself (no shard still running), every chunk of plan.json
+// checked; all present: DIR/results.csv (the chunks' rows by id: byte for byte what one process
+// writes) and DIR/manifest.json, and the outcome; any missing or not to be trusted: a
+// MergeIncomplete naming the missing model-id ranges, nothing written.
+struct MergeIncomplete : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+SweepOutcome merge_sweep(const RunDir& dir);
+// What plan.json keeps of the run for the merge (the phase diagram's options, say).
+nlohmann::json sweep_extra(const RunDir& dir);
 
 // The most models one chunk of the sweep's plan holds, and the most steps a model trains: what
 // the memory a sweep needs at once turns on (host/resources.hpp).
-int64_t largest_chunk(const Backend& backend, const SweepSpec& spec);
+int64_t largest_chunk(const SweepSpec& spec);
 int most_steps(const SweepSpec& spec);
 
 // The analyses' columns for one trained model (host/analysis.hpp): `phase` for 2→1, and for every
@@ -111,5 +153,6 @@ struct Table {
   int column(const std::string& name) const;  // throws std::runtime_error when absent
 };
 Table read_csv(const std::string& path);
+std::vector<std::string> split_csv_line(const std::string& line);  // fields of one line
 
 }  // namespace sp

@@ -192,7 +192,9 @@ TEST_F(ResumeDamage, ARerunAskingForTrajectoriesTrainsThem) {
             std::string::npos)
       << r.output;
   for (const auto& chunk : fs::directory_iterator(dir / "chunks"))
-    EXPECT_TRUE(fs::exists(chunk.path() / "train_loss.npy")) << chunk.path();
+    if (chunk.is_directory()) {
+      EXPECT_TRUE(fs::exists(chunk.path() / "train_loss.npy")) << chunk.path();
+    }
   EXPECT_EQ(read_text(dir / "results.csv"), expected_);
 }
 
@@ -277,6 +279,95 @@ TEST(RunDirectory, AnotherRunsDirectoryIsRefusedAndOverwriteReplacesIt) {
   }
   EXPECT_EQ(read_text(foreign / "thesis.tex"), "precious");
   EXPECT_EQ(std::distance(fs::directory_iterator(foreign), fs::directory_iterator()), 1);
+}
+
+// ------------------------------------------------------------------------------- shards
+// Shards of one sweep into one directory, then a merge: byte for byte the one-process run's
+// results.csv, whether the shards ran one after another or all at once.
+class Shards : public ResumeDamage {};
+
+TEST_F(Shards, ThreeShardsThenAMergeEqualOneProcessOneAfterAnotherAndAtOnce) {
+  for (const bool at_once : {false, true}) {
+    const fs::path dir = fresh_dir(at_once ? "shards_at_once" : "shards_in_turn");
+    std::string commands;
+    for (int k = 1; k <= 3; ++k)
+      commands += std::string(SUPERPOSE_BINARY) + " " + kSweep + "--shard " + std::to_string(k) +
+                  "/3 --out " + dir.string() + (at_once ? " > /dev/null 2>&1 &\n" : " 2>&1 && ");
+    const Outcome shards = run_shell(commands + (at_once ? "wait" : "true"));
+    ASSERT_EQ(shards.status, 0) << shards.output;
+    EXPECT_FALSE(fs::exists(dir / "results.csv")) << "a shard wrote the sweep's own files";
+    const Outcome merged = run("merge " + dir.string());
+    ASSERT_EQ(merged.status, 0) << merged.output;
+    EXPECT_EQ(read_text(dir / "results.csv"), expected_) << (at_once ? "at once" : "in turn");
+    // A plain rerun finds every chunk done and writes the same.
+    fs::remove(dir / "results.csv");
+    const Outcome plain = run(kSweep + "--out " + dir.string());
+    ASSERT_EQ(plain.status, 0) << plain.output;
+    EXPECT_NE(plain.output.find("0 chunks trained"), std::string::npos) << plain.output;
+    EXPECT_EQ(read_text(dir / "results.csv"), expected_);
+  }
+}
+
+TEST_F(Shards, AMergeWithAChunkMissingNamesItAndWritesNothing) {
+  const fs::path dir = fresh_dir("shards_missing");
+  for (int k : {1, 3})  // shard 2 never ran: chunks 1, 4, 7, 10 (models 4-7, 16-19, ...)
+    ASSERT_EQ(run(kSweep + "--shard " + std::to_string(k) + "/3 --out " + dir.string()).status, 0);
+  fs::remove_all(dir / "chunks" / "000000000000");  // and one of shard 1's went missing
+  const Outcome r = run("merge " + dir.string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("5 of 12 chunks are missing or not to be trusted, model ids 0-7, 16-19, "
+                          "28-31, 40-43"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir / "results.csv"));
+  EXPECT_FALSE(fs::exists(dir / "manifest.json"));
+}
+
+TEST_F(Shards, AShardOfAnotherSweepIsRefused) {
+  const fs::path dir = fresh_dir("shards_other");
+  ASSERT_EQ(run(kSweep + "--shard 1/2 --out " + dir.string()).status, 0);
+  const Outcome r = run(kSweep + "--lr 3e-3 --shard 2/2 --out " + dir.string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("holds a different sweep"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("not one of its shards"), std::string::npos) << r.output;
+}
+
+// --shard auto reads the shard from Slurm's or an MPI launcher's environment, and nowhere else.
+TEST(ShardAuto, ReadsSlurmArraysSlurmTasksAndMpiLaunchers) {
+  struct Case {
+    std::string environment, expected;
+  };
+  const std::string options = "sweep --backend cpu --steps 5 --seed 'range(0,6)' --chunk-models 1 ";
+  const std::vector<Case> cases = {
+      {"SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=3", "shard 3/3"},
+      {"SLURM_ARRAY_TASK_ID=9 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_STEP=2 "
+       "SLURM_ARRAY_TASK_COUNT=4",
+       "shard 3/4"},
+      {"SLURM_PROCID=1 SLURM_NTASKS=4", "shard 2/4"},
+      {"OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2", "shard 1/2"},
+      {"PMI_RANK=2 PMI_SIZE=3", "shard 3/3"},
+  };
+  for (const Case& c : cases) {
+    const Outcome r = run_shell("env -u SLURM_ARRAY_TASK_ID -u SLURM_PROCID " + c.environment +
+                                " " + SUPERPOSE_BINARY + " " + options + "--shard auto --out " +
+                                fresh_dir("auto") + " 2>&1");
+    EXPECT_EQ(r.status, 0) << c.environment << ": " << r.output;
+    EXPECT_NE(r.output.find("sweep " + c.expected + ":"), std::string::npos)
+        << c.environment << ": " << r.output;
+  }
+  const Outcome none =
+      run_shell("env -u SLURM_ARRAY_TASK_ID -u SLURM_PROCID -u OMPI_COMM_WORLD_RANK -u PMI_RANK " +
+                std::string(SUPERPOSE_BINARY) + " " + options + "--shard auto --out " +
+                fresh_dir("auto_none") + " 2>&1");
+  EXPECT_EQ(none.status, 2) << none.output;
+  EXPECT_NE(none.output.find("--shard: auto finds no Slurm job array"), std::string::npos)
+      << none.output;
+  EXPECT_EQ(std::count(none.output.begin(), none.output.end(), '\n'), 1) << none.output;
+  for (const std::string bad : {"0/3", "4/3", "1/0", "x/2", "3"}) {
+    const Outcome r = run(options + "--shard " + bad + " --out " + fresh_dir("bad_shard"));
+    EXPECT_EQ(r.status, 2) << bad << ": " << r.output;
+    EXPECT_NE(r.output.find("--shard:"), std::string::npos) << bad << ": " << r.output;
+  }
 }
 
 }  // namespace

@@ -76,12 +76,15 @@ struct Settings {
   int host_threads = 0;  // 0: all cores
   bool kernel_images = true;
   size_t static_shared_bytes = 0;
+  int devices = 1;
   int fault_countdown = -1;  // inject_fault_at_launch
   bool fault_pending = false;
   Settings() {
     if (const char* bytes = std::getenv("SP_EMULATOR_DEVICE_MEMORY"))
       device_memory = std::strtoull(bytes, nullptr, 10);
     if (const char* threads = std::getenv("SP_EMULATOR_THREADS")) host_threads = std::atoi(threads);
+    if (const char* count = std::getenv("SP_EMULATOR_DEVICES"))
+      devices = std::max(1, std::atoi(count));
   }
 };
 Settings& settings() {
@@ -92,6 +95,7 @@ Settings& settings() {
 struct LaunchLog {
   std::mutex mutex;
   std::vector<size_t> dynamic_shared_bytes;
+  std::vector<int> devices;  // the device each launch ran on
 };
 LaunchLog& launch_log() {
   static LaunchLog instance;
@@ -478,6 +482,7 @@ bool is_device_range(const void* pointer, size_t bytes) {
 }
 
 thread_local cudaError_t last_error = cudaSuccess;
+thread_local int current_device = 0;  // cudaSetDevice's, per host thread
 
 size_t static_shared_bytes() {
   std::lock_guard<std::mutex> lock(settings().mutex);
@@ -585,6 +590,7 @@ LaunchStatus launch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,
   {
     std::lock_guard<std::mutex> lock(launch_log().mutex);
     launch_log().dynamic_shared_bytes.push_back(dynamic_shared_bytes);
+    launch_log().devices.push_back(current_device);
   }
   const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
   int workers;
@@ -654,6 +660,7 @@ std::vector<size_t> launched_dynamic_shared_bytes() {
 void clear_launch_log() {
   std::lock_guard<std::mutex> lock(launch_log().mutex);
   launch_log().dynamic_shared_bytes.clear();
+  launch_log().devices.clear();
 }
 
 void set_kernel_images_present(bool present) {
@@ -672,6 +679,21 @@ cudaError_t kernel_attributes(cudaFuncAttributes* attributes) {
 }
 
 cudaError_t not_supported() { return record(cudaErrorNotSupported); }
+
+int device_count() {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  return settings().devices;
+}
+
+void set_device_count(int count) {
+  std::lock_guard<std::mutex> lock(settings().mutex);
+  settings().devices = std::max(1, count);
+}
+
+std::vector<int> launched_devices() {
+  std::lock_guard<std::mutex> lock(launch_log().mutex);
+  return launch_log().devices;
+}
 
 void set_static_shared_bytes(size_t bytes) {
   std::lock_guard<std::mutex> lock(settings().mutex);
@@ -739,12 +761,12 @@ cudaError_t cudaGetLastError() {
 cudaError_t cudaPeekAtLastError() { return sp_emu::last_error; }
 
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 1;
+  *count = sp_emu::device_count();
   return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device) {
-  if (device != 0) return record(cudaErrorInvalidValue);
+  if (device < 0 || device >= sp_emu::device_count()) return record(cudaErrorInvalidValue);
   *properties = cudaDeviceProp{};
   std::snprintf(properties->name, sizeof properties->name, "CUDA emulator on the CPU");
   properties->totalGlobalMem = sp_emu::device_memory();
@@ -772,7 +794,9 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int dev
 }
 
 cudaError_t cudaSetDevice(int device) {
-  return device == 0 ? cudaSuccess : record(cudaErrorInvalidValue);
+  if (device < 0 || device >= sp_emu::device_count()) return record(cudaErrorInvalidValue);
+  sp_emu::current_device = device;
+  return cudaSuccess;
 }
 
 cudaError_t cudaMalloc(void** pointer, size_t bytes) {

@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include "cuda_emulator.hpp"
 #include "cuda_runtime.h"
 #include "host/backend.hpp"
+#include "host/sweep.hpp"
 #include "tests/cuda_sweeps.hpp"
 #include "tests/shell.hpp"
 
@@ -31,6 +33,7 @@ struct RestoreEmulator {
     sp_emu::set_lane_order(sp_emu::LaneOrder::forward);
     sp_emu::set_device_memory(device_memory);
     sp_emu::set_kernel_images_present(true);
+    sp_emu::set_device_count(1);
     sp_emu::set_static_shared_bytes(0);
     sp_emu::inject_fault_at_launch(-1);
     unsetenv("SUPERPOSE_CHECK_LAUNCHES");
@@ -181,6 +184,50 @@ TEST(EmulatedCuda, CheckedLaunchesNameTheKernelThatFaulted) {
   setenv("SUPERPOSE_CHECK_LAUNCHES", "1", 1);
   expect_identical_results(make_cuda_backend()->train(g), make_cpu_backend(0)->train(g),
                            "checked launches");
+}
+
+// Every GPU of a node: one backend per device, each on its own host thread pulling chunks from the
+// plan; the results are one device's, byte for byte, and the work went to more than one device.
+TEST(EmulatedCuda, ASweepOnSeveralDevicesEqualsOneDevice) {
+  RestoreEmulator restore;
+  sp_emu::set_device_count(3);
+  SweepSpec spec;
+  spec.base = sweep(5, 2, DataMode::fresh, 1, 20);
+  spec.base.models.clear();
+  spec.importance = std::vector<double>(5, 1.0);
+  spec.chunk_models = 3;
+  SweepAxesText axes;
+  axes.seed = "range(0,36)";
+  set_axes(spec, axes);
+  const fs::path base = fs::path(::testing::TempDir()) / "superpose_emulated_devices";
+  fs::remove_all(base);
+  auto one = make_cuda_backend();
+  const RunDir single((base / "one").string());
+  run_sweep(*one, spec, single, "sweep");
+  std::vector<std::unique_ptr<Backend>> devices;
+  SweepRun run;
+  for (int d = 0; d < 3; ++d) {
+    CudaOptions options;
+    options.device = d;
+    devices.push_back(make_cuda_backend(options));
+    run.backends.push_back(devices.back().get());
+  }
+  sp_emu::clear_launch_log();
+  const RunDir several((base / "three").string());
+  const SweepOutcome outcome = run_sweep(spec, several, "sweep", run);
+  EXPECT_EQ(outcome.chunks_trained, 12);
+  std::ifstream a(base / "one" / "results.csv"), b(base / "three" / "results.csv");
+  const std::string one_text((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
+  const std::string three_text((std::istreambuf_iterator<char>(b)),
+                               std::istreambuf_iterator<char>());
+  EXPECT_FALSE(one_text.empty());
+  EXPECT_EQ(one_text, three_text);
+  const std::vector<int> launched = sp_emu::launched_devices();
+  std::set<int> used(launched.begin(), launched.end());
+  EXPECT_GT(used.size(), 1u) << "the chunks went to one device only";
+  CudaOptions missing;
+  missing.device = 3;
+  EXPECT_THROW(make_cuda_backend(missing), UsageError);
 }
 
 // The benchmark's timer: CUDA events around each chunk's training launches.

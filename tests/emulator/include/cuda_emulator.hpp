@@ -126,6 +126,12 @@ void set_static_shared_bytes(size_t bytes);
 // cudaDeviceSynchronize or cudaStreamSynchronize returns cudaErrorIllegalAddress (and it stays the
 // last error, as on a device). -1 cancels. For tests of how such a fault is reported.
 void inject_fault_at_launch(int launches_from_now);
+// Devices the emulator presents (default 1, or SP_EMULATOR_DEVICES): cudaSetDevice picks one per
+// host thread, as the runtime does; they share the memory and the cores. launched_devices lists
+// the device each launch since clear_launch_log ran on.
+int device_count();
+void set_device_count(int count);
+std::vector<int> launched_devices();
 // Host threads running blocks (default: all cores, or SP_EMULATOR_THREADS).
 void set_host_threads(int threads);
 

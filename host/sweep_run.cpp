@@ -1,0 +1,639 @@
+// sweep_run.cpp — running a sweep (host/sweep.hpp): the chunk plan, the chunks trained and checked,
+// shards of one sweep sharing a directory, several devices pulling chunks, and the merge into one
+// results.csv.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "host/sweep.hpp"
+
+namespace sp {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kMaxChunkModels = 65536;
+
+struct Chunk {
+  int64_t first = 0, count = 0;
+  int steps = 0;
+  std::string dir() const { return fmt::format("chunks/{:012d}", first); }
+  std::string lock() const { return fmt::format("chunks/.{:012d}.lock", first); }
+};
+
+// Models per chunk when the user does not say: about 2e9 feature-sample-steps of work (a few
+// seconds on 2 CPU cores), between 1 and 65,536 models: from the sweep's options alone, so that
+// every shard, on any backend, plans the same chunks.
+int64_t default_chunk_models(const SweepSpec& spec, int steps) {
+  const double work = static_cast<double>(steps) * spec.base.train_rows() *
+                      (spec.base.n_features + spec.base.n_hidden);
+  return static_cast<int64_t>(
+      std::clamp(2e9 / std::max(work, 1.0), 1.0, static_cast<double>(kMaxChunkModels)));
+}
+
+std::vector<Chunk> plan_chunks(const SweepSpec& spec) {
+  std::vector<Chunk> chunks;
+  const int64_t total = spec.model_count();
+  for (int64_t id = 0; id < total;) {
+    const int steps = spec.steps_of(id);
+    const int64_t limit =
+        spec.chunk_models > 0 ? spec.chunk_models : default_chunk_models(spec, steps);
+    Chunk chunk{id, 0, steps};
+    while (id < total && chunk.count < limit && spec.steps_of(id) == steps) {
+      ++chunk.count;
+      ++id;
+    }
+    chunks.push_back(chunk);
+  }
+  return chunks;
+}
+
+nlohmann::json axes_json(const SweepSpec& spec) {
+  nlohmann::json axes = nlohmann::json::array();
+  for (const Axis& axis : spec.axes) {
+    nlohmann::json a = {{"name", axis.name}, {"values", axis.values}};
+    if (!axis.labels.empty()) a["labels"] = axis.labels;
+    axes.push_back(a);
+  }
+  return axes;
+}
+
+// sweep.json: what the sweep is — the command, the options every model shares, the axes, the
+// plan's grain — and nothing of how it is run (backend, device, shard), which chunks record.
+nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
+                              const std::vector<Chunk>& chunks) {
+  GroupSpec base = spec.base;
+  base.models.clear();
+  nlohmann::json sweep = {
+      {"command", command},
+      {"version", SUPERPOSE_VERSION},
+      {"group", group_json(base)},
+      {"axes", axes_json(spec)},
+      {"shape", spec.shape()},
+      {"models", spec.model_count()},
+      {"importance_rule", spec.importance_rule == ImportanceRule::vector  ? "vector"
+                          : spec.importance_rule == ImportanceRule::decay ? "decay"
+                                                                          : "relative"},
+      {"chunk_models", chunks.front().count}};
+  sweep["group"].erase("models");
+  sweep["group"].erase("steps");
+  if (spec.importance_rule == ImportanceRule::vector) sweep["importance"] = spec.importance;
+  if (spec.importance_rule == ImportanceRule::relative)
+    sweep["relative_feature"] = spec.relative_feature;
+  if (!spec.feature_sparsity.empty()) sweep["feature_sparsity"] = spec.feature_sparsity;
+  return sweep;
+}
+
+// The results.csv header every chunk of a sweep with this base group must have.
+std::string expected_header(const GroupSpec& base) {
+  ModelResult zero;
+  zero.W.assign(static_cast<size_t>(base.n_features) * base.n_hidden, 0.0);
+  zero.b.assign(static_cast<size_t>(base.n_features), 0.0);
+  std::vector<std::string> names;
+  for (const auto& column : analysis_columns(base, zero)) names.push_back(column.first);
+  return results_header(base.n_features, base.n_hidden, names);
+}
+
+// The files a chunk has: results.csv, and its trajectories when recorded.
+std::vector<std::string> chunk_files(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name != "chunk.json" && entry.is_regular_file() && name[0] != '.') names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// chunk.json, written after every other file of the chunk: whose chunk it is (the sweep's digest,
+// its ids), each file's size and checksum as written, and what trained it. A chunk without it
+// never finished.
+void write_chunk_record(const RunDir& dir, const Chunk& chunk, const std::string& sweep_digest,
+                        bool trajectories, const Backend& backend, double seconds) {
+  nlohmann::json files = nlohmann::json::object();
+  for (const std::string& name : chunk_files(dir.path())) {
+    const FileDigest digest = digest_file((fs::path(dir.path()) / name).string());
+    files[name] = {{"bytes", digest.bytes}, {"xxh3", digest.xxh3}};
+  }
+  const nlohmann::json record = {
+      {"sweep", sweep_digest},      {"first_id", chunk.first},      {"models", chunk.count},
+      {"steps", chunk.steps},       {"trajectories", trajectories}, {"backend", backend.name()},
+      {"device", backend.device()}, {"train_seconds", seconds},     {"files", files}};
+  dir.write("chunk.json", record.dump(2) + "\n");
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return nullptr;
+  try {
+    nlohmann::json value;
+    in >> value;
+    return value;
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+// Why a chunk found in the directory cannot be trusted ("" when it can): it must prove whole and
+// its own — its record present and this sweep's, for these ids, every file with the size and
+// checksum it was written with, its results.csv the sweep's columns and exactly its ids, once each
+// and in order — and hold what this run asks for (trajectories).
+std::string check_chunk(const fs::path& dir, const Chunk& chunk, const std::string& sweep_digest,
+                        const std::string& header, bool want_trajectories) {
+  if (!fs::exists(dir)) return "it is missing";
+  if (!fs::exists(dir / "chunk.json"))
+    return "it has no chunk.json (it was interrupted before it was complete)";
+  const nlohmann::json record = read_json(dir / "chunk.json");
+  if (!record.is_object() || !record.contains("files") || !record["files"].is_object())
+    return "its chunk.json is damaged";
+  if (record.value("sweep", "") != sweep_digest) return "its chunk.json is another sweep's";
+  if (record.value("first_id", int64_t{-1}) != chunk.first ||
+      record.value("models", int64_t{-1}) != chunk.count)
+    return fmt::format(
+        "its chunk.json is for models {} to {}", record.value("first_id", int64_t{-1}),
+        record.value("first_id", int64_t{-1}) + record.value("models", int64_t{0}) - 1);
+  if (want_trajectories && !record.value("trajectories", false))
+    return "it has no trajectories, and --trajectories asks for them";
+  if (!record["files"].contains("results.csv")) return "its chunk.json lists no results.csv";
+  std::vector<std::string> listed;
+  for (const auto& [name, expected] : record["files"].items()) {
+    listed.push_back(name);
+    if (!fs::is_regular_file(dir / name)) return fmt::format("{} is missing", name);
+    try {
+      const FileDigest digest = digest_file((dir / name).string());
+      if (digest.bytes != expected.value("bytes", uint64_t{0}) ||
+          digest.xxh3 != expected.value("xxh3", ""))
+        return fmt::format(
+            "{} is not the file that was written ({} bytes now, {} then; checksum "
+            "{})",
+            name, digest.bytes, expected.value("bytes", uint64_t{0}),
+            digest.xxh3 == expected.value("xxh3", "") ? "equal" : "differs");
+    } catch (const std::exception& error) {
+      return error.what();
+    }
+  }
+  std::sort(listed.begin(), listed.end());
+  if (listed != chunk_files(dir)) return "it holds files its chunk.json does not list";
+  std::ifstream in(dir / "results.csv");
+  std::string line;
+  if (!std::getline(in, line) || line != header)
+    return "its results.csv does not have this sweep's columns";
+  const size_t columns = std::count(header.begin(), header.end(), ',') + 1;
+  int64_t expected_id = chunk.first;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> fields = split_csv_line(line);
+    if (fields.size() != columns)
+      return fmt::format("its results.csv has a row of {} fields, not {}", fields.size(), columns);
+    if (expected_id >= chunk.first + chunk.count)
+      return "its results.csv has more rows than the chunk has models";
+    if (fields[0] != std::to_string(expected_id))
+      return fmt::format("its results.csv has model id '{}' where {} belongs", fields[0],
+                         expected_id);
+    ++expected_id;
+  }
+  if (expected_id != chunk.first + chunk.count)
+    return fmt::format("its results.csv has {} rows, not {}", expected_id - chunk.first,
+                       chunk.count);
+  return "";
+}
+
+std::string duration_text(double seconds) {
+  if (!std::isfinite(seconds)) return "?";
+  if (seconds < 60) return fmt::format("{:.0f} s", seconds);
+  if (seconds < 3600)
+    return fmt::format("{:.0f} min {:02.0f} s", std::floor(seconds / 60), std::fmod(seconds, 60));
+  return fmt::format("{:.0f} h {:02.0f} min", std::floor(seconds / 3600),
+                     std::fmod(seconds / 60, 60));
+}
+
+// plan.json: what a merge needs to check and assemble the sweep without its command line.
+struct Plan {
+  std::string command, sweep_digest, header;
+  std::vector<Chunk> chunks;
+  nlohmann::json identity, extra;
+};
+
+nlohmann::json plan_json(const Plan& plan) {
+  nlohmann::json chunks = nlohmann::json::array();
+  for (const Chunk& c : plan.chunks) chunks.push_back({c.first, c.count, c.steps});
+  return {{"command", plan.command}, {"sweep_digest", plan.sweep_digest},
+          {"header", plan.header},   {"identity", plan.identity},
+          {"extra", plan.extra},     {"chunks", chunks}};
+}
+
+Plan read_plan(const RunDir& dir) {
+  const nlohmann::json j = read_json(fs::path(dir.path()) / "plan.json");
+  if (!j.is_object() || !j.contains("chunks"))
+    throw UsageError(fmt::format(
+        "merge: '{}' holds no sweep's plan.json (a sweep or phase-diagram run writes it)",
+        dir.path()));
+  Plan plan;
+  plan.command = j.value("command", "");
+  plan.sweep_digest = j.value("sweep_digest", "");
+  plan.header = j.value("header", "");
+  plan.identity = j.value("identity", nlohmann::json::object());
+  plan.extra = j.value("extra", nlohmann::json::object());
+  for (const auto& c : j["chunks"])
+    plan.chunks.push_back({c.at(0).get<int64_t>(), c.at(1).get<int64_t>(), c.at(2).get<int>()});
+  return plan;
+}
+
+// Every chunk checked; all present: results.csv (their rows, by id) and manifest.json written.
+// Otherwise MergeIncomplete naming the missing model-id ranges, nothing written.
+void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
+  const fs::path root(dir.path());
+  std::vector<std::string> missing;
+  std::string first_reason;
+  int64_t missing_chunks = 0;
+  std::set<std::pair<std::string, std::string>> devices;
+  for (const Chunk& chunk : plan.chunks) {
+    const std::string problem =
+        check_chunk(root / chunk.dir(), chunk, plan.sweep_digest, plan.header, false);
+    if (!problem.empty()) {
+      ++missing_chunks;
+      if (first_reason.empty()) first_reason = chunk.dir() + ": " + problem;
+      const std::string range = fmt::format("{}-{}", chunk.first, chunk.first + chunk.count - 1);
+      // Adjacent missing chunks read as one range.
+      if (!missing.empty()) {
+        const size_t dash = missing.back().find('-');
+        if (std::stoll(missing.back().substr(dash + 1)) + 1 == chunk.first) {
+          missing.back() =
+              missing.back().substr(0, dash + 1) + std::to_string(chunk.first + chunk.count - 1);
+          continue;
+        }
+      }
+      missing.push_back(range);
+      continue;
+    }
+    const nlohmann::json record = read_json(root / chunk.dir() / "chunk.json");
+    devices.insert({record.value("backend", "?"), record.value("device", "?")});
+  }
+  if (missing_chunks > 0) {
+    std::string ranges;
+    for (size_t k = 0; k < missing.size() && k < 20; ++k) ranges += (k ? ", " : "") + missing[k];
+    if (missing.size() > 20) ranges += fmt::format(" and {} more ranges", missing.size() - 20);
+    throw MergeIncomplete(fmt::format(
+        "merge: {} of {} chunks are missing or not to be trusted, model ids {} (the first, {}); "
+        "run the shards that train them (or the sweep without --shard), then merge again",
+        missing_chunks, plan.chunks.size(), ranges, first_reason));
+  }
+
+  // All rows, by id, streamed from the chunks into one file written then renamed.
+  outcome.diverged = 0;
+  dir.write_with("results.csv", [&](std::ostream& out) {
+    int status_column = -1;
+    for (size_t c = 0; c < plan.chunks.size(); ++c) {
+      std::ifstream in(root / plan.chunks[c].dir() / "results.csv");
+      std::string line;
+      if (!std::getline(in, line) || line != plan.header)
+        throw std::runtime_error(plan.chunks[c].dir() + "/results.csv changed during the merge");
+      if (c == 0) {
+        out << line << '\n';
+        const std::vector<std::string> names = split_csv_line(line);
+        for (size_t k = 0; k < names.size(); ++k)
+          if (names[k] == "status") status_column = static_cast<int>(k);
+      }
+      int64_t rows = 0;
+      while (std::getline(in, line)) {
+        out << line << '\n';
+        ++rows;
+        const std::vector<std::string> fields = split_csv_line(line);
+        if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok")
+          ++outcome.diverged;
+      }
+      if (rows != plan.chunks[c].count)
+        throw std::runtime_error(plan.chunks[c].dir() + "/results.csv changed during the merge");
+    }
+  });
+
+  nlohmann::json manifest = plan.identity;
+  nlohmann::json trained_by = nlohmann::json::array();
+  for (const auto& [backend, device] : devices)
+    trained_by.push_back({{"backend", backend}, {"device", device}});
+  manifest["trained_by"] = trained_by;
+  if (devices.size() == 1) {
+    manifest["backend"] = devices.begin()->first;
+    manifest["device"] = devices.begin()->second;
+  }
+  manifest["diverged"] = outcome.diverged;
+  manifest["chunks"] = nlohmann::json::array();
+  for (const Chunk& chunk : plan.chunks)
+    manifest["chunks"].push_back({{"dir", chunk.dir()},
+                                  {"first_id", chunk.first},
+                                  {"models", chunk.count},
+                                  {"steps", chunk.steps}});
+  manifest["timings_s"] = {{"train", outcome.train_seconds},
+                           {"chunks_resumed", outcome.chunks_resumed},
+                           {"chunks_retrained", outcome.chunks_retrained}};
+  manifest["ids_are"] =
+      "row-major over axes (the first varies slowest): results.csv rows reshape to `shape`";
+  manifest.update(plan.extra);
+  dir.write("manifest.json", manifest.dump(2) + "\n");
+  outcome.manifest = manifest;
+  outcome.merged = true;
+}
+
+// The models of consecutive chunks of the plan, trained in one call of `backend` (a GPU wants
+// many at once), each chunk then written on its own: its results.csv, its trajectories, and last
+// its record.
+void train_chunks(Backend& backend, const SweepSpec& spec, const std::vector<Chunk>& chunks,
+                  const RunDir& dir, const std::string& sweep_digest) {
+  GroupSpec group = spec.base;
+  group.steps = chunks.front().steps;
+  group.models.clear();
+  for (const Chunk& chunk : chunks)
+    for (int64_t id = chunk.first; id < chunk.first + chunk.count; ++id)
+      group.models.push_back(spec.model(id, nullptr));
+  validate(group);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<ModelResult> results = backend.train(group);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  size_t offset = 0;
+  for (const Chunk& chunk : chunks) {
+    const RunDir chunk_dir = dir.subdir(chunk.dir());
+    const auto count = static_cast<size_t>(chunk.count);
+    if (group.record_trajectories)
+      write_trajectories(
+          chunk_dir, group,
+          std::vector<ModelResult>(results.begin() + offset, results.begin() + offset + count));
+    std::vector<ResultRow> rows;
+    rows.reserve(count);
+    for (size_t i = offset; i < offset + count; ++i)
+      rows.push_back({chunk.first + static_cast<int64_t>(i - offset), &group, &group.models[i],
+                      &results[i], analysis_columns(group, results[i])});
+    chunk_dir.write("results.csv", results_csv(rows));
+    write_chunk_record(chunk_dir, chunk, sweep_digest, group.record_trajectories, backend,
+                       seconds * static_cast<double>(count) / static_cast<double>(results.size()));
+    offset += count;
+  }
+}
+
+int environment_int(const char* name, bool* present) {
+  const char* text = std::getenv(name);
+  *present = text && *text;
+  if (!*present) return 0;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < 0 || value > 100000000)
+    throw UsageError(fmt::format("--shard: auto found {}='{}', not a whole number", name, text));
+  return static_cast<int>(value);
+}
+
+}  // namespace
+
+Shard parse_shard(const std::string& text) {
+  Shard shard;
+  if (text == "auto") {
+    bool a = false, b = false, c = false;
+    // A Slurm job array: its tasks are the shards (ids MIN, MIN + STEP, ...).
+    const int id = environment_int("SLURM_ARRAY_TASK_ID", &a);
+    const int count = environment_int("SLURM_ARRAY_TASK_COUNT", &b);
+    const int min = environment_int("SLURM_ARRAY_TASK_MIN", &c);
+    if (a && b && c) {
+      bool has_step = false;
+      const int step = environment_int("SLURM_ARRAY_TASK_STEP", &has_step);
+      shard = {(id - min) / (has_step && step > 0 ? step : 1) + 1, count};
+    } else if (const int size = environment_int("SLURM_NTASKS", &b),
+               rank = environment_int("SLURM_PROCID", &a);
+               a && b && size > 1) {  // the tasks of one Slurm step (srun --ntasks)
+      shard = {rank + 1, size};
+    } else if (const int size2 = environment_int("OMPI_COMM_WORLD_SIZE", &b),
+               rank2 = environment_int("OMPI_COMM_WORLD_RANK", &a);
+               a && b) {  // Open MPI's mpirun
+      shard = {rank2 + 1, size2};
+    } else if (const int size3 = environment_int("PMI_SIZE", &b),
+               rank3 = environment_int("PMI_RANK", &a);
+               a && b) {  // MPICH, Intel MPI, or Slurm's PMI
+      shard = {rank3 + 1, size3};
+    } else {
+      throw UsageError(
+          "--shard: auto finds no Slurm job array (SLURM_ARRAY_TASK_ID), Slurm tasks "
+          "(SLURM_PROCID with SLURM_NTASKS > 1) or MPI launcher (OMPI_COMM_WORLD_RANK, PMI_RANK) "
+          "in the environment; give --shard K/N");
+    }
+  } else {
+    const size_t slash = text.find('/');
+    auto whole = [&](const std::string& part) {
+      if (part.empty() || part.size() > 6 ||
+          part.find_first_not_of("0123456789") != std::string::npos)
+        throw UsageError(fmt::format(
+            "--shard: '{}' is not accepted (K/N with 1 <= K <= N <= 100000, or auto)", text));
+      return std::stoi(part);
+    };
+    if (slash == std::string::npos)
+      throw UsageError(fmt::format(
+          "--shard: '{}' is not accepted (K/N with 1 <= K <= N <= 100000, or auto)", text));
+    shard = {whole(text.substr(0, slash)), whole(text.substr(slash + 1))};
+  }
+  if (shard.count < 1 || shard.count > 100000 || shard.index < 1 || shard.index > shard.count)
+    throw UsageError(
+        fmt::format("--shard: {} of {} is not accepted (K/N with 1 <= K <= N <= 100000{})",
+                    shard.index, shard.count, text == "auto" ? ", from the environment" : ""));
+  return shard;
+}
+
+int64_t largest_chunk(const SweepSpec& spec) {
+  int64_t largest = 0;
+  for (const Chunk& chunk : plan_chunks(spec)) largest = std::max(largest, chunk.count);
+  return largest;
+}
+
+int most_steps(const SweepSpec& spec) {
+  for (const Axis& axis : spec.axes)
+    if (axis.name == "steps")
+      return static_cast<int>(*std::max_element(axis.values.begin(), axis.values.end()));
+  return spec.base.steps;
+}
+
+SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::string& command,
+                       const SweepRun& run) {
+  if (run.backends.empty()) throw std::logic_error("run_sweep: no backend");
+  const Shard shard = run.shard;
+  const bool sharded = shard.count > 1;
+  Plan plan;
+  plan.command = command;
+  plan.chunks = plan_chunks(spec);
+  plan.identity = sweep_identity(spec, command, plan.chunks);
+  plan.extra = run.extra_manifest;
+  plan.sweep_digest = digest_text(plan.identity.dump());
+  plan.header = expected_header(spec.base);
+
+  // The directory is this sweep's: alone, or shared by its shards; never another sweep's.
+  SweepOutcome outcome;
+  outcome.claim = claim_run_dir(
+      dir, "sweep.json", plan.identity, run.overwrite,
+      [&](const nlohmann::json&) {
+        throw UsageError(fmt::format(
+            "--out: '{}' holds a different sweep (see its sweep.json){}; rerun that sweep's own "
+            "command to resume it, choose another --out, or add --overwrite to replace it",
+            dir.path(), sharded ? ": this shard is not one of its shards" : ""));
+      },
+      sharded);
+  if (run.after_claim) run.after_claim();
+  dir.write("plan.json", plan_json(plan).dump(2) + "\n");  // the same bytes from every shard
+  const RunDir chunks_dir = dir.subdir("chunks");
+  const fs::path root(dir.path());
+  outcome.models = spec.model_count();
+  outcome.chunks = static_cast<int64_t>(plan.chunks.size());
+
+  // This shard's chunks: each locked while this process holds it; a chunk another process is
+  // training is left to it; one found whole and its own is kept; any other is trained (again).
+  struct Pending {
+    size_t chunk;
+    std::shared_ptr<RunClaim> lock;
+  };
+  std::vector<Pending> pending;
+  int64_t pending_models = 0;
+  for (size_t c = static_cast<size_t>(shard.index - 1); c < plan.chunks.size();
+       c += static_cast<size_t>(shard.count)) {
+    const Chunk& chunk = plan.chunks[c];
+    ++outcome.shard_chunks;
+    std::shared_ptr<RunClaim> lock = try_lock_file((root / chunk.lock()).string());
+    if (!lock) {
+      ++outcome.chunks_elsewhere;
+      continue;
+    }
+    if (fs::exists(root / chunk.dir())) {
+      const std::string problem = check_chunk(root / chunk.dir(), chunk, plan.sweep_digest,
+                                              plan.header, spec.base.record_trajectories);
+      if (problem.empty()) {
+        ++outcome.chunks_resumed;
+        continue;
+      }
+      fmt::print(stderr, "superpose: {} (models {} to {}) is trained again: {}\n", chunk.dir(),
+                 chunk.first, chunk.first + chunk.count - 1, problem);
+      fs::remove_all(root / chunk.dir());
+      ++outcome.chunks_retrained;
+    }
+    pending.push_back({c, std::move(lock)});
+    pending_models += chunk.count;
+  }
+
+  // Batches of consecutive pending chunks of one steps value, as many models as the backends
+  // take in one call (0: a chunk at a time).
+  int64_t per_call = 0;
+  for (const Backend* backend : run.backends) {
+    const int64_t models = backend->models_per_call();
+    per_call = per_call == 0 ? models : std::min(per_call, models == 0 ? per_call : models);
+  }
+  if (run.backends.size() > 1) {  // every device gets work: at most half a device's share a call
+    const int64_t share =
+        std::max<int64_t>(1, (pending_models + 2 * static_cast<int64_t>(run.backends.size()) - 1) /
+                                 (2 * static_cast<int64_t>(run.backends.size())));
+    per_call = per_call == 0 ? share : std::min(per_call, share);
+  }
+  std::vector<std::vector<Chunk>> batches;
+  for (size_t p = 0; p < pending.size(); ++p) {
+    const Chunk& chunk = plan.chunks[pending[p].chunk];
+    int64_t in_batch = 0;
+    if (!batches.empty()) {
+      for (const Chunk& c : batches.back()) in_batch += c.count;
+      const Chunk& last = batches.back().back();
+      const bool consecutive =
+          p > 0 && pending[p - 1].chunk + static_cast<size_t>(shard.count) == pending[p].chunk;
+      if (consecutive && last.steps == chunk.steps && per_call > 0 &&
+          in_batch + chunk.count <= per_call) {
+        batches.back().push_back(chunk);
+        continue;
+      }
+    }
+    batches.push_back({chunk});
+  }
+
+  // Every backend (a device each) pulls batches on its own host thread.
+  const bool show_progress = ::isatty(STDERR_FILENO) == 1;
+  const auto start = std::chrono::steady_clock::now();
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr failure;
+  std::mutex progress_mutex;
+  int64_t trained_models = 0, trained_chunks = 0;
+  auto worker = [&](Backend& backend) {
+    for (size_t b = next++; b < batches.size() && !failed; b = next++) {
+      try {
+        train_chunks(backend, spec, batches[b], dir, plan.sweep_digest);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(progress_mutex);
+        if (!failed.exchange(true)) failure = std::current_exception();
+        return;
+      }
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      for (const Chunk& c : batches[b]) trained_models += c.count;
+      trained_chunks += static_cast<int64_t>(batches[b].size());
+      if (show_progress) {
+        const double elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double eta = elapsed / static_cast<double>(trained_models) *
+                           static_cast<double>(pending_models - trained_models);
+        fmt::print(stderr, "\r{}{}: {}/{} models, chunk {}/{}, {} elapsed, ETA {}    ", command,
+                   sharded ? fmt::format(" shard {}/{}", shard.index, shard.count) : "",
+                   trained_models, pending_models, trained_chunks, pending.size(),
+                   duration_text(elapsed), duration_text(eta));
+        std::fflush(stderr);
+      }
+    }
+  };
+  std::vector<std::thread> others;
+  for (size_t d = 1; d < run.backends.size(); ++d)
+    others.emplace_back(worker, std::ref(*run.backends[d]));
+  worker(*run.backends.front());
+  for (std::thread& thread : others) thread.join();
+  if (show_progress && trained_models > 0) fmt::print(stderr, "\n");
+  if (failure) std::rethrow_exception(failure);
+  outcome.chunks_trained = trained_chunks;
+  outcome.train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  pending.clear();  // the chunks' locks
+
+  if (!sharded) merge_chunks(dir, plan, outcome);  // the whole sweep: every chunk is here
+  return outcome;
+}
+
+SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& dir,
+                       const std::string& command, const nlohmann::json& extra_manifest,
+                       bool overwrite) {
+  SweepRun run;
+  run.backends = {&backend};
+  run.overwrite = overwrite;
+  run.extra_manifest = extra_manifest;
+  return run_sweep(spec, dir, command, run);
+}
+
+SweepOutcome merge_sweep(const RunDir& dir) {
+  const fs::path root(dir.path());
+  if (!fs::exists(root / "sweep.json"))
+    throw UsageError(fmt::format(
+        "merge: '{}' holds no sweep (no sweep.json): give the --out of a sweep or phase-diagram",
+        dir.path()));
+  std::unique_ptr<RunClaim> alone = try_lock_file((root / ".superpose.lock").string());
+  if (!alone)
+    throw UsageError(fmt::format(
+        "merge: '{}' is in use by another superpose (a shard still training?); merge once every "
+        "shard has finished",
+        dir.path()));
+  const Plan plan = read_plan(dir);
+  SweepOutcome outcome;
+  outcome.models = plan.identity.value("models", int64_t{0});
+  outcome.chunks = static_cast<int64_t>(plan.chunks.size());
+  outcome.chunks_resumed = outcome.chunks;
+  merge_chunks(dir, plan, outcome);
+  outcome.claim = std::move(alone);
+  return outcome;
+}
+
+nlohmann::json sweep_extra(const RunDir& dir) { return read_plan(dir).extra; }
+
+}  // namespace sp
