@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include "host/job.hpp"
+
 namespace sp {
 
 BackendKind parse_backend_kind(const std::string& text, const std::string& option) {
@@ -58,8 +60,7 @@ std::unique_ptr<Backend> make_backend(BackendKind kind, int threads, const CudaO
   }
   const CudaStatus status = cuda_status();
   if (status.problem.empty()) return make_cuda_backend(cuda);
-  if (status.device)
-    fmt::print(stderr, "superpose: not using the CUDA device: {}\n", status.problem);
+  if (status.device) print_err("superpose: not using the CUDA device: {}\n", status.problem);
   return make_cpu_backend(threads);
 }
 

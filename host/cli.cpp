@@ -17,6 +17,7 @@
 #include "host/backend.hpp"
 #include "host/data.hpp"
 #include "host/experiments.hpp"
+#include "host/job.hpp"
 #include "host/npy.hpp"
 #include "host/phase_diagram.hpp"
 #include "host/resources.hpp"
@@ -128,8 +129,7 @@ std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
 
 void announce(const CommonOptions& common, const Backend& backend) {
   if (parse_backend_kind(common.backend, "--backend") == BackendKind::automatic)
-    fmt::print(stderr, "superpose: --backend auto chose {} ({})\n", backend.name(),
-               backend.device());
+    print_err("superpose: --backend auto chose {} ({})\n", backend.name(), backend.device());
 }
 
 int threads_of(const CommonOptions& common, const Backend& backend) {
@@ -314,13 +314,13 @@ int run_train(const TrainOptions& o) {
                              {"timings_s", {{"train", seconds}}}};
   dir.write("manifest.json", manifest.dump(2) + "\n");
 
-  fmt::print(
+  print_out(
       "trained 1 {} model ({} -> {}) for {} steps on {} in {:.3f} s: train loss {}, "
       "eval loss {}, status {}\n",
       to_string(model.kind), n, m, group.steps, backend->name(), seconds,
       format_number(r.train_loss), format_number(r.eval_loss), status_of(r));
-  fmt::print("W = [{}], b = [{}]\nwrote {}/\n", fmt::join(r.W, ", "), fmt::join(r.b, ", "),
-             dir.path());
+  print_out("W = [{}], b = [{}]\nwrote {}/\n", fmt::join(r.W, ", "), fmt::join(r.b, ", "),
+            dir.path());
   return r.finite ? 0 : 1;
 }
 
@@ -379,9 +379,9 @@ int run_experiments_command(const ExperimentsCli& o) {
   const auto summaries = run_experiments(*backend, o.options, dir);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fmt::print("{}", experiments_table(summaries));
-  fmt::print("{} seeds x 6 experiments on {} ({}) in {:.2f} s; wrote {}/\n", o.options.seeds,
-             backend->name(), backend->device(), seconds, dir.path());
+  print_out("{}", experiments_table(summaries));
+  print_out("{} seeds x 6 experiments on {} ({}) in {:.2f} s; wrote {}/\n", o.options.seeds,
+            backend->name(), backend->device(), seconds, dir.path());
   return 0;
 }
 
@@ -552,7 +552,7 @@ SweepRun sweep_run(const CommonOptions& common, const SplitOptions& split,
 // A shard's lines: what it trained, and what is left to do.
 void print_shard_outcome(const SweepOutcome& outcome, const Shard& shard, const std::string& path,
                          const std::string& devices, const std::string& command) {
-  fmt::print(
+  print_out(
       "{} shard {}/{}: {} of the sweep's {} chunks are this shard's: {} trained on {} in {:.2f} "
       "s, {} already done{}{}\nwhen every shard has finished: superpose merge {}{}\n",
       command, shard.index, shard.count, outcome.shard_chunks, outcome.chunks,
@@ -569,19 +569,19 @@ void print_shard_outcome(const SweepOutcome& outcome, const Shard& shard, const 
 void print_sweep_outcome(const SweepOutcome& outcome, const std::string& devices,
                          const std::string& path) {
   const int64_t trained = outcome.chunks_trained;
-  fmt::print("{} models in {} chunk{} on {}: {} chunk{} trained in {:.2f} s{}; {} diverged{}\n",
-             outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", devices, trained,
-             trained == 1 ? "" : "s", outcome.train_seconds,
-             fmt::format("{}{}",
-                         outcome.chunks_resumed ? fmt::format(", {} resumed from an earlier run",
-                                                              outcome.chunks_resumed)
-                                                : "",
-                         outcome.chunks_retrained
-                             ? fmt::format(" ({} found damaged or incomplete, trained again)",
-                                           outcome.chunks_retrained)
-                             : ""),
-             outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
-  fmt::print("wrote {}/results.csv and manifest.json\n", path);
+  print_out("{} models in {} chunk{} on {}: {} chunk{} trained in {:.2f} s{}; {} diverged{}\n",
+            outcome.models, outcome.chunks, outcome.chunks == 1 ? "" : "s", devices, trained,
+            trained == 1 ? "" : "s", outcome.train_seconds,
+            fmt::format("{}{}",
+                        outcome.chunks_resumed ? fmt::format(", {} resumed from an earlier run",
+                                                             outcome.chunks_resumed)
+                                               : "",
+                        outcome.chunks_retrained
+                            ? fmt::format(" ({} found damaged or incomplete, trained again)",
+                                          outcome.chunks_retrained)
+                            : ""),
+            outcome.diverged, outcome.diverged ? " (status=diverged in results.csv)" : "");
+  print_out("wrote {}/results.csv and manifest.json\n", path);
 }
 
 int run_sweep_command(const SweepCli& o) {
@@ -756,16 +756,16 @@ int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string summary = finish_phase_diagram(dir, options, outcome.manifest, seconds);
   const size_t agreement = summary.rfind("best-seed");
-  fmt::print("{}", summary.substr(0, agreement));
-  fmt::print(
+  print_out("{}", summary.substr(0, agreement));
+  print_out(
       "phase diagram: {} x {} cells x {} seeds = {} models, {} steps of batch {}, on {} in "
       "{:.1f} s{}; {} diverged\n",
       options.density_cells, options.importance_cells, options.seeds, outcome.models, options.steps,
       options.batch, devices_text(backends), seconds,
       outcome.chunks_resumed ? fmt::format(" ({} chunks resumed)", outcome.chunks_resumed) : "",
       outcome.diverged);
-  fmt::print("{}wrote {}/phase_diagram.csv, results.csv, manifest.json\n",
-             summary.substr(agreement), dir.path());
+  print_out("{}wrote {}/phase_diagram.csv, results.csv, manifest.json\n", summary.substr(agreement),
+            dir.path());
   return 0;
 }
 
@@ -792,7 +792,7 @@ int run_merge_command(const MergeCli& o) {
   try {
     outcome = merge_sweep(dir);
   } catch (const MergeIncomplete& incomplete) {
-    fmt::print(stderr, "superpose: {}\n", incomplete.what());
+    print_err("superpose: {}\n", incomplete.what());
     return 1;
   }
   if (outcome.manifest.value("command", "") == "phase-diagram") {
@@ -800,9 +800,9 @@ int run_merge_command(const MergeCli& o) {
         phase_diagram_from_json(sweep_extra(dir).at("phase_diagram").at("options"));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("{}", finish_phase_diagram(dir, options, outcome.manifest, seconds));
+    print_out("{}", finish_phase_diagram(dir, options, outcome.manifest, seconds));
   }
-  fmt::print(
+  print_out(
       "merged {} models from {} chunks; {} diverged{}\nwrote {}/results.csv and manifest.json\n",
       outcome.models, outcome.chunks, outcome.diverged,
       outcome.diverged ? " (status=diverged in results.csv)" : "", dir.path());
@@ -834,7 +834,7 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "superpose: error: {}\n", e.what());
+    print_err("superpose: error: {}\n", e.what());
     return 2;
   }
   try {
@@ -844,15 +844,20 @@ int run_cli(int argc, char** argv) {
     if (app.got_subcommand("phase-diagram")) return run_phase_diagram_command(phase, app);
     if (app.got_subcommand("merge")) return run_merge_command(merge);
   } catch (const UsageError& e) {
-    fmt::print(stderr, "superpose: error: {}\n", e.what());
+    print_err("superpose: error: {}\n", e.what());
     return 2;
+  } catch (const Cancelled&) {
+    print_err(
+        "superpose: stopped on request; a sweep keeps the chunks it finished (rerun to "
+        "resume)\n");
+    return 130;
   } catch (const std::bad_alloc&) {
-    fmt::print(stderr,
-               "superpose: failed: out of memory (the checks before training under-estimated "
-               "this run: please report it with the command)\n");
+    print_err(
+        "superpose: failed: out of memory (the checks before training under-estimated "
+        "this run: please report it with the command)\n");
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "superpose: failed: {}\n", e.what());
+    print_err("superpose: failed: {}\n", e.what());
     return 1;
   }
   return 2;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "host/backend.hpp"
+#include "host/job.hpp"
 #include "host/recorder.hpp"
 #include "kernels/toy_model.hpp"
 
@@ -201,6 +202,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   TrajectoryRecorder recorder(group, result);
   float last_batch_loss = 0;
   for (int t = 0; t < group.steps; ++t) {
+    if (t % 64 == 0) check_cancelled();  // a stop asked for (the Python module's Ctrl-C)
     if (group.mode == DataMode::fresh)
       simd.generate_rows(model, sparsity.data(), static_cast<uint64_t>(t) * rows, rows);
     const float step_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),

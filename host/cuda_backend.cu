@@ -11,6 +11,7 @@
 
 #include "host/backend.hpp"
 #include "host/data.hpp"
+#include "host/job.hpp"
 #include "host/recorder.hpp"  // finish_result
 #include "kernels/fused_step.cuh"
 
@@ -119,11 +120,11 @@ class CudaBackend final : public Backend {
     const size_t chunk = std::max<size_t>(1, std::min(group.models.size(), budget / per_model));
     const size_t chunks = (group.models.size() + chunk - 1) / chunk;
     if (chunks > 1)
-      fmt::print(stderr,
-                 "superpose: {} models need {:.1f} MiB each on the device; training them in {} "
-                 "chunks of up to {} models ({:.0f} MiB free)\n",
-                 group.models.size(), static_cast<double>(per_model) / 1048576.0, chunks, chunk,
-                 static_cast<double>(free_bytes) / 1048576.0);
+      print_err(
+          "superpose: {} models need {:.1f} MiB each on the device; training them in {} "
+          "chunks of up to {} models ({:.0f} MiB free)\n",
+          group.models.size(), static_cast<double>(per_model) / 1048576.0, chunks, chunk,
+          static_cast<double>(free_bytes) / 1048576.0);
     std::vector<ModelResult> results(group.models.size());
     for (size_t first = 0; first < group.models.size(); first += chunk)
       train_chunk(group, first, std::min(chunk, group.models.size() - first), results);
@@ -274,6 +275,7 @@ class CudaBackend final : public Backend {
     loop_start.record();
     d.schedule_first = -window;    // no window on the device yet
     for (int t = 0; t < steps;) {  // K steps per launch, and a stop after every recorded step
+      check_cancelled();
       if (t >= d.schedule_first + window) {  // the next window of AdamW scalars, queued in order
         d.schedule_first = t;
         for (int k = 0; k < window; ++k) {

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "host/data.hpp"
+#include "host/job.hpp"
 #include "host/npy.hpp"
 #include "host/sweep.hpp"
 
@@ -167,6 +168,8 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
   double linear_sparse_median = std::nan("");  // experiment 4's, which experiment 5 is held to
   // Every model's row, streamed into results.csv a chunk of seeds at a time (written beside its
   // name, renamed into place at the end).
+  progress().total = 6 * int64_t{options.seeds};
+  progress().done = 0;
   out.write_with("results.csv", [&](std::ostream& csv) {
     int64_t id = 0;
     for (const Experiment& e : experiments) {
@@ -177,6 +180,7 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
         const GroupSpec group =
             experiment_group(e, options.first_seed + static_cast<uint64_t>(first), count);
         const std::vector<ModelResult> results = backend.train(group);
+        progress().done += count;
         std::vector<ResultRow> rows;
         for (size_t i = 0; i < results.size(); ++i) {
           const ModelResult& r = results[i];

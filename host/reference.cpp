@@ -4,6 +4,7 @@
 
 #include "host/backend.hpp"
 #include "host/data.hpp"
+#include "host/job.hpp"
 #include "host/recorder.hpp"
 
 namespace sp::reference {
@@ -91,6 +92,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   TrajectoryRecorder recorder(group, result);
   double last_batch_loss = 0;
   for (int t = 0; t < group.steps; ++t) {
+    if (t % 64 == 0) check_cancelled();
     std::vector<double> fresh;
     if (group.mode == DataMode::fresh)
       fresh = to_double(generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows));

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "host/job.hpp"
 #include "host/sweep.hpp"
 
 namespace sp {
@@ -513,8 +514,8 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
         ++outcome.chunks_resumed;
         continue;
       }
-      fmt::print(stderr, "superpose: {} (models {} to {}) is trained again: {}\n", chunk.dir(),
-                 chunk.first, chunk.first + chunk.count - 1, problem);
+      print_err("superpose: {} (models {} to {}) is trained again: {}\n", chunk.dir(), chunk.first,
+                chunk.first + chunk.count - 1, problem);
       fs::remove_all(root / chunk.dir());
       ++outcome.chunks_retrained;
     }
@@ -554,7 +555,9 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
   }
 
   // Every backend (a device each) pulls batches on its own host thread.
-  const bool show_progress = ::isatty(STDERR_FILENO) == 1;
+  const bool show_progress = progress_on_terminal();
+  progress().total = pending_models;
+  progress().done = 0;
   const auto start = std::chrono::steady_clock::now();
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
@@ -564,6 +567,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
   auto worker = [&](Backend& backend) {
     for (size_t b = next++; b < batches.size() && !failed; b = next++) {
       try {
+        check_cancelled();
         train_chunks(backend, spec, batches[b], dir, plan.sweep_digest);
       } catch (...) {
         std::lock_guard<std::mutex> lock(progress_mutex);
@@ -572,16 +576,17 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
       }
       std::lock_guard<std::mutex> lock(progress_mutex);
       for (const Chunk& c : batches[b]) trained_models += c.count;
+      progress().done = trained_models;
       trained_chunks += static_cast<int64_t>(batches[b].size());
       if (show_progress) {
         const double elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const double eta = elapsed / static_cast<double>(trained_models) *
                            static_cast<double>(pending_models - trained_models);
-        fmt::print(stderr, "\r{}{}: {}/{} models, chunk {}/{}, {} elapsed, ETA {}    ", command,
-                   sharded ? fmt::format(" shard {}/{}", shard.index, shard.count) : "",
-                   trained_models, pending_models, trained_chunks, pending.size(),
-                   duration_text(elapsed), duration_text(eta));
+        print_err("\r{}{}: {}/{} models, chunk {}/{}, {} elapsed, ETA {}    ", command,
+                  sharded ? fmt::format(" shard {}/{}", shard.index, shard.count) : "",
+                  trained_models, pending_models, trained_chunks, pending.size(),
+                  duration_text(elapsed), duration_text(eta));
         std::fflush(stderr);
       }
     }
@@ -591,7 +596,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
     others.emplace_back(worker, std::ref(*run.backends[d]));
   worker(*run.backends.front());
   for (std::thread& thread : others) thread.join();
-  if (show_progress && trained_models > 0) fmt::print(stderr, "\n");
+  if (show_progress && trained_models > 0) print_err("\n");
   if (failure) std::rethrow_exception(failure);
   outcome.chunks_trained = trained_chunks;
   outcome.train_seconds =

@@ -1,0 +1,344 @@
+"""superpose — toy models of superposition, thousands at a time, from Python.
+
+The functions are the command line's commands, their keyword arguments its options (dashes become
+underscores), run by the same engine (the extension superpose._core runs the command as written:
+the same checks, backends and bits). Results come back as numpy arrays and pandas DataFrames:
+
+    import superpose
+    run = superpose.train(model="relu", sparsity=0.8, importance=[1, 1], lr=3e-4, steps=10_000)
+    run.W, run.b, run.train_loss                       # (1, 2) float32, (2,), per step
+    sweep = superpose.sweep(features=20, hidden=5, data_mode="fresh", steps=5000,
+                            density=np.logspace(-2, 0, 12), importance_decay=0.9, seed=range(3))
+    sweep.results                                      # results.csv as a DataFrame
+    sweep.W.shape                                      # sweep.shape + (5, 20): the axes first
+
+Axis options take a number, a list, a numpy array, a range, or the command line's strings
+("logspace(-2,0,12)"). `data=`, `init_W=`, `init_b=` take numpy arrays. `out=` writes the same run
+directory as the command line (and a sweep there resumes); without it the run goes to a temporary
+directory in memory (/dev/shm where there is one), deleted once its results are loaded. Bad input
+raises ValueError with the command line's message. The GIL is released while training; a progress
+bar shows in a notebook or terminal; Ctrl-C (KeyboardInterrupt) stops the run at its next step,
+and a sweep stopped so resumes when called again with the same `out=`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+
+__all__ = ["train", "sweep", "experiments", "phase_diagram", "merge", "load", "Run", "Sweep",
+           "Experiments", "PhaseDiagram", "__version__"]
+__version__ = _core.version
+
+# ----------------------------------------------------------------------------------- options
+
+
+def _number(value: Any) -> str:
+    """A number as the command line reads it back to the same double."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("a boolean is not a number here")
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return repr(float(value))
+
+
+def _option_text(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, range):
+        return f"range({value.start},{value.stop},{value.step})"
+    if isinstance(value, np.ndarray):
+        value = value.ravel().tolist()
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return ""  # the command line's message for an empty value
+        return ",".join(v if isinstance(v, str) else _number(v) for v in value)
+    try:
+        return _number(value)
+    except TypeError:
+        raise TypeError(f"{name}={value!r}: expected a number, a list, a numpy array, a range or a "
+                        "string") from None
+
+
+_FLAGS = {"trajectories", "overwrite"}
+_ARRAYS = {"data", "init_W", "init_b"}
+
+
+def _arguments(command: str, options: Dict[str, Any], scratch: Path) -> List[str]:
+    args = [command]
+    for key, value in options.items():
+        if value is None:
+            continue
+        option = "--" + key.replace("_", "-")
+        if key in _FLAGS:
+            if value:
+                args.append(option)
+            continue
+        if key in _ARRAYS and not isinstance(value, (str, os.PathLike)):
+            path = scratch / f"{key}.npy"  # replayed arrays reach the engine as the files would
+            np.save(path, np.asarray(value))
+            value = str(path)
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        args += [option, _option_text(key, value)]
+    return args
+
+
+def _memory_dir() -> str:
+    shm = "/dev/shm"
+    parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="superpose-", dir=parent)
+
+
+# ----------------------------------------------------------------------------------- running
+
+
+def _execute(args: List[str], show_progress: bool) -> _core.Job:
+    """Runs the command on the engine's thread; KeyboardInterrupt stops it and is raised."""
+    job = _core.Job(args)
+    bar = None
+    try:
+        while not job.wait(0.1):
+            if show_progress:
+                done, total = job.progress()
+                if total > 0:
+                    if bar is None:
+                        from tqdm.auto import tqdm
+                        bar = tqdm(total=total, unit="model", desc=args[0])
+                    bar.update(done - bar.n)
+    except KeyboardInterrupt:
+        job.cancel()
+        while not job.wait(0.5):
+            pass
+        raise
+    finally:
+        if bar is not None:
+            done, _ = job.progress()
+            bar.update(done - bar.n)
+            bar.close()
+    status = job.status()
+    if status == 2:
+        message = job.err().strip().splitlines()[-1] if job.err().strip() else "bad input"
+        raise ValueError(message.removeprefix("superpose: error: "))
+    if status not in (0, 1) or (status == 1 and args[0] != "train"):
+        raise RuntimeError(job.err().strip() or f"superpose {args[0]} failed (status {status})")
+    return job
+
+
+def _run(command: str, options: Dict[str, Any], load_as, progress: bool):
+    out = options.pop("out", None)
+    scratch = Path(_memory_dir())
+    try:
+        target = Path(out) if out is not None else scratch / "run"
+        args = _arguments(command, options, scratch) + ["--out", str(target)]
+        job = _execute(args, progress)
+        result = load_as(target)
+        result.log = job.out()
+        result.path = Path(out) if out is not None else None
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train(*, progress: bool = False, **options) -> "Run":
+    """One model, as `superpose train`: keyword arguments are its options (model, features, hidden,
+    sparsity, importance, lr, steps, seed, data_mode, points, batch, ..., backend, out);
+    `data`, `init_W`, `init_b` take numpy arrays."""
+    return _run("train", options, Run._load, progress)
+
+
+def sweep(*, progress: bool = True, **options) -> "Sweep":
+    """The Cartesian product of option axes, as `superpose sweep`."""
+    return _run("sweep", options, Sweep._load, progress)
+
+
+def experiments(*, progress: bool = True, **options) -> "Experiments":
+    """The essay's six experiments over many seeds, as `superpose experiments`."""
+    return _run("experiments", options, Experiments._load, progress)
+
+
+def phase_diagram(*, progress: bool = True, **options) -> "PhaseDiagram":
+    """Anthropic's 2 -> 1 phase diagram, as `superpose phase-diagram`."""
+    return _run("phase-diagram", options, PhaseDiagram._load, progress)
+
+
+def merge(path) -> "Sweep":
+    """`superpose merge DIR`: a sweep trained in shards, assembled; the Sweep (or PhaseDiagram)."""
+    job = _execute(["merge", os.fspath(path)], False)
+    result = load(path)
+    result.log = job.out()
+    return result
+
+
+def load(path) -> Any:
+    """Any run directory the command line (or this module, with out=) wrote: a Run, Sweep,
+    PhaseDiagram or Experiments, by its manifest's command."""
+    path = Path(path)
+    manifest_file = path / "manifest.json"
+    if not manifest_file.exists():
+        if (path / "sweep.json").exists():
+            raise ValueError(f"'{path}' holds a sweep that is not merged yet: run "
+                             f"superpose.merge('{path}') once every shard has finished")
+        raise ValueError(f"'{path}' is not a superpose run directory (no manifest.json)")
+    command = json.loads(manifest_file.read_text())["command"]
+    kind = {"train": Run, "sweep": Sweep, "phase-diagram": PhaseDiagram,
+            "experiments": Experiments}.get(command)
+    if kind is None:
+        raise ValueError(f"'{path}': unknown command '{command}' in its manifest")
+    result = kind._load(path)
+    result.path = path
+    return result
+
+
+# ----------------------------------------------------------------------------------- results
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    # Every number parses to the double the engine printed, bit for bit: pandas 3's default,
+    # "round_trip" before it.
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return pd.read_csv(path)
+    return pd.read_csv(path, float_precision="round_trip")
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    return _read_csv(path)
+
+
+def _parameters(results: pd.DataFrame, n: int, m: int):
+    W = results[[f"W_{j}_{f}" for j in range(m) for f in range(n)]].to_numpy(np.float64)
+    b = results[[f"b_{f}" for f in range(n)]].to_numpy(np.float64)
+    # The engine trains in float32; results.csv holds those floats exactly.
+    return W.astype(np.float32).reshape(len(results), m, n), b.astype(np.float32)
+
+
+def _npy(path: Path) -> Optional[np.ndarray]:
+    return np.load(path) if path.exists() else None
+
+
+@dataclass
+class Run:
+    """One trained model (`train`, or an experiment's example run)."""
+    W: np.ndarray                 # m x n, float32
+    b: np.ndarray                 # n
+    train_loss: np.ndarray        # per step, the loss before each update
+    eval_loss: Optional[np.ndarray]
+    eval_steps: np.ndarray
+    W_snapshots: np.ndarray       # snapshots x m x n
+    b_snapshots: np.ndarray       # snapshots x n
+    snapshot_steps: np.ndarray
+    data: Optional[np.ndarray]    # the fixed dataset (training rows first), where fixed
+    results: pd.DataFrame         # results.csv's one row
+    manifest: Dict[str, Any]
+    path: Optional[Path] = None
+    log: str = ""
+
+    @classmethod
+    def _load(cls, path: Path) -> "Run":
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        results = _read_results(path / "results.csv")
+        n, m = int(results["n_features"][0]), int(results["n_hidden"][0])
+        W, b = _parameters(results, n, m)
+        eval_loss = _npy(path / "eval_loss.npy")
+        return cls(W=W[0], b=b[0], train_loss=np.load(path / "train_loss.npy")[0],
+                   eval_loss=None if eval_loss is None else eval_loss[0],
+                   eval_steps=np.load(path / "eval_steps.npy"),
+                   W_snapshots=np.load(path / "W.npy")[0], b_snapshots=np.load(path / "b.npy")[0],
+                   snapshot_steps=np.load(path / "snapshot_steps.npy"),
+                   data=_npy(path / "data.npy"), results=results, manifest=manifest)
+
+
+@dataclass
+class Sweep:
+    """A sweep: results.csv as a DataFrame, and W, b with the sweep's axes as leading dimensions."""
+    results: pd.DataFrame         # one row per model, by model_id: exactly results.csv's values
+    W: np.ndarray                 # shape + (m, n), float32
+    b: np.ndarray                 # shape + (n,)
+    axes: Dict[str, np.ndarray]   # name -> values (labels for the model kind), slowest first
+    shape: tuple
+    manifest: Dict[str, Any]
+    trajectories: Dict[str, np.ndarray] = field(default_factory=dict)  # with trajectories=True
+    path: Optional[Path] = None
+    log: str = ""
+
+    @classmethod
+    def _load(cls, path: Path):
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        results = _read_results(path / "results.csv").sort_values("model_id", ignore_index=True)
+        shape = tuple(manifest["shape"])
+        n, m = int(manifest["group"]["n_features"]), int(manifest["group"]["n_hidden"])
+        W, b = _parameters(results, n, m)
+        axes = {a["name"]: np.array(a.get("labels", a["values"])) for a in manifest["axes"]}
+        trajectories = {}
+        chunks = [path / c["dir"] for c in manifest["chunks"]]
+        for name in ("train_loss", "eval_loss", "W", "b"):
+            parts = [np.load(c / f"{name}.npy") for c in chunks if (c / f"{name}.npy").exists()]
+            if parts and len(parts) == len(chunks):
+                whole = np.concatenate(parts)
+                trajectories[name] = whole.reshape(shape + whole.shape[1:])
+        return cls(results=results, W=W.reshape(shape + (m, n)), b=b.reshape(shape + (n,)),
+                   axes=axes, shape=shape, manifest=manifest, trajectories=trajectories)
+
+    def to_xarray(self):
+        """The results' numbers as an xarray.Dataset over the sweep's labelled axes (needs xarray)."""
+        import xarray as xr
+        dims = list(self.axes)
+        data = {}
+        for column in self.results.columns:
+            values = self.results[column].to_numpy()
+            if column not in self.axes and column != "model_id" and \
+                    np.issubdtype(values.dtype, np.number):
+                data[column] = (dims, values.reshape(self.shape))
+        m, n = self.W.shape[-2:]
+        data["W"] = (dims + ["hidden", "feature"], self.W)
+        data["b"] = (dims + ["feature"], self.b)
+        coords = {name: values for name, values in self.axes.items()}
+        coords.update(hidden=np.arange(m), feature=np.arange(n))
+        return xr.Dataset(data, coords=coords, attrs={"command": self.manifest.get("command", "")})
+
+
+@dataclass
+class PhaseDiagram(Sweep):
+    """A phase diagram: the sweep, and phase_diagram.csv's cells."""
+    cells: Optional[pd.DataFrame] = None
+
+    @classmethod
+    def _load(cls, path: Path):
+        sweep = Sweep._load(path)
+        cells = _read_csv(Path(path) / "phase_diagram.csv")
+        return cls(**{f: getattr(sweep, f) for f in Sweep.__dataclass_fields__}, cells=cells)
+
+
+@dataclass
+class Experiments:
+    """The essay's six experiments: the summary, every model's row, and the example runs."""
+    summary: pd.DataFrame         # experiments.csv: per experiment, losses and the outcome's share
+    results: pd.DataFrame         # every model
+    examples: Dict[int, Run]      # experiment number -> its example seed's run
+    manifest: Dict[str, Any]
+    path: Optional[Path] = None
+    log: str = ""
+
+    @classmethod
+    def _load(cls, path: Path) -> "Experiments":
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        examples = {}
+        for directory in sorted(path.glob("exp*-*")):
+            if (directory / "manifest.json").exists():
+                run = Run._load(directory)
+                examples[int(run.manifest["experiment"])] = run
+        return cls(summary=_read_csv(path / "experiments.csv"),
+                   results=_read_results(path / "results.csv"), examples=examples,
+                   manifest=manifest)

@@ -1,0 +1,161 @@
+"""The Python package as a researcher uses it (pytest; tests/test_python.sh installs it into a fresh
+virtual environment from this checkout and runs this file): every function gives the command line's
+values exactly, replays numpy arrays as the command line replays files, refuses bad input with the
+command line's message as ValueError, and a sweep stopped by Ctrl-C resumes."""
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import superpose
+
+BINARY = os.environ.get("SUPERPOSE_BINARY", str(Path(__file__).parents[2] / "build" / "superpose"))
+
+
+def cli(*args, out):
+    result = subprocess.run([BINARY, *map(str, args), "--backend", "cpu", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return Path(out)
+
+
+def read_csv(path):
+    """As the package reads results.csv: every number to the double printed (pandas 3's default)."""
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return pd.read_csv(path)
+    return read_csv(path)
+
+
+def same_bytes(a: Path, b: Path):
+    assert a.read_bytes() == b.read_bytes(), f"{a} and {b} differ"
+
+
+def test_train_gives_the_command_lines_values(tmp_path):
+    options = dict(model="relu", sparsity=0.8, importance=[1, 0.5], lr=3e-4, steps=300, seed=44)
+    cli("train", "--model", "relu", "--sparsity", "0.8", "--importance", "1,0.5", "--lr", "3e-4",
+        "--steps", "300", "--seed", "44", out=tmp_path / "cli")
+    on_disk = superpose.train(backend="cpu", out=tmp_path / "api", **options)
+    for name in ("results.csv", "train_loss.npy", "W.npy", "b.npy", "eval_loss.npy", "data.npy"):
+        same_bytes(tmp_path / "cli" / name, tmp_path / "api" / name)
+    in_memory = superpose.train(backend="cpu", **options)
+    assert in_memory.path is None
+    assert in_memory.W.dtype == np.float32 and in_memory.W.shape == (1, 2)
+    np.testing.assert_array_equal(in_memory.W, on_disk.W)
+    np.testing.assert_array_equal(in_memory.train_loss,
+                                  np.load(tmp_path / "cli" / "train_loss.npy")[0])
+    np.testing.assert_array_equal(in_memory.W_snapshots, np.load(tmp_path / "cli" / "W.npy")[0])
+    assert in_memory.data.shape == (1000, 2)
+    assert in_memory.results.equals(read_csv(tmp_path / "cli" / "results.csv"))
+    loaded = superpose.load(tmp_path / "cli")
+    np.testing.assert_array_equal(loaded.W, in_memory.W)
+
+
+def test_sweep_gives_the_command_lines_values_with_axes_as_python_holds_them(tmp_path):
+    cli("sweep", "--features", "5", "--hidden", "2", "--data-mode", "fresh", "--batch", "128",
+        "--steps", "100", "--density", "logspace(-1,0,3)", "--importance-decay", "0.9",
+        "--seed", "range(0,4)", "--model", "linear,relu", out=tmp_path / "cli")
+    sweep = superpose.sweep(backend="cpu", features=5, hidden=2, data_mode="fresh", batch=128,
+                            steps=100, density=np.logspace(-1, 0, 3), importance_decay=0.9,
+                            seed=range(4), model=["linear", "relu"], out=tmp_path / "api")
+    same_bytes(tmp_path / "cli" / "results.csv", tmp_path / "api" / "results.csv")
+    assert sweep.shape == (2, 1, 1, 3, 1, 4)
+    assert sweep.W.shape == sweep.shape + (2, 5) and sweep.b.shape == sweep.shape + (5,)
+    expected = read_csv(tmp_path / "cli" / "results.csv")
+    assert sweep.results.equals(expected)
+    # W's leading dimensions are the axes: model 1 (relu), density 2, seed 3.
+    row = expected[expected.model_id == np.ravel_multi_index((1, 0, 0, 2, 0, 3), sweep.shape)]
+    assert row["model"].item() == "relu" and row["seed"].item() == 3
+    np.testing.assert_array_equal(sweep.W[1, 0, 0, 2, 0, 3].ravel(),
+                                  row[[f"W_{j}_{f}" for j in range(2) for f in range(5)]]
+                                  .to_numpy(np.float64).astype(np.float32).ravel())
+    assert list(sweep.axes["model"]) == ["linear", "relu"]
+    in_memory = superpose.sweep(backend="cpu", features=5, hidden=2, data_mode="fresh", batch=128,
+                                steps=100, density="logspace(-1,0,3)", importance_decay=[0.9],
+                                seed="range(0,4)", model="linear,relu")
+    assert in_memory.results.equals(expected)
+    ds = in_memory.to_xarray()
+    assert ds["eval_loss"].dims == ("model", "steps", "lr", "density", "importance_decay", "seed")
+    assert float(ds["eval_loss"].sel(model="relu", seed=3).isel(density=2).squeeze()) == \
+        row["eval_loss"].item()
+
+
+def test_experiments_and_phase_diagram_give_the_command_lines_values(tmp_path):
+    cli("experiments", "--seeds", "3", out=tmp_path / "cli_exp")
+    exp = superpose.experiments(backend="cpu", seeds=3)
+    assert exp.results.equals(read_csv(tmp_path / "cli_exp" / "results.csv"))
+    assert exp.summary.equals(read_csv(tmp_path / "cli_exp" / "experiments.csv"))
+    assert sorted(exp.examples) == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_array_equal(exp.examples[5].train_loss,
+                                  np.load(next((tmp_path / "cli_exp").glob("exp5-*"))
+                                          / "train_loss.npy")[0])
+    grid = ["--importance-cells", "3", "--density-cells", "2", "--seeds", "2", "--steps", "200",
+            "--batch", "128", "--eval-points", "500"]
+    cli("phase-diagram", *grid, out=tmp_path / "cli_pd")
+    pd_api = superpose.phase_diagram(backend="cpu", importance_cells=3, density_cells=2, seeds=2,
+                                     steps=200, batch=128, eval_points=500)
+    same = read_csv(tmp_path / "cli_pd" / "phase_diagram.csv")
+    assert pd_api.cells.equals(same)
+    assert superpose.load(tmp_path / "cli_pd").cells.equals(same)
+
+
+def test_numpy_arrays_replay_as_the_command_lines_files(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.random((1000, 2))
+    W0 = rng.normal(size=(1, 2)).astype(np.float32)
+    b0 = np.zeros(2)
+    for name, array in (("x", data), ("W0", W0), ("b0", b0)):
+        np.save(tmp_path / f"{name}.npy", array)
+    cli("train", "--steps", "200", "--data", tmp_path / "x.npy", "--init-W", tmp_path / "W0.npy",
+        "--init-b", tmp_path / "b0.npy", out=tmp_path / "cli")
+    run = superpose.train(backend="cpu", steps=200, data=data, init_W=W0, init_b=b0)
+    np.testing.assert_array_equal(run.W, superpose.load(tmp_path / "cli").W)
+    np.testing.assert_array_equal(run.data, data.astype(np.float32))
+
+
+def test_bad_input_raises_value_error_with_the_command_lines_message(tmp_path):
+    cases = [(dict(steps=0), "--steps"), (dict(sparsity=1.5), "--sparsity"),
+             (dict(lr=float("nan")), "--lr"), (dict(model="quadratic"), "--model"),
+             (dict(data=np.ones((10, 3))), "--data")]
+    for options, option in cases:
+        with pytest.raises(ValueError, match=option):
+            superpose.train(backend="cpu", out=tmp_path / "bad", **options)
+        assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="--density: the value is empty"):
+        superpose.sweep(backend="cpu", density=[])
+    with pytest.raises(TypeError):
+        superpose.sweep(backend="cpu", seed=object())
+
+
+def test_a_sweep_stopped_by_ctrl_c_resumes(tmp_path):
+    options = dict(backend="cpu", threads=1, features=20, hidden=5, data_mode="fresh",
+                   steps=400, seed=range(12), chunk_models=1, progress=False)
+    whole = superpose.sweep(out=tmp_path / "whole", **options)
+    out = tmp_path / "stopped"
+
+    def interrupt_after_the_first_chunk():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if list((out / "chunks").glob("*/chunk.json")):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=interrupt_after_the_first_chunk)
+    watcher.start()
+    start = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        superpose.sweep(out=out, **options)
+    watcher.join()
+    assert time.time() - start < 30, "the stop was not prompt"
+    assert not (out / "results.csv").exists()
+    done = len(list((out / "chunks").glob("*/chunk.json")))
+    assert 1 <= done < 12
+    resumed = superpose.sweep(out=out, **options)
+    assert f"{done} resumed from an earlier run" in resumed.log
+    assert resumed.results.equals(whole.results)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# tests/test_python.sh ROOT WORK — the Python package as a new user gets it: `pip install ROOT` into
+# a fresh virtual environment (only PyPI and the compiler: the package builds the engine itself),
+# then tests/python with pytest (the command line's values exactly, numpy replay, ValueError,
+# Ctrl-C and resume), the README's Python example as written, and examples/superpose.ipynb
+# executed from top to bottom (nbclient).
+set -euo pipefail
+root="$(cd "$1" && pwd)"
+work="$2"
+rm -rf "$work" && mkdir -p "$work"
+python3 -m venv "$work/venv"
+py="$work/venv/bin/python"
+echo "== pip install $root[test] (builds the engine) =="
+"$py" -m pip install --quiet --disable-pip-version-check "$root[test]"
+echo "== pytest tests/python =="
+(cd "$work" && SUPERPOSE_BINARY="${SUPERPOSE_BINARY:-$root/build/superpose}" \
+  "$py" -m pytest -q -p no:cacheprovider "$root/tests/python")
+echo "== the README's Python example =="
+"$py" - "$root/README.md" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+assert blocks, "the README has no Python example"
+for block in blocks:
+    exec(compile(block, "README.md", "exec"), {})
+print(f"ran {len(blocks)} Python block(s) of the README")
+PY
+echo "== examples/superpose.ipynb =="
+(cd "$work" && "$py" - "$root/examples/superpose.ipynb" "$work/superpose.executed.ipynb" <<'PY'
+import sys
+import nbclient, nbformat
+notebook = nbformat.read(sys.argv[1], as_version=4)
+nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3").execute()
+nbformat.write(notebook, sys.argv[2])
+images = sum("image/png" in output.get("data", {}) for cell in notebook.cells
+             for output in cell.get("outputs", []))
+assert images >= 3, f"the notebook drew {images} pictures, not 3"
+print(f"executed without error: {len(notebook.cells)} cells, {images} pictures")
+PY
+)
+echo "ok"
