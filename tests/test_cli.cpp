@@ -22,15 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Outcome run(const std::string& arguments) {
-  return run_shell(std::string(SUPERPOSE_BINARY) + " " + arguments + " 2>&1");
-}
+Outcome run(const std::string& arguments) { return run_superpose(arguments); }
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("superpose_cli_" + name);
-  fs::remove_all(dir);
-  return dir.string();
-}
+std::string fresh_dir(const std::string& name) { return fresh_path("cli", name); }
 
 std::string write_file(const std::string& name, const std::string& bytes) {
   const std::string path = fresh_dir(name);
@@ -153,11 +147,6 @@ TEST(CliExperiments, RunsAndSummarises) {
                            "exp5-relu-sparse-equal/W.npy", "exp1-linear-dense-equal/data.npy"})
     EXPECT_TRUE(fs::exists(fs::path(out) / name)) << name;
   EXPECT_EQ(run("experiments --seeds 0 --out " + fresh_dir("experiments_bad")).status, 2);
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 TEST(CliSweep, BadInputOneLineExitTwoNothingWritten) {

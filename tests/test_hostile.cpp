@@ -23,21 +23,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("superpose_hostile_" + name);
-  fs::remove_all(dir);
-  return dir.string();
-}
+std::string fresh_dir(const std::string& name) { return fresh_path("hostile", name); }
 
 std::string write_file(const std::string& name, const std::string& bytes) {
   const std::string path = fresh_dir(name);
   std::ofstream(path, std::ios::binary) << bytes;
   return path;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // A .npy header claiming `shape`, followed by `data_bytes` zero bytes.

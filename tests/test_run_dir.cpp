@@ -19,24 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Outcome run(const std::string& arguments) {
-  return run_shell(std::string(SUPERPOSE_BINARY) + " " + arguments + " 2>&1");
-}
+Outcome run(const std::string& arguments) { return run_superpose(arguments); }
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("superpose_rundir_" + name);
-  fs::remove_all(dir);
-  return dir.string();
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
+std::string fresh_dir(const std::string& name) { return fresh_path("rundir", name); }
 
 std::string replace_first(std::string text, const std::string& from, const std::string& to) {
   const size_t at = text.find(from);
