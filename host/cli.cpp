@@ -531,11 +531,11 @@ std::string devices_text(const std::vector<std::unique_ptr<Backend>>& backends) 
 // The memory one call takes (a chunk, or on a GPU up to models_per_call() models of several) and
 // the disk the whole sweep writes, before anything is.
 void check_sweep_resources(const Backend& backend, const SweepSpec& spec,
-                           const CommonOptions& common) {
+                           const CommonOptions& common, int devices = 1) {
   GroupSpec largest = spec.base;
   largest.steps = most_steps(spec);
-  const int64_t at_once =
-      std::max(largest_chunk(spec), std::min(backend.models_per_call(), spec.model_count()));
+  const int64_t at_once = std::min(
+      spec.model_count(), devices * std::max(largest_chunk(spec), backend.models_per_call()));
   require_memory(training_memory(largest, at_once, threads_of(common, backend), "--chunk-models"));
   require_disk(output_disk(largest, spec.model_count(), true, "--seed"), common.out);
 }
@@ -635,7 +635,7 @@ int run_sweep_command(const SweepCli& o) {
 
   const auto backends = open_backends(o.common, o.split);
   SweepRun run = sweep_run(o.common, o.split, backends);
-  check_sweep_resources(*backends.front(), spec, o.common);
+  check_sweep_resources(*backends.front(), spec, o.common, static_cast<int>(backends.size()));
   const RunDir dir(o.common.out);
   run.after_claim = [&] { announce(o.common, *backends.front()); };
   const SweepOutcome outcome = run_sweep(spec, dir, "sweep", run);
@@ -729,7 +729,7 @@ int run_phase_diagram_command(PhaseCli& o, CLI::App& app) {
     probe.models.push_back(spec.model(0, &probe.steps));
     validate(probe);
   }
-  check_sweep_resources(*backend, spec, o.common);
+  check_sweep_resources(*backend, spec, o.common, static_cast<int>(backends.size()));
   SweepRun run = sweep_run(o.common, o.split, backends);
   const RunDir dir(o.common.out);
   const auto t0 = std::chrono::steady_clock::now();

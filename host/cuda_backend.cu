@@ -276,9 +276,10 @@ class CudaBackend final : public Backend {
     d.schedule_first = -window;    // no window on the device yet
     for (int t = 0; t < steps;) {  // K steps per launch, and a stop after every recorded step
       check_cancelled();
-      if (t >= d.schedule_first + window) {  // the next window of AdamW scalars, queued in order
+      // 64-bit sums: near --steps 2^31 − 1, step + window passes INT_MAX.
+      if (int64_t{t} >= int64_t{d.schedule_first} + window) {  // the next window, queued in order
         d.schedule_first = t;
-        for (int k = 0; k < window; ++k) {
+        for (int k = 0; k < window && k < steps - t; ++k) {
           host_bias1[k] = AdamWSchedule::bias1(t + k + 1);
           host_bias2[k] = AdamWSchedule::bias2_sqrt(t + k + 1);
         }
@@ -289,7 +290,8 @@ class CudaBackend final : public Backend {
         SP_CUDA_CHECK(cudaMemcpyAsync(d_bias2.get(), host_bias2.data(), window * sizeof(float),
                                       cudaMemcpyHostToDevice, nullptr));
       }
-      int end = std::min({steps, t + steps_per_launch_, d.schedule_first + window});
+      int end = static_cast<int>(std::min(
+          {int64_t{steps}, int64_t{t} + steps_per_launch_, int64_t{d.schedule_first} + window}));
       if (const int recorded = next_recorded_step(); recorded < end) end = recorded + 1;
       cuda::launch_train_steps(d, t, end - t, nullptr);
       t = end;

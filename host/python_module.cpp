@@ -52,9 +52,18 @@ class Job {
       argv.push_back(const_cast<char*>("superpose"));
       for (std::string& arg : args_) argv.push_back(arg.data());
       const int status = sp::run_cli(static_cast<int>(argv.size()), argv.data());
+      // The thread frees the process for the next job itself, whether or not anyone waits.
+      {
+        std::lock_guard<std::mutex> lock(log_mutex);
+        out_ = log_out;
+        err_ = log_err;
+      }
+      sp::set_output_sink(nullptr);
+      sp::clear_cancel();
       std::lock_guard<std::mutex> lock(mutex_);
       status_ = status;
       done_ = true;
+      busy = false;
       finished_.notify_all();
     });
   }
@@ -62,57 +71,51 @@ class Job {
   Job& operator=(const Job&) = delete;
   ~Job() {
     if (thread_.joinable()) {
-      sp::request_cancel();  // a job dropped unfinished is stopped, not left running
+      if (!finished()) sp::request_cancel();  // a job dropped unfinished is stopped, not left
       nb::gil_scoped_release release;
       thread_.join();
-      finish();
     }
   }
 
   // Waits up to `seconds` with the GIL released; true once the command has finished.
   bool wait(double seconds) {
-    {
-      nb::gil_scoped_release release;
-      std::unique_lock<std::mutex> lock(mutex_);
-      finished_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return done_; });
-      if (!done_) return false;
-    }
-    if (thread_.joinable()) {
-      nb::gil_scoped_release release;
-      thread_.join();
-      finish();
-    }
-    return true;
+    nb::gil_scoped_release release;
+    std::unique_lock<std::mutex> lock(mutex_);
+    finished_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return done_; });
+    return done_;
   }
-  void cancel() { sp::request_cancel(); }
-  int status() const { return status_; }
+  void cancel() {
+    if (!finished()) sp::request_cancel();
+  }
+  int status() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return status_;
+  }
   std::pair<int64_t, int64_t> progress() const {
     return {sp::progress().done.load(), sp::progress().total.load()};
   }
   std::string out() const {
-    std::lock_guard<std::mutex> lock(log_mutex);
-    return done_ ? out_ : log_out;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (done_) return out_;
+    std::lock_guard<std::mutex> log_lock(log_mutex);
+    return log_out;
   }
   std::string err() const {
-    std::lock_guard<std::mutex> lock(log_mutex);
-    return done_ ? err_ : log_err;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (done_) return err_;
+    std::lock_guard<std::mutex> log_lock(log_mutex);
+    return log_err;
   }
 
  private:
-  void finish() {  // the thread has ended: keep its messages, free the process for the next job
-    {
-      std::lock_guard<std::mutex> lock(log_mutex);
-      out_ = log_out;
-      err_ = log_err;
-    }
-    sp::set_output_sink(nullptr);
-    sp::clear_cancel();
-    busy = false;
+  bool finished() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return done_;
   }
 
   std::vector<std::string> args_;
   std::thread thread_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable finished_;
   bool done_ = false;
   int status_ = -1;

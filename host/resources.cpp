@@ -40,6 +40,60 @@ double every_and_last_count(int every, int steps) {
   return listed + ((steps - 1) % every != 0 ? 1 : 0);
 }
 
+// The cgroup path of this process for the memory controller ("" for cgroup v2's unified tree).
+std::string own_cgroup(bool* v2) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line, unified;
+  while (std::getline(in, line)) {
+    const size_t first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    const std::string path = line.substr(second + 1);
+    if (controllers.empty()) unified = path;
+    if ((',' + controllers + ',').find(",memory,") != std::string::npos) {
+      *v2 = false;
+      return path;
+    }
+  }
+  *v2 = true;
+  return unified;
+}
+
+uint64_t memory_stat(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  std::string name;
+  uint64_t value = 0;
+  while (in >> name >> value)
+    if (name == key) return value;
+  return 0;
+}
+
+// The smallest room left under a memory limit, this process's cgroup and every one above it
+// (0: no limit found).
+uint64_t cgroup_memory_available() {
+  bool v2 = true;
+  fs::path path = own_cgroup(&v2);
+  const fs::path root = v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+  uint64_t best = 0;
+  for (;;) {
+    const fs::path dir = root / path.relative_path();
+    const uint64_t limit =
+        first_number_in((dir / (v2 ? "memory.max" : "memory.limit_in_bytes")).string());
+    if (limit > 0 && limit < (uint64_t{1} << 60)) {
+      uint64_t usage =
+          first_number_in((dir / (v2 ? "memory.current" : "memory.usage_in_bytes")).string());
+      const uint64_t reclaimable =
+          memory_stat((dir / "memory.stat").string(), v2 ? "inactive_file" : "total_inactive_file");
+      usage -= std::min(usage, reclaimable);
+      const uint64_t room = limit - std::min(limit, usage);
+      if (best == 0 || room < best) best = room;
+    }
+    if (!path.has_relative_path() || path == path.parent_path()) break;
+    path = path.parent_path();
+  }
+  return best;
+}
+
 }  // namespace
 
 uint64_t available_memory_bytes() {
@@ -51,17 +105,10 @@ uint64_t available_memory_bytes() {
   std::string unit;
   while (meminfo >> key >> kib >> unit)
     if (key == "MemAvailable:") available = kib * 1024;
-  // A container's limit (cgroup v2, then v1), less what the cgroup already uses.
-  for (const auto& [limit_file, usage_file] :
-       {std::pair<const char*, const char*>{"/sys/fs/cgroup/memory.max",
-                                            "/sys/fs/cgroup/memory.current"},
-        {"/sys/fs/cgroup/memory/memory.limit_in_bytes",
-         "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
-    const uint64_t limit = first_number_in(limit_file), usage = first_number_in(usage_file);
-    if (limit > 0 && limit < (uint64_t{1} << 60) &&
-        (available == 0 || limit - std::min(limit, usage) < available))
-      available = limit - std::min(limit, usage);
-  }
+  // The memory limit of this process's own cgroup and of every cgroup above it (a Slurm job's, a
+  // container's), less what it already holds that cannot be reclaimed (page cache can).
+  if (const uint64_t cgroup = cgroup_memory_available(); cgroup > 0 && cgroup < available)
+    available = cgroup;
   return available ? available : uint64_t{1} << 34;  // unknown: assume 16 GiB
 }
 

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <set>
 
 #include "host/npy.hpp"
 
@@ -48,8 +50,13 @@ void RunDir::write_with(const std::string& name,
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::ostream&)>& fill) {
   const fs::path final_path(path);
-  const fs::path temporary = final_path.parent_path() /
-                             fmt::format(".{}.tmp-{}", final_path.filename().string(), ::getpid());
+  // The pid and a random part: shards on different machines (or pid namespaces) that write the
+  // same file of a shared directory at once never share a temporary.
+  static thread_local std::mt19937_64 random(std::random_device{}() ^
+                                             static_cast<uint64_t>(::getpid()));
+  const fs::path temporary =
+      final_path.parent_path() / fmt::format(".{}.tmp-{}-{:08x}", final_path.filename().string(),
+                                             ::getpid(), static_cast<uint32_t>(random()));
   try {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     fill(out);
@@ -73,12 +80,33 @@ std::string hex64(uint64_t value) { return fmt::format("{:016x}", value); }
 
 constexpr const char* kLockFile = ".superpose.lock";
 
-// A temporary of write_file_atomically: .<name>.tmp-<pid>.
+// A temporary of write_file_atomically: .<name>.tmp-<pid>-<8 hex digits>.
 bool is_temporary(const std::string& name) {
   const size_t at = name.rfind(".tmp-");
-  if (name.size() < 2 || name[0] != '.' || at == std::string::npos || at + 5 >= name.size())
+  if (name.size() < 2 || name[0] != '.' || at == std::string::npos) return false;
+  const std::string tail = name.substr(at + 5);
+  const size_t dash = tail.find('-');
+  return dash != std::string::npos && dash > 0 && tail.size() == dash + 9 &&
+         tail.find_first_not_of("0123456789") == dash &&
+         tail.find_first_not_of("0123456789abcdef", dash + 1) == std::string::npos;
+}
+
+// Whether `path` is a run directory's identity file superpose wrote (run.json, sweep.json,
+// manifest.json): a JSON object naming a superpose command — not merely a file of that name,
+// which another program's directory may hold too.
+bool superpose_identity(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return false;
+  try {
+    nlohmann::json j;
+    in >> j;
+    static const std::set<std::string> commands = {"train", "experiments", "sweep",
+                                                   "phase-diagram"};
+    return j.is_object() && j.contains("command") && j["command"].is_string() &&
+           commands.count(j["command"].get<std::string>()) > 0;
+  } catch (const std::exception&) {
     return false;
-  return name.find_first_not_of("0123456789", at + 5) == std::string::npos;
+  }
 }
 
 }  // namespace
@@ -123,8 +151,11 @@ std::unique_ptr<RunClaim> try_lock_file(const std::string& path) {
   if (fd < 0)
     throw std::runtime_error(fmt::format("cannot open '{}' ({})", path, std::strerror(errno)));
   auto lock = std::make_unique<RunClaim>(fd);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return nullptr;
-  return lock;
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return lock;
+  if (errno == EWOULDBLOCK) return nullptr;  // another process holds it
+  throw std::runtime_error(fmt::format(
+      "cannot lock '{}' ({}): superpose needs flock, which this file system does not give", path,
+      std::strerror(errno)));
 }
 
 std::unique_ptr<RunClaim> claim_run_dir(
@@ -144,7 +175,7 @@ std::unique_ptr<RunClaim> claim_run_dir(
   };
   auto superpose_file = [&]() -> std::string {
     for (const char* name : {"run.json", "sweep.json", "manifest.json"})
-      if (fs::exists(root / name)) return name;
+      if (superpose_identity(root / name)) return name;
     return "";
   };
   auto refuse_foreign = [&](const std::vector<std::string>& entries) {
@@ -165,6 +196,10 @@ std::unique_ptr<RunClaim> claim_run_dir(
   auto claim = std::make_unique<RunClaim>(fd);
   if (shared && overwrite)
     throw UsageError("--overwrite: not with --shard (shards share a directory; replace it first)");
+  if (::flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 && errno != EWOULDBLOCK)
+    throw UsageError(fmt::format(
+        "--out: cannot lock '{}' ({}): superpose needs flock, which this file system does not give",
+        lock_path, std::strerror(errno)));
   if (::flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     char holder[256] = {};
     const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);

@@ -2,6 +2,7 @@
 // shards of one sweep sharing a directory, several devices pulling chunks, and the merge into one
 // results.csv.
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -151,8 +152,22 @@ nlohmann::json read_json(const fs::path& path) {
 // its own — its record present and this sweep's, for these ids, every file with the size and
 // checksum it was written with, its results.csv the sweep's columns and exactly its ids, once each
 // and in order — and hold what this run asks for (trajectories).
+std::string check_chunk_record(const fs::path& dir, const Chunk& chunk,
+                               const std::string& sweep_digest, const std::string& header,
+                               bool want_trajectories);
+
 std::string check_chunk(const fs::path& dir, const Chunk& chunk, const std::string& sweep_digest,
                         const std::string& header, bool want_trajectories) {
+  try {
+    return check_chunk_record(dir, chunk, sweep_digest, header, want_trajectories);
+  } catch (const nlohmann::json::exception&) {  // valid JSON, but not a record's fields
+    return "its chunk.json is damaged";
+  }
+}
+
+std::string check_chunk_record(const fs::path& dir, const Chunk& chunk,
+                               const std::string& sweep_digest, const std::string& header,
+                               bool want_trajectories) {
   if (!fs::exists(dir)) return "it is missing";
   if (!fs::exists(dir / "chunk.json"))
     return "it has no chunk.json (it was interrupted before it was complete)";
@@ -226,6 +241,8 @@ struct Plan {
   nlohmann::json identity, extra;
 };
 
+Plan read_plan_fields(const RunDir& dir);
+
 nlohmann::json plan_json(const Plan& plan) {
   nlohmann::json chunks = nlohmann::json::array();
   for (const Chunk& c : plan.chunks) chunks.push_back({c.first, c.count, c.steps});
@@ -235,6 +252,17 @@ nlohmann::json plan_json(const Plan& plan) {
 }
 
 Plan read_plan(const RunDir& dir) {
+  try {
+    return read_plan_fields(dir);
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError(
+        fmt::format("merge: '{}'s plan.json is damaged; rerun the sweep's command "
+                    "(without --shard) to write it again",
+                    dir.path()));
+  }
+}
+
+Plan read_plan_fields(const RunDir& dir) {
   const nlohmann::json j = read_json(fs::path(dir.path()) / "plan.json");
   if (!j.is_object() || !j.contains("chunks"))
     throw UsageError(fmt::format(
@@ -382,6 +410,20 @@ void train_chunks(Backend& backend, const SweepSpec& spec, const std::vector<Chu
   }
 }
 
+// How many lock files this process may hold open at once: the soft limit on open files, raised
+// to the hard one, less a margin for everything else.
+size_t open_files_allowed() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 256;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t usable = limit.rlim_cur == RLIM_INFINITY ? rlim_t{1} << 20 : limit.rlim_cur;
+  return usable > 128 ? static_cast<size_t>(std::min<rlim_t>(usable - 128, rlim_t{1} << 20)) : 16;
+}
+
 int environment_int(const char* name, bool* present) {
   const char* text = std::getenv(name);
   *present = text && *text;
@@ -490,41 +532,33 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
   outcome.models = spec.model_count();
   outcome.chunks = static_cast<int64_t>(plan.chunks.size());
 
-  // This shard's chunks: each locked while this process holds it; a chunk another process is
-  // training is left to it; one found whole and its own is kept; any other is trained (again).
-  struct Pending {
-    size_t chunk;
-    std::shared_ptr<RunClaim> lock;
-  };
-  std::vector<Pending> pending;
+  // This shard's chunks: one found whole and its own is kept; any other is to be trained (again).
+  // Each is locked only while this process trains it (a lock file per chunk, taken when its batch
+  // is: a process of the same shard started twice skips what the other holds).
+  std::vector<Chunk> pending;
   int64_t pending_models = 0;
+  std::vector<std::string> problems;  // why each pending chunk found in the directory is retrained
   for (size_t c = static_cast<size_t>(shard.index - 1); c < plan.chunks.size();
        c += static_cast<size_t>(shard.count)) {
     const Chunk& chunk = plan.chunks[c];
     ++outcome.shard_chunks;
-    std::shared_ptr<RunClaim> lock = try_lock_file((root / chunk.lock()).string());
-    if (!lock) {
-      ++outcome.chunks_elsewhere;
-      continue;
-    }
+    std::string problem;
     if (fs::exists(root / chunk.dir())) {
-      const std::string problem = check_chunk(root / chunk.dir(), chunk, plan.sweep_digest,
-                                              plan.header, spec.base.record_trajectories);
+      problem = check_chunk(root / chunk.dir(), chunk, plan.sweep_digest, plan.header,
+                            spec.base.record_trajectories);
       if (problem.empty()) {
         ++outcome.chunks_resumed;
         continue;
       }
-      print_err("superpose: {} (models {} to {}) is trained again: {}\n", chunk.dir(), chunk.first,
-                chunk.first + chunk.count - 1, problem);
-      fs::remove_all(root / chunk.dir());
-      ++outcome.chunks_retrained;
     }
-    pending.push_back({c, std::move(lock)});
+    pending.push_back(chunk);
+    problems.push_back(problem);
     pending_models += chunk.count;
   }
 
-  // Batches of consecutive pending chunks of one steps value, as many models as the backends
-  // take in one call (0: a chunk at a time).
+  // Batches of this shard's pending chunks of one steps value, as many models as the backends
+  // take in one call (0: a chunk at a time), every device given work, and no more chunks than
+  // this process may hold lock files open at once.
   int64_t per_call = 0;
   for (const Backend* backend : run.backends) {
     const int64_t models = backend->models_per_call();
@@ -536,25 +570,26 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
                                  (2 * static_cast<int64_t>(run.backends.size())));
     per_call = per_call == 0 ? share : std::min(per_call, share);
   }
-  std::vector<std::vector<Chunk>> batches;
+  const size_t chunks_per_call =
+      std::max<size_t>(1, open_files_allowed() / 2 / std::max<size_t>(1, run.backends.size()));
+  std::vector<std::vector<size_t>> batches;  // indices into `pending`
   for (size_t p = 0; p < pending.size(); ++p) {
-    const Chunk& chunk = plan.chunks[pending[p].chunk];
-    int64_t in_batch = 0;
     if (!batches.empty()) {
-      for (const Chunk& c : batches.back()) in_batch += c.count;
-      const Chunk& last = batches.back().back();
-      const bool consecutive =
-          p > 0 && pending[p - 1].chunk + static_cast<size_t>(shard.count) == pending[p].chunk;
-      if (consecutive && last.steps == chunk.steps && per_call > 0 &&
-          in_batch + chunk.count <= per_call) {
-        batches.back().push_back(chunk);
+      const std::vector<size_t>& last = batches.back();
+      int64_t in_batch = 0;
+      for (size_t q : last) in_batch += pending[q].count;
+      if (pending[last.back()].steps == pending[p].steps && per_call > 0 &&
+          in_batch + pending[p].count <= per_call && last.size() < chunks_per_call) {
+        batches.back().push_back(p);
         continue;
       }
     }
-    batches.push_back({chunk});
+    batches.push_back({p});
   }
 
-  // Every backend (a device each) pulls batches on its own host thread.
+  // Every backend (a device each) pulls batches on its own host thread: locks its chunks, leaves
+  // any another process holds (or has meanwhile finished), clears what a damaged or unfinished
+  // one left, and trains the rest in one call.
   const bool show_progress = progress_on_terminal();
   progress().total = pending_models;
   progress().done = 0;
@@ -563,31 +598,59 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
   std::atomic<bool> failed{false};
   std::exception_ptr failure;
   std::mutex progress_mutex;
-  int64_t trained_models = 0, trained_chunks = 0;
+  int64_t trained_models = 0, trained_chunks = 0, done_models = 0;
   auto worker = [&](Backend& backend) {
     for (size_t b = next++; b < batches.size() && !failed; b = next++) {
+      std::vector<Chunk> mine;
+      std::vector<std::unique_ptr<RunClaim>> locks;
+      int64_t skipped_models = 0;
       try {
         check_cancelled();
-        train_chunks(backend, spec, batches[b], dir, plan.sweep_digest);
+        for (size_t p : batches[b]) {
+          const Chunk& chunk = pending[p];
+          std::unique_ptr<RunClaim> lock = try_lock_file((root / chunk.lock()).string());
+          // Under its lock, checked again: another process of this shard may have finished it.
+          const bool done_meanwhile = lock && fs::exists(root / chunk.dir()) &&
+                                      check_chunk(root / chunk.dir(), chunk, plan.sweep_digest,
+                                                  plan.header, spec.base.record_trajectories)
+                                          .empty();
+          if (!lock || done_meanwhile) {
+            std::lock_guard<std::mutex> guard(progress_mutex);
+            ++(lock ? outcome.chunks_resumed : outcome.chunks_elsewhere);
+            skipped_models += chunk.count;
+            continue;
+          }
+          if (!problems[p].empty()) {
+            print_err("superpose: {} (models {} to {}) is trained again: {}\n", chunk.dir(),
+                      chunk.first, chunk.first + chunk.count - 1, problems[p]);
+            std::lock_guard<std::mutex> guard(progress_mutex);
+            ++outcome.chunks_retrained;
+          }
+          fs::remove_all(root / chunk.dir());  // what a damaged or unfinished chunk left
+          mine.push_back(chunk);
+          locks.push_back(std::move(lock));
+        }
+        if (!mine.empty()) train_chunks(backend, spec, mine, dir, plan.sweep_digest);
       } catch (...) {
-        std::lock_guard<std::mutex> lock(progress_mutex);
+        std::lock_guard<std::mutex> guard(progress_mutex);
         if (!failed.exchange(true)) failure = std::current_exception();
         return;
       }
-      std::lock_guard<std::mutex> lock(progress_mutex);
-      for (const Chunk& c : batches[b]) trained_models += c.count;
-      progress().done = trained_models;
-      trained_chunks += static_cast<int64_t>(batches[b].size());
-      if (show_progress) {
+      locks.clear();
+      std::lock_guard<std::mutex> guard(progress_mutex);
+      for (const Chunk& c : mine) trained_models += c.count;
+      trained_chunks += static_cast<int64_t>(mine.size());
+      done_models += skipped_models;
+      progress().done = trained_models + done_models;
+      if (show_progress && !mine.empty()) {
         const double elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const double eta = elapsed / static_cast<double>(trained_models) *
-                           static_cast<double>(pending_models - trained_models);
+                           static_cast<double>(pending_models - trained_models - done_models);
         print_err("\r{}{}: {}/{} models, chunk {}/{}, {} elapsed, ETA {}    ", command,
                   sharded ? fmt::format(" shard {}/{}", shard.index, shard.count) : "",
-                  trained_models, pending_models, trained_chunks, pending.size(),
+                  trained_models + done_models, pending_models, trained_chunks, pending.size(),
                   duration_text(elapsed), duration_text(eta));
-        std::fflush(stderr);
       }
     }
   };
@@ -601,7 +664,6 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
   outcome.chunks_trained = trained_chunks;
   outcome.train_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  pending.clear();  // the chunks' locks
 
   if (!sharded) merge_chunks(dir, plan, outcome);  // the whole sweep: every chunk is here
   return outcome;

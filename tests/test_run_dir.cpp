@@ -156,12 +156,12 @@ TEST_F(ResumeDamage, AnUnfinishedChunkIsTrainedAgainAndTemporariesRemoved) {
   const fs::path dir = fresh_dir("stale_temporary");
   fs::copy(whole_, dir, fs::copy_options::recursive);
   fs::remove(dir / ".superpose.lock");
-  write_text(dir / "chunks" / kChunk / ".results.csv.tmp-999999", "half a file");
-  write_text(dir / ".results.csv.tmp-999998", "half a file");
+  write_text(dir / "chunks" / kChunk / ".results.csv.tmp-999999-0badf00d", "half a file");
+  write_text(dir / ".results.csv.tmp-999998-0badf00d", "half a file");
   const Outcome r = run(kSweep + "--out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_FALSE(fs::exists(dir / "chunks" / kChunk / ".results.csv.tmp-999999"));
-  EXPECT_FALSE(fs::exists(dir / ".results.csv.tmp-999998"));
+  EXPECT_FALSE(fs::exists(dir / "chunks" / kChunk / ".results.csv.tmp-999999-0badf00d"));
+  EXPECT_FALSE(fs::exists(dir / ".results.csv.tmp-999998-0badf00d"));
   EXPECT_NE(r.output.find("12 resumed"), std::string::npos) << r.output;
   EXPECT_EQ(read_text(dir / "results.csv"), expected_);
 }

@@ -36,7 +36,7 @@ import pandas as pd
 from . import _core
 
 __all__ = ["train", "sweep", "experiments", "phase_diagram", "merge", "load", "Run", "Sweep",
-           "Experiments", "PhaseDiagram", "__version__"]
+           "Experiments", "PhaseDiagram", "ShardRun", "__version__"]
 __version__ = _core.version
 
 # ----------------------------------------------------------------------------------- options
@@ -115,10 +115,14 @@ def _execute(args: List[str], show_progress: bool) -> _core.Job:
                         from tqdm.auto import tqdm
                         bar = tqdm(total=total, unit="model", desc=args[0])
                     bar.update(done - bar.n)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or anything else: the engine stops before this returns
         job.cancel()
-        while not job.wait(0.5):
-            pass
+        while True:
+            try:
+                if job.wait(0.5):
+                    break
+            except KeyboardInterrupt:  # a second Ctrl-C while it stops: it is stopping already
+                job.cancel()
         raise
     finally:
         if bar is not None:
@@ -134,10 +138,23 @@ def _execute(args: List[str], show_progress: bool) -> _core.Job:
     return job
 
 
+@dataclass
+class ShardRun:
+    """What a shard (shard="K/N" or "auto") trained into `path`: the sweep is loaded by
+    superpose.merge(path) once every shard has finished."""
+    path: Path
+    log: str = ""
+
+
 def _run(command: str, options: Dict[str, Any], load_as, progress: bool):
     out = options.pop("out", None)
+    if options.get("shard") is not None and out is None:
+        raise ValueError("--shard: needs out=, the directory every shard shares")
     scratch = Path(_memory_dir())
     try:
+        if options.get("shard") is not None:
+            job = _execute(_arguments(command, options, scratch) + ["--out", str(out)], progress)
+            return ShardRun(path=Path(out), log=job.out())
         target = Path(out) if out is not None else scratch / "run"
         args = _arguments(command, options, scratch) + ["--out", str(target)]
         job = _execute(args, progress)
@@ -285,6 +302,11 @@ class Sweep:
         for name in ("train_loss", "eval_loss", "W", "b"):
             parts = [np.load(c / f"{name}.npy") for c in chunks if (c / f"{name}.npy").exists()]
             if parts and len(parts) == len(chunks):
+                # A steps axis gives chunks of different lengths: the shorter ones end in NaN.
+                longest = max(p.shape[1] for p in parts)
+                parts = [np.pad(p.astype(np.float32), [(0, 0), (0, longest - p.shape[1])] +
+                                [(0, 0)] * (p.ndim - 2), constant_values=np.nan)
+                         for p in parts]
                 whole = np.concatenate(parts)
                 trajectories[name] = whole.reshape(shape + whole.shape[1:])
         return cls(results=results, W=W.reshape(shape + (m, n)), b=b.reshape(shape + (n,)),

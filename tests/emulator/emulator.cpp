@@ -170,12 +170,19 @@ struct Warp {
   int sources[kWarpSize] = {};
   Combine combine = nullptr;  // a reduction: every lane gets the tree of `combine` over values
   unsigned exited = 0;        // lanes that have left the kernel
+  // The race check's sync objects, one per generation of __syncwarp (alternating: a lane cannot
+  // reach the generation after next before every lane has left this one), so that the lane that
+  // arrives last, and runs on at once, does not hand its later work to the others' acquire.
+  unsigned generation = 0;
+  char sync_objects[2] = {};
 };
 
 struct Block {
   std::vector<Lane> lanes;
   std::vector<Warp> warps;
   int barrier_arrived = 0;
+  unsigned barrier_generation = 0;  // as Warp::generation, for __syncthreads
+  char barrier_sync_objects[2] = {};
   // The launch's dynamic shared memory, exactly its size (AddressSanitizer sees a read past it),
   // every byte 0xff: a float read before it is written is a NaN.
   std::vector<unsigned char> dynamic_shared;
@@ -283,6 +290,7 @@ void complete_if_ready(Warp& warp) {
   }
   warp.combine = nullptr;
   warp.operation = nullptr;
+  ++warp.generation;
   warp.mask = warp.arrived = 0;
 }
 
@@ -328,6 +336,7 @@ void release_barrier_if_complete(Block& block) {
   for (Lane& lane : block.lanes)
     if (lane.at_barrier) lane.at_barrier = lane.waiting = false;
   block.barrier_arrived = 0;
+  ++block.barrier_generation;
 }
 
 void lane_exits(Lane& lane) {
@@ -531,19 +540,20 @@ uint64_t warp_collective(const char* operation, unsigned mask, uint64_t value, i
   if (!current_lane) fail(std::string(operation) + " called outside a kernel");
   // __syncwarp orders the memory accesses of the lanes it names; shuffles order none.
   const bool orders_memory = std::strcmp(operation, "__syncwarp") == 0;
-  void* warp;
+  void* sync;
   {
     HiddenFromTsan hidden;
-    warp = &warp_of(*current_lane);
+    Warp& warp = warp_of(*current_lane);
+    sync = &warp.sync_objects[warp.generation % 2];
   }
-  if (orders_memory) release(warp);
+  if (orders_memory) release(sync);
   uint64_t result;
   {
     HiddenFromTsan hidden;
     arrive(operation, mask, value, source, nullptr);
     result = current_lane->result;
   }
-  if (orders_memory) acquire(warp);
+  if (orders_memory) acquire(sync);
   return result;
 }
 
@@ -561,13 +571,13 @@ void* dynamic_shared_memory() {
 }
 
 void block_barrier() {
-  void* block;
+  void* sync;
   {
     HiddenFromTsan hidden;
     if (!current_lane) fail("__syncthreads called outside a kernel");
-    block = current_block;
+    sync = &current_block->barrier_sync_objects[current_block->barrier_generation % 2];
   }
-  release(block);
+  release(sync);
   {
     HiddenFromTsan hidden;
     Lane& lane = *current_lane;
@@ -576,7 +586,7 @@ void block_barrier() {
     release_barrier_if_complete(*current_block);
     if (lane.waiting) yield_to_scheduler();
   }
-  acquire(block);
+  acquire(sync);
 }
 
 LaunchStatus launch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,

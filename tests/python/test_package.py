@@ -159,3 +159,21 @@ def test_a_sweep_stopped_by_ctrl_c_resumes(tmp_path):
     resumed = superpose.sweep(out=out, **options)
     assert f"{done} resumed from an earlier run" in resumed.log
     assert resumed.results.equals(whole.results)
+
+
+def test_trajectories_across_a_steps_axis_and_shards_merged(tmp_path):
+    sweep = superpose.sweep(backend="cpu", steps=[30, 60], seed=range(3), trajectories=True,
+                            progress=False)
+    loss = sweep.trajectories["train_loss"]
+    assert loss.shape == sweep.shape + (60,)
+    assert sweep.shape == (1, 2, 1, 1, 3)  # model, steps, lr, sparsity, seed
+    assert np.isnan(loss[0, 0, :, :, :, 30:]).all() and not np.isnan(loss[0, 1]).any()
+    options = dict(backend="cpu", seed=range(8), steps=40, chunk_models=2, progress=False)
+    whole = superpose.sweep(**options)
+    for k in (1, 2):
+        shard = superpose.sweep(shard=f"{k}/2", out=tmp_path / "shards", **options)
+        assert isinstance(shard, superpose.ShardRun) and "shard" in shard.log
+    merged = superpose.merge(tmp_path / "shards")
+    assert merged.results.equals(whole.results)
+    with pytest.raises(ValueError, match="--shard"):
+        superpose.sweep(shard="1/2", **options)

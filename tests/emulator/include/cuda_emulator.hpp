@@ -20,7 +20,9 @@
 // check, SUPERPOSE_RACECHECK), every thread is a TSan fiber and only __syncwarp and __syncthreads
 // order threads' memory accesses, as on a device: a shared-memory write that another thread's read
 // is ordered against only by a shuffle or cub's reduction is reported as a data race, although
-// the fibers take turns here (emulator.cpp; tests/emulator/race_demo.cpp).
+// the fibers take turns here (emulator.cpp; tests/emulator/race_demo.cpp). Blocks that run one
+// after another on the same host thread are ordered by the turns (a race between such blocks
+// shows only when they land on different host threads).
 //
 // What it does not check: anything nvcc decides (code generation, -fmad, registers), the device's
 // caches and the ordering of global memory between blocks beyond what the host threads running
