@@ -149,7 +149,8 @@ std::string shape_text(const std::vector<size_t>& shape) {
 
 // The options a group shares (shape, data rules, evaluation), for train and sweep alike.
 struct GroupOptions {
-  std::string data_mode = "fixed";
+  std::string data_mode = "fixed", lr_schedule = "constant";
+  int warmup_steps = 0;
   int features = 2, hidden = 1, points = 1000, batch = 1024, eval_points = 1000, eval_every = 50,
       snapshot_every = 10;
   double eval_fraction = 0.2;
@@ -165,6 +166,8 @@ struct GroupOptions {
     g.eval_points = eval_points;
     g.eval_every = eval_every;
     g.snapshot_every = snapshot_every;
+    g.lr_schedule = parse_lr_schedule(lr_schedule, "--lr-schedule");
+    g.warmup_steps = warmup_steps;
     return g;
   }
 };
@@ -197,6 +200,18 @@ void add_group_options(CLI::App* command, GroupOptions& o, const char* snapshot_
   command->add_option("--snapshot-every", o.snapshot_every, snapshot_help)
       ->transform(decimal(0, kIntMax))
       ->capture_default_str();
+  command
+      ->add_option("--lr-schedule", o.lr_schedule,
+                   "the learning rate over the steps: constant | linear (to 0) | cosine (a quarter "
+                   "cosine to 0), as the toy-models notebook's")
+      ->check(non_empty())
+      ->capture_default_str();
+  command
+      ->add_option("--warmup-steps", o.warmup_steps,
+                   "steps of linear warm-up before the schedule (the learning rate (s+1)/W of its "
+                   "value at step s)")
+      ->transform(decimal(0, kIntMax))
+      ->capture_default_str();
 }
 
 // ------------------------------------------------------------------------------- train
@@ -205,7 +220,7 @@ struct TrainOptions {
   GroupOptions group;
   std::string model = "relu";
   std::vector<double> sparsity{0.0}, importance{1.0};
-  double lr = 1e-3;
+  double lr = 1e-3, weight_decay = 0.01;
   int steps = 1000;
   uint64_t seed = 0;
   std::string data_file, init_W_file, init_b_file;
@@ -224,6 +239,9 @@ void add_train(CLI::App& app, TrainOptions& o) {
       ->check(number())
       ->capture_default_str();
   train->add_option("--lr", o.lr, "AdamW learning rate")->check(number())->capture_default_str();
+  train->add_option("--weight-decay", o.weight_decay, "AdamW's weight decay (0: Adam)")
+      ->check(number())
+      ->capture_default_str();
   train->add_option("--steps", o.steps, "training steps")
       ->transform(decimal(1, kIntMax))
       ->capture_default_str();
@@ -266,6 +284,7 @@ int run_train(const TrainOptions& o) {
   model.seed = o.seed;
   model.kind = parse_model_kind(o.model, "--model");
   model.lr = o.lr;
+  model.weight_decay = o.weight_decay;
   model.sparsity = broadcast(o.sparsity, group.n_features);
   model.importance = broadcast(o.importance, group.n_features);
   const auto n = static_cast<size_t>(group.n_features), m = static_cast<size_t>(group.n_hidden);
@@ -281,10 +300,15 @@ int run_train(const TrainOptions& o) {
   require_disk(output_disk(group, 1, false, "--steps"), o.common.out);
 
   auto backend = open_backend(o.common);
-  const nlohmann::json model_json = {
-      {"seed", model.seed},         {"model", to_string(model.kind)}, {"lr", model.lr},
-      {"sparsity", model.sparsity}, {"importance", model.importance}, {"data", o.data_file},
-      {"init_W", o.init_W_file},    {"init_b", o.init_b_file}};
+  const nlohmann::json model_json = {{"seed", model.seed},
+                                     {"model", to_string(model.kind)},
+                                     {"lr", model.lr},
+                                     {"weight_decay", model.weight_decay},
+                                     {"sparsity", model.sparsity},
+                                     {"importance", model.importance},
+                                     {"data", o.data_file},
+                                     {"init_W", o.init_W_file},
+                                     {"init_b", o.init_b_file}};
   const RunDir dir(o.common.out);
   const auto claim = claim_run_dir(dir, "run.json",
                                    {{"command", "train"},
@@ -420,7 +444,8 @@ void add_sweep(CLI::App& app, SweepCli& o) {
       "sweep",
       "train the Cartesian product of option axes; each axis is a value, a list a,b,c, "
       "linspace(a,b,k), logspace(a,b,k) or range(a,b[,step]); model ids are row-major over "
-      "model, steps, lr, sparsity|density, importance-decay|relative-importance, seed");
+      "model, steps, lr, weight-decay, sparsity|density, importance-decay|relative-importance, "
+      "seed");
   add_common(sweep, o.common, "out/sweep");
   sweep->add_option("--model", o.axes.model, "axis: linear, relu or linear,relu")
       ->check(non_empty())
@@ -429,6 +454,9 @@ void add_sweep(CLI::App& app, SweepCli& o) {
       ->check(non_empty())
       ->capture_default_str();
   sweep->add_option("--lr", o.axes.lr, "axis: AdamW learning rate")
+      ->check(non_empty())
+      ->capture_default_str();
+  sweep->add_option("--weight-decay", o.axes.weight_decay, "axis: AdamW's weight decay (0: Adam)")
       ->check(non_empty())
       ->capture_default_str();
   sweep
@@ -591,7 +619,10 @@ int run_sweep_command(const SweepCli& o) {
   g.record_trajectories = o.trajectories;
   if (g.snapshot_every != 0 && !o.trajectories)
     throw UsageError("--snapshot-every: goes with --trajectories, which is not given");
-  validate(g);  // the shape first: the vectors below depend on it
+  // The shape first: the vectors below depend on it. (A sweep's steps are its --steps axis, each
+  // value checked against --warmup-steps below; the base group's own steps are not used.)
+  g.steps = std::max(g.steps, g.warmup_steps + 1);
+  validate(g);
   const int n = g.n_features;
   const int rules = !o.importance.empty() + !o.axes.importance_decay.empty() +
                     !o.axes.relative_importance.empty();
@@ -627,6 +658,13 @@ int run_sweep_command(const SweepCli& o) {
         fmt::format("--chunk-models: {} is not accepted (0 = automatic, or more)", o.chunk_models));
   spec.chunk_models = o.chunk_models;
   set_axes(spec, o.axes);  // every value of every axis checked: each model is a combination
+  for (const Axis& axis : spec.axes)
+    if (axis.name == "steps")
+      for (double steps : axis.values)
+        if (g.warmup_steps >= steps)
+          throw UsageError(fmt::format(
+              "--warmup-steps: {} is not fewer than the {} steps of some models (--steps)",
+              g.warmup_steps, format_number(steps)));
   {
     GroupSpec probe = g;
     probe.models.push_back(spec.model(0, nullptr));

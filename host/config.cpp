@@ -9,6 +9,18 @@ namespace sp {
 
 const char* to_string(ModelKind kind) { return kind == ModelKind::relu ? "relu" : "linear"; }
 const char* to_string(DataMode mode) { return mode == DataMode::fixed ? "fixed" : "fresh"; }
+const char* to_string(LrSchedule schedule) {
+  return schedule == LrSchedule::linear   ? "linear"
+         : schedule == LrSchedule::cosine ? "cosine"
+                                          : "constant";
+}
+
+LrSchedule parse_lr_schedule(const std::string& text, const std::string& option) {
+  for (LrSchedule schedule : {LrSchedule::constant, LrSchedule::linear, LrSchedule::cosine})
+    if (text == to_string(schedule)) return schedule;
+  throw UsageError(
+      fmt::format("{}: unknown schedule '{}' (accepted: constant, linear, cosine)", option, text));
+}
 
 ModelKind parse_model_kind(const std::string& text, const std::string& option) {
   if (text == "relu") return ModelKind::relu;
@@ -84,6 +96,10 @@ void validate(const GroupSpec& g) {
       g.n_hidden >= 1 && g.n_hidden <= kMaxHidden,
       fmt::format("--hidden: {} is outside the accepted range [1, {}]", g.n_hidden, kMaxHidden));
   require(g.steps >= 1, fmt::format("--steps: {} is not accepted (at least 1)", g.steps));
+  require(g.warmup_steps >= 0 && g.warmup_steps < g.steps,
+          fmt::format("--warmup-steps: {} is outside the accepted range [0, {}] (fewer than "
+                      "--steps)",
+                      g.warmup_steps, g.steps - 1));
   require(
       g.eval_every >= 0,
       fmt::format("--eval-every: {} is not accepted (0 or more; 0 = final only)", g.eval_every));
@@ -109,6 +125,10 @@ void validate(const GroupSpec& g) {
   for (const ModelSpec& model : g.models) {
     require(std::isfinite(model.lr) && model.lr >= 0.0 && model.lr <= 1e3,
             fmt::format("--lr: {} is outside the accepted range [0, 1000]", model.lr));
+    require(
+        std::isfinite(model.weight_decay) && model.weight_decay >= 0.0 && model.weight_decay <= 1e3,
+        fmt::format("--weight-decay: {} is outside the accepted range [0, 1000]",
+                    model.weight_decay));
     validate_vector(model.sparsity, n, "--sparsity", 0.0, 1.0);
     validate_vector(model.importance, n, "--importance", 0.0, static_cast<double>(FLT_MAX));
     if (model.data) {

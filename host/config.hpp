@@ -16,17 +16,24 @@ struct UsageError : std::runtime_error {
 
 enum class ModelKind { linear, relu };
 enum class DataMode { fixed, fresh };
+// The learning rate over the steps (host/data.hpp: AdamWSchedule::lr_factor): constant, or after a
+// linear warm-up decaying linearly to 0 or along a quarter cosine to 0 — the toy-models notebook's
+// constant_lr, linear_lr and cosine_decay_lr.
+enum class LrSchedule { constant, linear, cosine };
 
 const char* to_string(ModelKind kind);
 const char* to_string(DataMode mode);
+const char* to_string(LrSchedule schedule);
 ModelKind parse_model_kind(const std::string& text, const std::string& option);
 DataMode parse_data_mode(const std::string& text, const std::string& option);
+LrSchedule parse_lr_schedule(const std::string& text, const std::string& option);
 
 // One independent toy autoencoder and its own options.
 struct ModelSpec {
   uint64_t seed = 0;
   ModelKind kind = ModelKind::relu;
   double lr = 1e-3;
+  double weight_decay = 0.01;      // AdamW's; 0 is Adam (torch.optim.AdamW's default is 0.01)
   std::vector<double> sparsity;    // one per feature
   std::vector<double> importance;  // one per feature
   // Replay of another tool's run (train --data / --init-W / --init-b); empty when generated.
@@ -45,6 +52,8 @@ struct GroupSpec {
   int batch = 1024;            // fresh: samples per step
   int eval_points = 1000;      // fresh: size of the separate evaluation set
   int steps = 1000;
+  LrSchedule lr_schedule = LrSchedule::constant;
+  int warmup_steps = 0;    // steps of linear warm-up before the schedule (0: none)
   int eval_every = 50;     // 0: only the final evaluation
   int snapshot_every = 0;  // W, b snapshots in trajectories; 0: only the final parameters
   bool record_trajectories = false;

@@ -207,7 +207,9 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
       simd.generate_rows(model, sparsity.data(), static_cast<uint64_t>(t) * rows, rows);
     const float step_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
                                                     grad_W.data(), grad_b.data());
-    const AdamWStep scalars = AdamWSchedule::at(model.lr, t + 1);
+    const AdamWStep scalars = AdamWSchedule::at(
+        model.lr, model.weight_decay,
+        AdamWSchedule::lr_factor(group.lr_schedule, group.warmup_steps, group.steps, t + 1), t + 1);
     for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], m_W[k], v_W[k], grad_W[k], scalars);
     for (int f = 0; f < n; ++f) adamw_update(b[f], m_b[f], v_b[f], grad_b[f], scalars);
     last_batch_loss = step_loss;

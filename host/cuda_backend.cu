@@ -155,7 +155,7 @@ class CudaBackend final : public Backend {
 
   size_t bytes_per_model(const GroupSpec& g) const {
     const size_t n = g.n_features, m = g.n_hidden, P = m * n + n;
-    size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 32;
+    size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 48;  // + seed, lr, wd, ...
     if (dataset_in_memory(g)) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
     if (g.record_trajectories)  // loss curve, eval history, snapshots: all kept on the device
       bytes +=
@@ -171,15 +171,15 @@ class CudaBackend final : public Backend {
     const int n = g.n_features, m = g.n_hidden, P = m * n + n, steps = g.steps;
     std::vector<uint64_t> seeds;
     std::vector<uint8_t> relu;
-    std::vector<double> lr;
-    std::vector<float> decay, sparsity, importance, params;
+    std::vector<double> lr, weight_decay;
+    std::vector<float> sparsity, importance, params;
     bool replayed_data = false;
     for (size_t i = first; i < first + count; ++i) {
       const ModelSpec& model = g.models[i];
       seeds.push_back(model.seed);
       relu.push_back(model.kind == ModelKind::relu ? 1 : 0);
       lr.push_back(model.lr);
-      decay.push_back(AdamWSchedule::decay(model.lr));
+      weight_decay.push_back(model.weight_decay);
       for (int f = 0; f < n; ++f) sparsity.push_back(static_cast<float>(model.sparsity[f]));
       for (int f = 0; f < n; ++f) importance.push_back(static_cast<float>(model.importance[f]));
       const std::vector<float> W = initial_W(g, model), b = initial_b(g, model);
@@ -189,13 +189,15 @@ class CudaBackend final : public Backend {
     }
     const DeviceBuffer<uint64_t> d_seeds(seeds);
     const DeviceBuffer<uint8_t> d_relu(relu);
-    const DeviceBuffer<double> d_lr(lr);
-    const DeviceBuffer<float> d_decay(decay), d_sparsity(sparsity), d_importance(importance);
+    const DeviceBuffer<double> d_lr(lr), d_weight_decay(weight_decay);
+    const DeviceBuffer<float> d_sparsity(sparsity), d_importance(importance);
     // AdamW's per-step scalars, a window of steps at a time (DeviceChunk::schedule_first).
     const int window = std::min(steps, schedule_window_);
-    const DeviceBuffer<double> d_bias1(static_cast<size_t>(window));
+    const DeviceBuffer<double> d_bias1(static_cast<size_t>(window)),
+        d_lr_factor(static_cast<size_t>(window));
     const DeviceBuffer<float> d_bias2(static_cast<size_t>(window));
-    std::vector<double> host_bias1(static_cast<size_t>(window));
+    std::vector<double> host_bias1(static_cast<size_t>(window)),
+        host_lr_factor(static_cast<size_t>(window));
     std::vector<float> host_bias2(static_cast<size_t>(window));
     const DeviceBuffer<float> d_params(params), d_adam_m(std::vector<float>(params.size(), 0.0f)),
         d_adam_v(std::vector<float>(params.size(), 0.0f));
@@ -228,7 +230,7 @@ class CudaBackend final : public Backend {
     d.seed = d_seeds.get();
     d.relu = d_relu.get();
     d.lr = d_lr.get();
-    d.decay = d_decay.get();
+    d.weight_decay = d_weight_decay.get();
     d.sparsity = d_sparsity.get();
     d.importance = d_importance.get();
     d.params = d_params.get();
@@ -237,6 +239,7 @@ class CudaBackend final : public Backend {
     d.dataset = d_dataset.get();
     d.bias1 = d_bias1.get();
     d.bias2_sqrt = d_bias2.get();
+    d.lr_factor = d_lr_factor.get();
     d.loss_curve = d_loss_curve.get();
     d.loss_curve_stride = steps;
     d.last_loss = d_last_loss.get();
@@ -282,6 +285,8 @@ class CudaBackend final : public Backend {
         for (int k = 0; k < window && k < steps - t; ++k) {
           host_bias1[k] = AdamWSchedule::bias1(t + k + 1);
           host_bias2[k] = AdamWSchedule::bias2_sqrt(t + k + 1);
+          host_lr_factor[k] =
+              AdamWSchedule::lr_factor(g.lr_schedule, g.warmup_steps, g.steps, t + k + 1);
         }
         // From pageable memory: the call returns once the bytes are staged, so the host vectors
         // may be refilled; the copy runs after the launches queued before it.
@@ -289,6 +294,8 @@ class CudaBackend final : public Backend {
                                       cudaMemcpyHostToDevice, nullptr));
         SP_CUDA_CHECK(cudaMemcpyAsync(d_bias2.get(), host_bias2.data(), window * sizeof(float),
                                       cudaMemcpyHostToDevice, nullptr));
+        SP_CUDA_CHECK(cudaMemcpyAsync(d_lr_factor.get(), host_lr_factor.data(),
+                                      window * sizeof(double), cudaMemcpyHostToDevice, nullptr));
       }
       int end = static_cast<int>(std::min(
           {int64_t{steps}, int64_t{t} + steps_per_launch_, int64_t{d.schedule_first} + window}));

@@ -55,10 +55,31 @@ float AdamWSchedule::bias2_sqrt(int step) {
   return static_cast<float>(std::sqrt(1.0 - std::pow(0.999, step)));
 }
 
-float AdamWSchedule::decay(double lr) { return static_cast<float>(1.0 - lr * kWeightDecay); }
+float AdamWSchedule::decay(double lr, double weight_decay) {
+  return static_cast<float>(1.0 - lr * weight_decay);
+}
 
-AdamWStep AdamWSchedule::at(double lr, int step) {
-  return AdamWStep{decay(lr), static_cast<float>(lr / bias1(step)), bias2_sqrt(step)};
+double AdamWSchedule::lr_factor(LrSchedule schedule, int warmup, int steps, int step) {
+  const int s = step - 1;
+  if (s < warmup) return static_cast<double>(s + 1) / warmup;
+  const double u = s - warmup, total = steps - warmup;
+  switch (schedule) {
+    case LrSchedule::linear:
+      return 1.0 - u / total;
+    case LrSchedule::cosine:
+      return total > 1 ? std::cos(0.5 * M_PI * u / (total - 1)) : 1.0;
+    case LrSchedule::constant:
+      break;
+  }
+  return 1.0;
+}
+
+// The cuda kernels compute these on the device from the same doubles, in the same order
+// (kernels/fused_step.cu: step_scalars), so the bits agree.
+AdamWStep AdamWSchedule::at(double lr, double weight_decay, double factor, int step) {
+  const double lr_t = lr * factor;
+  return AdamWStep{decay(lr_t, weight_decay), static_cast<float>(lr_t / bias1(step)),
+                   bias2_sqrt(step)};
 }
 
 }  // namespace sp

@@ -25,15 +25,24 @@ std::vector<float> eval_set(const GroupSpec& group, const ModelSpec& model);
 
 std::vector<float> to_float(const std::vector<double>& values);
 
-// torch.optim.AdamW's per-step scalars, computed for each step as torch does in Python (double
-// pow, then rounded once to float): no table that grows with the steps.
-struct AdamWSchedule {
-  static double bias1(int step);             // 1 − 0.9ᵗ, t 1-based
-  static float bias2_sqrt(int step);         // sqrt(1 − 0.999ᵗ)
-  static AdamWStep at(double lr, int step);  // step is 1-based
-  static float decay(double lr);             // 1 − lr · weight_decay, weight_decay = 0.01
-};
+constexpr double kWeightDecay = 0.01;  // torch.optim.AdamW's default, and superpose's
 
-constexpr double kWeightDecay = 0.01;
+// torch.optim.AdamW's per-step scalars, computed for each step as torch does in Python (double
+// pow, then rounded once to float): no table that grows with the steps. With a schedule, step t's
+// learning rate is lr · lr_factor(t), and both the decay and the step size use it:
+// p ← p·(1 − lr_t·wd), step_size = lr_t / (1 − β1ᵗ) — as torch.optim.AdamW does with a LambdaLR
+// setting lr_t before each step. All in double, rounded once to float.
+struct AdamWSchedule {
+  static double bias1(int step);      // 1 − 0.9ᵗ, t 1-based
+  static float bias2_sqrt(int step);  // sqrt(1 − 0.999ᵗ)
+  // The factor at step t (1-based) of `steps`: for the first `warmup` steps (s + 1) / warmup
+  // (s = t − 1); then constant 1, linear 1 − u / U, or cosine cos(π/2 · u / (U − 1)), with
+  // u = s − warmup and U = steps − warmup (the toy-models notebook's linear_lr and
+  // cosine_decay_lr when warmup is 0).
+  static double lr_factor(LrSchedule schedule, int warmup, int steps, int step);
+  static AdamWStep at(double lr, double weight_decay, double factor, int step);
+  static AdamWStep at(double lr, int step) { return at(lr, kWeightDecay, 1.0, step); }
+  static float decay(double lr, double weight_decay = kWeightDecay);  // 1 − lr · weight_decay
+};
 
 }  // namespace sp

@@ -97,10 +97,13 @@ std::vector<PhaseCell> aggregate_phase_diagram(const PhaseDiagramOptions& o,
             c_eval = table.column("eval_loss"), c_train = table.column("train_loss"),
             c_phase = table.column("phase"), c_w1 = table.column("W_0_0"),
             c_w2 = table.column("W_0_1"), c_b1 = table.column("b_0"), c_b2 = table.column("b_1");
-  const std::vector<double>& densities = spec.axes[3].values;
-  const std::vector<double>& importances = spec.axes[4].values;
-  if (spec.axes[3].name != "density" || spec.axes[4].name != "relative_importance")
-    throw std::logic_error("phase_diagram_sweep: unexpected axis order");
+  auto axis = [&](const char* name) -> const std::vector<double>& {
+    for (const Axis& a : spec.axes)
+      if (a.name == name) return a.values;
+    throw std::logic_error(std::string("phase_diagram_sweep: no axis ") + name);
+  };
+  const std::vector<double>& densities = axis("density");
+  const std::vector<double>& importances = axis("relative_importance");
   std::vector<PhaseCell> cells(densities.size() * importances.size());
   for (size_t d = 0; d < densities.size(); ++d)
     for (size_t i = 0; i < importances.size(); ++i) {

@@ -62,11 +62,12 @@ double loss(int n, int m, bool relu, const std::vector<double>& W, const std::ve
 }
 
 void adamw_step(std::vector<double>& param, std::vector<double>& adam_m,
-                std::vector<double>& adam_v, const std::vector<double>& grad, double lr, int t) {
+                std::vector<double>& adam_v, const std::vector<double>& grad, double lr, int t,
+                double weight_decay) {
   const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   const double bias1 = 1 - std::pow(beta1, t), bias2 = 1 - std::pow(beta2, t);
   for (size_t i = 0; i < param.size(); ++i) {
-    param[i] *= 1 - lr * kWeightDecay;
+    param[i] *= 1 - lr * weight_decay;
     adam_m[i] = beta1 * adam_m[i] + (1 - beta1) * grad[i];
     adam_v[i] = beta2 * adam_v[i] + (1 - beta2) * grad[i] * grad[i];
     param[i] -= (lr / bias1) * adam_m[i] / (std::sqrt(adam_v[i]) / std::sqrt(bias2) + eps);
@@ -98,8 +99,10 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
       fresh = to_double(generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows));
     const std::vector<double>& x = group.mode == DataMode::fixed ? dataset : fresh;
     const Gradients g = loss_and_gradients(n, m, relu, W, b, model.importance, x, rows);
-    adamw_step(W, m_W, v_W, g.grad_W, model.lr, t + 1);
-    adamw_step(b, m_b, v_b, g.grad_b, model.lr, t + 1);
+    const double lr = model.lr * AdamWSchedule::lr_factor(group.lr_schedule, group.warmup_steps,
+                                                          group.steps, t + 1);
+    adamw_step(W, m_W, v_W, g.grad_W, lr, t + 1, model.weight_decay);
+    adamw_step(b, m_b, v_b, g.grad_b, lr, t + 1, model.weight_decay);
     last_batch_loss = g.loss;
     recorder.after_step(t, g.loss, W, b, evaluate);
   }

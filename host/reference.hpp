@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "host/config.hpp"
+#include "host/data.hpp"  // kWeightDecay
 
 namespace sp::reference {
 
@@ -22,9 +23,11 @@ Gradients loss_and_gradients(int n, int m, bool relu, const std::vector<double>&
 double loss(int n, int m, bool relu, const std::vector<double>& W, const std::vector<double>& b,
             const std::vector<double>& importance, const std::vector<double>& x, int rows);
 
-// torch.optim.AdamW with its defaults, step t (1-based), on one parameter tensor.
+// torch.optim.AdamW, step t (1-based), on one parameter tensor: learning rate lr (this step's,
+// a schedule's factor applied), weight decay `weight_decay`, torch's other defaults.
 void adamw_step(std::vector<double>& param, std::vector<double>& adam_m,
-                std::vector<double>& adam_v, const std::vector<double>& grad, double lr, int t);
+                std::vector<double>& adam_v, const std::vector<double>& grad, double lr, int t,
+                double weight_decay = kWeightDecay);
 
 ModelResult train(const GroupSpec& group, const ModelSpec& model);
 

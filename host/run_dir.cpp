@@ -264,7 +264,7 @@ std::string results_header(int n, int m, const std::vector<std::string>& extra_n
   std::string out = "model_id,seed,model,n_features,n_hidden,data_mode,sparsity";
   for (int f = 0; f < n; ++f) out += fmt::format(",sparsity_{}", f);
   for (int f = 0; f < n; ++f) out += fmt::format(",importance_{}", f);
-  out += ",lr,steps,train_loss,eval_loss";
+  out += ",lr,weight_decay,steps,train_loss,eval_loss";
   for (int j = 0; j < m; ++j)
     for (int f = 0; f < n; ++f) out += fmt::format(",W_{}_{}", j, f);
   for (int f = 0; f < n; ++f) out += fmt::format(",b_{}", f);
@@ -291,8 +291,9 @@ std::string results_csv(const std::vector<ResultRow>& rows) {
                        m, to_string(g.mode), format_number(mean_sparsity));
     for (double s : model.sparsity) out += "," + format_number(s);
     for (double i : model.importance) out += "," + format_number(i);
-    out += fmt::format(",{},{},{},{}", format_number(model.lr), g.steps,
-                       format_number(r.train_loss), format_number(r.eval_loss));
+    out +=
+        fmt::format(",{},{},{},{},{}", format_number(model.lr), format_number(model.weight_decay),
+                    g.steps, format_number(r.train_loss), format_number(r.eval_loss));
     for (double w : r.W) out += "," + format_number(w);
     for (double b : r.b) out += "," + format_number(b);
     out += "," + status_of(r);
@@ -303,10 +304,16 @@ std::string results_csv(const std::vector<ResultRow>& rows) {
 }
 
 nlohmann::json group_json(const GroupSpec& g) {
-  nlohmann::json j = {{"n_features", g.n_features},     {"n_hidden", g.n_hidden},
-                      {"data_mode", to_string(g.mode)}, {"steps", g.steps},
-                      {"eval_every", g.eval_every},     {"snapshot_every", g.snapshot_every},
-                      {"train_rows", g.train_rows()},   {"eval_rows", g.eval_rows()},
+  nlohmann::json j = {{"n_features", g.n_features},
+                      {"n_hidden", g.n_hidden},
+                      {"data_mode", to_string(g.mode)},
+                      {"steps", g.steps},
+                      {"lr_schedule", to_string(g.lr_schedule)},
+                      {"warmup_steps", g.warmup_steps},
+                      {"eval_every", g.eval_every},
+                      {"snapshot_every", g.snapshot_every},
+                      {"train_rows", g.train_rows()},
+                      {"eval_rows", g.eval_rows()},
                       {"models", g.models.size()}};
   if (g.mode == DataMode::fixed) {
     j["points"] = g.points;

@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "host/analysis.hpp"
+#include "host/data.hpp"  // kWeightDecay
 
 namespace sp {
 
@@ -176,6 +177,10 @@ void set_axes(SweepSpec& spec, const SweepAxesText& text) {
   require_each(lr.values, "--lr", 0, 1e3, false, "[0, 1000]");
   spec.axes.push_back(lr);
 
+  Axis weight_decay{"weight_decay", parse_axis(text.weight_decay, "--weight-decay"), {}};
+  require_each(weight_decay.values, "--weight-decay", 0, 1e3, false, "[0, 1000]");
+  spec.axes.push_back(weight_decay);
+
   if (!text.density.empty() && !text.sparsity.empty())
     throw UsageError("--density: give either --density or --sparsity, not both");
   if (!text.density.empty()) {
@@ -251,6 +256,7 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   m.seed = static_cast<uint64_t>(value("seed", 0));
   m.kind = value("model", 1) != 0 ? ModelKind::relu : ModelKind::linear;
   m.lr = value("lr", 1e-3);
+  m.weight_decay = value("weight_decay", kWeightDecay);
   if (!feature_sparsity.empty())
     m.sparsity = feature_sparsity;
   else if (find_axis(axes, "density"))

@@ -42,8 +42,8 @@ enum class ImportanceRule {
 struct SweepSpec {
   GroupSpec base;  // shape, data rules, evaluation, trajectories; its models and steps are unused
   // Axes in row-major order (the first varies slowest, the last fastest): model, steps, lr,
-  // sparsity | density, importance_decay | relative_importance, seed. Every axis is present, with
-  // one value where it is not swept; model ids count through their product.
+  // weight_decay, sparsity | density, importance_decay | relative_importance, seed. Every axis is
+  // present, with one value where it is not swept; model ids count through their product.
   std::vector<Axis> axes;
   std::vector<double> feature_sparsity;  // non-empty: this per-feature vector, no sparsity axis
   ImportanceRule importance_rule = ImportanceRule::vector;
@@ -64,8 +64,8 @@ struct SweepSpec {
 // throws UsageError naming the option.
 struct SweepAxesText {
   // sparsity: empty means "0"; give at most one of sparsity and density.
-  std::string model = "relu", steps = "1000", lr = "1e-3", sparsity, density, seed = "0",
-              importance_decay, relative_importance;
+  std::string model = "relu", steps = "1000", lr = "1e-3", weight_decay = "0.01", sparsity, density,
+              seed = "0", importance_decay, relative_importance;
 };
 void set_axes(SweepSpec& spec, const SweepAxesText& text);
 

@@ -96,9 +96,13 @@ __device__ __forceinline__ void load_row(const DeviceChunk& d, int model, int st
 }
 
 __device__ __forceinline__ AdamWStep step_scalars(const DeviceChunk& d, int model, int step) {
-  // Computed as AdamWSchedule::at does on the host: double division, rounded once to float.
+  // Computed as AdamWSchedule::at does on the host, from the same doubles in the same order
+  // (-fmad=false: nothing contracts): lr_t = lr · factor, decay 1 − lr_t · wd, step size
+  // lr_t / (1 − β1ᵗ), each rounded once to float.
   const int k = step - d.schedule_first;
-  return AdamWStep{d.decay[model], static_cast<float>(d.lr[model] / d.bias1[k]), d.bias2_sqrt[k]};
+  const double lr = d.lr[model] * d.lr_factor[k];
+  return AdamWStep{static_cast<float>(1.0 - lr * d.weight_decay[model]),
+                   static_cast<float>(lr / d.bias1[k]), d.bias2_sqrt[k]};
 }
 
 // The global mapping's scratch per lane: partial gradients (m n + n), x (n), hidden (m),

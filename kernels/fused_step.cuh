@@ -38,21 +38,22 @@ struct DeviceChunk {
   // Fixed rows kept on chip: the registers mapping's launches of K > 1 steps copy each model's
   // training rows from `dataset` into shared memory once and read them there (rows_fit_on_chip).
   bool rows_on_chip = false;
-  const uint64_t* seed = nullptr;     // [models]
-  const uint8_t* relu = nullptr;      // [models]
-  const double* lr = nullptr;         // [models]
-  const float* decay = nullptr;       // [models] 1 − lr · wd
-  const float* sparsity = nullptr;    // [models][n]
-  const float* importance = nullptr;  // [models][n]
-  float* params = nullptr;            // [models][m n + n]: W row-major, then b
-  float* adam_m = nullptr;            // same layout
-  float* adam_v = nullptr;            // same layout
-  const float* dataset = nullptr;     // fixed: [models][points][n] (null when regenerated)
+  const uint64_t* seed = nullptr;        // [models]
+  const uint8_t* relu = nullptr;         // [models]
+  const double* lr = nullptr;            // [models]
+  const double* weight_decay = nullptr;  // [models]
+  const float* sparsity = nullptr;       // [models][n]
+  const float* importance = nullptr;     // [models][n]
+  float* params = nullptr;               // [models][m n + n]: W row-major, then b
+  float* adam_m = nullptr;               // same layout
+  float* adam_v = nullptr;               // same layout
+  const float* dataset = nullptr;        // fixed: [models][points][n] (null when regenerated)
   // AdamW's per-step scalars for a window of steps: entry k is step schedule_first + k (0-based;
   // the host uploads the next window before the launches that need it, so no table grows with
   // the steps).
   const double* bias1 = nullptr;      // 1 − β1ᵗ
   const float* bias2_sqrt = nullptr;  // sqrt(1 − β2ᵗ)
+  const double* lr_factor = nullptr;  // the schedule's factor of the learning rate
   float* loss_curve = nullptr;        // [models][steps] or null
   int loss_curve_stride = 0;          // steps
   float* last_loss = nullptr;         // [models] the latest step's training loss

@@ -4,14 +4,20 @@
 1. torch_adamw.json: one AdamW step and 100 steps of the toy model (linear and ReLU, 5 -> 2) from
    given data and initial parameters, with torch.optim.AdamW's defaults (weight decay 0.01), plus
    autograd's gradients at the start.
-2. replay/expN/: the essay's experiments 1, 2, 3, 5, 6 exactly as its notebook runs them
+2. torch_schedules.json: the optimiser settings other codebases use, 100 steps of 5 -> 2 from given
+   data and parameters: torch.optim.Adam (ARENA's: no weight decay), and AdamW with a weight decay
+   of 0, 0.01 or 0.1 under a LambdaLR learning-rate schedule (constant, linear, cosine; with and
+   without warm-up), the factor superpose's AdamWSchedule::lr_factor computes.
+3. replay/expN/: the essay's experiments 1, 2, 3, 5, 6 exactly as its notebook runs them
    (t.manual_seed(44), generate_data, xavier_normal_ init, the randperm shuffle, full-batch AdamW):
    the shuffled data (train rows first), the initial W and b, and the final W, b and losses.
 
-Run: python3 scripts/torch_fixtures.py [--out tests/fixtures]   (needs torch and numpy)
+Run: python3 scripts/torch_fixtures.py [--out tests/fixtures] [--only adamw|schedules|replay]
+(needs torch and numpy; scripts/python-deps --torch installs them into .venv)
 """
 import argparse
 import json
+import math
 import os
 
 import numpy as np
@@ -63,6 +69,63 @@ def adamw_fixture():
             "importance": importance.tolist(), "losses": losses, **record,
         })
     return {"torch_version": t.__version__, "cases": cases}
+
+
+def lr_factor(schedule, warmup, steps, s):
+    """The learning rate's factor at 0-based step s: superpose's AdamWSchedule::lr_factor."""
+    if s < warmup:
+        return (s + 1) / warmup
+    u, total = s - warmup, steps - warmup
+    if schedule == "linear":
+        return 1.0 - u / total
+    if schedule == "cosine":
+        return math.cos(0.5 * math.pi * u / (total - 1)) if total > 1 else 1.0
+    return 1.0
+
+
+SCHEDULE_CASES = [  # (optimizer, weight decay, schedule, warm-up steps)
+    ("adam", 0.0, "constant", 0),
+    ("adamw", 0.0, "linear", 0),
+    ("adamw", 0.01, "linear", 10),
+    ("adamw", 0.1, "cosine", 0),
+    ("adamw", 0.01, "cosine", 25),
+]
+
+
+def schedules_fixture():
+    rng = np.random.default_rng(2026)
+    n, m, rows, steps, lr = 5, 2, 64, 100, 1e-2
+    x = rng.random((rows, n), dtype=np.float32)
+    x[rng.random((rows, n)) < 0.5] = 0.0
+    W0 = rng.normal(0, 0.6, (m, n)).astype(np.float32)
+    b0 = rng.normal(0, 0.1, n).astype(np.float32)
+    importance = (0.9 ** np.arange(n)).astype(np.float32)
+    xt, it = t.tensor(x), t.tensor(importance)
+    cases = []
+    for optimizer, weight_decay, schedule, warmup in SCHEDULE_CASES:
+        W = t.nn.Parameter(t.tensor(W0))
+        b = t.nn.Parameter(t.tensor(b0))
+        if optimizer == "adam":
+            opt = t.optim.Adam([W, b], lr=lr)
+        else:
+            opt = t.optim.AdamW([W, b], lr=lr, weight_decay=weight_decay)
+        scheduler = t.optim.lr_scheduler.LambdaLR(
+            opt, lambda s, sc=schedule, w=warmup: lr_factor(sc, w, steps, s))
+        losses = []
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = loss_fn(xt, forward(W, b, xt, True), it)
+            loss.backward()
+            losses.append(loss.item())
+            opt.step()
+            scheduler.step()
+        cases.append({"optimizer": optimizer, "weight_decay": weight_decay, "schedule": schedule,
+                      "warmup": warmup, "losses": losses,
+                      "W": W.detach().numpy().ravel().tolist(),
+                      "b": b.detach().numpy().ravel().tolist()})
+    return {"torch_version": t.__version__, "model": "relu", "n": n, "m": m, "rows": rows,
+            "steps": steps, "lr": lr, "x": x.ravel().tolist(), "W0": W0.ravel().tolist(),
+            "b0": b0.ravel().tolist(), "importance": importance.tolist(), "cases": cases}
 
 
 # The essay's notebook, verbatim in what it computes.
@@ -122,13 +185,19 @@ def replay_fixture(number, out_dir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+    parser.add_argument("--only", choices=["adamw", "schedules", "replay"])
     args = parser.parse_args()
     t.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "torch_adamw.json"), "w") as f:
-        json.dump(adamw_fixture(), f)
-    for number in ESSAY:
-        replay_fixture(number, os.path.join(args.out, "replay"))
+    if args.only in (None, "adamw"):
+        with open(os.path.join(args.out, "torch_adamw.json"), "w") as f:
+            json.dump(adamw_fixture(), f)
+    if args.only in (None, "schedules"):
+        with open(os.path.join(args.out, "torch_schedules.json"), "w") as f:
+            json.dump(schedules_fixture(), f)
+    if args.only in (None, "replay"):
+        for number in ESSAY:
+            replay_fixture(number, os.path.join(args.out, "replay"))
     print(f"wrote fixtures with torch {t.__version__} to {os.path.normpath(args.out)}")
 
 

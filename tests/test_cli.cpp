@@ -290,5 +290,35 @@ TEST(CliSimd, EverySimdPathWritesTheSameResults) {
   }
 }
 
+// The optimiser settings other codebases use: a weight-decay axis (0 is Adam), a learning-rate
+// schedule with warm-up; in results.csv and the manifest; bad values refused naming the option.
+TEST(CliSweep, WeightDecayAxisAndLearningRateSchedule) {
+  const std::string out = fresh_dir("optimiser");
+  const Outcome r =
+      run("sweep --backend cpu --steps 50 --seed 'range(0,2)' --weight-decay 0,0.1 --lr-schedule "
+          "cosine --warmup-steps 5 --out " +
+          out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string csv = read_text(out + "/results.csv");
+  EXPECT_NE(csv.find(",lr,weight_decay,steps,"), std::string::npos) << csv.substr(0, 300);
+  const std::string manifest = read_text(out + "/manifest.json");
+  EXPECT_NE(manifest.find("\"lr_schedule\": \"cosine\""), std::string::npos);
+  EXPECT_NE(manifest.find("\"warmup_steps\": 5"), std::string::npos);
+  // Different decays train differently; the schedule changes the result too.
+  const std::string constant = fresh_dir("optimiser_constant");
+  ASSERT_EQ(run("sweep --backend cpu --steps 50 --seed 'range(0,2)' --weight-decay 0,0.1 --out " +
+                constant)
+                .status,
+            0);
+  EXPECT_NE(read_text(constant + "/results.csv"), csv);
+  const std::vector<BadInput> cases = {
+      {"schedule", "--lr-schedule step", "--lr-schedule"},
+      {"warmup", "--warmup-steps 50", "--warmup-steps"},
+      {"decay", "--weight-decay=-1", "--weight-decay"},
+  };
+  expect_rejected("sweep --backend cpu --steps 50", cases);
+  expect_rejected("train --backend cpu --steps 50", cases);
+}
+
 }  // namespace
 }  // namespace sp

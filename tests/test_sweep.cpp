@@ -62,10 +62,10 @@ SweepSpec small_spec() {
 
 TEST(Sweep, IdsAreRowMajorOverTheAxes) {
   const SweepSpec spec = small_spec();
-  EXPECT_EQ(spec.shape(), (std::vector<size_t>{2, 2, 1, 3, 2, 2}));
+  EXPECT_EQ(spec.shape(), (std::vector<size_t>{2, 2, 1, 1, 3, 2, 2}));
   ASSERT_EQ(spec.model_count(), 48);
-  // id = ((((model·2 + steps)·1 + lr)·3 + density)·2 + importance)·2 + seed
-  const int64_t id = ((((1 * 2 + 0) * 1 + 0) * 3 + 2) * 2 + 1) * 2 + 0;
+  // id = (((((model·2 + steps)·1 + lr)·1 + weight decay)·3 + density)·2 + importance)·2 + seed
+  const int64_t id = (((((1 * 2 + 0) * 1 + 0) * 1 + 0) * 3 + 2) * 2 + 1) * 2 + 0;
   int steps = 0;
   const ModelSpec m = spec.model(id, &steps);
   EXPECT_EQ(m.kind, ModelKind::relu);
@@ -123,8 +123,9 @@ TEST(Sweep, RowsEqualTheModelsTrainedAloneWhateverTheChunking) {
     EXPECT_EQ(row[table.column("eval_loss")], format_number(r.eval_loss)) << "model " << id;
     EXPECT_EQ(row[table.column("steps")], std::to_string(alone.steps));
   }
-  EXPECT_EQ(outcome.manifest["shape"], nlohmann::json::array({2, 2, 1, 3, 2, 2}));
-  EXPECT_EQ(outcome.manifest["axes"][3]["name"], "density");
+  EXPECT_EQ(outcome.manifest["shape"], nlohmann::json::array({2, 2, 1, 1, 3, 2, 2}));
+  EXPECT_EQ(outcome.manifest["axes"][3]["name"], "weight_decay");
+  EXPECT_EQ(outcome.manifest["axes"][4]["name"], "density");
 }
 
 // Another sweep's directory is refused; the same sweep on another backend resumes it (the backends

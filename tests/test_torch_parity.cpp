@@ -1,6 +1,6 @@
 // Against PyTorch: fixtures written by scripts/torch_fixtures.py (the torch version is in each
-// fixture and printed by the tests). AdamW one step and 100 steps; and replay of the essay's
-// experiments 1, 2, 3, 5, 6 from PyTorch's own data and initial parameters.
+// fixture and printed by the tests). AdamW one step and 100 steps; Adam and scheduled AdamW; and
+// replay of the essay's experiments 1, 2, 3, 5, 6 from PyTorch's own data and initial parameters.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -80,6 +80,77 @@ TEST(TorchAdamW, OneAndHundredStepsMatchTorch) {
       }
     }
   }
+}
+
+// The optimiser settings other codebases use: torch.optim.Adam (ARENA's), and AdamW with weight
+// decay 0, 0.01 or 0.1 under a LambdaLR schedule (linear and cosine, with and without warm-up),
+// 100 steps of 5 -> 2 from the same data and parameters — the cpu backend's arithmetic and the
+// double reference against torch's.
+TEST(TorchSchedules, AdamAndScheduledAdamWMatchTorch) {
+  const nlohmann::json fixture = read_json(kFixtures + "/torch_schedules.json");
+  const std::string torch_version = fixture["torch_version"];
+  std::printf("fixture made by torch %s\n", torch_version.c_str());
+  const int n = fixture["n"], m = fixture["m"], rows = fixture["rows"], steps = fixture["steps"];
+  const double lr = fixture["lr"];
+  const std::vector<float> x = fixture["x"], importance = fixture["importance"];
+  const std::vector<double> x_ref(x.begin(), x.end()),
+      imp_ref(importance.begin(), importance.end());
+  for (const auto& c : fixture["cases"]) {
+    const std::string schedule_name = c["schedule"];
+    const LrSchedule schedule = parse_lr_schedule(schedule_name, "schedule");
+    const int warmup = c["warmup"];
+    const double weight_decay = c["weight_decay"];
+    SCOPED_TRACE(c["optimizer"].get<std::string>() + ", weight decay " +
+                 std::to_string(weight_decay) + ", " + schedule_name + ", warm-up " +
+                 std::to_string(warmup) + ", torch " + torch_version);
+    std::vector<float> W = fixture["W0"], b = fixture["b0"];
+    std::vector<double> W_ref(W.begin(), W.end()), b_ref(b.begin(), b.end());
+    std::vector<float> mW(W.size()), vW(W.size()), mb(n), vb(n), gW(W.size()), gb(n);
+    std::vector<double> mW_ref(W.size()), vW_ref(W.size()), mb_ref(n), vb_ref(n);
+    cpu::LaneScratch scratch;
+    scratch.resize(n, m);
+    for (int t = 1; t <= steps; ++t) {
+      const float loss = cpu::loss_and_gradients(n, m, true, W.data(), b.data(), importance.data(),
+                                                 x.data(), rows, gW.data(), gb.data(), scratch);
+      const double torch_loss = c["losses"][t - 1];
+      EXPECT_NEAR(loss, torch_loss, 2e-6 * torch_loss) << "step " << t;
+      const double factor = AdamWSchedule::lr_factor(schedule, warmup, steps, t);
+      const AdamWStep s = AdamWSchedule::at(lr, weight_decay, factor, t);
+      for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], mW[k], vW[k], gW[k], s);
+      for (int f = 0; f < n; ++f) adamw_update(b[f], mb[f], vb[f], gb[f], s);
+      const auto g = reference::loss_and_gradients(n, m, true, W_ref, b_ref, imp_ref, x_ref, rows);
+      reference::adamw_step(W_ref, mW_ref, vW_ref, g.grad_W, lr * factor, t, weight_decay);
+      reference::adamw_step(b_ref, mb_ref, vb_ref, g.grad_b, lr * factor, t, weight_decay);
+    }
+    const std::vector<double> W_torch = c["W"], b_torch = c["b"];
+    for (size_t k = 0; k < W.size(); ++k) {
+      EXPECT_NEAR(W[k], W_torch[k], 2e-6) << "cpu W[" << k << "]";
+      EXPECT_NEAR(W_ref[k], W_torch[k], 1e-5) << "reference W[" << k << "]";
+    }
+    for (int f = 0; f < n; ++f) {
+      EXPECT_NEAR(b[f], b_torch[f], 2e-6) << "cpu b[" << f << "]";
+      EXPECT_NEAR(b_ref[f], b_torch[f], 1e-5) << "reference b[" << f << "]";
+    }
+  }
+}
+
+// The schedule's factor: the toy-models notebook's formulas without warm-up, and the warm-up ramp.
+TEST(TorchSchedules, TheFactorIsTheNotebooksLinearAndCosine) {
+  EXPECT_EQ(AdamWSchedule::lr_factor(LrSchedule::constant, 0, 100, 37), 1.0);
+  EXPECT_EQ(AdamWSchedule::lr_factor(LrSchedule::linear, 0, 100, 1), 1.0);
+  EXPECT_EQ(AdamWSchedule::lr_factor(LrSchedule::linear, 0, 100, 51), 1.0 - 50.0 / 100.0);
+  // cos(π/2 · u / (U − 1)) (the compiler folds the expected cosines itself: within an ulp or so).
+  EXPECT_LT(std::abs(AdamWSchedule::lr_factor(LrSchedule::cosine, 0, 100, 100)), 1e-15);
+  EXPECT_DOUBLE_EQ(AdamWSchedule::lr_factor(LrSchedule::cosine, 0, 100, 34),
+                   std::cos(0.5 * M_PI * 33.0 / 99.0));
+  EXPECT_EQ(AdamWSchedule::lr_factor(LrSchedule::linear, 10, 100, 1), 0.1);
+  EXPECT_EQ(AdamWSchedule::lr_factor(LrSchedule::linear, 10, 100, 10), 1.0);
+  EXPECT_EQ(AdamWSchedule::lr_factor(LrSchedule::linear, 10, 100, 11), 1.0);
+  EXPECT_EQ(AdamWSchedule::lr_factor(LrSchedule::linear, 10, 100, 56), 1.0 - 45.0 / 90.0);
+  // The default (constant, weight decay 0.01) keeps the bits it had.
+  const AdamWStep old = AdamWSchedule::at(3e-4, 7), now = AdamWSchedule::at(3e-4, 0.01, 1.0, 7);
+  EXPECT_EQ(old.decay, now.decay);
+  EXPECT_EQ(old.step_size, now.step_size);
 }
 
 class EssayReplay : public ::testing::TestWithParam<int> {};

@@ -64,14 +64,14 @@ def test_sweep_gives_the_command_lines_values_with_axes_as_python_holds_them(tmp
                             steps=100, density=np.logspace(-1, 0, 3), importance_decay=0.9,
                             seed=range(4), model=["linear", "relu"], out=tmp_path / "api")
     same_bytes(tmp_path / "cli" / "results.csv", tmp_path / "api" / "results.csv")
-    assert sweep.shape == (2, 1, 1, 3, 1, 4)
+    assert sweep.shape == (2, 1, 1, 1, 3, 1, 4)  # model steps lr weight_decay density decay seed
     assert sweep.W.shape == sweep.shape + (2, 5) and sweep.b.shape == sweep.shape + (5,)
     expected = read_csv(tmp_path / "cli" / "results.csv")
     assert sweep.results.equals(expected)
     # W's leading dimensions are the axes: model 1 (relu), density 2, seed 3.
-    row = expected[expected.model_id == np.ravel_multi_index((1, 0, 0, 2, 0, 3), sweep.shape)]
+    row = expected[expected.model_id == np.ravel_multi_index((1, 0, 0, 0, 2, 0, 3), sweep.shape)]
     assert row["model"].item() == "relu" and row["seed"].item() == 3
-    np.testing.assert_array_equal(sweep.W[1, 0, 0, 2, 0, 3].ravel(),
+    np.testing.assert_array_equal(sweep.W[1, 0, 0, 0, 2, 0, 3].ravel(),
                                   row[[f"W_{j}_{f}" for j in range(2) for f in range(5)]]
                                   .to_numpy(np.float64).astype(np.float32).ravel())
     assert list(sweep.axes["model"]) == ["linear", "relu"]
@@ -80,7 +80,8 @@ def test_sweep_gives_the_command_lines_values_with_axes_as_python_holds_them(tmp
                                 seed="range(0,4)", model="linear,relu")
     assert in_memory.results.equals(expected)
     ds = in_memory.to_xarray()
-    assert ds["eval_loss"].dims == ("model", "steps", "lr", "density", "importance_decay", "seed")
+    assert ds["eval_loss"].dims == ("model", "steps", "lr", "weight_decay", "density",
+                                    "importance_decay", "seed")
     assert float(ds["eval_loss"].sel(model="relu", seed=3).isel(density=2).squeeze()) == \
         row["eval_loss"].item()
 
@@ -166,8 +167,8 @@ def test_trajectories_across_a_steps_axis_and_shards_merged(tmp_path):
                             progress=False)
     loss = sweep.trajectories["train_loss"]
     assert loss.shape == sweep.shape + (60,)
-    assert sweep.shape == (1, 2, 1, 1, 3)  # model, steps, lr, sparsity, seed
-    assert np.isnan(loss[0, 0, :, :, :, 30:]).all() and not np.isnan(loss[0, 1]).any()
+    assert sweep.shape == (1, 2, 1, 1, 1, 3)  # model, steps, lr, weight_decay, sparsity, seed
+    assert np.isnan(loss[0, 0, :, :, :, :, 30:]).all() and not np.isnan(loss[0, 1]).any()
     options = dict(backend="cpu", seed=range(8), steps=40, chunk_models=2, progress=False)
     whole = superpose.sweep(**options)
     for k in (1, 2):
