@@ -221,6 +221,38 @@ TEST(RunDirectory, ASecondProcessIsRefusedWhileTheFirstRuns) {
   EXPECT_FALSE(fs::exists(fs::path(dir) / "results.csv"));
 }
 
+// The report's case: two different sweeps started at the same moment into one --out, many times:
+// one wins the directory, the other is refused, and results.csv is the winner's alone.
+TEST(RunDirectory, TwoSweepsStartedTogetherNeverMix) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const std::string dir = fresh_dir("together_" + std::to_string(attempt));
+    const std::string a = std::string(SUPERPOSE_BINARY) +
+                          " sweep --backend cpu --threads 1 --steps 30 --seed 'range(0,4)' "
+                          "--chunk-models 1 --lr 1e-3 --out " +
+                          dir;
+    const std::string b = std::string(SUPERPOSE_BINARY) +
+                          " sweep --backend cpu --threads 1 --steps 30 --seed 'range(0,4)' "
+                          "--chunk-models 1 --lr 1e-2 --out " +
+                          dir;
+    const Outcome r = run_shell("(" + a + " > /dev/null 2>&1; echo a$? > " + dir + ".a) & (" + b +
+                                " > /dev/null 2>&1; echo b$? > " + dir + ".b) & wait; cat " + dir +
+                                ".a " + dir + ".b");
+    const bool a_won = r.output.find("a0") != std::string::npos,
+               b_won = r.output.find("b0") != std::string::npos;
+    EXPECT_NE(a_won, b_won) << "attempt " << attempt << ": " << r.output;
+    EXPECT_TRUE(r.output.find("a2") != std::string::npos ||
+                r.output.find("b2") != std::string::npos)
+        << r.output;
+    const std::string csv = read_text(fs::path(dir) / "results.csv");
+    const size_t rows = static_cast<size_t>(std::count(csv.begin(), csv.end(), '\n'));
+    EXPECT_EQ(rows, 5u) << "attempt " << attempt;
+    // lr, then weight_decay (0.01): the winner's rows only.
+    EXPECT_EQ(csv.find(a_won ? ",0.01,0.01," : ",0.001,0.01,"), std::string::npos)
+        << "the loser's rows are in results.csv";
+    EXPECT_NE(csv.find(a_won ? ",0.001,0.01," : ",0.01,0.01,"), std::string::npos) << csv;
+  }
+}
+
 // train and experiments write only into an empty directory or their own run's; --overwrite
 // replaces another superpose run, never files superpose did not write.
 TEST(RunDirectory, AnotherRunsDirectoryIsRefusedAndOverwriteReplacesIt) {
