@@ -79,15 +79,12 @@ float loss(int n, int m, bool relu, const float* W, const float* b, const float*
 // host/cpu_simd_<set>.cpp: one make_simd_step per instruction set, each in its own namespace.
 namespace avx512 {
 SimdStepImpl* make_simd_step(int n, int m);
-int simd_width();
 }  // namespace avx512
 namespace avx2 {
 SimdStepImpl* make_simd_step(int n, int m);
-int simd_width();
 }  // namespace avx2
 namespace generic {
 SimdStepImpl* make_simd_step(int n, int m);
-int simd_width();
 }  // namespace generic
 
 const char* to_string(SimdPath path) {
@@ -145,18 +142,6 @@ SimdPath choose_simd_path() {
 SimdPath simd_path() {
   static const SimdPath chosen = choose_simd_path();
   return chosen;
-}
-
-int simd_width(SimdPath path) {
-  switch (path) {
-    case SimdPath::avx512:
-      return avx512::simd_width();
-    case SimdPath::avx2:
-      return avx2::simd_width();
-    case SimdPath::generic:
-      break;
-  }
-  return generic::simd_width();
 }
 
 SimdStep::SimdStep(int n, int m, SimdPath path) {

@@ -57,7 +57,6 @@ bool simd_path_supported(SimdPath path);  // by this CPU
 // The path the cpu backend takes: the widest this CPU supports, or the one the environment
 // variable SUPERPOSE_SIMD names (generic, avx2, avx512; one the CPU lacks is an error).
 SimdPath simd_path();
-int simd_width(SimdPath path);  // rows per pack
 
 // One instruction set's step (host/cpu_simd.inc).
 class SimdStepImpl {
@@ -70,12 +69,12 @@ class SimdStepImpl {
                                    const float* importance, float* grad_W, float* grad_b) = 0;
 };
 
-// The same step, V rows at a time (V = simd_width(path), a vector register: rows r .. r+V-1 belong
-// to lanes r mod 32 .. r mod 32 + V-1), through forward_backward_sample and accumulate_grad_W on
-// packs of V floats (the latter over blocks of packs for shapes with many ∂W entries); the rows
-// left over at the end go through the float path into their lanes. Same lanes, same order within
-// every gradient entry, so the same bits as loss_and_gradients above on every path (tested),
-// several times faster.
+// The same step, V rows at a time (V = a vector register's floats: 16 on avx512, 8 on avx2 and
+// generic; rows r .. r+V-1 belong to lanes r mod 32 .. r mod 32 + V-1), through
+// forward_backward_sample and accumulate_grad_W on packs of V floats (the latter over blocks of
+// packs for shapes with many ∂W entries); the rows left over at the end go through the float path
+// into their lanes. Same lanes, same order within every gradient entry, so the same bits as
+// loss_and_gradients above on every path (tested), several times faster.
 class SimdStep {
  public:
   SimdStep(int n, int m, SimdPath path = simd_path());

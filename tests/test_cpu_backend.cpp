@@ -191,7 +191,7 @@ std::vector<cpu::SimdPath> simd_paths_here() {
   return paths;
 }
 
-// Every SIMD path (packs of simd_width rows through accumulate_sample on packs) gives the float
+// Every SIMD path (packs of 16 or 8 rows through accumulate_sample on packs) gives the float
 // path's bits exactly, for every dims specialisation and for row counts with a leftover tail.
 TEST(CpuSimd, SameBitsAsTheFloatPath) {
   struct Shape {
