@@ -835,7 +835,7 @@ int run_merge_command(const MergeCli& o) {
   }
   if (outcome.manifest.value("command", "") == "phase-diagram") {
     const PhaseDiagramOptions options =
-        phase_diagram_from_json(sweep_extra(dir).at("phase_diagram").at("options"));
+        phase_diagram_from_json(outcome.manifest.at("phase_diagram").at("options"));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     print_out("{}", finish_phase_diagram(dir, options, outcome.manifest, seconds));

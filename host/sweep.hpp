@@ -133,8 +133,6 @@ struct MergeIncomplete : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 SweepOutcome merge_sweep(const RunDir& dir);
-// What plan.json keeps of the run for the merge (the phase diagram's options, say).
-nlohmann::json sweep_extra(const RunDir& dir);
 
 // The most models one chunk of the sweep's plan holds, and the most steps a model trains: what
 // the memory a sweep needs at once turns on (host/resources.hpp).

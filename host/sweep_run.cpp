@@ -701,6 +701,4 @@ SweepOutcome merge_sweep(const RunDir& dir) {
   return outcome;
 }
 
-nlohmann::json sweep_extra(const RunDir& dir) { return read_plan(dir).extra; }
-
 }  // namespace sp

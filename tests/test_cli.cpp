@@ -248,6 +248,27 @@ TEST(CliPhaseDiagram, WritesTheDiagramAndItsAgreement) {
   EXPECT_NE(read_text(out + "/manifest.json").find("\"far_agree\""), std::string::npos);
 }
 
+// A phase diagram trained in shards: the merge draws the same diagram, from the options the
+// shards kept in the directory, byte for byte what one process writes.
+TEST(CliPhaseDiagram, ShardsThenAMergeDrawTheSameDiagram) {
+  const std::string grid =
+      "phase-diagram --backend cpu --importance-cells 3 --density-cells 2 --seeds 2 --steps 100 "
+      "--batch 128 --eval-points 500 --chunk-models 4 --out ";
+  const std::string one = fresh_dir("phase_one"), shards = fresh_dir("phase_shards");
+  ASSERT_EQ(run(grid + one).status, 0);
+  for (const char* shard : {" --shard 1/2", " --shard 2/2"}) {
+    const Outcome r = run(grid + shards + shard);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_FALSE(fs::exists(shards + "/phase_diagram.csv")) << "a shard drew the diagram";
+  }
+  const Outcome merged = run("merge " + shards);
+  ASSERT_EQ(merged.status, 0) << merged.output;
+  EXPECT_NE(merged.output.find("agrees with the closed-form winner in"), std::string::npos)
+      << merged.output;
+  EXPECT_EQ(read_text(shards + "/phase_diagram.csv"), read_text(one + "/phase_diagram.csv"));
+  EXPECT_EQ(read_text(shards + "/results.csv"), read_text(one + "/results.csv"));
+}
+
 // The binary runs on any x86-64 CPU and picks its SIMD path at run time: every path the CPU has,
 // forced through SUPERPOSE_SIMD, writes the same results byte for byte (fresh and fixed data,
 // shapes with their own unrolled code and one without, rows with a tail); a path the CPU lacks or
