@@ -196,11 +196,12 @@ std::unique_ptr<RunClaim> claim_run_dir(
   auto claim = std::make_unique<RunClaim>(fd);
   if (shared && overwrite)
     throw UsageError("--overwrite: not with --shard (shards share a directory; replace it first)");
-  if (::flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 && errno != EWOULDBLOCK)
-    throw UsageError(fmt::format(
-        "--out: cannot lock '{}' ({}): superpose needs flock, which this file system does not give",
-        lock_path, std::strerror(errno)));
   if (::flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK)
+      throw UsageError(fmt::format(
+          "--out: cannot lock '{}' ({}): superpose needs flock, which this file system does not "
+          "give",
+          lock_path, std::strerror(errno)));
     char holder[256] = {};
     const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);
     std::string who = got > 0 ? std::string(holder, static_cast<size_t>(got)) : "";
