@@ -527,7 +527,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
       sharded);
   if (run.after_claim) run.after_claim();
   dir.write("plan.json", plan_json(plan).dump(2) + "\n");  // the same bytes from every shard
-  const RunDir chunks_dir = dir.subdir("chunks");
+  dir.subdir("chunks");  // created now: each chunk's lock file (Chunk::lock) lives in it
   const fs::path root(dir.path());
   outcome.models = spec.model_count();
   outcome.chunks = static_cast<int64_t>(plan.chunks.size());
