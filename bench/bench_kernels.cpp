@@ -22,7 +22,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -31,6 +30,7 @@
 #include "bench/bench_group.hpp"
 #include "host/backend.hpp"
 #include "host/run_dir.hpp"
+#include "host/ulps.hpp"
 #include "kernels/fused_step.cuh"
 
 namespace {
@@ -148,14 +148,8 @@ std::vector<Case> plan(const std::string& which, bool smoke) {
 int64_t largest_ulp_distance(const std::vector<sp::ModelResult>& got,
                              const std::vector<sp::ModelResult>& want) {
   // Results hold the float parameters and losses as doubles: compare them as the floats they are.
-  auto distance = [](double wide_a, double wide_b) -> int64_t {
-    const float a = static_cast<float>(wide_a), b = static_cast<float>(wide_b);
-    uint32_t x, y;
-    std::memcpy(&x, &a, 4);
-    std::memcpy(&y, &b, 4);
-    if (x == y) return 0;
-    if (a != a || b != b || (x >> 31) != (y >> 31)) return int64_t{1} << 32;
-    return x > y ? int64_t{x} - y : int64_t{y} - x;
+  auto distance = [](double a, double b) {
+    return sp::ulp_distance(static_cast<float>(a), static_cast<float>(b));
   };
   int64_t largest = got.size() == want.size() ? 0 : int64_t{1} << 32;
   for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {

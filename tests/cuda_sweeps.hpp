@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "host/config.hpp"
+#include "host/ulps.hpp"
 
 namespace sp {
 
@@ -37,17 +37,6 @@ inline GroupSpec sweep(int n, int m, DataMode mode, int models, int steps) {
     g.models.push_back(model);
   }
   return g;
-}
-
-// Units in the last place between two floats: 0 for the same bits; a NaN against anything else,
-// or two values of different signs, count as far apart as floats get.
-inline int64_t ulp_distance(float a, float b) {
-  uint32_t x, y;
-  std::memcpy(&x, &a, sizeof x);
-  std::memcpy(&y, &b, sizeof y);
-  if (x == y) return 0;
-  if (a != a || b != b || (x >> 31) != (y >> 31)) return int64_t{1} << 32;
-  return x > y ? int64_t{x} - int64_t{y} : int64_t{y} - int64_t{x};
 }
 
 // Every entry of two float series has the same bits (DESIGN.md §3: the kernels and the cpu
