@@ -54,8 +54,20 @@ static std::vector<int> every_and_last(int every, int steps) {
   return out;
 }
 
+// every_and_last's size: the steps 0, every, 2 every, ... below `steps`, and the last step if
+// that is not one of them.
+static int64_t every_and_last_count(int every, int steps) {
+  if (steps <= 0) return 0;
+  if (every <= 0) return 1;
+  return (steps - 1) / every + 1 + ((steps - 1) % every != 0 ? 1 : 0);
+}
+
 std::vector<int> GroupSpec::eval_steps() const { return every_and_last(eval_every, steps); }
 std::vector<int> GroupSpec::snapshot_steps() const { return every_and_last(snapshot_every, steps); }
+int64_t GroupSpec::eval_step_count() const { return every_and_last_count(eval_every, steps); }
+int64_t GroupSpec::snapshot_step_count() const {
+  return every_and_last_count(snapshot_every, steps);
+}
 
 namespace {
 constexpr int kMaxFeatures = 4096;

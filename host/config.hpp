@@ -64,6 +64,9 @@ struct GroupSpec {
   int parameter_count() const { return n_hidden * n_features + n_features; }
   std::vector<int> eval_steps() const;      // 0-based steps after whose update eval runs
   std::vector<int> snapshot_steps() const;  // 0-based steps after whose update W, b are kept
+  // How many steps each lists, without listing them (what a resource estimate needs).
+  int64_t eval_step_count() const;
+  int64_t snapshot_step_count() const;
 };
 
 // Checks a group and all its models; throws UsageError naming the option.

@@ -33,13 +33,6 @@ uint64_t first_number_in(const std::string& path) {
   return std::strtoull(text.c_str(), nullptr, 10);
 }
 
-// How many steps GroupSpec::eval_steps() or snapshot_steps() lists, without listing them.
-double every_and_last_count(int every, int steps) {
-  if (every <= 0) return 1;
-  const double listed = std::ceil(static_cast<double>(steps) / every);
-  return listed + ((steps - 1) % every != 0 ? 1 : 0);
-}
-
 // The cgroup path of this process for the memory controller ("" for cgroup v2's unified tree).
 std::string own_cgroup(bool* v2) {
   std::ifstream in("/proc/self/cgroup");
@@ -158,8 +151,8 @@ std::vector<Need> training_memory(const GroupSpec& g, int64_t models_at_once, in
   needs.push_back({models * (4 * n * 8 + 2 * P * 8 + row + 256), models_option,
                    fmt::format("{} models' options and results at once", models_at_once)});
   if (g.record_trajectories) {
-    const double evals = every_and_last_count(g.eval_every, g.steps),
-                 snapshots = every_and_last_count(g.snapshot_every, g.steps);
+    const double evals = static_cast<double>(g.eval_step_count()),
+                 snapshots = static_cast<double>(g.snapshot_step_count());
     // Each curve and snapshot: as trained, gathered for its .npy file, and that file's bytes.
     needs.push_back(
         {models * 3 * 4 * (g.steps + evals), "--steps",
@@ -180,8 +173,8 @@ std::vector<Need> output_disk(const GroupSpec& g, int64_t models_count, bool swe
   needs.push_back({(sweep ? 2 : 1) * models * row, models_option,
                    fmt::format("results.csv for {} models", models_count)});
   if (g.record_trajectories) {
-    const double evals = every_and_last_count(g.eval_every, g.steps),
-                 snapshots = every_and_last_count(g.snapshot_every, g.steps);
+    const double evals = static_cast<double>(g.eval_step_count()),
+                 snapshots = static_cast<double>(g.snapshot_step_count());
     needs.push_back({models * 4 * (g.steps + evals), "--steps",
                      fmt::format("loss curves of {} steps", g.steps)});
     needs.push_back({models * 4 * snapshots * P, "--snapshot-every",

@@ -95,5 +95,23 @@ TEST(AdamWSchedule, TorchsScalars) {
   EXPECT_FLOAT_EQ(s.bias2_sqrt, static_cast<float>(std::sqrt(1 - 0.999 * 0.999)));
 }
 
+// The counts a resource estimate uses are the sizes of the lists training records.
+TEST(GroupSpec, StepCountsAreTheListsSizes) {
+  GroupSpec g;
+  for (int steps : {1, 2, 3, 9, 10, 11, 100, 101, 1000})
+    for (int every : {0, 1, 2, 3, 7, 10, 50, 100, 2000}) {
+      g.steps = steps;
+      g.eval_every = every;
+      g.snapshot_every = every;
+      EXPECT_EQ(g.eval_step_count(), static_cast<int64_t>(g.eval_steps().size()))
+          << "steps " << steps << ", every " << every;
+      EXPECT_EQ(g.snapshot_step_count(), static_cast<int64_t>(g.snapshot_steps().size()))
+          << "steps " << steps << ", every " << every;
+    }
+  g.steps = 2147483647;  // listed nowhere: counted
+  g.eval_every = 1000;
+  EXPECT_EQ(g.eval_step_count(), 2147484 + 1);
+}
+
 }  // namespace
 }  // namespace sp
