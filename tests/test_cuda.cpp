@@ -120,7 +120,8 @@ TEST(Cuda, WeightDecayAndScheduleMatchTheCpuBackend) {
       GroupSpec g = sweep(shape.n, shape.m, DataMode::fresh, 6, 40);
       g.lr_schedule = schedule;
       g.warmup_steps = 7;
-      for (size_t i = 0; i < g.models.size(); ++i) g.models[i].weight_decay = 0.05 * static_cast<double>(i % 3);
+      for (size_t i = 0; i < g.models.size(); ++i)
+        g.models[i].weight_decay = 0.05 * static_cast<double>(i % 3);
       CudaOptions options;
       options.schedule_window = 9;  // windows of the factors too
       expect_identical_results(make_cuda_backend(options)->train(g), make_cpu_backend(0)->train(g),
