@@ -152,7 +152,8 @@ struct GroupOptions {
   std::string data_mode = "fixed", lr_schedule = "constant";
   int warmup_steps = 0;
   int features = 2, hidden = 1, points = 1000, batch = 1024, eval_points = 1000, eval_every = 50,
-      snapshot_every = 10;
+      snapshot_every = 10, correlated_groups = 0, anticorrelated_groups = 0, group_size = 2;
+  uint64_t eval_seed = 0;
   double eval_fraction = 0.2;
 
   GroupSpec group() const {
@@ -168,6 +169,8 @@ struct GroupOptions {
     g.snapshot_every = snapshot_every;
     g.lr_schedule = parse_lr_schedule(lr_schedule, "--lr-schedule");
     g.warmup_steps = warmup_steps;
+    g.eval_seed = eval_seed;
+    g.groups = FeatureGroups{correlated_groups, anticorrelated_groups, group_size};
     return g;
   }
 };
@@ -193,6 +196,25 @@ void add_group_options(CLI::App* command, GroupOptions& o, const char* snapshot_
       ->capture_default_str();
   command->add_option("--eval-points", o.eval_points, "fresh: evaluation set size")
       ->transform(decimal(0, 1 << 24))
+      ->capture_default_str();
+  command
+      ->add_option("--eval-seed", o.eval_seed,
+                   "fresh: the evaluation set's seed, shared by every model (common random "
+                   "numbers: best-of-N compares models, not evaluation sets)")
+      ->transform(decimal(0, 18446744073709551615.0L))
+      ->capture_default_str();
+  command
+      ->add_option("--correlated-groups", o.correlated_groups,
+                   "the first G x S features form G groups of S that switch on together")
+      ->transform(decimal(0, 4096))
+      ->capture_default_str();
+  command
+      ->add_option("--anticorrelated-groups", o.anticorrelated_groups,
+                   "the next G x S features form G groups of S with at most one feature on")
+      ->transform(decimal(0, 4096))
+      ->capture_default_str();
+  command->add_option("--group-size", o.group_size, "S, features per correlated or anticorrelated group")
+      ->transform(decimal(1, 4096))
       ->capture_default_str();
   command->add_option("--eval-every", o.eval_every, "steps between evaluations (0: final only)")
       ->transform(decimal(0, kIntMax))

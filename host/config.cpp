@@ -134,6 +134,16 @@ void validate(const GroupSpec& g) {
                         kMaxRows));
   }
   const int n = g.n_features, m = g.n_hidden;
+  const FeatureGroups& groups = g.groups;
+  require(groups.size >= 1 && (groups.size <= n || !groups.any()),
+          fmt::format("--group-size: {} is outside the accepted range [1, {}] (--features)",
+                      groups.size, n));
+  const int64_t grouped_features =
+      (int64_t{groups.correlated} + groups.anticorrelated) * groups.size;
+  require(groups.correlated >= 0 && groups.anticorrelated >= 0 && grouped_features <= n,
+          fmt::format("--correlated-groups, --anticorrelated-groups: {} + {} groups of {} "
+                      "features need {} features, and there are {} (--features)",
+                      groups.correlated, groups.anticorrelated, groups.size, grouped_features, n));
   for (const ModelSpec& model : g.models) {
     require(std::isfinite(model.lr) && model.lr >= 0.0 && model.lr <= 1e3,
             fmt::format("--lr: {} is outside the accepted range [0, 1000]", model.lr));
@@ -145,6 +155,9 @@ void validate(const GroupSpec& g) {
     validate_vector(model.importance, n, "--importance", 0.0, static_cast<double>(FLT_MAX));
     if (model.data) {
       require(g.mode == DataMode::fixed, "--data: a dataset file needs --data-mode fixed");
+      require(!groups.any(),
+              "--data: a dataset file brings its own features; feature groups "
+              "(--correlated-groups, --anticorrelated-groups) apply to generated data only");
       require(
           model.data->size() == static_cast<size_t>(g.points) * static_cast<size_t>(n),
           fmt::format("--data: expected {} x {} values, got {}", g.points, n, model.data->size()));

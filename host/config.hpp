@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/toy_model.hpp"
+
 namespace sp {
 
 // A user's mistake: reported as one line naming the option and the accepted range, exit status 2.
@@ -51,6 +53,11 @@ struct GroupSpec {
   double eval_fraction = 0.2;  // fixed: the last share of the dataset evaluates
   int batch = 1024;            // fresh: samples per step
   int eval_points = 1000;      // fresh: size of the separate evaluation set
+  // fresh: the evaluation set's key. Every model of a run is evaluated on the same uniforms
+  // (Philox(eval_seed, kEvalBase + j)), each with its own sparsity: common random numbers, so
+  // that best-of-N compares models, not evaluation sets (docs/math.md).
+  uint64_t eval_seed = 0;
+  FeatureGroups groups;  // correlated and anticorrelated feature groups (kernels/toy_model.hpp)
   int steps = 1000;
   LrSchedule lr_schedule = LrSchedule::constant;
   int warmup_steps = 0;    // steps of linear warm-up before the schedule (0: none)

@@ -170,7 +170,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   std::vector<float> m_W(W.size(), 0.0f), v_W(W.size(), 0.0f), m_b(n, 0.0f), v_b(n, 0.0f);
   std::vector<float> grad_W(W.size()), grad_b(n);
   const std::vector<float> importance = to_float(model.importance);
-  const std::vector<float> sparsity = to_float(model.sparsity);
+  const std::vector<float> threshold = mask_thresholds(model, group.groups);
   const std::vector<float> dataset =
       group.mode == DataMode::fixed ? fixed_dataset(group, model) : std::vector<float>{};
   const std::vector<float> evaluation = eval_set(group, model);
@@ -189,7 +189,8 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   for (int t = 0; t < group.steps; ++t) {
     if (t % 64 == 0) check_cancelled();  // a stop asked for (the Python module's Ctrl-C)
     if (group.mode == DataMode::fresh)
-      simd.generate_rows(model, sparsity.data(), static_cast<uint64_t>(t) * rows, rows);
+      simd.generate_rows(model, threshold.data(), group.groups, static_cast<uint64_t>(t) * rows,
+                         rows);
     const float step_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
                                                     grad_W.data(), grad_b.data());
     const AdamWStep scalars = AdamWSchedule::at(

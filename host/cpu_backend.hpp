@@ -63,8 +63,9 @@ class SimdStepImpl {
  public:
   virtual ~SimdStepImpl() = default;
   virtual void set_rows(const float* x, int rows) = 0;
-  virtual void generate_rows(const ModelSpec& model, const float* sparsity,
-                             uint64_t first_subsequence, int rows) = 0;
+  virtual void generate_rows(const ModelSpec& model, const float* threshold,
+                             const FeatureGroups& groups, uint64_t first_subsequence,
+                             int rows) = 0;
   virtual float loss_and_gradients(bool relu, const float* W, const float* b,
                                    const float* importance, float* grad_W, float* grad_b) = 0;
 };
@@ -86,10 +87,11 @@ class SimdStep {
   void set_rows(const float* x, int rows) { impl_->set_rows(x, rows); }
   // Fresh rows first_subsequence .. + rows - 1 of `model`, drawn straight into the lanes' layout
   // (16 rows per Philox call on the avx512 path; elsewhere generate_rows, then set_rows): the same
-  // values as generate_rows(model, n, first_subsequence, rows), bit for bit (tested).
-  void generate_rows(const ModelSpec& model, const float* sparsity, uint64_t first_subsequence,
-                     int rows) {
-    impl_->generate_rows(model, sparsity, first_subsequence, rows);
+  // values as generate_rows(model, n, first_subsequence, rows, groups), bit for bit (tested).
+  // `threshold`: mask_thresholds(model, groups).
+  void generate_rows(const ModelSpec& model, const float* threshold, const FeatureGroups& groups,
+                     uint64_t first_subsequence, int rows) {
+    impl_->generate_rows(model, threshold, groups, first_subsequence, rows);
   }
   float loss_and_gradients(bool relu, const float* W, const float* b, const float* importance,
                            float* grad_W, float* grad_b) {

@@ -132,8 +132,15 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Feature groups are drawn by the global mapping's kernels only (kernels/fused_step.cu: load_row).
   cuda::Mapping mapping(const GroupSpec& g) const {
     if (forced_mapping_ == "global") return cuda::Mapping::global;
+    if (g.groups.any()) {
+      if (!forced_mapping_.empty())
+        throw UsageError(fmt::format(
+            "mapping: feature groups train on the global mapping only, not {}", forced_mapping_));
+      return cuda::Mapping::global;
+    }
     if (forced_mapping_ == "shared") {
       const cuda::Mapping shared = cuda::shared_mapping_for(g.n_features, g.n_hidden);
       if (shared == cuda::Mapping::global)
@@ -180,7 +187,8 @@ class CudaBackend final : public Backend {
       relu.push_back(model.kind == ModelKind::relu ? 1 : 0);
       lr.push_back(model.lr);
       weight_decay.push_back(model.weight_decay);
-      for (int f = 0; f < n; ++f) sparsity.push_back(static_cast<float>(model.sparsity[f]));
+      const std::vector<float> threshold = mask_thresholds(model, g.groups);
+      sparsity.insert(sparsity.end(), threshold.begin(), threshold.end());
       for (int f = 0; f < n; ++f) importance.push_back(static_cast<float>(model.importance[f]));
       const std::vector<float> W = initial_W(g, model), b = initial_b(g, model);
       params.insert(params.end(), W.begin(), W.end());
@@ -232,6 +240,8 @@ class CudaBackend final : public Backend {
     d.lr = d_lr.get();
     d.weight_decay = d_weight_decay.get();
     d.sparsity = d_sparsity.get();
+    d.eval_seed = g.eval_seed;
+    d.groups = g.groups;
     d.importance = d_importance.get();
     d.params = d_params.get();
     d.adam_m = d_adam_m.get();

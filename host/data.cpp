@@ -1,5 +1,6 @@
 #include "host/data.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace sp {
@@ -27,23 +28,39 @@ std::vector<float> initial_b(const GroupSpec& group, const ModelSpec& model) {
   return std::vector<float>(static_cast<size_t>(group.n_features), 0.0f);
 }
 
-std::vector<float> generate_rows(const ModelSpec& model, int n, uint64_t base, int rows) {
-  const std::vector<float> sparsity = to_float(model.sparsity);
+std::vector<float> mask_thresholds(const ModelSpec& model, const FeatureGroups& groups) {
+  std::vector<float> threshold = to_float(model.sparsity);
+  const int correlated = groups.correlated * groups.size;
+  for (int lead = correlated; lead < groups.grouped(); lead += groups.size) {
+    const double on = std::min(1.0, groups.size * (1.0 - model.sparsity[lead]));
+    for (int i = 0; i < groups.size; ++i)
+      threshold[lead + i] = static_cast<float>(1.0 - on + i * on / groups.size);
+  }
+  return threshold;
+}
+
+std::vector<float> generate_rows(const ModelSpec& model, int n, uint64_t base, int rows,
+                                 const FeatureGroups& groups) {
+  const std::vector<float> threshold = mask_thresholds(model, groups);
   std::vector<float> x(static_cast<size_t>(rows) * n);
   for (int r = 0; r < rows; ++r)
-    generate_sample(model.seed, base + static_cast<uint64_t>(r), n, sparsity.data(),
-                    &x[static_cast<size_t>(r) * n]);
+    generate_sample(model.seed, base + static_cast<uint64_t>(r), n, threshold.data(),
+                    &x[static_cast<size_t>(r) * n], groups);
   return x;
 }
 
 std::vector<float> fixed_dataset(const GroupSpec& group, const ModelSpec& model) {
   if (model.data) return to_float(*model.data);
-  return generate_rows(model, group.n_features, 0, group.points);
+  return generate_rows(model, group.n_features, 0, group.points, group.groups);
 }
 
 std::vector<float> eval_set(const GroupSpec& group, const ModelSpec& model) {
   const int n = group.n_features;
-  if (group.mode == DataMode::fresh) return generate_rows(model, n, kEvalBase, group.eval_points);
+  if (group.mode == DataMode::fresh) {
+    ModelSpec keyed = model;  // the model's sparsity, the run's evaluation key
+    keyed.seed = group.eval_seed;
+    return generate_rows(keyed, n, kEvalBase, group.eval_points, group.groups);
+  }
   std::vector<float> data = fixed_dataset(group, model);
   data.erase(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(group.train_rows()) * n);
   return data;

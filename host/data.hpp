@@ -16,11 +16,18 @@ std::vector<float> initial_W(const GroupSpec& group, const ModelSpec& model);
 // Zeros, or the replayed --init-b.
 std::vector<float> initial_b(const GroupSpec& group, const ModelSpec& model);
 
-// Rows first..first+rows-1 of subsequence base + row, each n floats, row-major.
-std::vector<float> generate_rows(const ModelSpec& model, int n, uint64_t base, int rows);
+// What generate_sample compares each mask uniform with (kernels/toy_model.hpp): the model's
+// sparsity as float, except in an anticorrelated group, whose member i has the lower end of its
+// interval, 1 − a + i·a/S with a = min(1, S·p) and p the group's first feature's density,
+// computed in double and rounded once.
+std::vector<float> mask_thresholds(const ModelSpec& model, const FeatureGroups& groups);
+// Rows base..base+rows-1 of the stream keyed by the model's seed, each n floats, row-major.
+std::vector<float> generate_rows(const ModelSpec& model, int n, uint64_t base, int rows,
+                                 const FeatureGroups& groups = FeatureGroups{});
 // The fixed-mode dataset (points x n): generated rows 0..points-1, or the replayed --data.
 std::vector<float> fixed_dataset(const GroupSpec& group, const ModelSpec& model);
-// The rows that evaluate: fixed mode, the dataset's tail; fresh mode, rows kEvalBase + j.
+// The rows that evaluate: fixed mode, the dataset's tail; fresh mode, rows kEvalBase + j of the
+// stream keyed by the group's eval_seed (shared by every model), with the model's sparsity.
 std::vector<float> eval_set(const GroupSpec& group, const ModelSpec& model);
 
 std::vector<float> to_float(const std::vector<double>& values);

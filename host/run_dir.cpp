@@ -316,12 +316,17 @@ nlohmann::json group_json(const GroupSpec& g) {
                       {"train_rows", g.train_rows()},
                       {"eval_rows", g.eval_rows()},
                       {"models", g.models.size()}};
+  if (g.groups.any())
+    j["feature_groups"] = {{"correlated", g.groups.correlated},
+                           {"anticorrelated", g.groups.anticorrelated},
+                           {"size", g.groups.size}};
   if (g.mode == DataMode::fixed) {
     j["points"] = g.points;
     j["eval_fraction"] = g.eval_fraction;
   } else {
     j["batch"] = g.batch;
     j["eval_points"] = g.eval_points;
+    j["eval_seed"] = g.eval_seed;
   }
   return j;
 }

@@ -83,13 +83,18 @@ __device__ __forceinline__ void dataset_row(const DeviceChunk& d, int model, int
 
 // Row r of this model's training data at `step` (0-based), n features, into x: drawn (fresh data,
 // or fixed data drawn again: DeviceChunk::draw_rows) or read from the dataset in memory.
+// kGroups: draw with the chunk's feature groups (the global mapping); the per-shape kernels draw
+// independent features only — with FeatureGroups{} a constant, the groups' branches fold away and
+// their per-sample loops stay as bench/CEILING.md counts them.
+template <bool kGroups>
 __device__ __forceinline__ void load_row(const DeviceChunk& d, int model, int step, int r, int n,
                                          const float* sparsity, float* x) {
   if (d.draw_rows) {
     const uint64_t subsequence =
         static_cast<uint64_t>(step) * static_cast<uint64_t>(d.draw_stride) +
         static_cast<uint64_t>(r);
-    generate_sample(d.seed[model], subsequence, n, sparsity, x);
+    generate_sample(d.seed[model], subsequence, n, sparsity, x,
+                    kGroups ? d.groups : FeatureGroups{});
   } else {
     dataset_row(d, model, r, n, x);
   }
@@ -115,7 +120,7 @@ __host__ __device__ __forceinline__ size_t lane_scratch_floats(int n, int m) {
 // batch to accumulate(x) — one sample's contribution to grads, returning its Σ I (x − y)² — and
 // returns the lane's sum of those. The order cpu_backend mirrors. kRowsOnChip: the rows are read
 // from rows_on_chip (the training rows, n floats each, in shared memory) instead of load_row's.
-template <bool kRowsOnChip = false, class Accumulate>
+template <bool kRowsOnChip = false, bool kGroups = false, class Accumulate>
 __device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int step, int n, int P,
                                             const float* sparsity, float* grads, float* x,
                                             Accumulate&& accumulate,
@@ -132,7 +137,7 @@ __device__ __forceinline__ float lane_batch(const DeviceChunk& d, int model, int
     if constexpr (kRowsOnChip) {
       for (int f = 0; f < n; ++f) x[f] = rows_on_chip[r * n + f];
     } else {
-      load_row(d, model, step, r, n, sparsity, x);
+      load_row<kGroups>(d, model, step, r, n, sparsity, x);
     }
     lane_loss += accumulate(x);
   }
@@ -370,7 +375,7 @@ __global__ void __launch_bounds__(kThreads)
   const float grad_scale = 2.0f * mean_scale(d.train_rows, n);
 
   for (int step = first_step; step < first_step + count; ++step) {
-    const float lane_loss = lane_batch(d, model, step, n, P, sparsity, grads, x, [&](float* row) {
+    const float lane_loss = lane_batch<false, true>(d, model, step, n, P, sparsity, grads, x, [&](float* row) {
       return accumulate_sample(n, m, relu, params, params + m * n, importance, row, grad_scale,
                                grads, grads + m * n, hidden, grad_hidden, grad_z);
     });
@@ -411,7 +416,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = lane; r < rows; r += kLanes) {
     if (fresh_rows || d.draw_rows) {  // fresh data's evaluation rows, or fixed rows drawn again
       const uint64_t first = fresh_rows ? kEvalBase : static_cast<uint64_t>(row_offset);
-      generate_sample(d.seed[model], first + static_cast<uint64_t>(r), n, sparsity, x);
+      generate_sample(fresh_rows ? d.eval_seed : d.seed[model], first + static_cast<uint64_t>(r),
+                      n, sparsity, x, kStatic ? FeatureGroups{} : d.groups);
     } else {
       dataset_row(d, model, row_offset + r, n, x);
     }
@@ -427,7 +433,7 @@ __global__ void generate_dataset_kernel(DeviceChunk d, float* dataset) {
   if (index >= total) return;
   const int model = static_cast<int>(index / d.points), row = static_cast<int>(index % d.points);
   generate_sample(d.seed[model], static_cast<uint64_t>(row), d.n,
-                  d.sparsity + static_cast<size_t>(model) * d.n, dataset + index * d.n);
+                  d.sparsity + static_cast<size_t>(model) * d.n, dataset + index * d.n, d.groups);
 }
 
 unsigned blocks_for(int models) {

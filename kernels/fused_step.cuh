@@ -23,6 +23,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/toy_model.hpp"
+
 namespace sp::cuda {
 
 enum class Mapping { registers_2x1, registers_5x2, shared_5x2, shared_20x5, global };
@@ -42,7 +44,7 @@ struct DeviceChunk {
   const uint8_t* relu = nullptr;         // [models]
   const double* lr = nullptr;            // [models]
   const double* weight_decay = nullptr;  // [models]
-  const float* sparsity = nullptr;       // [models][n]
+  const float* sparsity = nullptr;       // [models][n]: mask_thresholds (host/data.hpp)
   const float* importance = nullptr;     // [models][n]
   float* params = nullptr;               // [models][m n + n]: W row-major, then b
   float* adam_m = nullptr;               // same layout
@@ -63,6 +65,8 @@ struct DeviceChunk {
   // other fields' offsets and cost the register kernels 20 and 6 registers (ptxas).
   Mapping mapping = Mapping::global;
   int schedule_first = 0;  // the step bias1[0] and bias2_sqrt[0] are for
+  uint64_t eval_seed = 0;  // fresh data's evaluation rows: the stream every model shares
+  FeatureGroups groups;    // correlated and anticorrelated features (generate_sample)
 };
 
 Mapping mapping_for(int n, int m);  // the shape's own mapping
@@ -100,7 +104,8 @@ TrainKernelInfo train_kernel_info(Mapping mapping, bool rows_on_chip, int n, int
                                   int count);
 
 // Evaluation losses into out[models]: fixed — dataset rows [row_offset, row_offset + rows);
-// fresh — generated rows kEvalBase + j for j < rows (row_offset ignored).
+// fresh — generated rows kEvalBase + j for j < rows of the stream keyed eval_seed (row_offset
+// ignored).
 void launch_evaluate(const DeviceChunk& chunk, bool fresh_eval_rows, int row_offset, int rows,
                      float* out, void* stream);
 

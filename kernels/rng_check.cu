@@ -20,11 +20,11 @@ __global__ void curand_uniforms_kernel(uint64_t seed, uint64_t subsequence, int 
 }
 
 __global__ void rows_kernel(uint64_t seed, uint64_t first, int rows, int n, const float* sparsity,
-                            float* out) {
+                            FeatureGroups groups, float* out) {
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
   if (row < rows)
     generate_sample(seed, first + static_cast<uint64_t>(row), n, sparsity,
-                    out + static_cast<size_t>(row) * n);
+                    out + static_cast<size_t>(row) * n, groups);
 }
 
 void check_launch(const char* what) {
@@ -54,13 +54,13 @@ std::vector<float> device_curand_uniforms(uint64_t seed, uint64_t subsequence, i
 }
 
 std::vector<float> device_rows(uint64_t seed, uint64_t first, int rows, int n,
-                               const std::vector<float>& sparsity) {
+                               const std::vector<float>& sparsity, FeatureGroups groups) {
   float *out = nullptr, *d_sparsity = nullptr;
   check_runtime(cudaMalloc(&out, sizeof(float) * rows * n), "cudaMalloc");
   check_runtime(cudaMalloc(&d_sparsity, sizeof(float) * n), "cudaMalloc");
   check_runtime(cudaMemcpy(d_sparsity, sparsity.data(), sizeof(float) * n, cudaMemcpyHostToDevice),
                 "cudaMemcpy");
-  rows_kernel<<<(rows + 127) / 128, 128>>>(seed, first, rows, n, d_sparsity, out);
+  rows_kernel<<<(rows + 127) / 128, 128>>>(seed, first, rows, n, d_sparsity, groups, out);
   check_launch("rows_kernel");
   std::vector<float> host(static_cast<size_t>(rows) * n);
   check_runtime(cudaMemcpy(host.data(), out, sizeof(float) * host.size(), cudaMemcpyDeviceToHost),

@@ -17,20 +17,50 @@ namespace sp {
 constexpr int kLanes = 32;
 
 // ---------------------------------------------------------------- data (DESIGN.md §2)
-// Sample `subsequence` of the model with seed `seed`: feature f is exactly 0 with probability
-// sparsity[f], else uniform on (0, 1]. Uniforms 0..n-1 are the masks, n..2n-1 the values.
-SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const float* sparsity,
-                           float* x) {
-  const int uniforms = 2 * n;
+// Feature groups (TMS's correlated and anticorrelated features): features [0, G_c·S) form G_c
+// correlated groups of S consecutive features, the next G_a·S features G_a anticorrelated groups,
+// the rest are independent. All zero: every feature independent (the default).
+struct FeatureGroups {
+  int correlated = 0, anticorrelated = 0, size = 2;
+  SP_HD int grouped() const { return (correlated + anticorrelated) * size; }
+  SP_HD bool any() const { return grouped() > 0; }
+};
+
+// Sample `subsequence` of the stream keyed `seed`: uniforms 0..n-1 are the masks, n..2n-1 the
+// values. A feature is on when its mask uniform is above its threshold (host/data.hpp:
+// mask_thresholds; the sparsity s for an independent feature), and then takes its value uniform,
+// in (0, 1]; off, it is exactly 0. A group's features are all decided by one uniform, its first
+// feature's mask uniform u (the others' mask uniforms are drawn and unused):
+//   correlated      feature k on when u > threshold[k] (its own s: equal sparsities switch the
+//                   group on and off together, and each feature keeps its own density);
+//   anticorrelated  member i on when threshold[k] < u <= threshold[k + 1] (the last member: u > its
+//                   threshold): S consecutive intervals of width min(1, S·p) / S ending at 1, so
+//                   the group is on with probability min(1, S·p), and then exactly one member is,
+//                   each equally likely (p: the group's first feature's density).
+// With the default FeatureGroups{} (a constant) the group branches fold away: the per-shape kernels
+// pass it, and only the global mapping reads the chunk's groups (kernels/fused_step.cu).
+SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const float* threshold,
+                           float* x, FeatureGroups groups = FeatureGroups{}) {
+  const int uniforms = 2 * n, grouped = groups.grouped();
+  const int correlated = groups.correlated * groups.size;
+  float lead = 0.0f;  // the current group's uniform
+  int member = 0;     // k's place in its group
   for (int first = 0; first < uniforms; first += 4) {
     const PhiloxBlock block = philox_block(seed, subsequence, static_cast<uint64_t>(first / 4));
     for (int w = 0; w < 4 && first + w < uniforms; ++w) {
       const int k = first + w;
       const float u = uniform_from_bits(block.word[w]);
-      if (k < n) {
-        x[k] = (u <= sparsity[k]) ? 0.0f : 1.0f;  // mask first: 0 means "this feature is off"
-      } else {
+      if (k >= n) {
         x[k - n] = (x[k - n] != 0.0f) ? u : 0.0f;
+      } else if (k >= grouped) {
+        x[k] = (u <= threshold[k]) ? 0.0f : 1.0f;  // mask first: 0 means "this feature is off"
+      } else {
+        if (member == 0) lead = u;
+        bool on = lead > threshold[k];
+        if (k >= correlated && member + 1 < groups.size)
+          on = on && lead <= threshold[k + 1 < n ? k + 1 : k];
+        x[k] = on ? 1.0f : 0.0f;
+        member = (member + 1 == groups.size) ? 0 : member + 1;
       }
     }
   }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "host/npy.hpp"
+#include "host/sweep.hpp"
 #include "tests/shell.hpp"
 
 namespace sp {
@@ -339,6 +340,58 @@ TEST(CliSweep, WeightDecayAxisAndLearningRateSchedule) {
   };
   expect_rejected("sweep --backend cpu --steps 50", cases);
   expect_rejected("train --backend cpu --steps 50", cases);
+}
+
+
+// Correlated and anticorrelated features from the command line: recorded in the manifest, they
+// change the data (and so the models); impossible groupings are refused naming the option.
+TEST(CliSweep, FeatureGroups) {
+  const std::string base =
+      "sweep --backend cpu --features 5 --hidden 2 --data-mode fresh --batch 64 --steps 30 "
+      "--density 0.2 --seed 'range(0,2)' --out ";
+  const std::string grouped = fresh_dir("groups"), plain = fresh_dir("groups_none");
+  const Outcome r = run(base + grouped + " --correlated-groups 1 --anticorrelated-groups 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(run(base + plain).status, 0);
+  const std::string manifest = read_text(grouped + "/manifest.json");
+  EXPECT_NE(manifest.find("\"feature_groups\""), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\"anticorrelated\": 1"), std::string::npos) << manifest;
+  EXPECT_EQ(read_text(plain + "/manifest.json").find("feature_groups"), std::string::npos);
+  EXPECT_NE(read_csv(grouped + "/results.csv").rows, read_csv(plain + "/results.csv").rows);
+  expect_rejected("sweep --backend cpu --features 5 --steps 5",
+                  {{"too_many", "--correlated-groups 2 --anticorrelated-groups 1",
+                    "--correlated-groups"},
+                   {"size_zero", "--correlated-groups 1 --group-size 0", "--group-size"},
+                   {"size_big", "--anticorrelated-groups 1 --group-size 6", "--group-size"},
+                   {"negative", "--correlated-groups=-1", "--correlated-groups"}});
+  const std::string data =
+      write_file("groups_data.npy", npy::encode(std::vector<float>(50, 0.5f), {10, 5}));
+  expect_rejected("train --backend cpu --features 5 --hidden 2 --steps 5",
+                  {{"with_data", "--correlated-groups 1 --data " + data, "--data"}});
+}
+
+// Best-of-N compares models, not evaluation sets: two seeds' models with the same parameters (lr
+// 0, the same --init-W) score the same evaluation loss in fresh mode; another --eval-seed, another
+// set; the manifest records the seed.
+TEST(CliTrain, TheFreshEvaluationSetIsSharedAcrossSeeds) {
+  const std::string W = write_file("shared_eval_W.npy", npy::encode(std::vector<float>{0.7f, -0.2f,
+                                                                                      0.4f},
+                                                                   {1, 3}));
+  std::string out;
+  auto eval_loss = [&](const std::string& extra, const std::string& name) {
+    out = fresh_dir(name);
+    const Outcome r = run("train --backend cpu --features 3 --data-mode fresh --sparsity 0.5 "
+                          "--lr 0 --steps 2 --eval-points 500 --init-W " +
+                          W + " --out " + out + " " + extra);
+    EXPECT_EQ(r.status, 0) << r.output;
+    const Table t = read_csv(out + "/results.csv");
+    return t.rows.at(0).at(static_cast<size_t>(t.column("eval_loss")));
+  };
+  const std::string one = eval_loss("--seed 1", "shared_eval_1");
+  EXPECT_EQ(eval_loss("--seed 2", "shared_eval_2"), one);
+  EXPECT_EQ(eval_loss("--seed 3 --eval-seed 0", "shared_eval_3"), one);
+  EXPECT_NE(eval_loss("--seed 1 --eval-seed 7", "shared_eval_7"), one);
+  EXPECT_NE(read_text(out + "/run.json").find("\"eval_seed\": 7"), std::string::npos);
 }
 
 }  // namespace

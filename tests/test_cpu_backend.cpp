@@ -257,21 +257,26 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
           g.n_features = n;
           g.n_hidden = m;
           const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
-          const std::vector<float> sparsity = to_float(model.sparsity);
-          const std::vector<float> x = generate_rows(model, n, first, rows);
-          cpu::SimdStep scalar_rows(n, m, path), lane_rows(n, m, path);
-          scalar_rows.set_rows(x.data(), rows);
-          lane_rows.generate_rows(model, sparsity.data(), first, rows);
-          std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n);
-          const float l1 = scalar_rows.loss_and_gradients(
-              true, W.data(), b.data(), importance.data(), gW1.data(), gb1.data());
-          const float l2 = lane_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
-                                                        gW2.data(), gb2.data());
-          SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " first "
-                                            << first << " rows " << rows);
-          EXPECT_EQ(l1, l2);
-          EXPECT_EQ(gW1, gW2);
-          EXPECT_EQ(gb1, gb2);
+          // Independent features, then (n >= 4) correlated and anticorrelated pairs.
+          for (FeatureGroups groups : {FeatureGroups{}, FeatureGroups{1, 1, 2}}) {
+            if (groups.grouped() > n) continue;
+            const std::vector<float> threshold = mask_thresholds(model, groups);
+            const std::vector<float> x = generate_rows(model, n, first, rows, groups);
+            cpu::SimdStep scalar_rows(n, m, path), lane_rows(n, m, path);
+            scalar_rows.set_rows(x.data(), rows);
+            lane_rows.generate_rows(model, threshold.data(), groups, first, rows);
+            std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n);
+            const float l1 = scalar_rows.loss_and_gradients(
+                true, W.data(), b.data(), importance.data(), gW1.data(), gb1.data());
+            const float l2 = lane_rows.loss_and_gradients(
+                true, W.data(), b.data(), importance.data(), gW2.data(), gb2.data());
+            SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " first "
+                                              << first << " rows " << rows << " groups "
+                                              << groups.grouped());
+            EXPECT_EQ(l1, l2);
+            EXPECT_EQ(gW1, gW2);
+            EXPECT_EQ(gb1, gb2);
+          }
         }
 }
 

@@ -130,6 +130,31 @@ TEST(Cuda, WeightDecayAndScheduleMatchTheCpuBackend) {
     }
 }
 
+// Correlated and anticorrelated feature groups (drawn by the global mapping's kernels) and an
+// evaluation set keyed by its own seed: the same bits as the cpu backend, in both data modes, with
+// fixed rows in memory and drawn again; a per-shape mapping forced on grouped data is refused.
+TEST(Cuda, FeatureGroupsAndTheSharedEvaluationSetMatchTheCpuBackend) {
+  SKIP_WITHOUT_GPU();
+  for (Shape shape : {Shape{5, 2}, Shape{20, 5}, Shape{7, 3}})
+    for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+      GroupSpec g = sweep(shape.n, shape.m, mode, 6, 30);
+      g.groups = shape.n == 5 ? FeatureGroups{1, 1, 2} : FeatureGroups{2, 1, 3};
+      g.eval_seed = 987654321;
+      g.record_trajectories = true;
+      const std::string what = std::to_string(shape.n) + "x" + std::to_string(shape.m) + " " +
+                               to_string(mode) + " with feature groups";
+      const auto cpu = make_cpu_backend(0)->train(g);
+      expect_identical_results(make_cuda_backend()->train(g), cpu, what);
+      CudaOptions regenerate;
+      regenerate.fixed_rows = "regenerate";
+      expect_identical_results(make_cuda_backend(regenerate)->train(g), cpu,
+                               what + ", fixed rows drawn again");
+      CudaOptions shared;
+      shared.mapping = "shared";
+      EXPECT_THROW(make_cuda_backend(shared)->train(g), UsageError) << what;
+    }
+}
+
 // Anthropic's geometry runs go up to n = 400, m = 30: the global mapping, against the cpu backend.
 TEST(Cuda, ALargeShapeOnTheGlobalMappingMatchesTheCpuBackend) {
   SKIP_WITHOUT_GPU();
@@ -172,6 +197,16 @@ TEST(CudaDevice, CurandStreamEqualsHostPhiloxBitForBit) {
     EXPECT_EQ(cuda::device_rows(model.seed, (1ull << 32) - 50, 300, n, to_float(model.sparsity)),
               host)
         << "n " << n;
+    // Feature groups: correlated and anticorrelated groups of 2 and 3 beside independent features.
+    for (FeatureGroups groups : {FeatureGroups{1, 0, 2}, FeatureGroups{0, 1, 2},
+                                 FeatureGroups{2, 3, 3}, FeatureGroups{1, 1, 1}}) {
+      if (groups.grouped() > n) continue;
+      const std::vector<float> grouped = generate_rows(model, n, 77, 300, groups);
+      EXPECT_EQ(cuda::device_rows(model.seed, 77, 300, n, mask_thresholds(model, groups), groups),
+                grouped)
+          << "n " << n << ", groups " << groups.correlated << " + " << groups.anticorrelated
+          << " of " << groups.size;
+    }
   }
 }
 

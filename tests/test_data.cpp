@@ -1,6 +1,7 @@
 // The data and initial parameters of DESIGN.md §2: distribution, layout, purity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "host/data.hpp"
@@ -53,9 +54,103 @@ TEST(Data, FreshEvaluationRowsAreDisjointFromTraining) {
   g.n_features = 2;
   g.mode = DataMode::fresh;
   g.eval_points = 50;
+  g.eval_seed = 5;
   const ModelSpec model = model_with(5, {0.0, 0.0});
   EXPECT_EQ(eval_set(g, model), generate_rows(model, 2, kEvalBase, 50));
   EXPECT_NE(eval_set(g, model), generate_rows(model, 2, 0, 50));
+}
+
+// Common random numbers: every model of a run is evaluated on the uniforms of the run's evaluation
+// seed — the same rows for models of equal sparsity, whatever their own seeds; another evaluation
+// seed, other rows; each model's own sparsity still applies.
+TEST(Data, FreshEvaluationSetIsSharedByEveryModelAndKeyedByTheEvaluationSeed) {
+  GroupSpec g;
+  g.n_features = 3;
+  g.mode = DataMode::fresh;
+  g.eval_points = 200;
+  const std::vector<float> a = eval_set(g, model_with(1, {0.5, 0.5, 0.5}));
+  EXPECT_EQ(a, eval_set(g, model_with(2, {0.5, 0.5, 0.5})));
+  EXPECT_EQ(a, eval_set(g, model_with(0xffffffffffffull, {0.5, 0.5, 0.5})));
+  const std::vector<float> denser = eval_set(g, model_with(2, {0.1, 0.1, 0.1}));
+  EXPECT_NE(a, denser);
+  // The same uniforms: a sparser model's features are a subset of a denser one's, same values.
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (a[k] != 0.0f) {
+      EXPECT_EQ(a[k], denser[k]) << k;
+    }
+  }
+  g.eval_seed = 1;
+  EXPECT_NE(a, eval_set(g, model_with(1, {0.5, 0.5, 0.5})));
+}
+
+// Feature groups on 400,000 rows: n = 8, one correlated group of 3 (features 0–2), one
+// anticorrelated group of 3 (3–5), two independent features (6, 7), every density p = 0.2.
+// A frequency over N rows has standard deviation sqrt(q (1 − q) / N) <= 0.5 / sqrt(N) = 0.00079;
+// the bounds are 6 of those (a false failure about once in 10^9 runs). Exact properties are exact:
+// a correlated group's masks agree, an anticorrelated group has at most one feature on, and the
+// independent features' values are those generated without groups.
+TEST(Data, CorrelatedAndAnticorrelatedGroupsHaveTheirJointFrequencies) {
+  const int n = 8, rows = 400000;
+  const double p = 0.2;
+  const ModelSpec model = model_with(31, std::vector<double>(n, 1.0 - p));
+  const FeatureGroups groups{1, 1, 3};
+  const std::vector<float> x = generate_rows(model, n, 1000, rows, groups);
+  const std::vector<float> plain = generate_rows(model, n, 1000, rows);
+  const auto tolerance = [&](double q) { return 6.0 * std::sqrt(q * (1.0 - q) / rows); };
+  std::vector<double> on(n, 0.0);
+  double correlated_on = 0, anti_on = 0, both = 0, correlated_and_6 = 0, anti_and_7 = 0;
+  bool values_differ = false;
+  for (int r = 0; r < rows; ++r) {
+    const float* row = &x[static_cast<size_t>(r) * n];
+    int anti_count = 0;
+    for (int f = 0; f < n; ++f) {
+      on[f] += row[f] != 0.0f;
+      if (f >= 3 && f < 6) anti_count += row[f] != 0.0f;
+      EXPECT_TRUE(row[f] >= 0.0f && row[f] <= 1.0f);
+    }
+    ASSERT_EQ(row[0] != 0.0f, row[1] != 0.0f) << "row " << r;
+    ASSERT_EQ(row[0] != 0.0f, row[2] != 0.0f) << "row " << r;
+    ASSERT_LE(anti_count, 1) << "row " << r;
+    values_differ = values_differ || (row[0] != 0.0f && row[0] != row[1]);
+    for (int f = 6; f < n; ++f) ASSERT_EQ(row[f], plain[static_cast<size_t>(r) * n + f]);
+    const bool c = row[0] != 0.0f, a = anti_count == 1;
+    correlated_on += c;
+    anti_on += a;
+    both += c && a;
+    correlated_and_6 += c && row[6] != 0.0f;
+    anti_and_7 += a && row[7] != 0.0f;
+  }
+  EXPECT_TRUE(values_differ) << "each feature of a correlated group draws its own value";
+  const double anti_group = std::min(1.0, 3 * p);  // 0.6: the group is on
+  for (int f = 0; f < n; ++f) {
+    const double want = (f >= 3 && f < 6) ? anti_group / 3 : p;
+    EXPECT_NEAR(on[f] / rows, want, tolerance(want)) << "feature " << f;
+  }
+  EXPECT_NEAR(anti_on / rows, anti_group, tolerance(anti_group));
+  // Independence across groups: the joint frequencies are the products.
+  EXPECT_NEAR(both / rows, p * anti_group, tolerance(p * anti_group));
+  EXPECT_NEAR(correlated_and_6 / rows, p * p, tolerance(p * p));
+  EXPECT_NEAR(anti_and_7 / rows, anti_group * p, tolerance(anti_group * p));
+  EXPECT_NEAR(correlated_on / rows, p, tolerance(p));
+}
+
+// S·p >= 1: an anticorrelated group is always on, one feature of it at a time, each 1/S of rows.
+TEST(Data, AnAnticorrelatedGroupWithSTimesPAboveOneIsAlwaysOn) {
+  const int n = 4, rows = 100000;
+  const ModelSpec model = model_with(8, {0.5, 0.5, 0.5, 0.5});
+  const std::vector<float> x = generate_rows(model, n, 0, rows, FeatureGroups{0, 1, 4});
+  std::vector<double> on(n, 0.0);
+  for (int r = 0; r < rows; ++r) {
+    int count = 0;
+    for (int f = 0; f < n; ++f) {
+      const bool o = x[static_cast<size_t>(r) * n + f] != 0.0f;
+      count += o;
+      on[f] += o;
+    }
+    ASSERT_EQ(count, 1) << "row " << r;
+  }
+  for (int f = 0; f < n; ++f)
+    EXPECT_NEAR(on[f] / rows, 0.25, 6.0 * std::sqrt(0.25 * 0.75 / rows)) << "feature " << f;
 }
 
 TEST(Data, FixedEvaluationIsTheDatasetTail) {
