@@ -6,8 +6,11 @@
                        dashboard.gif (the training dashboard animated over the snapshots) and
                        dashboard.html (the same with a slider, plotly). n > 2: W^T W and b instead.
   plots.py sweep DIR   a `sweep` with n > 2: wtw.png (W^T W heatmaps), norms.png (feature norms
-                       coloured by interference), dimensionality.png (Anthropic's dimensionality
-                       scatter against 1/(1-S)).
+                       coloured by interference), arrows.png (m = 2: each feature's column of W
+                       as an arrow in the hidden plane) — the best seed of every cell, a row per
+                       combination of the other swept axes (model, importance, ...) — and
+                       dimensionality.png (Anthropic's dimensionality scatter against 1/(1-S),
+                       one D* line per such combination).
   plots.py phase DIR   a `phase-diagram`: phase.png/.pdf, the trained phases with the closed-form
                        boundaries drawn over them, beside the closed-form winners.
 
@@ -324,66 +327,183 @@ def dashboard_html(run, out):
 
 
 # ----------------------------------------------------------------------------- sweep
-def plot_sweep(directory, out, limit=8):
-    rows = [r for r in read_results(os.path.join(directory, "results.csv")) if r["status"] == "ok"]
-    if not rows:
-        sys.exit(f"plots.py: {directory}/results.csv has no model that did not diverge")
-    n, m = int(rows[0]["n_features"]), int(rows[0]["n_hidden"])
-    os.makedirs(out, exist_ok=True)
-    # One model per sparsity (the lowest eval loss), up to `limit`, for the heatmaps and bars.
+INTERFERENCE_LABEL = r"$\sum_{j\neq f}(\hat{W}_f\cdot W_j)^2\,/\,\|W_f\|^2$"
+
+
+def axis_label(axis, k):
+    labels = axis.get("labels")
+    value = labels[k] if labels else f"{axis['values'][k]:.3g}"
+    return f"{axis['name']} {value}"
+
+
+def score(row):
+    """The loss best-of-N ranks by: the evaluation loss, or the training loss where there is none."""
+    value = float(row["eval_loss"])
+    return value if np.isfinite(value) else float(row["train_loss"])
+
+
+def sweep_cells(directory):
+    """The best seed of every cell of a sweep — a cell is one value of every axis but the seed —
+    as {cell multi-index (axes without the seed): row}, with the manifest's axes. Models that
+    diverged are never chosen."""
+    manifest = load_json(os.path.join(directory, "manifest.json"))
+    axes, shape = manifest["axes"], manifest["shape"]
+    seeds = shape[-1] if axes and axes[-1]["name"] == "seed" else 1
+    cell_shape = shape[:-1] if seeds > 1 or (axes and axes[-1]["name"] == "seed") else shape
     best = {}
-    for r in rows:
-        key = r["sparsity"]
-        if key not in best or float(r["eval_loss"]) < float(best[key]["eval_loss"]):
-            best[key] = r
-    chosen = sorted(best.values(), key=lambda r: float(r["sparsity"]))
-    if len(chosen) > limit:
-        chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, limit).round().astype(int)]
+    for r in read_results(os.path.join(directory, "results.csv")):
+        if r["status"] != "ok":
+            continue
+        cell = np.unravel_index(int(r["model_id"]) // seeds, cell_shape)
+        cell = tuple(int(c) for c in cell)
+        if cell not in best or score(r) < score(best[cell]):
+            best[cell] = r
+    return axes[:len(cell_shape)], best
+
+
+def sweep_layout(axes, best, limit):
+    """Rows: one per combination of the swept axes other than sparsity/density (a line each in the
+    dimensionality plot); columns: the sparsity/density values (at most `limit`, evenly picked).
+    Returns [(row label, [(column title, row of results.csv or None)])]."""
+    x_axis = next((k for k, a in enumerate(axes) if a["name"] in ("sparsity", "density")), None)
+    swept = [k for k, a in enumerate(axes) if len(a["values"]) > 1 and k != x_axis]
+    columns = list(range(len(axes[x_axis]["values"]))) if x_axis is not None else [0]
+    if len(columns) > limit:
+        columns = [columns[i] for i in np.linspace(0, len(columns) - 1, limit).round().astype(int)]
+    layout = []
+    for group in np.ndindex(*[len(axes[k]["values"]) for k in swept]):
+        label = ", ".join(axis_label(axes[k], v) for k, v in zip(swept, group))
+        cells = []
+        for c in columns:
+            index = [0] * len(axes)
+            for k, v in zip(swept, group):
+                index[k] = v
+            if x_axis is not None:
+                index[x_axis] = c
+            row = best.get(tuple(index))
+            title = f"1−S = {1 - float(row['sparsity']):.3g}" if row else "diverged"
+            cells.append((title, row))
+        layout.append((label, cells))
+    return layout
+
+
+def draw_arrows(ax, W, importance, title):
+    """Each feature's column of W as an arrow in the hidden plane (ARENA's plot_features_in_2d),
+    coloured by its importance."""
+    cmap = plt.get_cmap("viridis")
+    span = max(1e-6, float(np.abs(W).max())) * 1.15
+    order = np.argsort(importance)  # the most important drawn last, on top
+    for f in order:
+        colour = cmap(float(importance[f] / max(importance.max(), 1e-12)))
+        ax.plot([0, W[0, f]], [0, W[1, f]], color=colour, lw=1.2)
+        ax.scatter([W[0, f]], [W[1, f]], color=colour, s=12, zorder=3)
+    ax.set_xlim(-span, span)
+    ax.set_ylim(-span, span)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="#ddd", lw=0.6, zorder=0)
+    ax.axvline(0, color="#ddd", lw=0.6, zorder=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def grid(layout, width, height):
+    rows, cols = len(layout), len(layout[0][1])
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.2, height * rows + 0.6),
+                             squeeze=False, constrained_layout=True)
+    for i, (label, _) in enumerate(layout):
+        if label:
+            axes[i][0].annotate(label, (-0.25, 0.5), xycoords="axes fraction", rotation=90,
+                                ha="right", va="center", fontsize=9)
+    return fig, axes
+
+
+def plot_sweep(directory, out, limit=8):
+    """W^T W heatmaps, norm bars and (m = 2) the features as arrows — the best seed of every cell,
+    one row per combination of the other swept axes — and the dimensionality scatter with one
+    D* line per such combination."""
+    axes_meta, best = sweep_cells(directory)
+    if not best:
+        sys.exit(f"plots.py: {directory}/results.csv has no model that did not diverge")
+    any_row = next(iter(best.values()))
+    n, m = int(any_row["n_features"]), int(any_row["n_hidden"])
+    os.makedirs(out, exist_ok=True)
+    layout = sweep_layout(axes_meta, best, limit)
     written = []
 
-    fig, axes = plt.subplots(1, len(chosen), figsize=(2.6 * len(chosen), 2.9), squeeze=False)
-    for ax, r in zip(axes[0], chosen):
-        draw_wtw(ax, model_W(r, n, m), f"1−S = {1 - float(r['sparsity']):.3g}")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"WᵀW, {n} features -> {m} dimensions (best seed per sparsity)")
-    fig.tight_layout()
+    fig, axes = grid(layout, 2.4, 2.5)
+    for i, (_, cells) in enumerate(layout):
+        for ax, (title, r) in zip(axes[i], cells):
+            if r is None:
+                ax.set_axis_off()
+                ax.set_title(title, fontsize=9)
+                continue
+            draw_wtw(ax, model_W(r, n, m), title)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"WᵀW, {n} features -> {m} dimensions (best seed per cell)")
     written.append(save(fig, out, "wtw.png"))
 
-    fig, axes = plt.subplots(1, len(chosen), figsize=(2.2 * len(chosen) + 1.5, 3.4),
-                             squeeze=False, sharey=True, constrained_layout=True)
+    fig, axes = grid(layout, 2.2, max(2.6, 0.16 * n + 1))
     cmap = plt.get_cmap("viridis")
-    for ax, r in zip(axes[0], chosen):
-        norms = np.array([float(r[f"norm_{f}"]) for f in range(n)])
-        interference = np.array([float(r[f"interference_{f}"]) for f in range(n)])
-        superposition = np.clip(interference / np.maximum(norms**2, 1e-12), 0, 1)
-        ax.barh(np.arange(n), norms, color=cmap(superposition))
-        ax.set_title(f"1−S = {1 - float(r['sparsity']):.3g}", fontsize=9)
-        ax.set_xlabel("‖W_f‖")
-    axes[0][0].set_ylabel("feature")
-    axes[0][0].invert_yaxis()  # shared: once for all
-    fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=cmap), ax=axes[0],
-                 label="Σ_{j≠f}(Ŵ_f·W_j)² / ‖W_f‖²")
-    fig.suptitle("feature norms, coloured by interference")
+    for i, (_, cells) in enumerate(layout):
+        for ax, (title, r) in zip(axes[i], cells):
+            ax.set_title(title, fontsize=9)
+            if r is None:
+                ax.set_axis_off()
+                continue
+            norms = np.array([float(r[f"norm_{f}"]) for f in range(n)])
+            interference = np.array([float(r[f"interference_{f}"]) for f in range(n)])
+            superposition = np.clip(interference / np.maximum(norms**2, 1e-12), 0, 1)
+            ax.barh(np.arange(n), norms, color=cmap(superposition))
+            ax.set_ylim(n - 0.5, -0.5)
+            ax.set_xlabel("‖W_f‖")
+        axes[i][0].set_ylabel("feature")
+    fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=cmap), ax=axes,
+                 label=INTERFERENCE_LABEL)
+    fig.suptitle("feature norms, coloured by interference (best seed per cell)")
     written.append(save(fig, out, "norms.png"))
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    x = np.array([1 / max(1e-12, 1 - float(r["sparsity"])) for r in rows])
-    dpf = np.array([float(r["dimensions_per_feature"]) for r in rows])
-    for f in range(n):
-        d = np.array([float(r[f"dimensionality_{f}"]) for r in rows])
-        ax.scatter(x * np.exp(np.random.default_rng(f).normal(0, 0.03, len(x))), d, s=5,
-                   alpha=0.4, color="#4C72B0", label="feature dimensionality D_f" if f == 0 else None)
-    order = np.argsort(x)
-    ax.plot(x[order], dpf[order], "k-", lw=1.5, label="dimensions per feature m / ‖W‖²_F")
+    if m == 2:
+        fig, axes = grid(layout, 2.2, 2.3)
+        for i, (_, cells) in enumerate(layout):
+            for ax, (title, r) in zip(axes[i], cells):
+                if r is None:
+                    ax.set_axis_off()
+                    ax.set_title(title, fontsize=9)
+                    continue
+                importance = np.array([float(r[f"importance_{f}"]) for f in range(n)])
+                draw_arrows(ax, model_W(r, n, m), importance, title)
+        fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=cmap), ax=axes,
+                     label="importance / max")
+        fig.suptitle(f"features in the hidden plane, {n} -> 2 (best seed per cell)")
+        written.append(save(fig, out, "arrows.png"))
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    palette = plt.get_cmap("tab10")
+    full = sweep_layout(axes_meta, best, limit=10**9)
+    for g, (label, cells) in enumerate(full):
+        chosen = [r for _, r in cells if r is not None]
+        if not chosen:
+            continue
+        colour = palette(g % 10)
+        x = np.array([1 / max(1e-12, 1 - float(r["sparsity"])) for r in chosen])
+        for f in range(n):
+            d = np.array([float(r[f"dimensionality_{f}"]) for r in chosen])
+            ax.scatter(x * np.exp(np.random.default_rng(f).normal(0, 0.03, len(x))), d, s=6,
+                       alpha=0.45, color=colour)
+        order = np.argsort(x)
+        dpf = np.array([float(r["dimensions_per_feature"]) for r in chosen])
+        ax.plot(x[order], dpf[order], "-", color=colour, lw=1.5,
+                label=("D* = m / ‖W‖²_F" + (f", {label}" if label else "")))
     for frac in (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 1 / 3):
         ax.axhline(frac, color="#ddd", lw=0.7, zorder=0)
     ax.set_xscale("log")
     ax.set_ylim(-0.05, 1.1)
     ax.set_xlabel("1 / (1 − S)")
-    ax.set_ylabel("dimensions")
-    ax.set_title(f"dimensionality, {n} -> {m}")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("dimensions (dots: each feature's D_f)")
+    ax.set_title(f"dimensionality, {n} -> {m} (best seed per cell)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     written.append(save(fig, out, "dimensionality.png"))
     return written

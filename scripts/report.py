@@ -130,9 +130,11 @@ def geometry_section(out):
         f"<section><h2>Geometry: {group.get('n_features')} features in "
         f"{group.get('n_hidden')} dimensions</h2>", meta(manifest),
         "<p>Anthropic's setting: importance 0.9<sup>f</sup>, feature density swept on a log "
-        "scale; the pictures show the best seed per density.</p>",
+        "scale; the pictures show the best seed of every cell (on the shared evaluation set).</p>",
         image(out, os.path.join(root, "plots", "wtw.png"), "W^T W"),
         image(out, os.path.join(root, "plots", "norms.png"), "feature norms"),
+        (image(out, os.path.join(root, "plots", "arrows.png"), "features in the hidden plane")
+         if os.path.exists(os.path.join(root, "plots", "arrows.png")) else ""),
         image(out, os.path.join(root, "plots", "dimensionality.png"), "dimensionality"),
         f'<p>Files: <a href="{rel(out, os.path.join(root, "results.csv"))}">results.csv</a></p>'
         "</section>"])

@@ -45,7 +45,8 @@ class Pictures(unittest.TestCase):
                   os.path.join(cls.out, "phase-diagram"))
         superpose("sweep", "--features", "5", "--hidden", "2", "--data-mode", "fresh", "--density",
                   "logspace(-1,0,3)", "--importance-decay", "0.9", "--steps", "200", "--batch",
-                  "128", "--out", os.path.join(cls.out, "geometry"))
+                  "128", "--model", "linear,relu", "--seed", "range(0,3)", "--out",
+                  os.path.join(cls.out, "geometry"))
         superpose("train", "--features", "5", "--hidden", "2", "--data-mode", "fresh", "--steps",
                   "100", "--batch", "64", "--snapshot-every", "10", "--out",
                   os.path.join(WORK, "train-5-2"))
@@ -77,8 +78,30 @@ class Pictures(unittest.TestCase):
     def test_sweep_pictures(self):
         directory = os.path.join(self.out, "geometry")
         plots("sweep", directory)
-        for name in ("wtw.png", "norms.png", "dimensionality.png"):
+        for name in ("wtw.png", "norms.png", "arrows.png", "dimensionality.png"):
             self.assertImage(os.path.join(directory, "plots", name))
+
+    def test_sweep_pictures_pick_the_best_seed_of_every_cell(self):
+        # linear and relu at three densities: six cells, each its own best of three seeds — never
+        # one model's row for another's cell, nor one line through every seed.
+        import csv
+        import plots as plots_module
+        directory = os.path.join(self.out, "geometry")
+        axes, best = plots_module.sweep_cells(directory)
+        self.assertEqual(len(best), 6)
+        with open(os.path.join(directory, "results.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+        for cell, chosen in best.items():
+            peers = [r for r in rows
+                     if (r["model"], r["sparsity"]) == (chosen["model"], chosen["sparsity"])]
+            self.assertEqual(len(peers), 3, cell)
+            self.assertEqual(float(chosen["eval_loss"]), min(float(r["eval_loss"]) for r in peers))
+            self.assertEqual(chosen["model"], ["linear", "relu"][cell[0]])
+        layout = plots_module.sweep_layout(axes, best, limit=8)
+        self.assertEqual([label for label, _ in layout], ["model linear", "model relu"])
+        for label, cells in layout:
+            self.assertEqual(len(cells), 3)
+            self.assertTrue(all(r["model"] == label.split()[-1] for _, r in cells))
 
     def test_phase_picture(self):
         directory = os.path.join(self.out, "phase-diagram")
