@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -147,14 +148,58 @@ std::string shape_text(const std::vector<size_t>& shape) {
   return "(" + text + (shape.size() == 1 ? ",)" : ")");
 }
 
+// ------------------------------------------------------------------------------- recipes
+// The two papers' training recipes, one option away (--recipe); every setting a recipe names
+// applies unless the command line gives it. The essay's is the default.
+struct Recipe {
+  const char* name;
+  const char* data_mode;
+  int steps, points, batch, eval_points;
+};
+constexpr Recipe kRecipes[] = {
+    // Even Smaller Models of Superposition: one dataset of 1000 points per model, 800 of them
+    // every (full-batch) step for 1000 steps, 200 evaluating.
+    {"essay", "fixed", 1000, 1000, 1024, 1000},
+    // Toy Models of Superposition (and its notebook): a fresh batch of 1024 every step for 10,000
+    // steps at lr 1e-3; evaluated on 10,000 points every model shares (docs/math.md).
+    {"tms", "fresh", 10000, 1000, 1024, 10000},
+};
+const char* const kRecipeOptions[] = {"--data-mode", "--steps", "--points", "--batch",
+                                      "--eval-points"};
+
+const Recipe& find_recipe(const std::string& name) {
+  for (const Recipe& recipe : kRecipes)
+    if (name == recipe.name) return recipe;
+  throw UsageError(fmt::format("--recipe: unknown recipe '{}' (accepted: essay, tms)", name));
+}
+
 // The options a group shares (shape, data rules, evaluation), for train and sweep alike.
 struct GroupOptions {
+  CLI::App* command = nullptr;  // the subcommand they were parsed for: which were given
+  std::string recipe = "essay";
   std::string data_mode = "fixed", lr_schedule = "constant";
   int warmup_steps = 0;
   int features = 2, hidden = 1, points = 1000, batch = 1024, eval_points = 1000, eval_every = 50,
       snapshot_every = 10, correlated_groups = 0, anticorrelated_groups = 0, group_size = 2;
   uint64_t eval_seed = 0;
   double eval_fraction = 0.2;
+
+  bool given(const char* option) const { return command && command->count(option) > 0; }
+
+  // The recipe's settings where the command line gave none; `steps` is the caller's (an int for
+  // train, an axis for sweep). Returns the options given that the recipe also sets.
+  std::vector<std::string> apply_recipe(const std::function<void(int)>& set_steps) {
+    const Recipe& r = find_recipe(recipe);
+    if (!given("--data-mode")) data_mode = r.data_mode;
+    if (!given("--points")) points = r.points;
+    if (!given("--batch")) batch = r.batch;
+    if (!given("--eval-points")) eval_points = r.eval_points;
+    if (!given("--steps")) set_steps(r.steps);
+    std::vector<std::string> overridden;
+    for (const char* option : kRecipeOptions)
+      if (given(option)) overridden.push_back(option);
+    return overridden;
+  }
 
   GroupSpec group() const {
     GroupSpec g;
@@ -175,7 +220,39 @@ struct GroupOptions {
   }
 };
 
+// The summary's line on how the models were trained: the recipe, and what it came to.
+std::string training_text(const GroupSpec& g, const std::string& recipe,
+                          const std::vector<std::string>& overridden, const std::string& steps,
+                          const std::string& lr, const std::string& weight_decay) {
+  const std::string data =
+      g.mode == DataMode::fixed
+          ? fmt::format("one dataset of {} points per model, {} training every step (full "
+                        "batch), {} evaluating",
+                        g.points, g.train_rows(), g.eval_rows())
+          : fmt::format("a fresh batch of {} every step, {} evaluation points every model "
+                        "shares (--eval-seed {})",
+                        g.batch, g.eval_points, g.eval_seed);
+  std::string extra;
+  if (g.lr_schedule != LrSchedule::constant || g.warmup_steps > 0)
+    extra += fmt::format(", {} learning-rate schedule after {} warm-up steps",
+                         to_string(g.lr_schedule), g.warmup_steps);
+  if (g.groups.any())
+    extra += fmt::format("; features: {} correlated and {} anticorrelated groups of {}",
+                         g.groups.correlated, g.groups.anticorrelated, g.groups.size);
+  return fmt::format("recipe {}{}: {}; {} steps, lr {}, AdamW weight decay {}{}\n", recipe,
+                     overridden.empty() ? "" : fmt::format(" (given: {})", fmt::join(overridden, ", ")),
+                     data, steps, lr, weight_decay, extra);
+}
+
 void add_group_options(CLI::App* command, GroupOptions& o, const char* snapshot_help) {
+  o.command = command;
+  command
+      ->add_option("--recipe", o.recipe,
+                   "essay: the essay's fixed 1000 points, full batch, 1000 steps | tms: Toy "
+                   "Models of Superposition's fresh batches of 1024 for 10000 steps, 10000 "
+                   "evaluation points; options given override it")
+      ->check(non_empty())
+      ->capture_default_str();
   command->add_option("--features", o.features, "n, features")
       ->transform(decimal(1, 4096))
       ->capture_default_str();
@@ -297,7 +374,9 @@ std::shared_ptr<const std::vector<double>> load_array(const std::string& path,
   return std::make_shared<const std::vector<double>>(std::move(array.values));
 }
 
-int run_train(const TrainOptions& o) {
+int run_train(TrainOptions o) {
+  const std::vector<std::string> overridden =
+      o.group.apply_recipe([&](int steps) { o.steps = steps; });
   GroupSpec group = o.group.group();
   group.steps = o.steps;
   group.record_trajectories = true;
@@ -355,6 +434,7 @@ int run_train(const TrainOptions& o) {
                              {"version", SUPERPOSE_VERSION},
                              {"backend", backend->name()},
                              {"device", backend->device()},
+                             {"recipe", o.group.recipe},
                              {"group", group_json(group)},
                              {"model", model_json},
                              {"timings_s", {{"train", seconds}}}};
@@ -365,6 +445,8 @@ int run_train(const TrainOptions& o) {
       "eval loss {}, status {}\n",
       to_string(model.kind), n, m, group.steps, backend->name(), seconds,
       format_number(r.train_loss), format_number(r.eval_loss), status_of(r));
+  print_out("{}", training_text(group, o.group.recipe, overridden, std::to_string(group.steps),
+                               format_number(model.lr), format_number(model.weight_decay)));
   print_out("W = [{}], b = [{}]\nwrote {}/\n", fmt::join(r.W, ", "), fmt::join(r.b, ", "),
             dir.path());
   return r.finite ? 0 : 1;
@@ -456,7 +538,7 @@ struct SweepCli {
   SweepAxesText axes;
   SplitOptions split;
   std::string importance, feature_sparsity;
-  int relative_feature = -1;
+  int relative_feature = -1, varied_feature = -1;
   int64_t chunk_models = 0;
   bool trajectories = false;
 };
@@ -466,7 +548,7 @@ void add_sweep(CLI::App& app, SweepCli& o) {
       "sweep",
       "train the Cartesian product of option axes; each axis is a value, a list a,b,c, "
       "linspace(a,b,k), logspace(a,b,k) or range(a,b[,step]); model ids are row-major over "
-      "model, steps, lr, weight-decay, sparsity|density, importance-decay|relative-importance, "
+      "model, steps, lr, weight-decay, sparsity|density, varied-sparsity|varied-density, importance-decay|relative-importance, "
       "seed");
   add_common(sweep, o.common, "out/sweep");
   sweep->add_option("--model", o.axes.model, "axis: linear, relu or linear,relu")
@@ -491,6 +573,20 @@ void add_sweep(CLI::App& app, SweepCli& o) {
       ->add_option("--feature-sparsity", o.feature_sparsity,
                    "one sparsity per feature, comma-separated (not an axis)")
       ->check(non_empty());
+  sweep
+      ->add_option("--varied-sparsity", o.axes.varied_sparsity,
+                   "axis: the sparsity of one feature (--varied-feature), over the others' "
+                   "(--sparsity, --density or --feature-sparsity)")
+      ->check(non_empty());
+  sweep
+      ->add_option("--varied-density", o.axes.varied_density,
+                   "axis: 1 - the sparsity of --varied-feature (instead of --varied-sparsity)")
+      ->check(non_empty());
+  sweep
+      ->add_option("--varied-feature", o.varied_feature,
+                   "the feature --varied-sparsity/--varied-density sets, 0-based (default: the "
+                   "last)")
+      ->transform(decimal(0, 4095));
   sweep->add_option("--seed", o.axes.seed, "axis: seeds, e.g. range(0,100)")
       ->check(non_empty())
       ->capture_default_str();
@@ -634,7 +730,9 @@ void print_sweep_outcome(const SweepOutcome& outcome, const std::string& devices
   print_out("wrote {}/results.csv and manifest.json\n", path);
 }
 
-int run_sweep_command(const SweepCli& o) {
+int run_sweep_command(SweepCli o) {
+  const std::vector<std::string> overridden =
+      o.group.apply_recipe([&](int steps) { o.axes.steps = std::to_string(steps); });
   SweepSpec spec;
   spec.base = o.group.group();
   GroupSpec& g = spec.base;
@@ -664,6 +762,16 @@ int run_sweep_command(const SweepCli& o) {
   } else {
     spec.importance = o.importance.empty() ? std::vector<double>(n, 1.0)
                                            : parse_vector(o.importance, "--importance", n);
+  }
+  const bool varied = !o.axes.varied_sparsity.empty() || !o.axes.varied_density.empty();
+  if (o.varied_feature >= 0 && !varied)
+    throw UsageError(
+        "--varied-feature: goes with --varied-sparsity or --varied-density, neither is given");
+  if (varied) {
+    spec.varied_feature = o.varied_feature < 0 ? n - 1 : o.varied_feature;
+    if (spec.varied_feature >= n)
+      throw UsageError(fmt::format("--varied-feature: {} is outside the accepted range [0, {}]",
+                                   spec.varied_feature, n - 1));
   }
   if (!o.feature_sparsity.empty()) {
     if (!o.axes.density.empty() || !o.axes.sparsity.empty())
@@ -698,12 +806,17 @@ int run_sweep_command(const SweepCli& o) {
   check_sweep_resources(*backends.front(), spec, o.common, static_cast<int>(backends.size()));
   const RunDir dir(o.common.out);
   run.after_claim = [&] { announce(o.common, *backends.front()); };
+  run.extra_manifest["recipe"] = o.group.recipe;
   const SweepOutcome outcome = run_sweep(spec, dir, "sweep", run);
+  const std::string recipe_line =
+      training_text(g, o.group.recipe, overridden, o.axes.steps, o.axes.lr, o.axes.weight_decay);
   if (!outcome.merged) {
     print_shard_outcome(outcome, run.shard, dir.path(), devices_text(backends), "sweep");
+    print_out("{}", recipe_line);
     return 0;
   }
   print_sweep_outcome(outcome, devices_text(backends), dir.path());
+  print_out("{}", recipe_line);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <tuple>
 
 #include "host/analysis.hpp"
 #include "host/data.hpp"  // kWeightDecay
@@ -193,6 +194,18 @@ void set_axes(SweepSpec& spec, const SweepAxesText& text) {
     require_each(sparsity.values, "--sparsity", 0, 1, false, "[0, 1]");
     spec.axes.push_back(sparsity);
   }
+  if (!text.varied_density.empty() && !text.varied_sparsity.empty())
+    throw UsageError(
+        "--varied-density: give either --varied-density or --varied-sparsity, not both");
+  for (const auto& [option, name, axis_text] :
+       {std::tuple<const char*, const char*, const std::string*>{
+            "--varied-sparsity", "varied_sparsity", &text.varied_sparsity},
+        {"--varied-density", "varied_density", &text.varied_density}}) {
+    if (axis_text->empty()) continue;
+    Axis varied{name, parse_axis(*axis_text, option), {}};
+    require_each(varied.values, option, 0, 1, false, "[0, 1]");
+    spec.axes.push_back(varied);
+  }
 
   if (spec.importance_rule == ImportanceRule::decay) {
     Axis decay{"importance_decay", parse_axis(text.importance_decay, "--importance-decay"), {}};
@@ -263,6 +276,10 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
     m.sparsity.assign(n, 1.0 - value("density", 1.0));
   else
     m.sparsity.assign(n, value("sparsity", 0.0));
+  if (find_axis(axes, "varied_sparsity"))
+    m.sparsity[varied_feature] = value("varied_sparsity", 0.0);
+  else if (find_axis(axes, "varied_density"))
+    m.sparsity[varied_feature] = 1.0 - value("varied_density", 1.0);
   switch (importance_rule) {
     case ImportanceRule::vector:
       m.importance = importance;

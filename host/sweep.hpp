@@ -42,10 +42,14 @@ enum class ImportanceRule {
 struct SweepSpec {
   GroupSpec base;  // shape, data rules, evaluation, trajectories; its models and steps are unused
   // Axes in row-major order (the first varies slowest, the last fastest): model, steps, lr,
-  // weight_decay, sparsity | density, importance_decay | relative_importance, seed. Every axis is
-  // present, with one value where it is not swept; model ids count through their product.
+  // weight_decay, sparsity | density, varied_sparsity | varied_density, importance_decay |
+  // relative_importance, seed. Every axis is present (varied_*, importance_*: when given), with
+  // one value where it is not swept; model ids count through their product.
   std::vector<Axis> axes;
   std::vector<double> feature_sparsity;  // non-empty: this per-feature vector, no sparsity axis
+  // The axis varied_sparsity | varied_density (after sparsity | density): feature varied_feature's
+  // own sparsity, over the others' (TMS's pentagon collapsing as one feature gets sparser).
+  int varied_feature = -1;
   ImportanceRule importance_rule = ImportanceRule::vector;
   std::vector<double> importance;  // ImportanceRule::vector: one per feature
   int relative_feature = 1;        // ImportanceRule::relative
@@ -65,7 +69,7 @@ struct SweepSpec {
 struct SweepAxesText {
   // sparsity: empty means "0"; give at most one of sparsity and density.
   std::string model = "relu", steps = "1000", lr = "1e-3", weight_decay = "0.01", sparsity, density,
-              seed = "0", importance_decay, relative_importance;
+              seed = "0", importance_decay, relative_importance, varied_sparsity, varied_density;
 };
 void set_axes(SweepSpec& spec, const SweepAxesText& text);
 

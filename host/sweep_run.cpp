@@ -95,6 +95,7 @@ nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
   if (spec.importance_rule == ImportanceRule::relative)
     sweep["relative_feature"] = spec.relative_feature;
   if (!spec.feature_sparsity.empty()) sweep["feature_sparsity"] = spec.feature_sparsity;
+  if (spec.varied_feature >= 0) sweep["varied_feature"] = spec.varied_feature;
   return sweep;
 }
 

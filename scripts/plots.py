@@ -348,6 +348,9 @@ def sweep_cells(directory):
     diverged are never chosen."""
     manifest = load_json(os.path.join(directory, "manifest.json"))
     axes, shape = manifest["axes"], manifest["shape"]
+    for axis in axes:
+        if axis["name"].startswith("varied_"):
+            axis["feature"] = manifest["varied_feature"]
     seeds = shape[-1] if axes and axes[-1]["name"] == "seed" else 1
     cell_shape = shape[:-1] if seeds > 1 or (axes and axes[-1]["name"] == "seed") else shape
     best = {}
@@ -361,11 +364,32 @@ def sweep_cells(directory):
     return axes[:len(cell_shape)], best
 
 
+SPARSITY_AXES = ("varied_sparsity", "varied_density", "sparsity", "density")
+
+
+def x_axis_of(axes):
+    """The sparsity axis the pictures run along: one feature's (--varied-*) when swept, else all
+    features' (--sparsity/--density); None when there is none."""
+    present = [k for k, a in enumerate(axes) if a["name"] in SPARSITY_AXES]
+    swept = [k for k in present if len(axes[k]["values"]) > 1]
+    ranked = sorted(swept or present, key=lambda k: SPARSITY_AXES.index(axes[k]["name"]))
+    return ranked[0] if ranked else None
+
+
+def density_of(row, axes, x_axis):
+    """1 − S along the x axis: the varied feature's, or the mean over the features."""
+    if x_axis is not None and "feature" in axes[x_axis]:
+        return 1 - float(row[f"sparsity_{axes[x_axis]['feature']}"])
+    return 1 - float(row["sparsity"])
+
+
 def sweep_layout(axes, best, limit):
-    """Rows: one per combination of the swept axes other than sparsity/density (a line each in the
-    dimensionality plot); columns: the sparsity/density values (at most `limit`, evenly picked).
+    """Rows: one per combination of the swept axes other than the x axis (a line each in the
+    dimensionality plot); columns: the x axis' values (at most `limit`, evenly picked).
     Returns [(row label, [(column title, row of results.csv or None)])]."""
-    x_axis = next((k for k, a in enumerate(axes) if a["name"] in ("sparsity", "density")), None)
+    x_axis = x_axis_of(axes)
+    symbol = f"1−S_{axes[x_axis]['feature']}" if x_axis is not None and "feature" in axes[x_axis] \
+        else "1−S"
     swept = [k for k, a in enumerate(axes) if len(a["values"]) > 1 and k != x_axis]
     columns = list(range(len(axes[x_axis]["values"]))) if x_axis is not None else [0]
     if len(columns) > limit:
@@ -381,7 +405,7 @@ def sweep_layout(axes, best, limit):
             if x_axis is not None:
                 index[x_axis] = c
             row = best.get(tuple(index))
-            title = f"1−S = {1 - float(row['sparsity']):.3g}" if row else "diverged"
+            title = f"{symbol} = {density_of(row, axes, x_axis):.3g}" if row else "diverged"
             cells.append((title, row))
         layout.append((label, cells))
     return layout
@@ -487,7 +511,8 @@ def plot_sweep(directory, out, limit=8):
         if not chosen:
             continue
         colour = palette(g % 10)
-        x = np.array([1 / max(1e-12, 1 - float(r["sparsity"])) for r in chosen])
+        x_axis = x_axis_of(axes_meta)
+        x = np.array([1 / max(1e-12, density_of(r, axes_meta, x_axis)) for r in chosen])
         for f in range(n):
             d = np.array([float(r[f"dimensionality_{f}"]) for r in chosen])
             ax.scatter(x * np.exp(np.random.default_rng(f).normal(0, 0.03, len(x))), d, s=6,

@@ -394,5 +394,63 @@ TEST(CliTrain, TheFreshEvaluationSetIsSharedAcrossSeeds) {
   EXPECT_NE(read_text(out + "/run.json").find("\"eval_seed\": 7"), std::string::npos);
 }
 
+// The TMS recipe is one option away: fresh batches of 1024, 10,000 steps, 10,000 shared evaluation
+// points — each setting it names unless given — and the summary says which recipe ran and what it
+// came to; the manifest records it.
+TEST(CliSweep, RecipeTmsIsOneOptionAway) {
+  const std::string out = fresh_dir("recipe_tms");
+  const Outcome r = run("sweep --backend cpu --features 5 --hidden 2 --recipe tms --steps 20 "
+                        "--out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("recipe tms (given: --steps): a fresh batch of 1024 every step, 10000 "
+                          "evaluation points"),
+            std::string::npos)
+      << r.output;
+  const std::string manifest = read_text(out + "/manifest.json");
+  EXPECT_NE(manifest.find("\"recipe\": \"tms\""), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\"data_mode\": \"fresh\""), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\"eval_points\": 10000"), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\"batch\": 1024"), std::string::npos) << manifest;
+  // Without --steps: the recipe's 10,000 (one 2 -> 1 model: 10^7 sample-steps, milliseconds).
+  const std::string steps = fresh_dir("recipe_tms_steps");
+  ASSERT_EQ(run("sweep --backend cpu --recipe tms --out " + steps).status, 0);
+  EXPECT_NE(read_text(steps + "/results.csv").find(",10000,"), std::string::npos);
+  EXPECT_NE(read_text(steps + "/manifest.json").find("\"values\": [\n        10000.0\n"),
+            std::string::npos)
+      << read_text(steps + "/manifest.json");
+  // Options given win over the recipe's.
+  const Outcome given = run("sweep --backend cpu --recipe tms --data-mode fixed --points 64 "
+                            "--steps 10 --out " + fresh_dir("recipe_tms_given"));
+  ASSERT_EQ(given.status, 0) << given.output;
+  EXPECT_NE(given.output.find("recipe tms (given: --data-mode, --steps, --points): one dataset of "
+                              "64 points"),
+            std::string::npos)
+      << given.output;
+  const Outcome essay = run("train --backend cpu --steps 10 --out " + fresh_dir("recipe_essay"));
+  EXPECT_NE(essay.output.find("recipe essay (given: --steps): one dataset of 1000 points per "
+                              "model, 800 training every step (full batch), 200 evaluating"),
+            std::string::npos)
+      << essay.output;
+  expect_rejected("sweep --backend cpu --steps 5", {{"recipe", "--recipe paper", "--recipe"}});
+  expect_rejected("train --backend cpu --steps 5", {{"recipe", "--recipe ''", "--recipe"}});
+}
+
+// --varied-feature names a feature and goes with a varied axis; the axis is checked by value.
+TEST(CliSweep, VariedFeatureOptionsAreChecked) {
+  expect_rejected("sweep --backend cpu --features 5 --hidden 2 --steps 5",
+                  {{"no_axis", "--varied-feature 2", "--varied-feature"},
+                   {"beyond", "--varied-density 0.1 --varied-feature 5", "--varied-feature"},
+                   {"both", "--varied-density 0.1 --varied-sparsity 0.2", "--varied-density"},
+                   {"range", "--varied-sparsity 2", "--varied-sparsity"}});
+  const std::string out = fresh_dir("varied");
+  const Outcome r = run("sweep --backend cpu --features 3 --steps 5 --feature-sparsity "
+                        "0.1,0.2,0.3 --varied-sparsity 0.5,0.6 --varied-feature 1 --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Table t = read_csv(out + "/results.csv");
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[1][static_cast<size_t>(t.column("sparsity_1"))], "0.6");
+  EXPECT_EQ(t.rows[1][static_cast<size_t>(t.column("sparsity_2"))], "0.3");
+}
+
 }  // namespace
 }  // namespace sp

@@ -96,6 +96,49 @@ TEST(Sweep, ImportanceDecayAndPerFeatureSparsity) {
   EXPECT_DOUBLE_EQ(m.importance[2], 0.81);
 }
 
+// One feature's sparsity as an axis (TMS's pentagon collapsing into digons), over the others' — a
+// --density axis or a --feature-sparsity vector: after sparsity|density in the id order.
+TEST(Sweep, OneFeaturesSparsityIsAnAxisOverTheOthers) {
+  SweepSpec spec;
+  spec.base.n_features = 5;
+  spec.base.n_hidden = 2;
+  spec.importance = std::vector<double>(5, 1.0);
+  spec.varied_feature = 4;
+  SweepAxesText text;
+  text.density = "0.05,0.1";
+  text.varied_density = "0.001,0.01,0.02";
+  text.seed = "range(0,2)";
+  set_axes(spec, text);
+  EXPECT_EQ(spec.shape(), (std::vector<size_t>{1, 1, 1, 1, 2, 3, 2}));
+  EXPECT_EQ(spec.axes[5].name, "varied_density");
+  const ModelSpec m = spec.model(1 * 6 + 2 * 2 + 1, nullptr);  // density 0.1, varied 0.02, seed 1
+  EXPECT_EQ(m.seed, 1u);
+  EXPECT_DOUBLE_EQ(m.sparsity[0], 0.9);
+  EXPECT_DOUBLE_EQ(m.sparsity[3], 0.9);
+  EXPECT_DOUBLE_EQ(m.sparsity[4], 0.98);
+
+  SweepSpec vector_spec;
+  vector_spec.base.n_features = 3;
+  vector_spec.importance = std::vector<double>(3, 1.0);
+  vector_spec.feature_sparsity = {0.1, 0.2, 0.3};
+  vector_spec.varied_feature = 0;
+  SweepAxesText vector_text;
+  vector_text.varied_sparsity = "0.5,0.7";
+  set_axes(vector_spec, vector_text);
+  EXPECT_EQ(vector_spec.model(1, nullptr).sparsity, (std::vector<double>{0.7, 0.2, 0.3}));
+
+  SweepAxesText both;
+  both.varied_sparsity = "0.5";
+  both.varied_density = "0.5";
+  SweepSpec refused = spec;
+  refused.axes.clear();
+  EXPECT_THROW(set_axes(refused, both), UsageError);
+  SweepAxesText out_of_range;
+  out_of_range.varied_density = "1.5";
+  refused.axes.clear();
+  EXPECT_THROW(set_axes(refused, out_of_range), UsageError);
+}
+
 std::string temp_dir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("superpose_sweep_" + name);
   fs::remove_all(dir);
