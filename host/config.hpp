@@ -52,7 +52,7 @@ struct GroupSpec {
   int points = 1000;           // fixed: dataset size
   double eval_fraction = 0.2;  // fixed: the last share of the dataset evaluates
   int batch = 1024;            // fresh: samples per step
-  int eval_points = 1000;      // fresh: size of the separate evaluation set
+  int eval_points = 10000;     // fresh: size of the separate evaluation set (docs/math.md)
   // fresh: the evaluation set's key. Every model of a run is evaluated on the same uniforms
   // (Philox(eval_seed, kEvalBase + j)), each with its own sparsity: common random numbers, so
   // that best-of-N compares models, not evaluation sets (docs/math.md).

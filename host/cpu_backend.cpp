@@ -225,6 +225,10 @@ class CpuBackend final : public Backend {
                        threads_ == 1 ? "" : "s", to_string(simd_path()));
   }
 
+  // A sweep's chunks of few large models (one model per chunk at 200 -> 20) are batched into one
+  // call until every thread has a model (host/sweep_run.cpp); the chunk plan does not change.
+  int64_t models_per_call() const override { return threads_; }
+
   // Models are independent: each is trained whole by one thread, so its bits do not depend on
   // the thread count or on the other models.
   std::vector<ModelResult> train(const GroupSpec& group) override {

@@ -64,8 +64,7 @@ class SimdStepImpl {
   virtual ~SimdStepImpl() = default;
   virtual void set_rows(const float* x, int rows) = 0;
   virtual void generate_rows(const ModelSpec& model, const float* threshold,
-                             const FeatureGroups& groups, uint64_t first_subsequence,
-                             int rows) = 0;
+                             const FeatureGroups& groups, uint64_t first_subsequence, int rows) = 0;
   virtual float loss_and_gradients(bool relu, const float* W, const float* b,
                                    const float* importance, float* grad_W, float* grad_b) = 0;
 };

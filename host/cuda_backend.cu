@@ -132,7 +132,8 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Feature groups are drawn by the global mapping's kernels only (kernels/fused_step.cu: load_row).
+  // Feature groups are drawn by the global mapping's kernels only (kernels/fused_step.cu:
+  // load_row).
   cuda::Mapping mapping(const GroupSpec& g) const {
     if (forced_mapping_ == "global") return cuda::Mapping::global;
     if (g.groups.any()) {

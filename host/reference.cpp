@@ -96,8 +96,8 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
     if (t % 64 == 0) check_cancelled();
     std::vector<double> fresh;
     if (group.mode == DataMode::fresh)
-      fresh = to_double(
-          generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows, group.groups));
+      fresh =
+          to_double(generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows, group.groups));
     const std::vector<double>& x = group.mode == DataMode::fixed ? dataset : fresh;
     const Gradients g = loss_and_gradients(n, m, relu, W, b, model.importance, x, rows);
     const double lr = model.lr * AdamWSchedule::lr_factor(group.lr_schedule, group.warmup_steps,

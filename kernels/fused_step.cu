@@ -375,10 +375,11 @@ __global__ void __launch_bounds__(kThreads)
   const float grad_scale = 2.0f * mean_scale(d.train_rows, n);
 
   for (int step = first_step; step < first_step + count; ++step) {
-    const float lane_loss = lane_batch<false, true>(d, model, step, n, P, sparsity, grads, x, [&](float* row) {
-      return accumulate_sample(n, m, relu, params, params + m * n, importance, row, grad_scale,
-                               grads, grads + m * n, hidden, grad_hidden, grad_z);
-    });
+    const float lane_loss =
+        lane_batch<false, true>(d, model, step, n, P, sparsity, grads, x, [&](float* row) {
+          return accumulate_sample(n, m, relu, params, params + m * n, importance, row, grad_scale,
+                                   grads, grads + m * n, hidden, grad_hidden, grad_z);
+        });
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, n);
     const AdamWStep scalars = step_scalars(d, model, step);
     // Reduce every entry (all lanes take part), then lane k % 32 updates parameter k.
@@ -416,8 +417,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = lane; r < rows; r += kLanes) {
     if (fresh_rows || d.draw_rows) {  // fresh data's evaluation rows, or fixed rows drawn again
       const uint64_t first = fresh_rows ? kEvalBase : static_cast<uint64_t>(row_offset);
-      generate_sample(fresh_rows ? d.eval_seed : d.seed[model], first + static_cast<uint64_t>(r),
-                      n, sparsity, x, kStatic ? FeatureGroups{} : d.groups);
+      generate_sample(fresh_rows ? d.eval_seed : d.seed[model], first + static_cast<uint64_t>(r), n,
+                      sparsity, x, kStatic ? FeatureGroups{} : d.groups);
     } else {
       dataset_row(d, model, row_offset + r, n, x);
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """report.py OUT — writes OUT/index.html, one page that shows and links what scripts/run made:
 the essay's six experiments (table, figures, animated dashboards, interactive dashboards), the 2->1
-phase diagram and the geometry sweep. Only relative links to files under OUT; no network."""
+phase diagram, Toy Models of Superposition's main results (superpose tms) and a geometry sweep. Only relative links to files under OUT; no network."""
 import csv
 import html
 import json
@@ -140,11 +140,44 @@ def geometry_section(out):
         "</section>"])
 
 
+# The pictures each `superpose tms` result is judged by (plots.py sweep draws them).
+TMS_PICTURES = {"intro": ["arrows.png"], "tms-20-5": ["wtw.png", "norms.png"],
+                "geometry": ["dimensionality.png"], "correlated": ["arrows.png"],
+                "anticorrelated": ["arrows.png"], "collapse": ["arrows.png"]}
+
+
+def tms_section(out):
+    root = os.path.join(out, "tms")
+    if not os.path.exists(os.path.join(root, "tms.json")):
+        return ""
+    report = load_json(os.path.join(root, "tms.json"))
+    shown = sum(e["shows"] for e in report["experiments"])
+    parts = ["<section><h2>Toy Models of Superposition: the main results</h2>",
+             f'<p class="meta">superpose {html.escape(report["version"])}, '
+             f'{html.escape(report["device"])}, {html.escape(report["scale"])} scale</p>',
+             f"<p>{shown} of {len(report['experiments'])} results show what the paper reports, "
+             "judged from each trained W (the best seed of every cell on the evaluation set every "
+             "model shares; recipe tms: fresh batches of 1024, lr 1e-3).</p>"]
+    for e in report["experiments"]:
+        key = next((k for k in TMS_PICTURES if e["name"].startswith(k)), None)
+        directory = os.path.join(root, e["dir"])
+        verdict = "shows what the paper reports" if e["shows"] else "does NOT show what the paper reports"
+        parts.append(f"<h3>{html.escape(e['title'])}</h3><p><b>{verdict}</b></p><ul>"
+                     + "".join(f"<li>{html.escape(line)}</li>" for line in e["lines"]) + "</ul>")
+        parts.append('<div class="row">' + "".join(
+            image(out, os.path.join(directory, "plots", name), name)
+            for name in TMS_PICTURES.get(key, [])) + "</div>")
+        parts.append(f'<p>Files: <a href="{rel(out, os.path.join(directory, "results.csv"))}">'
+                     "results.csv</a></p>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: report.py OUT")
     out = sys.argv[1]
-    body = [experiments_section(out), phase_section(out), geometry_section(out)]
+    body = [experiments_section(out), phase_section(out), tms_section(out), geometry_section(out)]
     if not any(body):
         sys.exit(f"report.py: nothing to report under {out}")
     page = ("<!doctype html>\n<html lang=en><head><meta charset=utf-8>"

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "host/analysis.hpp"
+#include "host/tms.hpp"
 
 namespace sp::analysis {
 namespace {
@@ -54,6 +55,29 @@ TEST(FeatureGeometry, PentagonFiveIntoTwo) {
     EXPECT_NEAR(g.interference[f], 1.5, 1e-12);
   }
   EXPECT_NEAR(g.dimensions_per_feature, 0.4, 1e-12);
+}
+
+// The measurements `superpose tms` judges by: angle gaps around the circle (m = 2) count only
+// represented features (‖W_f‖ > 0.5); cosines between columns.
+TEST(TmsGeometry, AngleGapsAndCosines) {
+  const double pi = 3.14159265358979323846;
+  std::vector<double> pentagon(10);  // 2 x 5, row-major, radius 1, starting at 10°
+  for (int f = 0; f < 5; ++f) {
+    pentagon[f] = std::cos((10 + 72 * f) * pi / 180);
+    pentagon[5 + f] = std::sin((10 + 72 * f) * pi / 180);
+  }
+  const std::vector<double> gaps = tms::angle_gaps(pentagon, 5);
+  ASSERT_EQ(gaps.size(), 5u);
+  for (double gap : gaps) EXPECT_NEAR(gap, 72.0, 1e-9);
+  // A cross of four features, the fifth too short to count.
+  const std::vector<double> cross = {1, 0, -1, 0, 0.1, 0, 1, 0, -1, 0.1};
+  const std::vector<double> cross_gaps = tms::angle_gaps(cross, 5);
+  ASSERT_EQ(cross_gaps.size(), 4u);
+  for (double gap : cross_gaps) EXPECT_NEAR(gap, 90.0, 1e-9);
+  EXPECT_NEAR(tms::column_cosine(cross, 5, 2, 0, 2), -1.0, 1e-12);
+  EXPECT_NEAR(tms::column_cosine(cross, 5, 2, 0, 1), 0.0, 1e-12);
+  EXPECT_NEAR(tms::column_norm(cross, 5, 2, 4), std::sqrt(0.02), 1e-12);
+  EXPECT_EQ(tms::angle_gaps(std::vector<double>(10, 0.0), 5).size(), 0u);
 }
 
 }  // namespace

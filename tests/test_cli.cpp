@@ -342,7 +342,6 @@ TEST(CliSweep, WeightDecayAxisAndLearningRateSchedule) {
   expect_rejected("train --backend cpu --steps 50", cases);
 }
 
-
 // Correlated and anticorrelated features from the command line: recorded in the manifest, they
 // change the data (and so the models); impossible groupings are refused naming the option.
 TEST(CliSweep, FeatureGroups) {
@@ -358,12 +357,12 @@ TEST(CliSweep, FeatureGroups) {
   EXPECT_NE(manifest.find("\"anticorrelated\": 1"), std::string::npos) << manifest;
   EXPECT_EQ(read_text(plain + "/manifest.json").find("feature_groups"), std::string::npos);
   EXPECT_NE(read_csv(grouped + "/results.csv").rows, read_csv(plain + "/results.csv").rows);
-  expect_rejected("sweep --backend cpu --features 5 --steps 5",
-                  {{"too_many", "--correlated-groups 2 --anticorrelated-groups 1",
-                    "--correlated-groups"},
-                   {"size_zero", "--correlated-groups 1 --group-size 0", "--group-size"},
-                   {"size_big", "--anticorrelated-groups 1 --group-size 6", "--group-size"},
-                   {"negative", "--correlated-groups=-1", "--correlated-groups"}});
+  expect_rejected(
+      "sweep --backend cpu --features 5 --steps 5",
+      {{"too_many", "--correlated-groups 2 --anticorrelated-groups 1", "--correlated-groups"},
+       {"size_zero", "--correlated-groups 1 --group-size 0", "--group-size"},
+       {"size_big", "--anticorrelated-groups 1 --group-size 6", "--group-size"},
+       {"negative", "--correlated-groups=-1", "--correlated-groups"}});
   const std::string data =
       write_file("groups_data.npy", npy::encode(std::vector<float>(50, 0.5f), {10, 5}));
   expect_rejected("train --backend cpu --features 5 --hidden 2 --steps 5",
@@ -374,15 +373,15 @@ TEST(CliSweep, FeatureGroups) {
 // 0, the same --init-W) score the same evaluation loss in fresh mode; another --eval-seed, another
 // set; the manifest records the seed.
 TEST(CliTrain, TheFreshEvaluationSetIsSharedAcrossSeeds) {
-  const std::string W = write_file("shared_eval_W.npy", npy::encode(std::vector<float>{0.7f, -0.2f,
-                                                                                      0.4f},
-                                                                   {1, 3}));
+  const std::string W =
+      write_file("shared_eval_W.npy", npy::encode(std::vector<float>{0.7f, -0.2f, 0.4f}, {1, 3}));
   std::string out;
   auto eval_loss = [&](const std::string& extra, const std::string& name) {
     out = fresh_dir(name);
-    const Outcome r = run("train --backend cpu --features 3 --data-mode fresh --sparsity 0.5 "
-                          "--lr 0 --steps 2 --eval-points 500 --init-W " +
-                          W + " --out " + out + " " + extra);
+    const Outcome r =
+        run("train --backend cpu --features 3 --data-mode fresh --sparsity 0.5 "
+            "--lr 0 --steps 2 --eval-points 500 --init-W " +
+            W + " --out " + out + " " + extra);
     EXPECT_EQ(r.status, 0) << r.output;
     const Table t = read_csv(out + "/results.csv");
     return t.rows.at(0).at(static_cast<size_t>(t.column("eval_loss")));
@@ -399,8 +398,10 @@ TEST(CliTrain, TheFreshEvaluationSetIsSharedAcrossSeeds) {
 // came to; the manifest records it.
 TEST(CliSweep, RecipeTmsIsOneOptionAway) {
   const std::string out = fresh_dir("recipe_tms");
-  const Outcome r = run("sweep --backend cpu --features 5 --hidden 2 --recipe tms --steps 20 "
-                        "--out " + out);
+  const Outcome r =
+      run("sweep --backend cpu --features 5 --hidden 2 --recipe tms --steps 20 "
+          "--out " +
+          out);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("recipe tms (given: --steps): a fresh batch of 1024 every step, 10000 "
                           "evaluation points"),
@@ -419,8 +420,10 @@ TEST(CliSweep, RecipeTmsIsOneOptionAway) {
             std::string::npos)
       << read_text(steps + "/manifest.json");
   // Options given win over the recipe's.
-  const Outcome given = run("sweep --backend cpu --recipe tms --data-mode fixed --points 64 "
-                            "--steps 10 --out " + fresh_dir("recipe_tms_given"));
+  const Outcome given =
+      run("sweep --backend cpu --recipe tms --data-mode fixed --points 64 "
+          "--steps 10 --out " +
+          fresh_dir("recipe_tms_given"));
   ASSERT_EQ(given.status, 0) << given.output;
   EXPECT_NE(given.output.find("recipe tms (given: --data-mode, --steps, --points): one dataset of "
                               "64 points"),
@@ -443,13 +446,52 @@ TEST(CliSweep, VariedFeatureOptionsAreChecked) {
                    {"both", "--varied-density 0.1 --varied-sparsity 0.2", "--varied-density"},
                    {"range", "--varied-sparsity 2", "--varied-sparsity"}});
   const std::string out = fresh_dir("varied");
-  const Outcome r = run("sweep --backend cpu --features 3 --steps 5 --feature-sparsity "
-                        "0.1,0.2,0.3 --varied-sparsity 0.5,0.6 --varied-feature 1 --out " + out);
+  const Outcome r =
+      run("sweep --backend cpu --features 3 --steps 5 --feature-sparsity "
+          "0.1,0.2,0.3 --varied-sparsity 0.5,0.6 --varied-feature 1 --out " +
+          out);
   ASSERT_EQ(r.status, 0) << r.output;
   const Table t = read_csv(out + "/results.csv");
   ASSERT_EQ(t.rows.size(), 2u);
   EXPECT_EQ(t.rows[1][static_cast<size_t>(t.column("sparsity_1"))], "0.6");
   EXPECT_EQ(t.rows[1][static_cast<size_t>(t.column("sparsity_2"))], "0.3");
+}
+
+// `superpose tms` judges each result from its trained W: short runs of three results show what the
+// paper reports (a regular pentagon, the pair of digons, antipodal anticorrelated pairs), one step
+// of training does not — the verdicts can fail. tms.json records them; bad options are refused.
+TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
+  const std::string out = fresh_dir("tms");
+  const Outcome r =
+      run("tms --backend cpu --only intro,collapse,anticorrelated --steps 3000 "
+          "--out " +
+          out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("a regular pentagon (gaps within 6° of 72°; paper: yes): yes"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("a pair of digons (gaps within 8° of 90°; paper: yes): yes"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("3 of 3 results show what the paper reports"), std::string::npos)
+      << r.output;
+  const std::string report = read_text(out + "/tms.json");
+  EXPECT_NE(report.find("\"shows\": true"), std::string::npos);
+  EXPECT_EQ(report.find("\"shows\": false"), std::string::npos);
+  // Each result is a sweep of its own: resumable, drawn by plots.py sweep.
+  EXPECT_EQ(read_csv(out + "/intro/results.csv").rows.size(), 50u);
+  EXPECT_NE(read_text(out + "/collapse/manifest.json").find("\"varied_feature\": 4"),
+            std::string::npos);
+
+  const std::string untrained = fresh_dir("tms_untrained");
+  const Outcome bad = run("tms --backend cpu --only intro,correlated --steps 1 --out " + untrained);
+  ASSERT_EQ(bad.status, 0) << bad.output;
+  EXPECT_NE(bad.output.find("0 of 2 results show what the paper reports"), std::string::npos)
+      << bad.output;
+  EXPECT_NE(bad.output.find("shows what the paper reports: NO"), std::string::npos);
+  expect_rejected("tms --backend cpu", {{"only", "--only pentagon", "--only"},
+                                        {"scale", "--scale huge", "--scale"},
+                                        {"steps", "--steps 0", "--steps"}});
 }
 
 }  // namespace

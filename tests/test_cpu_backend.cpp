@@ -270,9 +270,9 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
                 true, W.data(), b.data(), importance.data(), gW1.data(), gb1.data());
             const float l2 = lane_rows.loss_and_gradients(
                 true, W.data(), b.data(), importance.data(), gW2.data(), gb2.data());
-            SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " first "
-                                              << first << " rows " << rows << " groups "
-                                              << groups.grouped());
+            SCOPED_TRACE(::testing::Message()
+                         << cpu::to_string(path) << " n " << n << " first " << first << " rows "
+                         << rows << " groups " << groups.grouped());
             EXPECT_EQ(l1, l2);
             EXPECT_EQ(gW1, gW2);
             EXPECT_EQ(gb1, gb2);

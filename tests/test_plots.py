@@ -47,6 +47,8 @@ class Pictures(unittest.TestCase):
                   "logspace(-1,0,3)", "--importance-decay", "0.9", "--steps", "200", "--batch",
                   "128", "--model", "linear,relu", "--seed", "range(0,3)", "--out",
                   os.path.join(cls.out, "geometry"))
+        superpose("tms", "--only", "intro,collapse", "--steps", "300", "--out",
+                  os.path.join(cls.out, "tms"))
         superpose("train", "--features", "5", "--hidden", "2", "--data-mode", "fresh", "--steps",
                   "100", "--batch", "64", "--snapshot-every", "10", "--out",
                   os.path.join(WORK, "train-5-2"))
@@ -115,13 +117,16 @@ class Pictures(unittest.TestCase):
                 plots("run", os.path.join(self.out, "experiments", run))
         plots("phase", os.path.join(self.out, "phase-diagram"))
         plots("sweep", os.path.join(self.out, "geometry"))
+        for result in ("intro", "collapse"):
+            plots("sweep", os.path.join(self.out, "tms", result))
         result = subprocess.run([sys.executable, os.path.join(SCRIPTS, "report.py"), self.out],
                                 capture_output=True, text=True)
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(os.path.join(self.out, "index.html")) as f:
             page = f.read()
         for text in ("six experiments", "phase diagram", "Geometry", "phase.png", "dashboard.gif",
-                     "wtw.png"):
+                     "wtw.png", "Toy Models of Superposition: the main results", "tms/intro/plots/"
+                     "arrows.png", "a regular pentagon", "tms/collapse/results.csv"):
             self.assertIn(text, page)
         screenshot = os.path.join(WORK, "report.png")
         self.assertEqual(check_page.check(os.path.join(self.out, "index.html"), screenshot), [])

@@ -35,8 +35,8 @@ import pandas as pd
 
 from . import _core
 
-__all__ = ["train", "sweep", "experiments", "phase_diagram", "merge", "load", "Run", "Sweep",
-           "Experiments", "PhaseDiagram", "ShardRun", "__version__"]
+__all__ = ["train", "sweep", "experiments", "phase_diagram", "tms", "merge", "load", "Run",
+           "Sweep", "Experiments", "PhaseDiagram", "Tms", "ShardRun", "__version__"]
 __version__ = _core.version
 
 # ----------------------------------------------------------------------------------- options
@@ -188,6 +188,11 @@ def phase_diagram(*, progress: bool = True, **options) -> "PhaseDiagram":
     return _run("phase-diagram", options, PhaseDiagram._load, progress)
 
 
+def tms(*, progress: bool = True, **options) -> "Tms":
+    """Toy Models of Superposition's main results, as `superpose tms` (scale, only, steps, ...)."""
+    return _run("tms", options, Tms._load, progress)
+
+
 def merge(path) -> "Sweep":
     """`superpose merge DIR`: a sweep trained in shards, assembled; the Sweep (or PhaseDiagram)."""
     job = _execute(["merge", os.fspath(path)], False)
@@ -201,13 +206,17 @@ def load(path) -> Any:
     PhaseDiagram or Experiments, by its manifest's command."""
     path = Path(path)
     manifest_file = path / "manifest.json"
+    if (path / "tms.json").exists():
+        result = Tms._load(path)
+        result.path = path
+        return result
     if not manifest_file.exists():
         if (path / "sweep.json").exists():
             raise ValueError(f"'{path}' holds a sweep that is not merged yet: run "
                              f"superpose.merge('{path}') once every shard has finished")
         raise ValueError(f"'{path}' is not a superpose run directory (no manifest.json)")
     command = json.loads(manifest_file.read_text())["command"]
-    kind = {"train": Run, "sweep": Sweep, "phase-diagram": PhaseDiagram,
+    kind = {"train": Run, "sweep": Sweep, "tms": Sweep, "phase-diagram": PhaseDiagram,
             "experiments": Experiments}.get(command)
     if kind is None:
         raise ValueError(f"'{path}': unknown command '{command}' in its manifest")
@@ -364,3 +373,25 @@ class Experiments:
         return cls(summary=_read_csv(path / "experiments.csv"),
                    results=_read_results(path / "results.csv"), examples=examples,
                    manifest=manifest)
+
+
+@dataclass
+class Tms:
+    """`superpose tms`: each result's sweep by name, and the verdicts — one row per result: name,
+    title, shows (whether its trained W shows what the paper reports) and the measured lines."""
+    results: Dict[str, Sweep]
+    verdicts: pd.DataFrame
+    report: Dict[str, Any]
+    path: Optional[Path] = None
+    log: str = ""
+
+    @classmethod
+    def _load(cls, path: Path) -> "Tms":
+        path = Path(path)
+        report = json.loads((path / "tms.json").read_text())
+        results = {e["name"]: Sweep._load(path / e["dir"]) for e in report["experiments"]}
+        verdicts = pd.DataFrame([{"name": e["name"], "title": e["title"], "shows": e["shows"],
+                                  "lines": "\n".join(e["lines"])}
+                                 for e in report["experiments"]])
+        return cls(results=results, verdicts=verdicts, report=report)
+

@@ -178,3 +178,20 @@ def test_trajectories_across_a_steps_axis_and_shards_merged(tmp_path):
     assert merged.results.equals(whole.results)
     with pytest.raises(ValueError, match="--shard"):
         superpose.sweep(shard="1/2", **options)
+
+
+def test_tms_gives_the_command_lines_verdicts_and_sweeps(tmp_path):
+    cli("tms", "--only", "intro,correlated", "--steps", "400", out=tmp_path / "cli")
+    result = superpose.tms(backend="cpu", only="intro,correlated", steps=400, out=tmp_path / "api",
+                           progress=False)
+    assert list(result.verdicts["name"]) == ["intro", "correlated"]
+    assert result.verdicts["shows"].dtype == bool
+    for name in ("intro", "correlated"):
+        same_bytes(tmp_path / "cli" / name / "results.csv", tmp_path / "api" / name / "results.csv")
+        assert len(result.results[name].results) == {"intro": 50, "correlated": 25}[name]
+    cli_report = superpose.load(tmp_path / "cli")
+    assert cli_report.verdicts.equals(result.verdicts)
+    # One result's directory alone is a sweep.
+    assert superpose.load(tmp_path / "cli" / "intro").results.equals(result.results["intro"].results)
+    with pytest.raises(ValueError, match="--only: unknown result 'pentagon'"):
+        superpose.tms(backend="cpu", only="pentagon")
