@@ -108,6 +108,9 @@ def rehearsal(build, work):
         fail("the benchmark's JSON is incomplete or has an invalid variant")
     if "end to end: (2,1) sweep, 64 models" not in summary:
         fail(f"no end-to-end line:\n{summary}")
+    if "tms: " not in summary or "results show what the paper reports" not in summary \
+            or "./results/tms-CUDA-emulator.json" not in members:
+        fail(f"no tms verdicts in the summary or the evidence:\n{summary}")
     print(f"ok: {seconds:.1f} s, every stage passed on the emulator, {len(members)} entries")
     return 0
 
