@@ -126,7 +126,11 @@ class Peers:
         return result
 
 
-def throughput_table(sp, peers, gpu, quick):
+# TMS's feature-geometry shapes, a few models each (as its figures train them), fresh batches.
+LARGE = [(100, 20, 1024, 20, "fresh"), (200, 20, 1024, 10, "fresh"), (400, 30, 1024, 10, "fresh")]
+
+
+def throughput_table(sp, peers, gpu, quick, large_only=False):
     configs = []
     for models in (1, 100, 1000, 10000):
         for mode in ("fixed", "fresh"):
@@ -134,13 +138,18 @@ def throughput_table(sp, peers, gpu, quick):
     for models in (1, 100, 1000):
         for mode in ("fixed", "fresh"):
             configs.append((20, 5, 1024, models, mode))
+    configs += LARGE
     if quick:
         configs = [c for c in configs if c[3] <= 100]
+    if large_only:
+        configs = LARGE
     rows = []
     print(f"{'n':>3} {'m':>3} {'batch':>5} {'models':>6} {'data':>5} {'superpose':>11} "
           f"{'torch loop':>11} {'torch batch':>11} {'ratio':>7}   (sample-steps/s)", flush=True)
     for n, m, batch, models, mode in configs:
         work = (4e10 if gpu else 1.5e9) if n == 2 else (4e9 if gpu else 2e8)
+        if n >= 100:  # 5·m·n fused multiply-adds a sample: about 10-20 s a timed run on 2 cores
+            work = 4e8 if gpu else 2e7
         ours = sp.throughput(n, m, batch, models, mode, work)
         loop = peers.measure("loop", n, m, batch, models, mode)
         batched = peers.measure("batched", n, m, batch, models, mode)
@@ -201,6 +210,8 @@ def main():
     parser.add_argument("--backend", default=None, help="cpu | cuda (default: cuda if a GPU)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for both sides")
     parser.add_argument("--quick", action="store_true", help="only up to 100 models, no jobs")
+    parser.add_argument("--large", action="store_true",
+                        help="only the large shapes (100->20, 200->20, 400->30), no jobs")
     parser.add_argument("--out", help="results file (default bench/results/<machine>.json)")
     args = parser.parse_args()
 
@@ -217,9 +228,9 @@ def main():
     print(f"machine: {cpu_model()}, {cores} cores, GPU {gpu or 'none'}; superpose {backend}; "
           f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads)", flush=True)
 
-    table = throughput_table(sp, peers, backend == "cuda", args.quick)
+    table = throughput_table(sp, peers, backend == "cuda", args.quick, args.large)
     jobs = []
-    if not args.quick:
+    if not args.quick and not args.large:
         for job in (experiments_job(sp, peers), phase_diagram_job(sp, peers, backend == "cuda")):
             jobs.append(job)
             print(f"{job['job']}: superpose {job['superpose_s']:.2f} s, torch loop "

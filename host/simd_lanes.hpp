@@ -34,6 +34,16 @@ struct Lanes {
     r = _mm512_add_ps(r, o.r);
     return *this;
   }
+  // Lane i holds lane (i + K) mod kWidth of this; first() is lane 0.
+  template <int K>
+  Lanes rotated() const {
+    const __m512i index = _mm512_setr_epi32(
+        K % 16, (K + 1) % 16, (K + 2) % 16, (K + 3) % 16, (K + 4) % 16, (K + 5) % 16, (K + 6) % 16,
+        (K + 7) % 16, (K + 8) % 16, (K + 9) % 16, (K + 10) % 16, (K + 11) % 16, (K + 12) % 16,
+        (K + 13) % 16, (K + 14) % 16, (K + 15) % 16);
+    return Lanes(_mm512_mask_permutexvar_ps(r, 0xFFFF, index, r));  // masked: no undefined source
+  }
+  float first() const { return _mm512_cvtss_f32(r); }
 };
 inline Lanes operator-(Lanes a, Lanes b) { return Lanes(_mm512_sub_ps(a.r, b.r)); }
 inline Lanes operator*(float a, Lanes b) { return Lanes(_mm512_mul_ps(_mm512_set1_ps(a), b.r)); }
@@ -63,6 +73,13 @@ struct Lanes {
     r = _mm256_add_ps(r, o.r);
     return *this;
   }
+  template <int K>
+  Lanes rotated() const {
+    const __m256i index = _mm256_setr_epi32(K % 8, (K + 1) % 8, (K + 2) % 8, (K + 3) % 8,
+                                            (K + 4) % 8, (K + 5) % 8, (K + 6) % 8, (K + 7) % 8);
+    return Lanes(_mm256_permutevar8x32_ps(r, index));
+  }
+  float first() const { return _mm256_cvtss_f32(r); }
 };
 inline Lanes operator-(Lanes a, Lanes b) { return Lanes(_mm256_sub_ps(a.r, b.r)); }
 inline Lanes operator*(float a, Lanes b) { return Lanes(_mm256_mul_ps(_mm256_set1_ps(a), b.r)); }
@@ -99,6 +116,13 @@ struct Lanes {
     for (int i = 0; i < kWidth; ++i) v[i] += o.v[i];
     return *this;
   }
+  template <int K>
+  Lanes rotated() const {
+    Lanes l;
+    for (int i = 0; i < kWidth; ++i) l.v[i] = v[(i + K) % kWidth];
+    return l;
+  }
+  float first() const { return v[0]; }
 };
 inline Lanes operator-(Lanes a, Lanes b) {
   for (int i = 0; i < Lanes::kWidth; ++i) a.v[i] -= b.v[i];

@@ -203,8 +203,9 @@ TEST(CpuSimd, SameBitsAsTheFloatPath) {
     int n, m;
   };
   for (cpu::SimdPath path : simd_paths_here())
+    // (37, 7) and (41, 9): the GEMM-like passes of large shapes, with edge tiles on both sides.
     for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{3, 2}, Shape{7, 1},
-                        Shape{9, 4}, Shape{6, 7}})
+                        Shape{9, 4}, Shape{6, 7}, Shape{37, 7}, Shape{41, 9}})
       for (int rows : {1, 15, 16, 37, 800, 1023})
         for (bool relu : {false, true}) {
           const int n = shape.n, m = shape.m;
