@@ -171,6 +171,22 @@ TEST(Sweep, RowsEqualTheModelsTrainedAloneWhateverTheChunking) {
   EXPECT_EQ(outcome.manifest["axes"][4]["name"], "density");
 }
 
+// A sweep of one model per chunk on the cpu backend: chunks are batched into one call until every
+// thread has a model (Backend::models_per_call), and the rows are byte for byte those of one
+// thread taking one chunk at a time.
+TEST(Sweep, ChunksOfOneModelShareTheThreadsWithoutChangingARow) {
+  SweepSpec spec = small_spec();
+  spec.chunk_models = 1;
+  const RunDir two(temp_dir("one_per_chunk_2")), one(temp_dir("one_per_chunk_1"));
+  auto two_threads = make_cpu_backend(2);
+  auto one_thread = make_cpu_backend(1);
+  EXPECT_EQ(two_threads->models_per_call(), 2);
+  const SweepOutcome outcome = run_sweep(*two_threads, spec, two, "sweep");
+  run_sweep(*one_thread, spec, one, "sweep");
+  EXPECT_EQ(outcome.chunks, 48);
+  EXPECT_EQ(read_csv(two.path() + "/results.csv").rows, read_csv(one.path() + "/results.csv").rows);
+}
+
 // Another sweep's directory is refused; the same sweep on another backend resumes it (the backends
 // give the same bits, and shards on a GPU node and a CPU node share one sweep).
 TEST(Sweep, RefusesADirectoryHoldingAnotherSweepAndResumesItsOwnOnAnyBackend) {
