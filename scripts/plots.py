@@ -442,6 +442,18 @@ def grid(layout, width, height):
     return fig, axes
 
 
+def draw_cells(layout, axes, draw):
+    """draw(ax, row, title) in every cell of a grid(layout) figure; a cell whose seeds all
+    diverged is left empty, with its title."""
+    for i, (_, cells) in enumerate(layout):
+        for ax, (title, r) in zip(axes[i], cells):
+            ax.set_title(title, fontsize=9)
+            if r is None:
+                ax.set_axis_off()
+            else:
+                draw(ax, r, title)
+
+
 def plot_sweep(directory, out, limit=8):
     """W^T W heatmaps, norm bars and (m = 2) the features as arrows — the best seed of every cell,
     one row per combination of the other swept axes — and the dimensionality scatter with one
@@ -455,49 +467,42 @@ def plot_sweep(directory, out, limit=8):
     layout = sweep_layout(axes_meta, best, limit)
     written = []
 
+    def wtw(ax, r, title):
+        draw_wtw(ax, model_W(r, n, m), title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
     fig, axes = grid(layout, 2.4, 2.5)
-    for i, (_, cells) in enumerate(layout):
-        for ax, (title, r) in zip(axes[i], cells):
-            if r is None:
-                ax.set_axis_off()
-                ax.set_title(title, fontsize=9)
-                continue
-            draw_wtw(ax, model_W(r, n, m), title)
-            ax.set_xticks([])
-            ax.set_yticks([])
+    draw_cells(layout, axes, wtw)
     fig.suptitle(f"WᵀW, {n} features -> {m} dimensions (best seed per cell)")
     written.append(save(fig, out, "wtw.png"))
 
-    fig, axes = grid(layout, 2.2, max(2.6, 0.16 * n + 1))
     cmap = plt.get_cmap("viridis")
-    for i, (_, cells) in enumerate(layout):
-        for ax, (title, r) in zip(axes[i], cells):
-            ax.set_title(title, fontsize=9)
-            if r is None:
-                ax.set_axis_off()
-                continue
-            norms = np.array([float(r[f"norm_{f}"]) for f in range(n)])
-            interference = np.array([float(r[f"interference_{f}"]) for f in range(n)])
-            superposition = np.clip(interference / np.maximum(norms**2, 1e-12), 0, 1)
-            ax.barh(np.arange(n), norms, color=cmap(superposition))
-            ax.set_ylim(n - 0.5, -0.5)
-            ax.set_xlabel("‖W_f‖")
-        axes[i][0].set_ylabel("feature")
+
+    def norm_bars(ax, r, title):
+        norms = np.array([float(r[f"norm_{f}"]) for f in range(n)])
+        interference = np.array([float(r[f"interference_{f}"]) for f in range(n)])
+        superposition = np.clip(interference / np.maximum(norms**2, 1e-12), 0, 1)
+        ax.barh(np.arange(n), norms, color=cmap(superposition))
+        ax.set_ylim(n - 0.5, -0.5)
+        ax.set_xlabel("‖W_f‖")
+
+    fig, axes = grid(layout, 2.2, max(2.6, 0.16 * n + 1))
+    draw_cells(layout, axes, norm_bars)
+    for row in axes:
+        row[0].set_ylabel("feature")
     fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=cmap), ax=axes,
                  label=INTERFERENCE_LABEL)
     fig.suptitle("feature norms, coloured by interference (best seed per cell)")
     written.append(save(fig, out, "norms.png"))
 
     if m == 2:
+        def arrows(ax, r, title):
+            importance = np.array([float(r[f"importance_{f}"]) for f in range(n)])
+            draw_arrows(ax, model_W(r, n, m), importance, title)
+
         fig, axes = grid(layout, 2.2, 2.3)
-        for i, (_, cells) in enumerate(layout):
-            for ax, (title, r) in zip(axes[i], cells):
-                if r is None:
-                    ax.set_axis_off()
-                    ax.set_title(title, fontsize=9)
-                    continue
-                importance = np.array([float(r[f"importance_{f}"]) for f in range(n)])
-                draw_arrows(ax, model_W(r, n, m), importance, title)
+        draw_cells(layout, axes, arrows)
         fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap=cmap), ax=axes,
                      label="importance / max")
         fig.suptitle(f"features in the hidden plane, {n} -> 2 (best seed per cell)")
