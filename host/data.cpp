@@ -1,5 +1,7 @@
 #include "host/data.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -30,6 +32,14 @@ std::vector<float> initial_b(const GroupSpec& group, const ModelSpec& model) {
 
 std::vector<float> mask_thresholds(const ModelSpec& model, const FeatureGroups& groups) {
   std::vector<float> threshold = to_float(model.sparsity);
+  // validate() refuses these from the command line; a caller building a GroupSpec itself is told
+  // here rather than writing past the vector (found by ASan in a test that did).
+  if (groups.any() && (groups.size < 1 || groups.correlated < 0 || groups.anticorrelated < 0 ||
+                       groups.grouped() > static_cast<int>(threshold.size())))
+    throw UsageError(fmt::format(
+        "feature groups: {} correlated and {} anticorrelated groups of {} need more than the {} "
+        "features there are",
+        groups.correlated, groups.anticorrelated, groups.size, threshold.size()));
   const int correlated = groups.correlated * groups.size;
   for (int lead = correlated; lead < groups.grouped(); lead += groups.size) {
     const double on = std::min(1.0, groups.size * (1.0 - model.sparsity[lead]));

@@ -134,6 +134,15 @@ TEST(Data, CorrelatedAndAnticorrelatedGroupsHaveTheirJointFrequencies) {
   EXPECT_NEAR(correlated_on / rows, p, tolerance(p));
 }
 
+// Groups needing more features than there are: an error, not a write past the thresholds (the
+// command line refuses them earlier, naming the option).
+TEST(Data, GroupsBeyondTheFeaturesAreRefused) {
+  const ModelSpec model = model_with(1, std::vector<double>(7, 0.5));
+  EXPECT_THROW(mask_thresholds(model, FeatureGroups{2, 1, 3}), UsageError);
+  EXPECT_THROW(mask_thresholds(model, FeatureGroups{0, 3, 3}), UsageError);
+  EXPECT_EQ(mask_thresholds(model, FeatureGroups{1, 1, 3}).size(), 7u);
+}
+
 // S·p >= 1: an anticorrelated group is always on, one feature of it at a time, each 1/S of rows.
 TEST(Data, AnAnticorrelatedGroupWithSTimesPAboveOneIsAlwaysOn) {
   const int n = 4, rows = 100000;
