@@ -1031,7 +1031,7 @@ int run_tms_command(const TmsCli& o) {
   if (!o.only.empty()) {
     std::vector<TmsExperiment> chosen;
     size_t start = 0;
-    while (start <= o.only.size()) {
+    while (start <= o.only.size()) {  // an empty name (",,", a trailing comma) is refused
       const size_t comma = std::min(o.only.find(',', start), o.only.size());
       const std::string name = o.only.substr(start, comma - start);
       const auto found = std::find_if(experiments.begin(), experiments.end(), [&](const auto& e) {
@@ -1086,13 +1086,14 @@ int run_tms_command(const TmsCli& o) {
                                      {"train_seconds", outcome.train_seconds}});
   }
   out.write("tms.json", report.dump(2) + "\n");
+  const SweepSpec& recipe = experiments.front().spec;  // every result trains alike
   print_out(
       "{} of {} results show what the paper reports ({} scale{}; recipe tms: fresh "
-      "batches of 1024, {} steps, lr 1e-3, best seed of every cell on 10000 shared "
+      "batches of {}, {} steps, lr 1e-3, best seed of every cell on {} shared "
       "evaluation points)\nwrote {}/tms.json\n",
       shown, experiments.size(), scale == TmsScale::full ? "full" : "reduced",
-      scale == TmsScale::full ? "" : ", the paper's on a GPU", o.steps > 0 ? o.steps : 10000,
-      out.path());
+      scale == TmsScale::full ? "" : ", the paper's on a GPU", recipe.base.batch,
+      most_steps(recipe), recipe.base.eval_points, out.path());
   return 0;
 }
 

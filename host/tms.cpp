@@ -65,6 +65,7 @@ std::vector<Cell> best_cells(const SweepSpec& spec, const std::string& dir) {
   for (size_t c = 0; c < cells.size(); ++c) cells[c].first_id = static_cast<int64_t>(c) * seeds;
   const int id_column = table.column("model_id"), status = table.column("status"),
             eval = table.column("eval_loss");
+  std::vector<const std::vector<std::string>*> best(cells.size(), nullptr);
   for (const auto& row : table.rows) {
     if (row[static_cast<size_t>(status)] != "ok") continue;
     const int64_t id = std::stoll(row[static_cast<size_t>(id_column)]);
@@ -73,17 +74,20 @@ std::vector<Cell> best_cells(const SweepSpec& spec, const std::string& dir) {
     if (cell.trained && !(score < cell.score)) continue;
     cell.trained = true;
     cell.score = score;
-    cell.W.assign(static_cast<size_t>(m) * n, 0.0);
-    for (int j = 0; j < m; ++j)
-      for (int f = 0; f < n; ++f)
-        cell.W[static_cast<size_t>(j) * n + f] =
-            std::stod(row[static_cast<size_t>(table.column(fmt::format("W_{}_{}", j, f)))]);
-    cell.columns.clear();
+    best[static_cast<size_t>(id / seeds)] = &row;
+  }
+  // The winners' numeric columns, read once each; W from its W_<j>_<f> columns.
+  for (size_t c = 0; c < cells.size(); ++c) {
+    if (!best[c]) continue;
+    const std::vector<std::string>& row = *best[c];
     for (size_t k = 0; k < table.header.size(); ++k) {
       char* end = nullptr;
       const double value = std::strtod(row[k].c_str(), &end);
-      if (end && *end == '\0' && !row[k].empty()) cell.columns[table.header[k]] = value;
+      if (end && *end == '\0' && !row[k].empty()) cells[c].columns[table.header[k]] = value;
     }
+    for (int j = 0; j < m; ++j)
+      for (int f = 0; f < n; ++f)
+        cells[c].W.push_back(cells[c].columns.at(fmt::format("W_{}_{}", j, f)));
   }
   return cells;
 }
@@ -99,11 +103,11 @@ std::string yes_no(bool shows) { return shows ? "yes" : "NO"; }
 
 std::string number(double value) { return fmt::format("{:.3g}", value); }
 
-// Regular when every gap between consecutive features is within `tolerance` of 360 / k.
-bool regular(const std::vector<double>& gaps, size_t k, double tolerance, double* worst) {
-  *worst = 0;
-  for (double gap : gaps) *worst = std::max(*worst, std::abs(gap - 360.0 / static_cast<double>(k)));
-  return gaps.size() == k && *worst <= tolerance;
+// Regular: k gaps, each within `tolerance` of 360 / k.
+bool regular(const std::vector<double>& gaps, size_t k, double tolerance) {
+  return gaps.size() == k && std::all_of(gaps.begin(), gaps.end(), [&](double gap) {
+           return std::abs(gap - 360.0 / static_cast<double>(k)) <= tolerance;
+         });
 }
 
 std::string gaps_text(const std::vector<double>& gaps) {
@@ -131,8 +135,7 @@ TmsVerdict judge_intro(const SweepSpec& spec, const std::vector<Cell>& cells) {
       number(spec.axis_value(dense.first_id, "density", 1)), dense_features.size(), number(cosine),
       yes_no(orthogonal)));
   const std::vector<double> gaps = tms::angle_gaps(sparse.W, 5);
-  double worst = 0;
-  const bool pentagon = regular(gaps, 5, 6.0, &worst);
+  const bool pentagon = regular(gaps, 5, 6.0);
   v.lines.push_back(fmt::format(
       "density {}: {} features represented, angle gaps {} — a regular pentagon (gaps within 6° "
       "of 72°; paper: yes): {}",
@@ -258,8 +261,7 @@ TmsVerdict judge_collapse(const SweepSpec& spec, const std::vector<Cell>& cells)
   const Cell &dense = cells.front(), &sparse = cells.back();
   if (!dense.trained || !sparse.trained) return {{missing("collapse")}, false};
   const std::vector<double> gaps = tms::angle_gaps(dense.W, 5);
-  double worst = 0;
-  const bool pentagon = regular(gaps, 5, 6.0, &worst);
+  const bool pentagon = regular(gaps, 5, 6.0);
   v.lines.push_back(
       fmt::format("feature 4 at density {}: angle gaps {} — a regular pentagon (paper: yes): {}",
                   number(spec.axis_value(dense.first_id, "varied_density", 1)), gaps_text(gaps),
@@ -267,7 +269,7 @@ TmsVerdict judge_collapse(const SweepSpec& spec, const std::vector<Cell>& cells)
   std::vector<double> others(sparse.W);  // features 0..3 alone: feature 4's column zeroed
   others[4] = others[9] = 0;
   const std::vector<double> cross = tms::angle_gaps(others, 5);
-  const bool digons = regular(cross, 4, 8.0, &worst);
+  const bool digons = regular(cross, 4, 8.0);
   v.lines.push_back(fmt::format(
       "feature 4 at density {} (‖W_4‖ = {}): features 0–3 at angle gaps {} — two antipodal pairs "
       "at right angles, a pair of digons (gaps within 8° of 90°; paper: yes): {}",

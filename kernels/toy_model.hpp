@@ -103,6 +103,20 @@ struct WColumns {
 SP_HD WColumns columns_of(const float* W, int n) { return WColumns{W, 1, n}; }  // W: m x n
 SP_HD WColumns transposed_columns(const float* Wt, int m) { return WColumns{Wt, m, 1}; }  // n x m
 
+// One feature's output from its pre-activation z: adds I_f (y_f − x_f)² to weighted_sq_error and
+// returns g_z,f = grad_scale · I_f (y_f − x_f), masked by [z > 0] for the ReLU model. Shared by the
+// per-sample step below and the CPU's blocked passes for large shapes (host/cpu_simd.inc).
+template <class T>
+SP_HD T output_gradient(bool relu, T z, T x, float importance, float grad_scale,
+                        T& weighted_sq_error) {
+  const T y = relu ? relu_forward(z) : z;
+  const T error = y - x;
+  const T weighted_error = importance * error;
+  weighted_sq_error = fma_f(weighted_error, error, weighted_sq_error);
+  const T scaled = grad_scale * weighted_error;
+  return relu ? relu_backward(z, scaled) : scaled;
+}
+
 //
 // take_grad_z(f, g_z) receives each g_z,f as it is computed: forward_backward_sample keeps them in
 // grad_z for accumulate_grad_W; accumulate_sample_streaming adds ∂W's first term at once.
@@ -122,12 +136,7 @@ SP_HD T forward_backward_sample_with(int n, int m, bool relu, const float* SP_RE
   SP_UNROLL for (int f = 0; f < n; ++f) {
     T z = b[f];
     SP_UNROLL for (int j = 0; j < m; ++j) z = fma_f(W_columns.at(f, j), hidden[j], z);
-    const T y = relu ? relu_forward(z) : z;
-    const T error = y - x[f];
-    const T weighted_error = importance[f] * error;
-    weighted_sq_error = fma_f(weighted_error, error, weighted_sq_error);
-    const T scaled = grad_scale * weighted_error;
-    const T g_z = relu ? relu_backward(z, scaled) : scaled;
+    const T g_z = output_gradient(relu, z, x[f], importance[f], grad_scale, weighted_sq_error);
     grad_b[f] += g_z;
     take_grad_z(f, g_z);
     SP_UNROLL for (int j = 0; j < m; ++j) grad_hidden[j] =
