@@ -13,8 +13,10 @@
 //
 // Plans: `essential` — what a lent GPU's few minutes must measure first, each shape's own mapping
 // at 10,000 models, batch 1024, K = 100: (2,1) fresh and fixed (on chip, memory, drawn), (5,2)
-// fresh and fixed, (20,5) fresh and fixed; `extra` — the rest (the shared mapping at 5 x 2, the
-// global mapping, K = 1, other sweep sizes); `all` — both.
+// fresh and fixed, (20,5) fresh and fixed; then TMS's large shapes, fresh, on the tiled mapping
+// (their own) at 1,000 models — (400,30), (200,20), (100,20) — and (400,30) on the global mapping
+// at 100; `extra` — the rest (the shared mapping at 5 x 2, the global mapping, K = 1, other sweep
+// sizes, the large shapes' fixed data, (400,30) tiled at 100 models); `all` — both.
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
@@ -77,6 +79,7 @@ sp::cuda::TrainKernelInfo kernel_of(const Variant& variant, int n, int m, sp::Da
   sp::cuda::Mapping mapping = sp::cuda::mapping_for(n, m);
   if (variant.options.mapping == "global") mapping = sp::cuda::Mapping::global;
   if (variant.options.mapping == "shared") mapping = sp::cuda::shared_mapping_for(n, m);
+  if (variant.options.mapping == "tiled") mapping = sp::cuda::Mapping::tiled;
   const bool rows_on_chip = mode == sp::DataMode::fixed && variant.options.fixed_rows == "auto" &&
                             sp::cuda::rows_fit_on_chip(mapping, n, train_rows);
   return sp::cuda::train_kernel_info(mapping, rows_on_chip, n, train_rows,
@@ -138,6 +141,18 @@ std::vector<Case> plan(const std::string& which, bool smoke) {
         extra.push_back({s.n, s.m, {own(s.n, s.m), options("", "auto", 100)}, mode, models});
     }
   }
+  // The large shapes: 1,000 models (the goal at (400,30)); smoke: a few.
+  // The global mapping at (400,30) with 100 (its lanes' scratch traffic makes 1,000 too slow for
+  // the essential plan's minutes; extra has the tiled mapping at 100 beside it).
+  const int large = smoke ? 3 : 1000, fewer = smoke ? 2 : 100;
+  for (Shape s : {Shape{400, 30}, Shape{200, 20}, Shape{100, 20}}) {
+    essential.push_back(
+        {s.n, s.m, {"tiled (own)", options("", "auto", 100)}, DataMode::fresh, large});
+    extra.push_back({s.n, s.m, {"tiled (own)", options("", "auto", 100)}, DataMode::fixed, large});
+  }
+  essential.push_back(
+      {400, 30, {"global", options("global", "auto", 100)}, DataMode::fresh, fewer});
+  extra.push_back({400, 30, {"tiled (own)", options("", "auto", 100)}, DataMode::fresh, fewer});
   if (which == "essential") return essential;
   if (which == "extra") return extra;
   essential.insert(essential.end(), extra.begin(), extra.end());
@@ -243,15 +258,23 @@ int main(int argc, char** argv) {
     timed.timings = &timings;
     auto gpu = sp::make_cuda_backend(timed);
     const int batch = smoke ? 64 : 1024;
-    // Validate: 64 models, 20 steps (3 in a smoke run), against the cpu backend, bit for bit.
-    const sp::GroupSpec check_group =
-        sp::bench::make_group(c.n, c.m, c.mode, batch, 64, smoke ? 3 : 20);
+    // Validate: 64 models, 20 steps (3 in a smoke run, of 4 models at the large shapes: the
+    // emulator is slow there), against the cpu backend, bit for bit.
+    const bool large_shape = c.n * c.m >= sp::cuda::kTiledMinEntries;
+    const sp::GroupSpec check_group = sp::bench::make_group(
+        c.n, c.m, c.mode, batch, smoke && large_shape ? 4 : 64, smoke ? 3 : 20);
     const int64_t ulps = largest_ulp_distance(gpu->train(check_group), cpu->train(check_group));
     const bool valid = ulps == 0;
     all_valid = all_valid && valid;
 
     const double per_step = static_cast<double>(batch) * c.models;
-    const int steps = smoke ? 2 : static_cast<int>(std::clamp(2e10 / per_step, 200.0, 10000.0));
+    // About 2e10 sample-steps a case; for the large shapes as many fused multiply-adds (5 m n a
+    // sample-step) as 2e10 sample-steps of 60, and at least 20 steps (20 at (400,30), 1,000
+    // models).
+    const double work = large_shape ? 60.0 / (5.0 * c.n * c.m) : 1.0;
+    const int steps = smoke ? 2
+                            : static_cast<int>(std::clamp(2e10 * work / per_step,
+                                                          large_shape ? 20.0 : 200.0, 10000.0));
     const sp::GroupSpec g = sp::bench::make_group(c.n, c.m, c.mode, batch, c.models, steps);
     gpu->train(g);  // warm-up
     std::vector<double> training_ms, wall_s;

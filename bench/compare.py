@@ -143,6 +143,8 @@ def throughput_table(sp, peers, gpu, quick, large_only=False):
         configs = [c for c in configs if c[3] <= 100]
     if large_only:
         configs = LARGE
+    if gpu:  # the goal of the large-shape path: 1,000 models at (400,30) on one GPU
+        configs.append((400, 30, 1024, 1000, "fresh"))
     rows = []
     print(f"{'n':>3} {'m':>3} {'batch':>5} {'models':>6} {'data':>5} {'superpose':>11} "
           f"{'torch loop':>11} {'torch batch':>11} {'ratio':>7}   (sample-steps/s)", flush=True)

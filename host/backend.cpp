@@ -36,9 +36,10 @@ void check_cuda_options(const CudaOptions& options) {
   if (options.schedule_window < 1)
     throw UsageError(
         fmt::format("schedule window: {} is not accepted (1 or more)", options.schedule_window));
-  if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared")
+  if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared" &&
+      options.mapping != "tiled")
     throw UsageError(fmt::format(
-        "mapping: unknown '{}' (accepted: global, shared, or empty for the shape's own)",
+        "mapping: unknown '{}' (accepted: global, shared, tiled, or empty for the shape's own)",
         options.mapping));
   if (options.fixed_rows != "auto" && options.fixed_rows != "memory" &&
       options.fixed_rows != "regenerate")

@@ -132,15 +132,18 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Feature groups are drawn by the global mapping's kernels only (kernels/fused_step.cu:
-  // load_row).
+  // Feature groups are drawn by the global and tiled mappings' kernels only
+  // (kernels/fused_step.cu: load_row).
   cuda::Mapping mapping(const GroupSpec& g) const {
     if (forced_mapping_ == "global") return cuda::Mapping::global;
+    if (forced_mapping_ == "tiled") return cuda::Mapping::tiled;
     if (g.groups.any()) {
       if (!forced_mapping_.empty())
-        throw UsageError(fmt::format(
-            "mapping: feature groups train on the global mapping only, not {}", forced_mapping_));
-      return cuda::Mapping::global;
+        throw UsageError(
+            fmt::format("mapping: feature groups train on the global or tiled mapping only, not {}",
+                        forced_mapping_));
+      const cuda::Mapping own = cuda::mapping_for(g.n_features, g.n_hidden);
+      return own == cuda::Mapping::tiled ? own : cuda::Mapping::global;
     }
     if (forced_mapping_ == "shared") {
       const cuda::Mapping shared = cuda::shared_mapping_for(g.n_features, g.n_hidden);
@@ -169,7 +172,7 @@ class CudaBackend final : public Backend {
       bytes +=
           (static_cast<size_t>(g.steps) + g.eval_steps().size() + g.snapshot_steps().size() * P) *
           sizeof(float);
-    bytes += cuda::scratch_floats_per_lane(g.n_features, g.n_hidden, mapping(g)) * kLanes *
+    bytes += cuda::scratch_floats_per_model(g.n_features, g.n_hidden, g.train_rows(), mapping(g)) *
              sizeof(float);
     return bytes;
   }
@@ -213,8 +216,8 @@ class CudaBackend final : public Backend {
     const DeviceBuffer<float> d_last_loss(count), d_eval(count);
     const DeviceBuffer<float> d_loss_curve(g.record_trajectories ? count * steps : 0);
     const cuda::Mapping chosen = mapping(g);
-    const DeviceBuffer<float> d_scratch(count * kLanes *
-                                        cuda::scratch_floats_per_lane(n, m, chosen));
+    const size_t scratch_per_model = cuda::scratch_floats_per_model(n, m, g.train_rows(), chosen);
+    const DeviceBuffer<float> d_scratch(count * scratch_per_model);
     std::vector<float> host_dataset;
     if (g.mode == DataMode::fixed && replayed_data)
       for (size_t i = first; i < first + count; ++i) {
@@ -255,6 +258,7 @@ class CudaBackend final : public Backend {
     d.loss_curve_stride = steps;
     d.last_loss = d_last_loss.get();
     d.scratch = d_scratch.get();
+    d.scratch_per_model = scratch_per_model;
     if (dataset) {
       if (replayed_data)
         SP_CUDA_CHECK(cudaMemcpy(d_dataset.get(), host_dataset.data(),

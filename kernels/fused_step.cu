@@ -359,8 +359,8 @@ __global__ void __launch_bounds__(kThreads)
   const int model = blockIdx.x * kWarpsPerBlock + warp;
   if (model >= d.models) return;
   const int n = d.n, m = d.m, P = m * n + n;
-  float* lane_scratch =
-      d.scratch + (static_cast<size_t>(model) * kLanes + lane) * lane_scratch_floats(n, m);
+  float* lane_scratch = d.scratch + static_cast<size_t>(model) * d.scratch_per_model +
+                        static_cast<size_t>(lane) * lane_scratch_floats(n, m);
   float* grads = lane_scratch;
   float* x = grads + P;
   float* hidden = x + n;
@@ -392,6 +392,274 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// ---------------------------------------------------------------- tiled mapping
+// One block of kTiledThreads per model. A step is five passes over the whole batch of `rows` rows,
+// __syncthreads between them, each pass's results in the model's global scratch (row-major):
+//   0. X: the rows drawn (generate_sample, one thread per row) — or the dataset's rows in place.
+//   1. H = X Wᵀ               h_j = Σ_f W_jf x_f, from 0, f in order
+//   2. Z = H W + b            z_f = b_f + Σ_j W_jf h_j, j in order; then per (row, f) the output's
+//                             error parts and g_z (toy_model.hpp: output_error), and each row's
+//                             loss Σ_f I_f (y_f − x_f)², f in order, by one thread per row
+//   3. G_h = G_z Wᵀ           g_h,j = Σ_f W_jf g_z,f, from 0, f in order
+//   4. ∂W, ∂b                 for each entry, 32 lane partials: lane l takes rows l, l + 32, ... in
+//                             order, fma(h_j, g_z,f) then fma(g_h,j, x_f) (∂b: the row j = m of
+//                             the tile, h = 1 and no second term: fma(1, g, s) is s + g); the
+//                             warp's butterfly sums the partials in cub's tree, each lane updates
+//                             the entry it ends with (AdamW), and warp 0 sums the rows' losses.
+// Every sum is the per-sample step's (kernels/toy_model.hpp: forward_backward_sample,
+// accumulate_grad_W, lane_batch, lane_tree_sum) in the same order, so the bits are the cpu
+// backend's, whatever the tiles. Passes 1–3 are tiled GEMMs: 64 rows × 32 outputs a tile, each
+// thread 4 rows × 2 outputs in registers, the reduction index in tiles of 32 staged in shared
+// memory; pass 4 gives each warp 4 × 8 entries (32 partials a lane) and stages 64 rows at a time.
+constexpr int kTiledThreads = 256, kTiledWarps = kTiledThreads / kLanes;
+constexpr int kTileRows = 64, kTileOut = 32, kTileK = 32;
+// Pass 4: the block's entry tile (rows of W, then b, × features) and its warps' 4 × 8 tiles.
+constexpr int kGradJ = 8, kGradF = 32, kWarpJ = 4, kWarpF = 8;
+static_assert(kWarpJ * kWarpF == kLanes, "one entry per lane after the butterfly");
+static_assert((kGradJ / kWarpJ) * (kGradF / kWarpF) == kTiledWarps, "the warps cover the tile");
+
+// Shared memory of a pass (one union: the passes never overlap).
+struct TiledShared {
+  union {
+    struct {                                    // passes 1–3
+      float in[kTileK][kTileRows + 1];          // the input's tile, transposed: [k][row]
+      float weight[kTileK][kTileOut + 1];       // W's tile: [k][output]
+      float weighted[kTileRows][kTileOut + 1];  // pass 2: I (y − x) per (row, feature)
+      float error[kTileRows][kTileOut + 1];     // pass 2: y − x
+    } gemm;
+    struct {  // pass 4: rows [R0, R0 + 64) of the entry tile
+      float hidden[kTileRows][kGradJ + 1], grad_hidden[kTileRows][kGradJ + 1];
+      float grad_z[kTileRows][kGradF + 1], x[kTileRows][kGradF + 1];
+    } grad;
+  };
+};
+
+// The model's scratch: the passes' results, row-major over the batch's rows.
+struct TiledRows {
+  const float* x;  // [rows][n]: in the scratch when drawn, else the dataset's training rows
+  float *hidden, *grad_z, *grad_hidden, *row_loss;  // [rows][m], [rows][n], [rows][m], [rows]
+};
+
+__host__ __device__ __forceinline__ size_t tiled_scratch_floats(int n, int m, int rows) {
+  return static_cast<size_t>(rows) * (2 * static_cast<size_t>(n) + 2 * static_cast<size_t>(m) + 1);
+}
+
+// One tile of a pass-1/2/3 product for this thread: rows r0 + 4 (t % 16) + i, outputs
+// c0 + 2 (t / 16) + q, acc (initialised by the caller) += in[row][k] · weight(c, k) for k = 0, 1,
+// ..., K − 1 in order, where weight(c, k) is W[c n + k] (kByRows: H and G_h, c = j, k = f) or
+// W[k n + c] (Z, c = f, k = j). Rows ≥ rows and outputs ≥ outputs compute on zeros and are not
+// the caller's to store. Every thread of the block calls it.
+template <bool kByRows>
+__device__ __forceinline__ void tile_product(TiledShared& s, const float* SP_RESTRICT in, int rows,
+                                             int K, const float* SP_RESTRICT W, int n, int outputs,
+                                             int r0, int c0, float (&acc)[4][2]) {
+  const int t = threadIdx.x;
+  const int rr = (t % 16) * 4, cc = (t / 16) * 2;
+  for (int k0 = 0; k0 < K; k0 += kTileK) {
+    __syncthreads();  // the previous tile's readers are done
+    for (int e = t; e < kTileRows * kTileK; e += kTiledThreads) {
+      const int r = e / kTileK, k = e % kTileK;  // consecutive threads, consecutive k: coalesced
+      s.gemm.in[k][r] =
+          (r0 + r < rows && k0 + k < K) ? in[static_cast<size_t>(r0 + r) * K + k0 + k] : 0.0f;
+    }
+    for (int e = t; e < kTileOut * kTileK; e += kTiledThreads) {
+      if (kByRows) {  // W[c][k]: consecutive k
+        const int c = e / kTileK, k = e % kTileK;
+        s.gemm.weight[k][c] =
+            (c0 + c < outputs && k0 + k < K) ? W[static_cast<size_t>(c0 + c) * n + k0 + k] : 0.0f;
+      } else {  // W[k][c]: consecutive c
+        const int k = e / kTileOut, c = e % kTileOut;
+        s.gemm.weight[k][c] =
+            (c0 + c < outputs && k0 + k < K) ? W[static_cast<size_t>(k0 + k) * n + c0 + c] : 0.0f;
+      }
+    }
+    __syncthreads();
+    const int k_end = K - k0 < kTileK ? K - k0 : kTileK;  // no padded k: fma(0, 0, -0) is +0
+    for (int k = 0; k < k_end; ++k) {
+      float a[4], w[2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = s.gemm.in[k][rr + i];
+#pragma unroll
+      for (int q = 0; q < 2; ++q) w[q] = s.gemm.weight[k][cc + q];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) acc[i][q] = fma_f(w[q], a[i], acc[i][q]);
+    }
+  }
+}
+
+// Passes 1 and 3: out[row][j] = Σ_f W_jf in[row][f] (H from X, G_h from G_z).
+__device__ __forceinline__ void rows_times_W_transposed(TiledShared& s, const float* in, int rows,
+                                                        const float* W, int n, int m, float* out) {
+  const int rr = (threadIdx.x % 16) * 4, cc = (threadIdx.x / 16) * 2;
+  for (int r0 = 0; r0 < rows; r0 += kTileRows)
+    for (int c0 = 0; c0 < m; c0 += kTileOut) {
+      float acc[4][2] = {};
+      tile_product<true>(s, in, rows, n, W, n, m, r0, c0, acc);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+          if (r0 + rr + i < rows && c0 + cc + q < m)
+            out[static_cast<size_t>(r0 + rr + i) * m + c0 + cc + q] = acc[i][q];
+    }
+}
+
+// Pass 2: z, the output's error parts, g_z into grad_z and each row's loss into row_loss.
+__device__ __forceinline__ void outputs_and_gradients(TiledShared& s, const TiledRows& rows_of,
+                                                      int rows, const float* W, const float* b,
+                                                      const float* importance, int n, int m,
+                                                      bool relu, float grad_scale) {
+  const int t = threadIdx.x;
+  const int rr = (t % 16) * 4, cc = (t / 16) * 2;
+  for (int r0 = 0; r0 < rows; r0 += kTileRows) {
+    float row_loss = 0.0f;  // thread t < 64: row r0 + t's Σ_f I_f (y_f − x_f)², f in order
+    for (int c0 = 0; c0 < n; c0 += kTileOut) {
+      float acc[4][2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) acc[i][q] = c0 + cc + q < n ? b[c0 + cc + q] : 0.0f;
+      tile_product<false>(s, rows_of.hidden, rows, m, W, n, n, r0, c0, acc);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const int row = r0 + rr + i, f = c0 + cc + q;
+          if (row >= rows || f >= n) continue;
+          const float z = acc[i][q];
+          const OutputError<float> e =
+              output_error(relu, z, rows_of.x[static_cast<size_t>(row) * n + f], importance[f]);
+          s.gemm.weighted[rr + i][cc + q] = e.weighted;
+          s.gemm.error[rr + i][cc + q] = e.error;
+          rows_of.grad_z[static_cast<size_t>(row) * n + f] =
+              gradient_from_error(relu, z, e, grad_scale);
+        }
+      __syncthreads();  // the tile's error parts, for the row owners
+      if (t < kTileRows && r0 + t < rows) {
+        const int c_end = n - c0 < kTileOut ? n - c0 : kTileOut;
+        for (int c = 0; c < c_end; ++c)
+          row_loss = fma_f(s.gemm.weighted[t][c], s.gemm.error[t][c], row_loss);
+      }
+      // The next tile's error parts are written after tile_product's first __syncthreads.
+    }
+    if (t < kTileRows && r0 + t < rows) rows_of.row_loss[r0 + t] = row_loss;
+  }
+}
+
+// Pass 4: each warp's 4 × 8 entries of the block's entry tile, for every entry tile of ∂W and ∂b,
+// and the AdamW update of each entry by the lane that ends with its total.
+__device__ __forceinline__ void gradients_and_update(TiledShared& s, const TiledRows& rows_of,
+                                                     int rows, int n, int m, float* params,
+                                                     float* adam_m, float* adam_v,
+                                                     AdamWStep scalars) {
+  const int t = threadIdx.x, warp = t / kLanes, lane = t % kLanes;
+  const int wj = (warp / (kGradF / kWarpF)) * kWarpJ, wf = (warp % (kGradF / kWarpF)) * kWarpF;
+  const int owned = owned_base(kLanes, lane);
+  for (int J0 = 0; J0 <= m; J0 += kGradJ)  // rows 0..m − 1 of W, then m: b
+    for (int F0 = 0; F0 < n; F0 += kGradF) {
+      float v[kLanes];
+#pragma unroll
+      for (int k = 0; k < kLanes; ++k) v[k] = 0.0f;
+      for (int R0 = 0; R0 < rows; R0 += kTileRows) {
+        __syncthreads();  // the previous rows' readers are done
+        for (int e = t; e < kTileRows * kGradJ; e += kTiledThreads) {
+          const int r = e / kGradJ, a = e % kGradJ, row = R0 + r, j = J0 + a;
+          const bool in_W = row < rows && j < m;
+          s.grad.hidden[r][a] = in_W ? rows_of.hidden[static_cast<size_t>(row) * m + j]
+                                     : (row < rows && j == m ? 1.0f : 0.0f);
+          s.grad.grad_hidden[r][a] =
+              in_W ? rows_of.grad_hidden[static_cast<size_t>(row) * m + j] : 0.0f;
+        }
+        for (int e = t; e < kTileRows * kGradF; e += kTiledThreads) {
+          const int r = e / kGradF, c = e % kGradF, row = R0 + r, f = F0 + c;
+          const bool in = row < rows && f < n;
+          s.grad.grad_z[r][c] = in ? rows_of.grad_z[static_cast<size_t>(row) * n + f] : 0.0f;
+          s.grad.x[r][c] = in ? rows_of.x[static_cast<size_t>(row) * n + f] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int r = lane; r < kTileRows && R0 + r < rows; r += kLanes) {  // rows in order
+          float h[kWarpJ], gh[kWarpJ], gz[kWarpF], x[kWarpF];
+#pragma unroll
+          for (int a = 0; a < kWarpJ; ++a) {
+            h[a] = s.grad.hidden[r][wj + a];
+            gh[a] = s.grad.grad_hidden[r][wj + a];
+          }
+#pragma unroll
+          for (int c = 0; c < kWarpF; ++c) {
+            gz[c] = s.grad.grad_z[r][wf + c];
+            x[c] = s.grad.x[r][wf + c];
+          }
+#pragma unroll
+          for (int a = 0; a < kWarpJ; ++a) {
+            const bool weight_row = J0 + wj + a < m;  // the same for the whole warp
+#pragma unroll
+            for (int c = 0; c < kWarpF; ++c) {
+              float partial = fma_f(h[a], gz[c], v[a * kWarpF + c]);
+              if (weight_row) partial = fma_f(gh[a], x[c], partial);
+              v[a * kWarpF + c] = partial;
+            }
+          }
+        }
+      }
+      butterfly_reduce_scatter<kLanes>(v, lane);
+      const int j = J0 + wj + owned / kWarpF, f = F0 + wf + owned % kWarpF;
+      if (j <= m && f < n) {
+        const size_t p = static_cast<size_t>(j) * n + f;  // b_f is entry m n + f
+        adamw_update(params[p], adam_m[p], adam_v[p], v[0], scalars);
+      }
+    }
+}
+
+__global__ void __launch_bounds__(kTiledThreads, 2)
+    train_steps_tiled(DeviceChunk d, int first_step, int count) {
+  __shared__ TiledShared s;
+  __shared__ WarpSum::TempStorage temp;
+  const int model = blockIdx.x, t = threadIdx.x;
+  if (model >= d.models) return;  // the whole block leaves together
+  const int n = d.n, m = d.m, rows = d.train_rows;
+  const size_t P = static_cast<size_t>(m) * n + n;
+  float* params = d.params + model * P;
+  float* adam_m = d.adam_m + model * P;
+  float* adam_v = d.adam_v + model * P;
+  const float* sparsity = d.sparsity + static_cast<size_t>(model) * n;
+  const float* importance = d.importance + static_cast<size_t>(model) * n;
+  const bool relu = d.relu[model] != 0;
+  const float grad_scale = 2.0f * mean_scale(rows, n);
+  float* scratch = d.scratch + model * d.scratch_per_model;
+  float* drawn_x = scratch;
+  TiledRows rows_of;
+  rows_of.x = d.draw_rows ? drawn_x : d.dataset + static_cast<size_t>(model) * d.points * n;
+  rows_of.hidden = scratch + static_cast<size_t>(rows) * n;
+  rows_of.grad_z = rows_of.hidden + static_cast<size_t>(rows) * m;
+  rows_of.grad_hidden = rows_of.grad_z + static_cast<size_t>(rows) * n;
+  rows_of.row_loss = rows_of.grad_hidden + static_cast<size_t>(rows) * m;
+
+  for (int step = first_step; step < first_step + count; ++step) {
+    if (d.draw_rows)  // pass 0
+      for (int r = t; r < rows; r += kTiledThreads)
+        load_row<true>(d, model, step, r, n, sparsity, drawn_x + static_cast<size_t>(r) * n);
+    __syncthreads();  // X, and the previous step's updates of W and b
+    rows_times_W_transposed(s, rows_of.x, rows, params, n, m, rows_of.hidden);
+    __syncthreads();
+    outputs_and_gradients(s, rows_of, rows, params, params + m * n, importance, n, m, relu,
+                          grad_scale);
+    __syncthreads();
+    rows_times_W_transposed(s, rows_of.grad_z, rows, params, n, m, rows_of.grad_hidden);
+    __syncthreads();
+    const AdamWStep scalars = step_scalars(d, model, step);
+    gradients_and_update(s, rows_of, rows, n, m, params, adam_m, adam_v, scalars);
+    if (t < kLanes) {  // warp 0: the step's loss, the lanes' rows in order, then the tree
+      float lane_loss = 0.0f;
+      for (int r = t; r < rows; r += kLanes) lane_loss += rows_of.row_loss[r];
+      record_loss(d, model, step, warp_sum(temp, lane_loss) * mean_scale(rows, n));
+    }
+    __syncthreads();  // every update lands before the next step reads W, b and the scratch
+  }
+}
+
 // ---------------------------------------------------------------- evaluation
 template <int N, int M>
 __global__ void __launch_bounds__(kThreads)
@@ -405,8 +673,9 @@ __global__ void __launch_bounds__(kThreads)
   float x_registers[kStatic ? N : 1], hidden_registers[kStatic ? M : 1];
   float* x = x_registers;
   float* hidden = hidden_registers;
-  if (!kStatic) {
-    x = d.scratch + (static_cast<size_t>(model) * kLanes + lane) * lane_scratch_floats(n, m) + P;
+  if (!kStatic) {  // the global and tiled mappings: n + m floats a lane in the model's scratch
+    x = d.scratch + static_cast<size_t>(model) * d.scratch_per_model +
+        static_cast<size_t>(lane) * (n + m);
     hidden = x + n;
   }
   const float* params = d.params + static_cast<size_t>(model) * P;
@@ -453,6 +722,8 @@ struct TrainKernel {
   void (*kernel)(DeviceChunk, int, int);
   const char* name;
   size_t dynamic_shared_bytes;
+  int threads = kThreads;                 // a block's
+  int models_per_block = kWarpsPerBlock;  // a warp each; the tiled mapping: a block each
 };
 
 TrainKernel train_kernel_for(const DeviceChunk& d, int count) {
@@ -472,6 +743,8 @@ TrainKernel train_kernel_for(const DeviceChunk& d, int count) {
       return {train_steps_shared<5, 2>, "train_steps_shared<5, 2>", 0};
     case Mapping::shared_20x5:
       return {train_steps_shared<20, 5>, "train_steps_shared<20, 5>", 0};
+    case Mapping::tiled:
+      return {train_steps_tiled, "train_steps_tiled", 0, kTiledThreads, 1};
     case Mapping::global:
       break;
   }
@@ -491,6 +764,7 @@ std::pair<EvaluateKernel, const char*> evaluate_kernel_for(Mapping mapping) {
     case Mapping::shared_20x5:
       return {evaluate_kernel<20, 5>, "evaluate_kernel<20, 5>"};
     case Mapping::global:
+    case Mapping::tiled:
       break;
   }
   return {evaluate_kernel<0, 0>, "evaluate_kernel<0, 0>"};
@@ -502,6 +776,7 @@ Mapping mapping_for(int n, int m) {
   if (n == 2 && m == 1) return Mapping::registers_2x1;
   if (n == 5 && m == 2) return Mapping::registers_5x2;
   if (n == 20 && m == 5) return Mapping::shared_20x5;
+  if (static_cast<int64_t>(n) * m >= kTiledMinEntries) return Mapping::tiled;
   return Mapping::global;
 }
 
@@ -535,15 +810,23 @@ const char* kernel_image_error() {
   return cudaGetErrorString(error);
 }
 
-size_t scratch_floats_per_lane(int n, int m, Mapping mapping) {
-  return mapping == Mapping::global ? lane_scratch_floats(n, m) : 0;
+size_t scratch_floats_per_model(int n, int m, int train_rows, Mapping mapping) {
+  const size_t evaluation = static_cast<size_t>(kLanes) * (static_cast<size_t>(n) + m);
+  if (mapping == Mapping::global) return kLanes * lane_scratch_floats(n, m);  // >= evaluation's
+  if (mapping == Mapping::tiled) {
+    const size_t passes = tiled_scratch_floats(n, m, train_rows);
+    return passes > evaluation ? passes : evaluation;
+  }
+  return 0;
 }
 
 void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* stream) {
   if (d.models == 0 || count == 0) return;
   const TrainKernel chosen = train_kernel_for(d, count);
-  launch(chosen.name, chosen.kernel, blocks_for(d.models), kThreads, chosen.dynamic_shared_bytes,
-         static_cast<cudaStream_t>(stream), d, first_step, count);
+  const unsigned blocks =
+      static_cast<unsigned>((d.models + chosen.models_per_block - 1) / chosen.models_per_block);
+  launch(chosen.name, chosen.kernel, blocks, static_cast<unsigned>(chosen.threads),
+         chosen.dynamic_shared_bytes, static_cast<cudaStream_t>(stream), d, first_step, count);
 }
 
 TrainKernelInfo train_kernel_info(Mapping mapping, bool rows_on_chip, int n, int train_rows,
@@ -555,13 +838,13 @@ TrainKernelInfo train_kernel_info(Mapping mapping, bool rows_on_chip, int n, int
   d.n = n;
   const TrainKernel chosen = train_kernel_for(d, count);
   int blocks = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, chosen.kernel, kThreads,
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, chosen.kernel, chosen.threads,
                                                     chosen.dynamic_shared_bytes) != cudaSuccess) {
     cudaGetLastError();
     blocks = 0;
   }
   // Rows on chip are the only dynamic shared memory a training kernel takes.
-  return {chosen.name, chosen.dynamic_shared_bytes > 0, blocks * kWarpsPerBlock};
+  return {chosen.name, chosen.dynamic_shared_bytes > 0, blocks * (chosen.threads / kLanes)};
 }
 
 void launch_evaluate(const DeviceChunk& d, bool fresh_rows, int row_offset, int rows, float* out,

@@ -12,6 +12,13 @@
 //               (every lane reads the same address: a broadcast) and only the partial gradients
 //               and the sample are in registers; the reduction is a butterfly that leaves each
 //               lane the totals of the parameters it updates.
+//   tiled     — large shapes (m n >= kTiledMinEntries: TMS's 100 x 20 ... 400 x 30), one block of
+//               8 warps per model: the step as GEMM-like passes over the whole batch, H = X Wᵀ,
+//               Z = H W + b (then g_z and each row's loss), G_h = G_z Wᵀ, and ∂W, ∂b as 32 lane
+//               partials per entry, each warp summing its entries' partials in the lanes' tree
+//               and updating them; tiles staged in shared memory, the passes' results in a global
+//               scratch per model (rows × (2n + 2m + 1) floats). Every output's sum runs over its
+//               reduction index in order, so the bits are the per-sample step's.
 //   global    — every other shape (up to n = 4096, m = 1024): parameters and moments in global
 //               memory, each lane's partial gradients and sample in a global scratch slice; the
 //               AdamW update is spread over the lanes. Correct for any shape, slower.
@@ -27,7 +34,12 @@
 
 namespace sp::cuda {
 
-enum class Mapping { registers_2x1, registers_5x2, shared_5x2, shared_20x5, global };
+enum class Mapping { registers_2x1, registers_5x2, shared_5x2, shared_20x5, global, tiled };
+
+// Shapes with at least this many entries of W train on the tiled mapping (unless they have their
+// own): the boundary the cpu backend's blocked passes use too (host/cpu_simd.inc), and where a
+// block of 8 warps has whole tiles to work on (bench/CEILING.md).
+constexpr int kTiledMinEntries = 256;
 
 struct DeviceChunk {
   int models = 0, n = 0, m = 0;
@@ -64,9 +76,10 @@ struct DeviceChunk {
   // Which kernels train this chunk (mapping_for, or forced). Last: placed first, it moved the
   // other fields' offsets and cost the register kernels 20 and 6 registers (ptxas).
   Mapping mapping = Mapping::global;
-  int schedule_first = 0;  // the step bias1[0] and bias2_sqrt[0] are for
-  uint64_t eval_seed = 0;  // fresh data's evaluation rows: the stream every model shares
-  FeatureGroups groups;    // correlated and anticorrelated features (generate_sample)
+  int schedule_first = 0;        // the step bias1[0] and bias2_sqrt[0] are for
+  uint64_t eval_seed = 0;        // fresh data's evaluation rows: the stream every model shares
+  FeatureGroups groups;          // correlated and anticorrelated features (generate_sample)
+  size_t scratch_per_model = 0;  // floats of `scratch` per model (scratch_floats_per_model)
 };
 
 Mapping mapping_for(int n, int m);  // the shape's own mapping
@@ -80,8 +93,10 @@ constexpr size_t kOnChipBytesPerBlock = 48 << 10;
 // models' train_rows × n floats and the kernel's static shared memory (cudaFuncGetAttributes)
 // within kOnChipBytesPerBlock ((2, 1): up to 1536 rows; (5, 2): 614, with no static part).
 bool rows_fit_on_chip(Mapping mapping, int n, int train_rows);
-// Scratch floats per lane the global mapping needs (0 for the register mappings).
-size_t scratch_floats_per_lane(int n, int m, Mapping mapping);
+// Scratch floats per model the mapping needs with `train_rows` rows per step: the global mapping's
+// per-lane slices, the tiled mapping's pass results, room for the evaluation's per-lane sample
+// (both) — 0 for the per-shape mappings.
+size_t scratch_floats_per_model(int n, int m, int train_rows, Mapping mapping);
 
 // Why the kernels cannot run on device 0 (the runtime's error text: no kernel image for its
 // architecture, typically), or null when they can.

@@ -103,9 +103,30 @@ struct WColumns {
 SP_HD WColumns columns_of(const float* W, int n) { return WColumns{W, 1, n}; }  // W: m x n
 SP_HD WColumns transposed_columns(const float* Wt, int m) { return WColumns{Wt, m, 1}; }  // n x m
 
-// One feature's output from its pre-activation z: adds I_f (y_f − x_f)² to weighted_sq_error and
-// returns g_z,f = grad_scale · I_f (y_f − x_f), masked by [z > 0] for the ReLU model. Shared by the
-// per-sample step below and the CPU's blocked passes for large shapes (host/cpu_simd.inc).
+// One feature's output from its pre-activation z, in three parts: its error y_f − x_f and
+// weighted error I_f (y_f − x_f) (output_error); the loss term, I_f (y_f − x_f)² added to a running
+// sum as fma(weighted error, error, sum); and g_z,f = grad_scale · I_f (y_f − x_f), masked by
+// [z > 0] for the ReLU model (gradient_from_error). output_gradient does all three for one feature
+// (the per-sample step below and the CPU's blocked passes for large shapes, host/cpu_simd.inc);
+// the kernels' tiled mapping takes the parts apart (its loss sum runs over the features in order on
+// another thread: kernels/fused_step.cu). output_gradient spells the parts out rather than calling
+// them: built from the two, ptxas spilled in the shared-weights kernel at 20 x 5
+// (tests/check_ptxas.py); the same operations, and the tiled mapping's tests compare the bits.
+template <class T>
+struct OutputError {
+  T error, weighted;
+};
+template <class T>
+SP_HD OutputError<T> output_error(bool relu, T z, T x, float importance) {
+  const T y = relu ? relu_forward(z) : z;
+  const T error = y - x;
+  return OutputError<T>{error, importance * error};
+}
+template <class T>
+SP_HD T gradient_from_error(bool relu, T z, OutputError<T> e, float grad_scale) {
+  const T scaled = grad_scale * e.weighted;
+  return relu ? relu_backward(z, scaled) : scaled;
+}
 template <class T>
 SP_HD T output_gradient(bool relu, T z, T x, float importance, float grad_scale,
                         T& weighted_sq_error) {

@@ -157,16 +157,62 @@ TEST(Cuda, FeatureGroupsAndTheSharedEvaluationSetMatchTheCpuBackend) {
     }
 }
 
-// Anthropic's geometry runs go up to n = 400, m = 30: the global mapping, against the cpu backend.
-TEST(Cuda, ALargeShapeOnTheGlobalMappingMatchesTheCpuBackend) {
+// Anthropic's geometry runs go up to n = 400, m = 30: the tiled mapping (the shape's own) and the
+// global one, against the cpu backend.
+TEST(Cuda, ALargeShapeOnTheTiledAndGlobalMappingsMatchesTheCpuBackend) {
   SKIP_WITHOUT_GPU();
   GroupSpec g = sweep(400, 30, DataMode::fresh, 2, 3);
   g.batch = 64;
   g.eval_points = 64;
   g.record_trajectories = true;
-  const auto gpu = make_cuda_backend()->train(g);
   const auto cpu = make_cpu_backend(0)->train(g);
-  expect_identical_results(gpu, cpu, "400 x 30");
+  expect_identical_results(make_cuda_backend()->train(g), cpu, "400 x 30");
+  CudaOptions global;
+  global.mapping = "global";
+  expect_identical_results(make_cuda_backend(global)->train(g), cpu, "400 x 30, global mapping");
+}
+
+// The tiled mapping (one block per model, GEMM-like passes over the batch: kernels/fused_step.cu)
+// at shapes that leave partial tiles everywhere — features and hidden units not multiples of the
+// tiles, more than 32 hidden units (two tiles of the reduction in Z = H W + b), 1000 features and
+// one hidden unit, batches that are not a multiple of 32 or 64 — in both data modes, with fixed
+// rows in memory and drawn again, feature groups, and on shapes that have their own mapping
+// (forced): the cpu backend's bits in every case.
+TEST(Cuda, TheTiledMappingMatchesTheCpuBackendAtAnyShape) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    Shape shape;
+    int batch;
+    bool forced;
+  };
+  for (const Case& c : {Case{{37, 7}, 100, false}, Case{{41, 9}, 33, false},
+                        Case{{70, 40}, 70, false}, Case{{1000, 1}, 40, false},
+                        Case{{20, 5}, 130, true}, Case{{7, 3}, 64, true}, Case{{2, 1}, 31, true}})
+    for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+      GroupSpec g = sweep(c.shape.n, c.shape.m, mode, 3, 6);
+      g.batch = c.batch;
+      g.points = c.batch * 5 / 4;  // fixed: (1 − 0.2) · points = batch training rows
+      g.eval_points = 50;
+      g.record_trajectories = true;
+      g.eval_every = 3;
+      const std::string what = std::to_string(c.shape.n) + "x" + std::to_string(c.shape.m) + " " +
+                               to_string(mode) + ", batch " + std::to_string(c.batch);
+      CudaOptions tiled;
+      if (c.forced) tiled.mapping = "tiled";
+      const auto cpu = make_cpu_backend(0)->train(g);
+      expect_identical_results(make_cuda_backend(tiled)->train(g), cpu, what);
+      if (mode == DataMode::fixed) {
+        CudaOptions regenerate = tiled;
+        regenerate.fixed_rows = "regenerate";
+        expect_identical_results(make_cuda_backend(regenerate)->train(g), cpu,
+                                 what + ", fixed rows drawn again");
+      }
+      if (c.shape.n >= 7) {
+        g.groups = FeatureGroups{1, 1, 3};
+        expect_identical_results(make_cuda_backend(tiled)->train(g), make_cpu_backend(0)->train(g),
+                                 what + " with feature groups");
+      }
+    }
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ struct RestoreEmulator {
 
 TEST(EmulatedCuda, ResultsDoNotDependOnTheOrderLanesRunIn) {
   RestoreEmulator restore;
-  for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{7, 3}})
+  for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{7, 3}, Shape{37, 7}})
     for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
       GroupSpec g = sweep(shape.n, shape.m, mode, 6, 25);
       g.record_trajectories = true;
