@@ -162,7 +162,7 @@ SimdStep::SimdStep(int n, int m, SimdPath path) {
 
 SimdStep::~SimdStep() { delete impl_; }
 
-ModelResult train(const GroupSpec& group, const ModelSpec& model) {
+ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
   const int n = group.n_features, m = group.n_hidden;
   const bool relu = model.kind == ModelKind::relu;
   const int rows = group.train_rows();
@@ -177,6 +177,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   LaneScratch scratch;
   scratch.resize(n, m);
   SimdStep simd(n, m);
+  if (threads > 1 && n * m >= kSplitMinEntries) simd.set_threads(threads);
   if (group.mode == DataMode::fixed) simd.set_rows(dataset.data(), rows);
   auto evaluate = [&] {
     return loss(n, m, relu, W.data(), b.data(), importance.data(), evaluation.data(),
@@ -229,17 +230,23 @@ class CpuBackend final : public Backend {
   // call until every thread has a model (host/sweep_run.cpp); the chunk plan does not change.
   int64_t models_per_call() const override { return threads_; }
 
-  // Models are independent: each is trained whole by one thread, so its bits do not depend on
-  // the thread count or on the other models.
+  // Models are independent: each is trained whole by one thread — or, when there are fewer
+  // models than threads, by threads / models of them together (cpu::train: large shapes) — so
+  // its bits do not depend on the thread count or on the other models.
   std::vector<ModelResult> train(const GroupSpec& group) override {
     std::vector<ModelResult> results(group.models.size());
+    const int per_model =
+        results.empty()
+            ? 1
+            : std::max(1, threads_ / static_cast<int>(std::min<size_t>(
+                                         results.size(), static_cast<size_t>(threads_))));
     std::atomic<size_t> next{0};
     std::exception_ptr failure;
     std::atomic<bool> failed{false};
     auto worker = [&] {
       for (size_t i = next++; i < results.size() && !failed; i = next++) {
         try {
-          results[i] = cpu::train(group, group.models[i]);
+          results[i] = cpu::train(group, group.models[i], per_model);
         } catch (...) {
           if (!failed.exchange(true)) failure = std::current_exception();
         }

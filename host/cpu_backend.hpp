@@ -67,6 +67,7 @@ class SimdStepImpl {
                              const FeatureGroups& groups, uint64_t first_subsequence, int rows) = 0;
   virtual float loss_and_gradients(bool relu, const float* W, const float* b,
                                    const float* importance, float* grad_W, float* grad_b) = 0;
+  virtual int set_threads(int threads) = 0;
 };
 
 // The same step, V rows at a time (V = a vector register's floats: 16 on avx512, 8 on avx2 and
@@ -96,11 +97,23 @@ class SimdStep {
                            float* grad_W, float* grad_b) {
     return impl_->loss_and_gradients(relu, W, b, importance, grad_W, grad_b);
   }
+  // Splits each step's lanes over up to `threads` threads (its own, started here and kept until
+  // the next call or the end): lane groups of V lanes, whole, so at most 32 / V threads (2 on
+  // avx512, 4 on avx2 and generic), as many as divide the groups evenly. Each lane's partial sums
+  // are its own rows in order whoever computes them: the same bits (tested). Returns how many.
+  int set_threads(int threads) { return impl_->set_threads(threads); }
 
  private:
   SimdStepImpl* impl_;
 };
 
-ModelResult train(const GroupSpec& group, const ModelSpec& model);
+// One model, trained whole. threads > 1: its steps split over that many threads where the shape
+// is large enough to gain (kSplitMinEntries; SimdStep::set_threads), with the same bits.
+ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads = 1);
+
+// The fewest ∂W entries (m n) at which one model's step is split over threads: the blocked
+// passes' boundary (host/cpu_simd.inc), where a step is long enough (≥ 0.1 ms at batch 1024) for
+// two thread wake-ups a step not to matter.
+constexpr int kSplitMinEntries = 256;
 
 }  // namespace sp::cpu

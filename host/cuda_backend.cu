@@ -105,14 +105,31 @@ class CudaBackend final : public Backend {
 
   std::vector<ModelResult> train(const GroupSpec& group) override {
     SP_CUDA_CHECK(cudaSetDevice(device_));  // this host thread's device, for every call below
-    const size_t per_model = bytes_per_model(group);
+    cuda::Mapping chosen = mapping(group);
+    size_t per_model = bytes_per_model(group, chosen);
     size_t free_bytes = 0, total_bytes = 0;
     SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const size_t budget = free_bytes / 10 * 7;  // leave room for the runtime and other users
+    // The tiled mapping's scratch grows with the rows a step (rows × (2n + 2m + 1) floats); where
+    // that does not fit and the global mapping's would, the global one trains the run (the same
+    // bits, slower).
+    if (per_model > budget && chosen == cuda::Mapping::tiled && forced_mapping_.empty()) {
+      const size_t global = bytes_per_model(group, cuda::Mapping::global);
+      if (global <= budget) {
+        print_err(
+            "superpose: one model's {} rows a step need {:.3g} MiB of scratch on the tiled "
+            "mapping, more than the {:.3g} MiB that may be used: training on the global mapping "
+            "(same results, slower)\n",
+            group.train_rows(), static_cast<double>(per_model) / 1048576.0,
+            static_cast<double>(budget) / 1048576.0);
+        chosen = cuda::Mapping::global;
+        per_model = global;
+      }
+    }
     if (per_model > budget)
       throw std::runtime_error(fmt::format(
           "one model of this run needs {:.3g} MiB on the device and {:.3g} MiB of the {:.3g} MiB "
-          "free may be used: the fixed dataset (--points), the trajectories "
+          "free may be used: the fixed dataset (--points), the batch (--batch), the trajectories "
           "(--trajectories over --steps) or the shape (--features, --hidden) must shrink, or "
           "train it with --backend cpu",
           static_cast<double>(per_model) / 1048576.0, static_cast<double>(budget) / 1048576.0,
@@ -127,7 +144,7 @@ class CudaBackend final : public Backend {
           static_cast<double>(free_bytes) / 1048576.0);
     std::vector<ModelResult> results(group.models.size());
     for (size_t first = 0; first < group.models.size(); first += chunk)
-      train_chunk(group, first, std::min(chunk, group.models.size() - first), results);
+      train_chunk(group, chosen, first, std::min(chunk, group.models.size() - first), results);
     return results;
   }
 
@@ -164,7 +181,7 @@ class CudaBackend final : public Backend {
                        [](const ModelSpec& model) { return model.data != nullptr; });
   }
 
-  size_t bytes_per_model(const GroupSpec& g) const {
+  size_t bytes_per_model(const GroupSpec& g, cuda::Mapping chosen) const {
     const size_t n = g.n_features, m = g.n_hidden, P = m * n + n;
     size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 48;  // + seed, lr, wd, ...
     if (dataset_in_memory(g)) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
@@ -172,12 +189,12 @@ class CudaBackend final : public Backend {
       bytes +=
           (static_cast<size_t>(g.steps) + g.eval_steps().size() + g.snapshot_steps().size() * P) *
           sizeof(float);
-    bytes += cuda::scratch_floats_per_model(g.n_features, g.n_hidden, g.train_rows(), mapping(g)) *
+    bytes += cuda::scratch_floats_per_model(g.n_features, g.n_hidden, g.train_rows(), chosen) *
              sizeof(float);
     return bytes;
   }
 
-  void train_chunk(const GroupSpec& g, size_t first, size_t count,
+  void train_chunk(const GroupSpec& g, cuda::Mapping chosen, size_t first, size_t count,
                    std::vector<ModelResult>& results) const {
     const int n = g.n_features, m = g.n_hidden, P = m * n + n, steps = g.steps;
     std::vector<uint64_t> seeds;
@@ -215,7 +232,6 @@ class CudaBackend final : public Backend {
         d_adam_v(std::vector<float>(params.size(), 0.0f));
     const DeviceBuffer<float> d_last_loss(count), d_eval(count);
     const DeviceBuffer<float> d_loss_curve(g.record_trajectories ? count * steps : 0);
-    const cuda::Mapping chosen = mapping(g);
     const size_t scratch_per_model = cuda::scratch_floats_per_model(n, m, g.train_rows(), chosen);
     const DeviceBuffer<float> d_scratch(count * scratch_per_model);
     std::vector<float> host_dataset;

@@ -395,7 +395,8 @@ __global__ void __launch_bounds__(kThreads)
 // ---------------------------------------------------------------- tiled mapping
 // One block of kTiledThreads per model. A step is five passes over the whole batch of `rows` rows,
 // __syncthreads between them, each pass's results in the model's global scratch (row-major):
-//   0. X: the rows drawn (generate_sample, one thread per row) — or the dataset's rows in place.
+//   0. X: the rows drawn (a Philox block a thread: draw_rows_in_parallel; with feature groups
+//      generate_sample, a row a thread) — or the dataset's rows in place.
 //   1. H = X Wᵀ               h_j = Σ_f W_jf x_f, from 0, f in order
 //   2. Z = H W + b            z_f = b_f + Σ_j W_jf h_j, j in order; then per (row, f) the output's
 //                             error parts and g_z (toy_model.hpp: output_error), and each row's
@@ -449,10 +450,13 @@ __host__ __device__ __forceinline__ size_t tiled_scratch_floats(int n, int m, in
 // ..., K − 1 in order, where weight(c, k) is W[c n + k] (kByRows: H and G_h, c = j, k = f) or
 // W[k n + c] (Z, c = f, k = j). Rows ≥ rows and outputs ≥ outputs compute on zeros and are not
 // the caller's to store. Every thread of the block calls it.
+// (No __restrict__ on in and W: both are written by this kernel — by the earlier passes and by
+// the previous step's update — and a restrict-qualified const pointer lets nvcc read through the
+// non-coherent cache, which need not see those writes. The SASS has no LDG.E.CONSTANT.)
 template <bool kByRows>
-__device__ __forceinline__ void tile_product(TiledShared& s, const float* SP_RESTRICT in, int rows,
-                                             int K, const float* SP_RESTRICT W, int n, int outputs,
-                                             int r0, int c0, float (&acc)[4][2]) {
+__device__ __forceinline__ void tile_product(TiledShared& s, const float* in, int rows, int K,
+                                             const float* W, int n, int outputs, int r0, int c0,
+                                             float (&acc)[4][2]) {
   const int t = threadIdx.x;
   const int rr = (t % 16) * 4, cc = (t / 16) * 2;
   for (int k0 = 0; k0 < K; k0 += kTileK) {
@@ -613,6 +617,46 @@ __device__ __forceinline__ void gradients_and_update(TiledShared& s, const Tiled
     }
 }
 
+// Pass 0 for independent features: rows [0, rows) of stream rows first_subsequence + r, drawn by
+// all the block's threads, one Philox block (4 uniforms) a thread at a time — first the blocks
+// holding mask uniforms (0 .. n − 1), then, after a barrier, those holding value uniforms
+// (n .. 2n − 1; a block holding both is drawn in each phase, each taking its own). Every feature
+// gets generate_sample's value (kernels/toy_model.hpp: feature_mask, then feature_value): the
+// same bits, with 2n / 4 Philox blocks a row spread over 256 threads instead of one.
+__device__ __forceinline__ void draw_rows_in_parallel(uint64_t seed, uint64_t first_subsequence,
+                                                      int rows, int n, const float* threshold,
+                                                      float* x) {
+  const int t = threadIdx.x;
+  const int mask_blocks = (n + 3) / 4, first_value_block = n / 4;
+  const int value_blocks = (2 * n + 3) / 4 - first_value_block;
+  for (int e = t; e < rows * mask_blocks; e += kTiledThreads) {
+    const int r = e / mask_blocks, block = e % mask_blocks;
+    const PhiloxBlock words = philox_block(seed, first_subsequence + static_cast<uint64_t>(r),
+                                           static_cast<uint64_t>(block));
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const int k = 4 * block + w;
+      if (k < n)
+        x[static_cast<size_t>(r) * n + k] =
+            feature_mask(uniform_from_bits(words.word[w]), threshold[k]);
+    }
+  }
+  __syncthreads();  // every mask, before the values that read them
+  for (int e = t; e < rows * value_blocks; e += kTiledThreads) {
+    const int r = e / value_blocks, block = first_value_block + e % value_blocks;
+    const PhiloxBlock words = philox_block(seed, first_subsequence + static_cast<uint64_t>(r),
+                                           static_cast<uint64_t>(block));
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const int k = 4 * block + w;
+      if (k >= n && k < 2 * n) {
+        float& value = x[static_cast<size_t>(r) * n + (k - n)];
+        value = feature_value(value, uniform_from_bits(words.word[w]));
+      }
+    }
+  }
+}
+
 __global__ void __launch_bounds__(kTiledThreads, 2)
     train_steps_tiled(DeviceChunk d, int first_step, int count) {
   __shared__ TiledShared s;
@@ -638,9 +682,16 @@ __global__ void __launch_bounds__(kTiledThreads, 2)
   rows_of.row_loss = rows_of.grad_hidden + static_cast<size_t>(rows) * m;
 
   for (int step = first_step; step < first_step + count; ++step) {
-    if (d.draw_rows)  // pass 0
-      for (int r = t; r < rows; r += kTiledThreads)
-        load_row<true>(d, model, step, r, n, sparsity, drawn_x + static_cast<size_t>(r) * n);
+    if (d.draw_rows) {       // pass 0
+      if (d.groups.any()) {  // a group's features share a uniform: one thread a row
+        for (int r = t; r < rows; r += kTiledThreads)
+          load_row<true>(d, model, step, r, n, sparsity, drawn_x + static_cast<size_t>(r) * n);
+      } else {
+        draw_rows_in_parallel(d.seed[model],
+                              static_cast<uint64_t>(step) * static_cast<uint64_t>(d.draw_stride),
+                              rows, n, sparsity, drawn_x);
+      }
+    }
     __syncthreads();  // X, and the previous step's updates of W and b
     rows_times_W_transposed(s, rows_of.x, rows, params, n, m, rows_of.hidden);
     __syncthreads();

@@ -71,7 +71,7 @@ struct DeviceChunk {
   float* loss_curve = nullptr;        // [models][steps] or null
   int loss_curve_stride = 0;          // steps
   float* last_loss = nullptr;         // [models] the latest step's training loss
-  float* scratch = nullptr;           // global mapping: [models][32][scratch_floats]
+  float* scratch = nullptr;           // global and tiled mappings: [models][scratch_per_model]
   int draw_stride = 0;
   // Which kernels train this chunk (mapping_for, or forced). Last: placed first, it moved the
   // other fields' offsets and cost the register kernels 20 and 6 registers (ptxas).

@@ -39,6 +39,12 @@ struct FeatureGroups {
 //                   each equally likely (p: the group's first feature's density).
 // With the default FeatureGroups{} (a constant) the group branches fold away: the per-shape kernels
 // pass it, and only the global mapping reads the chunk's groups (kernels/fused_step.cu).
+// The two rules of an independent feature, also used by the tiled kernel's parallel draw: its mask
+// from its mask uniform (1 stands for "on" until the value), then its value from the mask and its
+// value uniform.
+SP_HD float feature_mask(float u, float threshold) { return (u <= threshold) ? 0.0f : 1.0f; }
+SP_HD float feature_value(float mask, float u) { return (mask != 0.0f) ? u : 0.0f; }
+
 SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const float* threshold,
                            float* x, FeatureGroups groups = FeatureGroups{}) {
   const int uniforms = 2 * n, grouped = groups.grouped();
@@ -51,9 +57,9 @@ SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const flo
       const int k = first + w;
       const float u = uniform_from_bits(block.word[w]);
       if (k >= n) {
-        x[k - n] = (x[k - n] != 0.0f) ? u : 0.0f;
+        x[k - n] = feature_value(x[k - n], u);
       } else if (k >= grouped) {
-        x[k] = (u <= threshold[k]) ? 0.0f : 1.0f;  // mask first: 0 means "this feature is off"
+        x[k] = feature_mask(u, threshold[k]);  // mask first: 0 means "this feature is off"
       } else {
         if (member == 0) lead = u;
         bool on = lead > threshold[k];

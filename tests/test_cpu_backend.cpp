@@ -236,7 +236,61 @@ TEST(CpuSimd, SameBitsAsTheFloatPath) {
           EXPECT_EQ(loss, simd_loss);
           for (size_t k = 0; k < W.size(); ++k) EXPECT_EQ(gW[k], sW[k]) << "dW " << k;
           for (int f = 0; f < n; ++f) EXPECT_EQ(gb[f], sb[f]) << "db " << f;
+          // The step split over threads (whole lane groups each: 2 on avx512, up to 4 on avx2
+          // and generic), twice in a row (the team's threads are reused): the same bits.
+          for (int threads : {2, 4}) {
+            cpu::SimdStep split(n, m, path);
+            const int used = split.set_threads(threads);
+            EXPECT_GE(used, 2) << threads << " threads asked for";
+            split.set_rows(x.data(), rows);
+            for (int repeat = 0; repeat < 2; ++repeat) {
+              std::fill(sW.begin(), sW.end(), 0.0f);
+              std::fill(sb.begin(), sb.end(), 0.0f);
+              EXPECT_EQ(loss, split.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
+                                                       sW.data(), sb.data()))
+                  << used << " threads";
+              for (size_t k = 0; k < W.size(); ++k)
+                EXPECT_EQ(gW[k], sW[k]) << "dW " << k << ", " << used << " threads";
+              for (int f = 0; f < n; ++f)
+                EXPECT_EQ(gb[f], sb[f]) << "db " << f << ", " << used << " threads";
+            }
+          }
         }
+}
+
+// Fewer models than threads: each model's steps are split over threads / models of them (large
+// shapes), and every bit is what one thread computes — fresh and fixed data, a tail of rows.
+TEST(CpuBackend, AModelSplitOverThreadsHasTheBitsOfOneThread) {
+  for (DataMode mode : {DataMode::fresh, DataMode::fixed}) {
+    GroupSpec g;
+    g.n_features = 37;
+    g.n_hidden = 7;
+    g.mode = mode;
+    g.batch = 200;
+    g.points = 250;
+    g.eval_points = 100;
+    g.steps = 15;
+    g.eval_every = 5;
+    g.record_trajectories = true;
+    for (int i = 0; i < 2; ++i) {
+      ModelSpec model;
+      model.seed = 5 + static_cast<uint64_t>(i);
+      model.kind = i ? ModelKind::relu : ModelKind::linear;
+      model.lr = 1e-2;
+      model.sparsity.assign(37, 0.7);
+      model.importance.assign(37, 1.0);
+      g.models.push_back(model);
+    }
+    const auto one = make_cpu_backend(1)->train(g);
+    const auto split = make_cpu_backend(4)->train(g);  // 2 threads a model
+    ASSERT_EQ(one.size(), split.size());
+    for (size_t i = 0; i < one.size(); ++i) {
+      EXPECT_EQ(one[i].W, split[i].W) << to_string(mode) << " model " << i;
+      EXPECT_EQ(one[i].b, split[i].b) << to_string(mode) << " model " << i;
+      EXPECT_EQ(one[i].loss_curve, split[i].loss_curve) << to_string(mode) << " model " << i;
+      EXPECT_EQ(one[i].eval_loss, split[i].eval_loss) << to_string(mode) << " model " << i;
+    }
+  }
 }
 
 }  // namespace
@@ -282,6 +336,15 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
             EXPECT_EQ(l1, l2);
             EXPECT_EQ(gW1, gW2);
             EXPECT_EQ(gb1, gb2);
+            // Drawn (and stepped) by a team of threads, each its share of the packs: the same.
+            cpu::SimdStep team_rows(n, m, path);
+            team_rows.set_threads(4);
+            team_rows.generate_rows(model, threshold.data(), groups, first, rows);
+            std::vector<float> gW3(W.size()), gb3(n);
+            EXPECT_EQ(l1, team_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+                                                       gW3.data(), gb3.data()));
+            EXPECT_EQ(gW1, gW3);
+            EXPECT_EQ(gb1, gb3);
           }
         }
 }

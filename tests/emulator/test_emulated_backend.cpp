@@ -82,6 +82,31 @@ TEST(EmulatedCuda, ASweepSplitIntoChunksByASmallDeviceEqualsOneChunk) {
   }
 }
 
+// The tiled mapping's scratch grows with the rows a step: where it does not fit the device and the
+// global mapping's does, the run trains on the global mapping, says so, and gets the same bits.
+TEST(EmulatedCuda, ATiledRunTooBigForTheDeviceFallsBackToTheGlobalMapping) {
+  RestoreEmulator restore;
+  GroupSpec g = sweep(64, 4, DataMode::fresh, 1, 2);  // m n = 256: the tiled mapping's own
+  g.batch = 20000;  // 20,000 × (2 · 64 + 2 · 4 + 1) floats: 11 MB of scratch; global: 58 KB
+  g.eval_points = 100;
+  sp_emu::set_device_memory(sp_emu::device_memory_in_use() + (size_t{8} << 20));
+  ::testing::internal::CaptureStderr();
+  const auto fell_back = make_cuda_backend()->train(g);
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("training on the global mapping"), std::string::npos) << said;
+  sp_emu::set_device_memory(restore.device_memory);
+  expect_identical_results(fell_back, make_cpu_backend(0)->train(g), "64x4, 20,000 rows");
+  CudaOptions tiled;  // forced: no fallback, a one-line error naming the batch
+  tiled.mapping = "tiled";
+  sp_emu::set_device_memory(sp_emu::device_memory_in_use() + (size_t{8} << 20));
+  try {
+    make_cuda_backend(tiled)->train(g);
+    ADD_FAILURE() << "a forced tiled mapping that does not fit trained";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("--batch"), std::string::npos) << error.what();
+  }
+}
+
 // The launches of a run that asked for dynamic shared memory: rows on chip (kernels/fused_step.cu).
 std::vector<size_t> on_chip_launches(const GroupSpec& g, const CudaOptions& options,
                                      std::vector<ModelResult>* results = nullptr) {
