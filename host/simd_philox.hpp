@@ -44,28 +44,45 @@ inline __m512i xor3(__m512i a, __m512i b, __m512i c) {
   return _mm512_ternarylogic_epi32(a, b, c, 0x96);
 }
 
-// Philox4x32-10 of counters (c0, c1, c2[i], c3[i]) under key (k0, k1): out[w] holds word w of the
-// 16 blocks.
-inline void philox4x32_10_x16(uint32_t c0, uint32_t c1, __m512i c2, __m512i c3, uint32_t k0,
-                              uint32_t k1, __m512i out[4]) {
-  __m512i x0 = _mm512_set1_epi32(static_cast<int>(c0)),
-          x1 = _mm512_set1_epi32(static_cast<int>(c1));
-  __m512i x2 = c2, x3 = c3;
+// Philox4x32-10 of blocks `block` and block + 1 — counters (block, c2[i], c3[i]) and (block + 1,
+// c2[i], c3[i]), 64-bit block numbers in the low words, under key (k0, k1) — for 16 lanes: out[w]
+// holds word w of the first block's 16, out[4 + w] of the second's. Two independent chains of
+// rounds in one loop keep the multipliers busy (measured: +6 % fresh rows at 20 -> 5, one thread).
+inline void philox4x32_10_x16_pair(uint64_t block, __m512i c2, __m512i c3, uint32_t k0, uint32_t k1,
+                                   __m512i out[8]) {
+  const uint64_t next = block + 1;
+  __m512i a0 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(block))),
+          a1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(block >> 32)));
+  __m512i b0 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(next))),
+          b1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(next >> 32)));
+  __m512i a2 = c2, a3 = c3, b2 = c2, b3 = c3;
   for (int round = 0; round < 10; ++round) {
-    __m512i lo0, hi0, lo1, hi1;
-    mulhilo32x16(0xD2511F53u, x0, lo0, hi0);
-    mulhilo32x16(0xCD9E8D57u, x2, lo1, hi1);
-    x0 = xor3(hi1, x1, _mm512_set1_epi32(static_cast<int>(k0)));
-    x1 = lo1;
-    x2 = xor3(hi0, x3, _mm512_set1_epi32(static_cast<int>(k1)));
-    x3 = lo0;
+    __m512i alo0, ahi0, alo1, ahi1, blo0, bhi0, blo1, bhi1;
+    mulhilo32x16(0xD2511F53u, a0, alo0, ahi0);
+    mulhilo32x16(0xD2511F53u, b0, blo0, bhi0);
+    mulhilo32x16(0xCD9E8D57u, a2, alo1, ahi1);
+    mulhilo32x16(0xCD9E8D57u, b2, blo1, bhi1);
+    const __m512i key0 = _mm512_set1_epi32(static_cast<int>(k0)),
+                  key1 = _mm512_set1_epi32(static_cast<int>(k1));
+    a0 = xor3(ahi1, a1, key0);
+    b0 = xor3(bhi1, b1, key0);
+    a1 = alo1;
+    b1 = blo1;
+    a2 = xor3(ahi0, a3, key1);
+    b2 = xor3(bhi0, b3, key1);
+    a3 = alo0;
+    b3 = blo0;
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  out[0] = x0;
-  out[1] = x1;
-  out[2] = x2;
-  out[3] = x3;
+  out[0] = a0;
+  out[1] = a1;
+  out[2] = a2;
+  out[3] = a3;
+  out[4] = b0;
+  out[5] = b1;
+  out[6] = b2;
+  out[7] = b3;
 }
 
 // uniform_from_bits for 16 words: float(bits) · 2⁻³² + 2⁻³³, two roundings as in the scalar code.
@@ -87,12 +104,13 @@ inline void generate_samples_x16(uint64_t seed, uint64_t first_subsequence, int 
   }
   const __m512i c2 = _mm512_load_si512(lo), c3 = _mm512_load_si512(hi);
   const int uniforms = 2 * n;
-  for (int first = 0; first < uniforms; first += 4) {
-    __m512i words[4];
+  // Two blocks at a time: their rounds are independent chains, interleaved in one loop.
+  for (int first = 0; first < uniforms; first += 8) {
+    __m512i words[8];
     const uint64_t block = static_cast<uint64_t>(first / 4);
-    philox4x32_10_x16(static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), c2, c3,
-                      static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), words);
-    for (int w = 0; w < 4 && first + w < uniforms; ++w) {
+    philox4x32_10_x16_pair(block, c2, c3, static_cast<uint32_t>(seed),
+                           static_cast<uint32_t>(seed >> 32), words);
+    for (int w = 0; w < 8 && first + w < uniforms; ++w) {
       const int k = first + w;
       const __m512 u = uniforms_from_bits_x16(words[w]);
       if (k < n) {  // mask: u <= s means "this feature is off" (1 stands for "on" until the value)
