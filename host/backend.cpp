@@ -1,8 +1,11 @@
 #include "host/backend.hpp"
 
 #include <fmt/format.h>
+#include <sched.h>
 
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include "host/job.hpp"
 
@@ -15,6 +18,16 @@ BackendKind parse_backend_kind(const std::string& text, const std::string& optio
   if (text == "reference") return BackendKind::reference;
   throw UsageError(
       fmt::format("{}: unknown backend '{}' (accepted: auto, cuda, cpu, reference)", option, text));
+}
+
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return count;
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 std::string cpu_model_name() {

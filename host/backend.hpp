@@ -80,5 +80,9 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options = CudaOpti
                                                                                          // builds
 
 std::string cpu_model_name();
+// The CPUs this process may run on (its affinity mask: what Slurm, taskset or a container's
+// cpuset allow), or the machine's count where that cannot be read; at least 1. The cpu backend's
+// default thread count (--threads 0).
+int usable_cpus();
 
 }  // namespace sp

@@ -95,7 +95,9 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
   command->add_option("--out", common.out, "run directory")
       ->check(non_empty())
       ->capture_default_str();
-  command->add_option("--threads", common.threads, "CPU threads for the cpu backend (0: all)")
+  command
+      ->add_option("--threads", common.threads,
+                   "CPU threads for the cpu backend (0: every CPU this process may run on)")
       ->transform(decimal(0, kIntMax))
       ->capture_default_str();
   command->add_flag("--overwrite", common.overwrite,
@@ -136,7 +138,7 @@ void announce(const CommonOptions& common, const Backend& backend) {
 
 int threads_of(const CommonOptions& common, const Backend& backend) {
   if (backend.name() != "cpu") return 1;
-  return common.threads > 0 ? common.threads : hardware_threads();
+  return common.threads > 0 ? common.threads : usable_cpus();
 }
 
 std::vector<double> broadcast(const std::vector<double>& values, int n) {

@@ -214,10 +214,7 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads)
-      : threads_(threads > 0
-                     ? threads
-                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+  explicit CpuBackend(int threads) : threads_(threads > 0 ? threads : usable_cpus()) {
     simd_path();  // a SUPERPOSE_SIMD this CPU cannot run is an error now, not in a worker
   }
   std::string name() const override { return "cpu"; }
