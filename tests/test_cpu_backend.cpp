@@ -262,25 +262,13 @@ TEST(CpuSimd, SameBitsAsTheFloatPath) {
 // shapes), and every bit is what one thread computes — fresh and fixed data, a tail of rows.
 TEST(CpuBackend, AModelSplitOverThreadsHasTheBitsOfOneThread) {
   for (DataMode mode : {DataMode::fresh, DataMode::fixed}) {
-    GroupSpec g;
-    g.n_features = 37;
-    g.n_hidden = 7;
-    g.mode = mode;
-    g.batch = 200;
+    GroupSpec g = group_of(37, 7, ModelKind::relu, 0.7, mode, 2);
+    g.models[0].kind = ModelKind::linear;
+    g.batch = 200;  // 12 packs of 16 rows and a tail of 8
     g.points = 250;
-    g.eval_points = 100;
     g.steps = 15;
     g.eval_every = 5;
     g.record_trajectories = true;
-    for (int i = 0; i < 2; ++i) {
-      ModelSpec model;
-      model.seed = 5 + static_cast<uint64_t>(i);
-      model.kind = i ? ModelKind::relu : ModelKind::linear;
-      model.lr = 1e-2;
-      model.sparsity.assign(37, 0.7);
-      model.importance.assign(37, 1.0);
-      g.models.push_back(model);
-    }
     const auto one = make_cpu_backend(1)->train(g);
     const auto split = make_cpu_backend(4)->train(g);  // 2 threads a model
     ASSERT_EQ(one.size(), split.size());
