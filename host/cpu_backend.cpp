@@ -177,7 +177,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
   LaneScratch scratch;
   scratch.resize(n, m);
   SimdStep simd(n, m);
-  if (threads > 1 && n * m >= kSplitMinEntries) simd.set_threads(threads);
+  if (threads > 1 && n * m >= kBlockedEntries) simd.set_threads(threads);
   if (group.mode == DataMode::fixed) simd.set_rows(dataset.data(), rows);
   auto evaluate = [&] {
     return loss(n, m, relu, W.data(), b.data(), importance.data(), evaluation.data(),
@@ -232,11 +232,8 @@ class CpuBackend final : public Backend {
   // its bits do not depend on the thread count or on the other models.
   std::vector<ModelResult> train(const GroupSpec& group) override {
     std::vector<ModelResult> results(group.models.size());
-    const int per_model =
-        results.empty()
-            ? 1
-            : std::max(1, threads_ / static_cast<int>(std::min<size_t>(
-                                         results.size(), static_cast<size_t>(threads_))));
+    const int per_model = static_cast<int>(
+        std::max<size_t>(1, static_cast<size_t>(threads_) / std::max<size_t>(1, results.size())));
     std::atomic<size_t> next{0};
     std::exception_ptr failure;
     std::atomic<bool> failed{false};

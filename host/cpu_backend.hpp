@@ -107,13 +107,15 @@ class SimdStep {
   SimdStepImpl* impl_;
 };
 
-// One model, trained whole. threads > 1: its steps split over that many threads where the shape
-// is large enough to gain (kSplitMinEntries; SimdStep::set_threads), with the same bits.
-ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads = 1);
+// From this many ∂W entries (m n) on, a step runs as GEMM-like passes over blocks of packs
+// (host/cpu_simd.inc; measured with bench_train, one thread, fixed rows: equal at 37 -> 7, +14 % at
+// 40 -> 8, +46 % at 200 -> 20, +69 % at 400 -> 30; at 20 -> 5 the per-pack form is 30 % faster),
+// and one model's step may be split over threads (train: a step is then long enough, ≥ 0.1 ms at
+// batch 1024, for two thread hand-offs a step not to matter).
+constexpr int kBlockedEntries = 256;
 
-// The fewest ∂W entries (m n) at which one model's step is split over threads: the blocked
-// passes' boundary (host/cpu_simd.inc), where a step is long enough (≥ 0.1 ms at batch 1024) for
-// two thread wake-ups a step not to matter.
-constexpr int kSplitMinEntries = 256;
+// One model, trained whole. threads > 1: its steps split over that many threads where the shape
+// is large enough to gain (kBlockedEntries; SimdStep::set_threads), with the same bits.
+ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads = 1);
 
 }  // namespace sp::cpu

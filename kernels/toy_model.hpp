@@ -26,6 +26,12 @@ struct FeatureGroups {
   SP_HD bool any() const { return grouped() > 0; }
 };
 
+// The two rules of an independent feature, also used by the tiled kernel's parallel draw: its mask
+// from its mask uniform (1 stands for "on" until the value), then its value from the mask and its
+// value uniform.
+SP_HD float feature_mask(float u, float threshold) { return (u <= threshold) ? 0.0f : 1.0f; }
+SP_HD float feature_value(float mask, float u) { return (mask != 0.0f) ? u : 0.0f; }
+
 // Sample `subsequence` of the stream keyed `seed`: uniforms 0..n-1 are the masks, n..2n-1 the
 // values. A feature is on when its mask uniform is above its threshold (host/data.hpp:
 // mask_thresholds; the sparsity s for an independent feature), and then takes its value uniform,
@@ -38,13 +44,7 @@ struct FeatureGroups {
 //                   the group is on with probability min(1, S·p), and then exactly one member is,
 //                   each equally likely (p: the group's first feature's density).
 // With the default FeatureGroups{} (a constant) the group branches fold away: the per-shape kernels
-// pass it, and only the global mapping reads the chunk's groups (kernels/fused_step.cu).
-// The two rules of an independent feature, also used by the tiled kernel's parallel draw: its mask
-// from its mask uniform (1 stands for "on" until the value), then its value from the mask and its
-// value uniform.
-SP_HD float feature_mask(float u, float threshold) { return (u <= threshold) ? 0.0f : 1.0f; }
-SP_HD float feature_value(float mask, float u) { return (mask != 0.0f) ? u : 0.0f; }
-
+// pass it, and only the global and tiled mappings read the chunk's groups (kernels/fused_step.cu).
 SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const float* threshold,
                            float* x, FeatureGroups groups = FeatureGroups{}) {
   const int uniforms = 2 * n, grouped = groups.grouped();
