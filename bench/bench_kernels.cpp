@@ -14,9 +14,9 @@
 // Plans: `essential` — what a lent GPU's few minutes must measure first, each shape's own mapping
 // at 10,000 models, batch 1024, K = 100: (2,1) fresh and fixed (on chip, memory, drawn), (5,2)
 // fresh and fixed, (20,5) fresh and fixed; then TMS's large shapes, fresh, on the tiled mapping
-// (their own) at 1,000 models — (400,30), (200,20), (100,20) — and (400,30) on the global mapping
-// at 100; `extra` — the rest (the shared mapping at 5 x 2, the global mapping, K = 1, other sweep
-// sizes, the large shapes' fixed data, (400,30) tiled at 100 models); `all` — both.
+// (their own) at 1,000 models — (400,30), (200,20), (100,20); `extra` — the rest (the shared
+// mapping at 5 x 2, the global mapping, K = 1, other sweep sizes, the large shapes' fixed data,
+// last (400,30) with 10 models on the tiled and the global mapping); `all` — both.
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
@@ -141,18 +141,17 @@ std::vector<Case> plan(const std::string& which, bool smoke) {
         extra.push_back({s.n, s.m, {own(s.n, s.m), options("", "auto", 100)}, mode, models});
     }
   }
-  // The large shapes: 1,000 models (the goal at (400,30)); smoke: a few.
-  // The global mapping at (400,30) with 100 (its lanes' scratch traffic makes 1,000 too slow for
-  // the essential plan's minutes; extra has the tiled mapping at 100 beside it).
-  const int large = smoke ? 3 : 1000, fewer = smoke ? 2 : 100;
+  // The large shapes: 1,000 models (the goal at (400,30)); smoke: a few. Then, last in
+  // extra, (400,30) with 10 models on the tiled and the global mapping: on an H200 the global one
+  // did not finish 100 models in the two minutes the essential plan had left (2026-11-27).
+  const int large = smoke ? 3 : 1000, fewer = smoke ? 2 : 10;
   for (Shape s : {Shape{400, 30}, Shape{200, 20}, Shape{100, 20}}) {
     essential.push_back(
         {s.n, s.m, {"tiled (own)", options("", "auto", 100)}, DataMode::fresh, large});
     extra.push_back({s.n, s.m, {"tiled (own)", options("", "auto", 100)}, DataMode::fixed, large});
   }
-  essential.push_back(
-      {400, 30, {"global", options("global", "auto", 100)}, DataMode::fresh, fewer});
   extra.push_back({400, 30, {"tiled (own)", options("", "auto", 100)}, DataMode::fresh, fewer});
+  extra.push_back({400, 30, {"global", options("global", "auto", 100)}, DataMode::fresh, fewer});
   if (which == "essential") return essential;
   if (which == "extra") return extra;
   essential.insert(essential.end(), extra.begin(), extra.end());

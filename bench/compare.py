@@ -130,7 +130,22 @@ class Peers:
 LARGE = [(100, 20, 1024, 20, "fresh"), (200, 20, 1024, 10, "fresh"), (400, 30, 1024, 10, "fresh")]
 
 
-def throughput_table(sp, peers, gpu, quick, large_only=False):
+def parse_only(text):
+    """--only "n,m,batch,models,mode;...": the configurations to run, in that order."""
+    configs = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        fields = [field.strip() for field in item.split(",")]
+        if len(fields) != 5 or fields[4] not in ("fixed", "fresh") or \
+                not all(field.isdigit() and int(field) > 0 for field in fields[:4]):
+            sys.exit(f"compare.py: --only: '{item}' is not n,m,batch,models,fixed|fresh "
+                     "(e.g. '20,5,1024,100,fresh')")
+        configs.append((*map(int, fields[:4]), fields[4]))
+    if not configs:
+        sys.exit("compare.py: --only names no configuration")
+    return configs
+
+
+def throughput_table(sp, peers, gpu, quick, large_only=False, only=None):
     configs = []
     for models in (1, 100, 1000, 10000):
         for mode in ("fixed", "fresh"):
@@ -145,6 +160,8 @@ def throughput_table(sp, peers, gpu, quick, large_only=False):
         configs = LARGE
     if gpu:  # the goal of the large-shape path: 1,000 models at (400,30) on one GPU
         configs.append((400, 30, 1024, 1000, "fresh"))
+    if only:
+        configs = only
     rows = []
     print(f"{'n':>3} {'m':>3} {'batch':>5} {'models':>6} {'data':>5} {'superpose':>11} "
           f"{'torch loop':>11} {'torch batch':>11} {'ratio':>7}   (sample-steps/s)", flush=True)
@@ -214,8 +231,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="only up to 100 models, no jobs")
     parser.add_argument("--large", action="store_true",
                         help="only the large shapes (100->20, 200->20, 400->30), no jobs")
+    parser.add_argument("--only", help="only these configurations, in this order, no jobs: "
+                        "'n,m,batch,models,fixed|fresh;...'")
     parser.add_argument("--out", help="results file (default bench/results/<machine>.json)")
     args = parser.parse_args()
+    only = parse_only(args.only) if args.only is not None else None
 
     import torch  # noqa: F401  (the peers' version goes into the results)
     gpu = gpu_name()
@@ -230,9 +250,9 @@ def main():
     print(f"machine: {cpu_model()}, {cores} cores, GPU {gpu or 'none'}; superpose {backend}; "
           f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads)", flush=True)
 
-    table = throughput_table(sp, peers, backend == "cuda", args.quick, args.large)
+    table = throughput_table(sp, peers, backend == "cuda", args.quick, args.large, only)
     jobs = []
-    if not args.quick and not args.large:
+    if not args.quick and not args.large and not only:
         for job in (experiments_job(sp, peers), phase_diagram_job(sp, peers, backend == "cuda")):
             jobs.append(job)
             print(f"{job['job']}: superpose {job['superpose_s']:.2f} s, torch loop "
