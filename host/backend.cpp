@@ -50,10 +50,11 @@ void check_cuda_options(const CudaOptions& options) {
     throw UsageError(
         fmt::format("schedule window: {} is not accepted (1 or more)", options.schedule_window));
   if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared" &&
-      options.mapping != "tiled")
-    throw UsageError(fmt::format(
-        "mapping: unknown '{}' (accepted: global, shared, tiled, or empty for the shape's own)",
-        options.mapping));
+      options.mapping != "tiled" && options.mapping != "tiled-split")
+    throw UsageError(
+        fmt::format("mapping: unknown '{}' (accepted: global, shared, tiled, tiled-split, or empty "
+                    "for the shape's own)",
+                    options.mapping));
   if (options.fixed_rows != "auto" && options.fixed_rows != "memory" &&
       options.fixed_rows != "regenerate")
     throw UsageError(fmt::format("--fixed-rows: '{}' is not accepted (auto, memory or regenerate)",

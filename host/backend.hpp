@@ -30,7 +30,8 @@ struct CudaOptions {
   int device = 0;              // which CUDA device (cudaSetDevice) the backend trains on
   int steps_per_launch = 100;  // K: steps of the persistent loop in one launch
   // "" picks the mapping for the shape (kernels/fused_step.cuh); "global" forces the global
-  // mapping on any shape, "tiled" the tiled (block per model) one on any shape, "shared" the
+  // mapping on any shape, "tiled" the tiled (block per model) one on any shape, "tiled-split" the
+  // tiled one's passes launched one by one (over the models' tiles) on any shape, "shared" the
   // shared-weights mapping where the shape has one (5 x 2, 20 x 5): the kernel harness and the
   // tests compare the mappings this way.
   std::string mapping;

@@ -106,6 +106,11 @@ class CudaBackend final : public Backend {
   std::vector<ModelResult> train(const GroupSpec& group) override {
     SP_CUDA_CHECK(cudaSetDevice(device_));  // this host thread's device, for every call below
     cuda::Mapping chosen = mapping(group);
+    // A tiled shape with fewer models than the SMs hold of train_steps_tiled's blocks (2 each: a
+    // block per model) trains pass by pass over the models' tiles, which fills the device.
+    if (chosen == cuda::Mapping::tiled && forced_mapping_.empty() &&
+        group.models.size() < 2 * static_cast<size_t>(properties_.multiProcessorCount))
+      chosen = cuda::Mapping::tiled_split;
     size_t per_model = bytes_per_model(group, chosen);
     size_t free_bytes = 0, total_bytes = 0;
     SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -113,7 +118,8 @@ class CudaBackend final : public Backend {
     // The tiled mapping's scratch grows with the rows a step (rows × (2n + 2m + 1) floats); where
     // that does not fit and the global mapping's would, the global one trains the run (the same
     // bits, slower).
-    if (per_model > budget && chosen == cuda::Mapping::tiled && forced_mapping_.empty()) {
+    if (per_model > budget && forced_mapping_.empty() &&
+        (chosen == cuda::Mapping::tiled || chosen == cuda::Mapping::tiled_split)) {
       const size_t global = bytes_per_model(group, cuda::Mapping::global);
       if (global <= budget) {
         print_err(
@@ -154,11 +160,12 @@ class CudaBackend final : public Backend {
   cuda::Mapping mapping(const GroupSpec& g) const {
     if (forced_mapping_ == "global") return cuda::Mapping::global;
     if (forced_mapping_ == "tiled") return cuda::Mapping::tiled;
+    if (forced_mapping_ == "tiled-split") return cuda::Mapping::tiled_split;
     if (g.groups.any()) {
       if (!forced_mapping_.empty())
-        throw UsageError(
-            fmt::format("mapping: feature groups train on the global or tiled mapping only, not {}",
-                        forced_mapping_));
+        throw UsageError(fmt::format(
+            "mapping: feature groups train on the global or tiled mappings only, not {}",
+            forced_mapping_));
       const cuda::Mapping own = cuda::mapping_for(g.n_features, g.n_hidden);
       return own == cuda::Mapping::tiled ? own : cuda::Mapping::global;
     }

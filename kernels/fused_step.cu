@@ -552,69 +552,77 @@ __device__ __forceinline__ void outputs_and_gradients(TiledShared& s, const Tile
   }
 }
 
-// Pass 4: each warp's 4 × 8 entries of the block's entry tile, for every entry tile of ∂W and ∂b,
-// and the AdamW update of each entry by the lane that ends with its total.
+// Pass 4 for one entry tile (rows J0 .. J0 + 7 of W — row m is b — × features F0 .. F0 + 31):
+// each warp's 4 × 8 entries, and the AdamW update of each entry by the lane that ends with its
+// total.
+__device__ __forceinline__ void gradient_tile_and_update(TiledShared& s, const TiledRows& rows_of,
+                                                         int rows, int n, int m, float* params,
+                                                         float* adam_m, float* adam_v,
+                                                         AdamWStep scalars, int J0, int F0) {
+  const int t = threadIdx.x, warp = t / kLanes, lane = t % kLanes;
+  const int wj = (warp / (kGradF / kWarpF)) * kWarpJ, wf = (warp % (kGradF / kWarpF)) * kWarpF;
+  const int owned = owned_base(kLanes, lane);
+  float v[kLanes];
+#pragma unroll
+  for (int k = 0; k < kLanes; ++k) v[k] = 0.0f;
+  for (int R0 = 0; R0 < rows; R0 += kTileRows) {
+    __syncthreads();  // the previous rows' readers are done
+    for (int e = t; e < kTileRows * kGradJ; e += kTiledThreads) {
+      const int r = e / kGradJ, a = e % kGradJ, row = R0 + r, j = J0 + a;
+      const bool in_W = row < rows && j < m;
+      s.grad.hidden[r][a] = in_W ? rows_of.hidden[static_cast<size_t>(row) * m + j]
+                                 : (row < rows && j == m ? 1.0f : 0.0f);
+      s.grad.grad_hidden[r][a] =
+          in_W ? rows_of.grad_hidden[static_cast<size_t>(row) * m + j] : 0.0f;
+    }
+    for (int e = t; e < kTileRows * kGradF; e += kTiledThreads) {
+      const int r = e / kGradF, c = e % kGradF, row = R0 + r, f = F0 + c;
+      const bool in = row < rows && f < n;
+      s.grad.grad_z[r][c] = in ? rows_of.grad_z[static_cast<size_t>(row) * n + f] : 0.0f;
+      s.grad.x[r][c] = in ? rows_of.x[static_cast<size_t>(row) * n + f] : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int r = lane; r < kTileRows && R0 + r < rows; r += kLanes) {  // rows in order
+      float h[kWarpJ], gh[kWarpJ], gz[kWarpF], x[kWarpF];
+#pragma unroll
+      for (int a = 0; a < kWarpJ; ++a) {
+        h[a] = s.grad.hidden[r][wj + a];
+        gh[a] = s.grad.grad_hidden[r][wj + a];
+      }
+#pragma unroll
+      for (int c = 0; c < kWarpF; ++c) {
+        gz[c] = s.grad.grad_z[r][wf + c];
+        x[c] = s.grad.x[r][wf + c];
+      }
+#pragma unroll
+      for (int a = 0; a < kWarpJ; ++a) {
+        const bool weight_row = J0 + wj + a < m;  // the same for the whole warp
+#pragma unroll
+        for (int c = 0; c < kWarpF; ++c) {
+          float partial = fma_f(h[a], gz[c], v[a * kWarpF + c]);
+          if (weight_row) partial = fma_f(gh[a], x[c], partial);
+          v[a * kWarpF + c] = partial;
+        }
+      }
+    }
+  }
+  butterfly_reduce_scatter<kLanes>(v, lane);
+  const int j = J0 + wj + owned / kWarpF, f = F0 + wf + owned % kWarpF;
+  if (j <= m && f < n) {
+    const size_t p = static_cast<size_t>(j) * n + f;  // b_f is entry m n + f
+    adamw_update(params[p], adam_m[p], adam_v[p], v[0], scalars);
+  }
+}
+
+// Pass 4: every entry tile of ∂W and ∂b in turn.
 __device__ __forceinline__ void gradients_and_update(TiledShared& s, const TiledRows& rows_of,
                                                      int rows, int n, int m, float* params,
                                                      float* adam_m, float* adam_v,
                                                      AdamWStep scalars) {
-  const int t = threadIdx.x, warp = t / kLanes, lane = t % kLanes;
-  const int wj = (warp / (kGradF / kWarpF)) * kWarpJ, wf = (warp % (kGradF / kWarpF)) * kWarpF;
-  const int owned = owned_base(kLanes, lane);
   for (int J0 = 0; J0 <= m; J0 += kGradJ)  // rows 0..m − 1 of W, then m: b
-    for (int F0 = 0; F0 < n; F0 += kGradF) {
-      float v[kLanes];
-#pragma unroll
-      for (int k = 0; k < kLanes; ++k) v[k] = 0.0f;
-      for (int R0 = 0; R0 < rows; R0 += kTileRows) {
-        __syncthreads();  // the previous rows' readers are done
-        for (int e = t; e < kTileRows * kGradJ; e += kTiledThreads) {
-          const int r = e / kGradJ, a = e % kGradJ, row = R0 + r, j = J0 + a;
-          const bool in_W = row < rows && j < m;
-          s.grad.hidden[r][a] = in_W ? rows_of.hidden[static_cast<size_t>(row) * m + j]
-                                     : (row < rows && j == m ? 1.0f : 0.0f);
-          s.grad.grad_hidden[r][a] =
-              in_W ? rows_of.grad_hidden[static_cast<size_t>(row) * m + j] : 0.0f;
-        }
-        for (int e = t; e < kTileRows * kGradF; e += kTiledThreads) {
-          const int r = e / kGradF, c = e % kGradF, row = R0 + r, f = F0 + c;
-          const bool in = row < rows && f < n;
-          s.grad.grad_z[r][c] = in ? rows_of.grad_z[static_cast<size_t>(row) * n + f] : 0.0f;
-          s.grad.x[r][c] = in ? rows_of.x[static_cast<size_t>(row) * n + f] : 0.0f;
-        }
-        __syncthreads();
-#pragma unroll 1
-        for (int r = lane; r < kTileRows && R0 + r < rows; r += kLanes) {  // rows in order
-          float h[kWarpJ], gh[kWarpJ], gz[kWarpF], x[kWarpF];
-#pragma unroll
-          for (int a = 0; a < kWarpJ; ++a) {
-            h[a] = s.grad.hidden[r][wj + a];
-            gh[a] = s.grad.grad_hidden[r][wj + a];
-          }
-#pragma unroll
-          for (int c = 0; c < kWarpF; ++c) {
-            gz[c] = s.grad.grad_z[r][wf + c];
-            x[c] = s.grad.x[r][wf + c];
-          }
-#pragma unroll
-          for (int a = 0; a < kWarpJ; ++a) {
-            const bool weight_row = J0 + wj + a < m;  // the same for the whole warp
-#pragma unroll
-            for (int c = 0; c < kWarpF; ++c) {
-              float partial = fma_f(h[a], gz[c], v[a * kWarpF + c]);
-              if (weight_row) partial = fma_f(gh[a], x[c], partial);
-              v[a * kWarpF + c] = partial;
-            }
-          }
-        }
-      }
-      butterfly_reduce_scatter<kLanes>(v, lane);
-      const int j = J0 + wj + owned / kWarpF, f = F0 + wf + owned % kWarpF;
-      if (j <= m && f < n) {
-        const size_t p = static_cast<size_t>(j) * n + f;  // b_f is entry m n + f
-        adamw_update(params[p], adam_m[p], adam_v[p], v[0], scalars);
-      }
-    }
+    for (int F0 = 0; F0 < n; F0 += kGradF)
+      gradient_tile_and_update(s, rows_of, rows, n, m, params, adam_m, adam_v, scalars, J0, F0);
 }
 
 // Pass 0 for independent features: rows [0, rows) of stream rows first_subsequence + r, drawn by
@@ -657,57 +665,190 @@ __device__ __forceinline__ void draw_rows_in_parallel(uint64_t seed, uint64_t fi
   }
 }
 
+// One model of a tiled chunk: its parameters, moments and per-feature constants, and where its
+// rows and the passes' results are (the scratch: X when drawn, H, G_z, G_h, the rows' losses).
+struct TiledModel {
+  float *params, *adam_m, *adam_v;
+  const float *sparsity, *importance;
+  bool relu;
+  float* drawn_x;
+  TiledRows rows_of;
+};
+
+__device__ __forceinline__ TiledModel tiled_model(const DeviceChunk& d, int model) {
+  const int n = d.n, m = d.m, rows = d.train_rows;
+  const size_t P = static_cast<size_t>(m) * n + n;
+  TiledModel v;
+  v.params = d.params + model * P;
+  v.adam_m = d.adam_m + model * P;
+  v.adam_v = d.adam_v + model * P;
+  v.sparsity = d.sparsity + static_cast<size_t>(model) * n;
+  v.importance = d.importance + static_cast<size_t>(model) * n;
+  v.relu = d.relu[model] != 0;
+  float* scratch = d.scratch + model * d.scratch_per_model;
+  v.drawn_x = scratch;
+  v.rows_of.x = d.draw_rows ? scratch : d.dataset + static_cast<size_t>(model) * d.points * n;
+  v.rows_of.hidden = scratch + static_cast<size_t>(rows) * n;
+  v.rows_of.grad_z = v.rows_of.hidden + static_cast<size_t>(rows) * m;
+  v.rows_of.grad_hidden = v.rows_of.grad_z + static_cast<size_t>(rows) * n;
+  v.rows_of.row_loss = v.rows_of.grad_hidden + static_cast<size_t>(rows) * m;
+  return v;
+}
+
+// Pass 0 for rows [r0, r0 + count) of a step: drawn by the block's threads into the scratch.
+__device__ __forceinline__ void draw_tiled_rows(const DeviceChunk& d, const TiledModel& v,
+                                                int model, int step, int r0, int count) {
+  const int n = d.n;
+  if (d.groups.any()) {  // a group's features share a uniform: one thread a row
+    for (int r = r0 + static_cast<int>(threadIdx.x); r < r0 + count; r += kTiledThreads)
+      load_row<true>(d, model, step, r, n, v.sparsity, v.drawn_x + static_cast<size_t>(r) * n);
+  } else {
+    draw_rows_in_parallel(d.seed[model],
+                          static_cast<uint64_t>(step) * static_cast<uint64_t>(d.draw_stride) +
+                              static_cast<uint64_t>(r0),
+                          count, n, v.sparsity, v.drawn_x + static_cast<size_t>(r0) * n);
+  }
+}
+
+// The step's loss from the rows' losses (warp 0: its lanes' rows in order, then the tree).
+__device__ __forceinline__ void tiled_step_loss(const DeviceChunk& d, const TiledModel& v,
+                                                WarpSum::TempStorage& temp, int model, int step) {
+  const int t = threadIdx.x, rows = d.train_rows;
+  if (t < kLanes) {
+    float lane_loss = 0.0f;
+    for (int r = t; r < rows; r += kLanes) lane_loss += v.rows_of.row_loss[r];
+    record_loss(d, model, step, warp_sum(temp, lane_loss) * mean_scale(rows, d.n));
+  }
+}
+
 __global__ void __launch_bounds__(kTiledThreads, 2)
     train_steps_tiled(DeviceChunk d, int first_step, int count) {
   __shared__ TiledShared s;
   __shared__ WarpSum::TempStorage temp;
-  const int model = blockIdx.x, t = threadIdx.x;
+  const int model = blockIdx.x;
   if (model >= d.models) return;  // the whole block leaves together
   const int n = d.n, m = d.m, rows = d.train_rows;
-  const size_t P = static_cast<size_t>(m) * n + n;
-  float* params = d.params + model * P;
-  float* adam_m = d.adam_m + model * P;
-  float* adam_v = d.adam_v + model * P;
-  const float* sparsity = d.sparsity + static_cast<size_t>(model) * n;
-  const float* importance = d.importance + static_cast<size_t>(model) * n;
-  const bool relu = d.relu[model] != 0;
+  const TiledModel v = tiled_model(d, model);
   const float grad_scale = 2.0f * mean_scale(rows, n);
-  float* scratch = d.scratch + model * d.scratch_per_model;
-  float* drawn_x = scratch;
-  TiledRows rows_of;
-  rows_of.x = d.draw_rows ? drawn_x : d.dataset + static_cast<size_t>(model) * d.points * n;
-  rows_of.hidden = scratch + static_cast<size_t>(rows) * n;
-  rows_of.grad_z = rows_of.hidden + static_cast<size_t>(rows) * m;
-  rows_of.grad_hidden = rows_of.grad_z + static_cast<size_t>(rows) * n;
-  rows_of.row_loss = rows_of.grad_hidden + static_cast<size_t>(rows) * m;
 
   for (int step = first_step; step < first_step + count; ++step) {
-    if (d.draw_rows) {       // pass 0
-      if (d.groups.any()) {  // a group's features share a uniform: one thread a row
-        for (int r = t; r < rows; r += kTiledThreads)
-          load_row<true>(d, model, step, r, n, sparsity, drawn_x + static_cast<size_t>(r) * n);
-      } else {
-        draw_rows_in_parallel(d.seed[model],
-                              static_cast<uint64_t>(step) * static_cast<uint64_t>(d.draw_stride),
-                              rows, n, sparsity, drawn_x);
-      }
-    }
+    if (d.draw_rows) draw_tiled_rows(d, v, model, step, 0, rows);  // pass 0
     __syncthreads();  // X, and the previous step's updates of W and b
-    rows_times_W_transposed(s, rows_of.x, rows, params, n, m, rows_of.hidden);
+    rows_times_W_transposed(s, v.rows_of.x, rows, v.params, n, m, v.rows_of.hidden);
     __syncthreads();
-    outputs_and_gradients(s, rows_of, rows, params, params + m * n, importance, n, m, relu,
-                          grad_scale);
+    outputs_and_gradients(s, v.rows_of, rows, v.params, v.params + m * n, v.importance, n, m,
+                          v.relu, grad_scale);
     __syncthreads();
-    rows_times_W_transposed(s, rows_of.grad_z, rows, params, n, m, rows_of.grad_hidden);
+    rows_times_W_transposed(s, v.rows_of.grad_z, rows, v.params, n, m, v.rows_of.grad_hidden);
     __syncthreads();
     const AdamWStep scalars = step_scalars(d, model, step);
-    gradients_and_update(s, rows_of, rows, n, m, params, adam_m, adam_v, scalars);
-    if (t < kLanes) {  // warp 0: the step's loss, the lanes' rows in order, then the tree
-      float lane_loss = 0.0f;
-      for (int r = t; r < rows; r += kLanes) lane_loss += rows_of.row_loss[r];
-      record_loss(d, model, step, warp_sum(temp, lane_loss) * mean_scale(rows, n));
-    }
+    gradients_and_update(s, v.rows_of, rows, n, m, v.params, v.adam_m, v.adam_v, scalars);
+    tiled_step_loss(d, v, temp, model, step);
     __syncthreads();  // every update lands before the next step reads W, b and the scratch
+  }
+}
+
+// ------------------------------------------------- the tiled mapping, one launch per pass
+// Mapping::tiled_split: the same passes as train_steps_tiled, each a launch of its own over every
+// model's tiles — passes 0–3 a block per kTileRows rows of a model, pass 4 a block per entry tile
+// (which also sums the step's loss in its first tile) — so that a few models fill the device
+// (train_steps_tiled has one block per model) and each pass runs at its own occupancy. The launches
+// of a stream run in order, so a pass sees the previous one's results and a step the previous
+// step's updates. Every output is the same function of the same inputs in the same order: the
+// bits of train_steps_tiled.
+
+// Block b of a launch over (model, tile): model b / tiles, tile b % tiles.
+struct TileOfModel {
+  int model, tile;
+};
+__device__ __forceinline__ TileOfModel tile_of_model(int tiles) {
+  return {static_cast<int>(blockIdx.x) / tiles, static_cast<int>(blockIdx.x) % tiles};
+}
+
+// Passes 0–3: block b's model and its rows [r0, r0 + count), kTileRows a block.
+struct RowTile {
+  int model, r0, count;
+};
+__device__ __forceinline__ RowTile row_tile(const DeviceChunk& d) {
+  const TileOfModel at = tile_of_model((d.train_rows + kTileRows - 1) / kTileRows);
+  const int r0 = at.tile * kTileRows, left = d.train_rows - r0;
+  return {at.model, r0, left < kTileRows ? left : kTileRows};
+}
+
+// Rows [r0, r0 + count) of the model's batch: its TiledRows shifted to start at r0.
+__device__ __forceinline__ TiledRows rows_from(const TiledRows& all, int r0, int n, int m) {
+  TiledRows shifted;
+  shifted.x = all.x + static_cast<size_t>(r0) * n;
+  shifted.hidden = all.hidden + static_cast<size_t>(r0) * m;
+  shifted.grad_z = all.grad_z + static_cast<size_t>(r0) * n;
+  shifted.grad_hidden = all.grad_hidden + static_cast<size_t>(r0) * m;
+  shifted.row_loss = all.row_loss + r0;
+  return shifted;
+}
+
+// Pass 0 (drawn rows only).
+__global__ void __launch_bounds__(kTiledThreads) tiled_draw_rows(DeviceChunk d, int step) {
+  const RowTile at = row_tile(d);
+  if (at.model >= d.models) return;
+  draw_tiled_rows(d, tiled_model(d, at.model), at.model, step, at.r0, at.count);
+}
+
+// Passes 1 (H = X Wᵀ) and 3 (G_h = G_z Wᵀ, kGradient).
+template <bool kGradient>
+__global__ void __launch_bounds__(kTiledThreads) tiled_rows_times_W_transposed(DeviceChunk d) {
+  __shared__ TiledShared s;
+  const RowTile at = row_tile(d);
+  if (at.model >= d.models) return;
+  const TiledModel v = tiled_model(d, at.model);
+  const TiledRows rows_of = rows_from(v.rows_of, at.r0, d.n, d.m);
+  rows_times_W_transposed(s, kGradient ? rows_of.grad_z : rows_of.x, at.count, v.params, d.n, d.m,
+                          kGradient ? rows_of.grad_hidden : rows_of.hidden);
+}
+
+// Pass 2: z, g_z and each row's loss.
+__global__ void __launch_bounds__(kTiledThreads) tiled_outputs_and_gradients(DeviceChunk d) {
+  __shared__ TiledShared s;
+  const RowTile at = row_tile(d);
+  if (at.model >= d.models) return;
+  const int n = d.n, m = d.m;
+  const TiledModel v = tiled_model(d, at.model);
+  outputs_and_gradients(s, rows_from(v.rows_of, at.r0, n, m), at.count, v.params, v.params + m * n,
+                        v.importance, n, m, v.relu, 2.0f * mean_scale(d.train_rows, n));
+}
+
+// Pass 4: one entry tile of ∂W and ∂b a block, updated; the first tile's block sums the loss.
+__global__ void __launch_bounds__(kTiledThreads)
+    tiled_gradients_and_update(DeviceChunk d, int step) {
+  __shared__ TiledShared s;
+  __shared__ WarpSum::TempStorage temp;
+  const int n = d.n, m = d.m, f_tiles = (n + kGradF - 1) / kGradF;
+  const int entry_tiles = (m + kGradJ) / kGradJ * f_tiles;  // rows 0..m of W and b
+  const TileOfModel at = tile_of_model(entry_tiles);
+  if (at.model >= d.models) return;
+  const TiledModel v = tiled_model(d, at.model);
+  gradient_tile_and_update(s, v.rows_of, d.train_rows, n, m, v.params, v.adam_m, v.adam_v,
+                           step_scalars(d, at.model, step), (at.tile / f_tiles) * kGradJ,
+                           (at.tile % f_tiles) * kGradF);
+  if (at.tile == 0) tiled_step_loss(d, v, temp, at.model, step);
+}
+
+void launch_tiled_split(const DeviceChunk& d, int first_step, int count, cudaStream_t stream) {
+  const unsigned row_blocks = static_cast<unsigned>(d.models) *
+                              static_cast<unsigned>((d.train_rows + kTileRows - 1) / kTileRows);
+  const unsigned entry_blocks = static_cast<unsigned>(d.models) *
+                                static_cast<unsigned>((d.m + kGradJ) / kGradJ) *
+                                static_cast<unsigned>((d.n + kGradF - 1) / kGradF);
+  for (int step = first_step; step < first_step + count; ++step) {
+    if (d.draw_rows)
+      launch("tiled_draw_rows", tiled_draw_rows, row_blocks, kTiledThreads, 0, stream, d, step);
+    launch("tiled_rows_times_W_transposed<false>", tiled_rows_times_W_transposed<false>, row_blocks,
+           kTiledThreads, 0, stream, d);
+    launch("tiled_outputs_and_gradients", tiled_outputs_and_gradients, row_blocks, kTiledThreads, 0,
+           stream, d);
+    launch("tiled_rows_times_W_transposed<true>", tiled_rows_times_W_transposed<true>, row_blocks,
+           kTiledThreads, 0, stream, d);
+    launch("tiled_gradients_and_update", tiled_gradients_and_update, entry_blocks, kTiledThreads, 0,
+           stream, d, step);
   }
 }
 
@@ -795,6 +936,7 @@ TrainKernel train_kernel_for(const DeviceChunk& d, int count) {
     case Mapping::shared_20x5:
       return {train_steps_shared<20, 5>, "train_steps_shared<20, 5>", 0};
     case Mapping::tiled:
+    case Mapping::tiled_split:  // launched pass by pass (launch_tiled_split), not through here
       return {train_steps_tiled, "train_steps_tiled", 0, kTiledThreads, 1};
     case Mapping::global:
       break;
@@ -816,6 +958,7 @@ std::pair<EvaluateKernel, const char*> evaluate_kernel_for(Mapping mapping) {
       return {evaluate_kernel<20, 5>, "evaluate_kernel<20, 5>"};
     case Mapping::global:
     case Mapping::tiled:
+    case Mapping::tiled_split:
       break;
   }
   return {evaluate_kernel<0, 0>, "evaluate_kernel<0, 0>"};
@@ -864,7 +1007,7 @@ const char* kernel_image_error() {
 size_t scratch_floats_per_model(int n, int m, int train_rows, Mapping mapping) {
   const size_t evaluation = static_cast<size_t>(kLanes) * (static_cast<size_t>(n) + m);
   if (mapping == Mapping::global) return kLanes * lane_scratch_floats(n, m);  // >= evaluation's
-  if (mapping == Mapping::tiled) {
+  if (mapping == Mapping::tiled || mapping == Mapping::tiled_split) {
     const size_t passes = tiled_scratch_floats(n, m, train_rows);
     return passes > evaluation ? passes : evaluation;
   }
@@ -873,6 +1016,8 @@ size_t scratch_floats_per_model(int n, int m, int train_rows, Mapping mapping) {
 
 void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* stream) {
   if (d.models == 0 || count == 0) return;
+  if (d.mapping == Mapping::tiled_split)
+    return launch_tiled_split(d, first_step, count, static_cast<cudaStream_t>(stream));
   const TrainKernel chosen = train_kernel_for(d, count);
   const unsigned blocks =
       static_cast<unsigned>((d.models + chosen.models_per_block - 1) / chosen.models_per_block);
@@ -887,6 +1032,15 @@ TrainKernelInfo train_kernel_info(Mapping mapping, bool rows_on_chip, int n, int
   d.rows_on_chip = rows_on_chip;
   d.train_rows = train_rows;
   d.n = n;
+  if (mapping == Mapping::tiled_split) {  // its longest pass, ∂W and ∂b, stands for it
+    int blocks = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tiled_gradients_and_update,
+                                                      kTiledThreads, 0) != cudaSuccess) {
+      cudaGetLastError();
+      blocks = 0;
+    }
+    return {"tiled_gradients_and_update", false, blocks * (kTiledThreads / kLanes)};
+  }
   const TrainKernel chosen = train_kernel_for(d, count);
   int blocks = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, chosen.kernel, chosen.threads,

@@ -19,6 +19,11 @@
 //               and updating them; tiles staged in shared memory, the passes' results in a global
 //               scratch per model (rows × (2n + 2m + 1) floats). Every output's sum runs over its
 //               reduction index in order, so the bits are the per-sample step's.
+//   tiled_split — the tiled mapping's passes as one launch each per step, over every model's row
+//               tiles (passes 0–3) and entry tiles (pass 4): a few models fill the device. The
+//               cuda backend takes it for a tiled shape when a run has fewer models than
+//               2 × the SMs (train_steps_tiled's blocks an SM: a block per model would leave SMs
+//               idle). The same bits.
 //   global    — every other shape (up to n = 4096, m = 1024): parameters and moments in global
 //               memory, each lane's partial gradients and sample in a global scratch slice; the
 //               AdamW update is spread over the lanes. Correct for any shape, slower.
@@ -34,7 +39,15 @@
 
 namespace sp::cuda {
 
-enum class Mapping { registers_2x1, registers_5x2, shared_5x2, shared_20x5, global, tiled };
+enum class Mapping {
+  registers_2x1,
+  registers_5x2,
+  shared_5x2,
+  shared_20x5,
+  global,
+  tiled,
+  tiled_split
+};
 
 // Shapes with at least this many entries of W train on the tiled mapping (unless they have their
 // own): the boundary the cpu backend's blocked passes use too (host/cpu_simd.inc), and where a

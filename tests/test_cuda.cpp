@@ -157,8 +157,9 @@ TEST(Cuda, FeatureGroupsAndTheSharedEvaluationSetMatchTheCpuBackend) {
     }
 }
 
-// Anthropic's geometry runs go up to n = 400, m = 30: the tiled mapping (the shape's own) and the
-// global one, against the cpu backend.
+// Anthropic's geometry runs go up to n = 400, m = 30: the tiled mapping (the shape's own: a block
+// per model, or its passes launched one by one over the models' tiles) and the global one,
+// against the cpu backend.
 TEST(Cuda, ALargeShapeOnTheTiledAndGlobalMappingsMatchesTheCpuBackend) {
   SKIP_WITHOUT_GPU();
   GroupSpec g = sweep(400, 30, DataMode::fresh, 2, 3);
@@ -167,6 +168,12 @@ TEST(Cuda, ALargeShapeOnTheTiledAndGlobalMappingsMatchesTheCpuBackend) {
   g.record_trajectories = true;
   const auto cpu = make_cpu_backend(0)->train(g);
   expect_identical_results(make_cuda_backend()->train(g), cpu, "400 x 30");
+  for (const char* tiled : {"tiled", "tiled-split"}) {
+    CudaOptions forced;
+    forced.mapping = tiled;
+    expect_identical_results(make_cuda_backend(forced)->train(g), cpu,
+                             std::string("400 x 30, ") + tiled);
+  }
   CudaOptions global;
   global.mapping = "global";
   expect_identical_results(make_cuda_backend(global)->train(g), cpu, "400 x 30, global mapping");
@@ -177,7 +184,8 @@ TEST(Cuda, ALargeShapeOnTheTiledAndGlobalMappingsMatchesTheCpuBackend) {
 // tiles, more than 32 hidden units (two tiles of the reduction in Z = H W + b), 1000 features and
 // one hidden unit, batches that are not a multiple of 32 or 64 — in both data modes, with fixed
 // rows in memory and drawn again, feature groups, and on shapes that have their own mapping
-// (forced): the cpu backend's bits in every case.
+// (forced): the cpu backend's bits in every case — a block per model (train_steps_tiled) and the
+// passes launched one by one over the models' row and entry tiles (tiled-split) alike.
 TEST(Cuda, TheTiledMappingMatchesTheCpuBackendAtAnyShape) {
   SKIP_WITHOUT_GPU();
   struct Case {
@@ -197,20 +205,30 @@ TEST(Cuda, TheTiledMappingMatchesTheCpuBackendAtAnyShape) {
       g.eval_every = 3;
       const std::string what = std::to_string(c.shape.n) + "x" + std::to_string(c.shape.m) + " " +
                                to_string(mode) + ", batch " + std::to_string(c.batch);
-      CudaOptions tiled;
-      if (c.forced) tiled.mapping = "tiled";
       const auto cpu = make_cpu_backend(0)->train(g);
-      expect_identical_results(make_cuda_backend(tiled)->train(g), cpu, what);
-      if (mode == DataMode::fixed) {
-        CudaOptions regenerate = tiled;
-        regenerate.fixed_rows = "regenerate";
-        expect_identical_results(make_cuda_backend(regenerate)->train(g), cpu,
-                                 what + ", fixed rows drawn again");
+      for (const char* launches : {"tiled", "tiled-split"}) {
+        CudaOptions tiled;
+        tiled.mapping = launches;
+        const std::string how = what + ", " + launches;
+        expect_identical_results(make_cuda_backend(tiled)->train(g), cpu, how);
+        if (mode == DataMode::fixed) {
+          CudaOptions regenerate = tiled;
+          regenerate.fixed_rows = "regenerate";
+          expect_identical_results(make_cuda_backend(regenerate)->train(g), cpu,
+                                   how + ", fixed rows drawn again");
+        }
       }
+      if (!c.forced)  // the shape's own choice
+        expect_identical_results(make_cuda_backend()->train(g), cpu, what + ", its own mapping");
       if (c.shape.n >= 7) {
         g.groups = FeatureGroups{1, 1, 3};
-        expect_identical_results(make_cuda_backend(tiled)->train(g), make_cpu_backend(0)->train(g),
-                                 what + " with feature groups");
+        const auto cpu_groups = make_cpu_backend(0)->train(g);
+        for (const char* launches : {"tiled", "tiled-split"}) {
+          CudaOptions tiled;
+          tiled.mapping = launches;
+          expect_identical_results(make_cuda_backend(tiled)->train(g), cpu_groups,
+                                   what + " with feature groups, " + launches);
+        }
       }
     }
 }
