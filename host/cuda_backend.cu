@@ -106,11 +106,6 @@ class CudaBackend final : public Backend {
   std::vector<ModelResult> train(const GroupSpec& group) override {
     SP_CUDA_CHECK(cudaSetDevice(device_));  // this host thread's device, for every call below
     cuda::Mapping chosen = mapping(group);
-    // A tiled shape with fewer models than the SMs hold of train_steps_tiled's blocks (2 each: a
-    // block per model) trains pass by pass over the models' tiles, which fills the device.
-    if (chosen == cuda::Mapping::tiled && forced_mapping_.empty() &&
-        group.models.size() < 2 * static_cast<size_t>(properties_.multiProcessorCount))
-      chosen = cuda::Mapping::tiled_split;
     size_t per_model = bytes_per_model(group, chosen);
     size_t free_bytes = 0, total_bytes = 0;
     SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -118,8 +113,7 @@ class CudaBackend final : public Backend {
     // The tiled mapping's scratch grows with the rows a step (rows × (2n + 2m + 1) floats); where
     // that does not fit and the global mapping's would, the global one trains the run (the same
     // bits, slower).
-    if (per_model > budget && forced_mapping_.empty() &&
-        (chosen == cuda::Mapping::tiled || chosen == cuda::Mapping::tiled_split)) {
+    if (per_model > budget && chosen == cuda::Mapping::tiled && forced_mapping_.empty()) {
       const size_t global = bytes_per_model(group, cuda::Mapping::global);
       if (global <= budget) {
         print_err(
@@ -203,6 +197,12 @@ class CudaBackend final : public Backend {
 
   void train_chunk(const GroupSpec& g, cuda::Mapping chosen, size_t first, size_t count,
                    std::vector<ModelResult>& results) const {
+    // A chunk of a tiled shape with fewer models than the device holds blocks of train_steps_tiled
+    // (a block per model) trains pass by pass over the models' tiles, which fills the device; the
+    // same scratch a model, the same bits. Decided chunk by chunk: memory may cut a run short.
+    if (chosen == cuda::Mapping::tiled && forced_mapping_.empty() &&
+        count < static_cast<size_t>(cuda::tiled_models_to_fill(properties_.multiProcessorCount)))
+      chosen = cuda::Mapping::tiled_split;
     const int n = g.n_features, m = g.n_hidden, P = m * n + n, steps = g.steps;
     std::vector<uint64_t> seeds;
     std::vector<uint8_t> relu;

@@ -1014,6 +1014,16 @@ size_t scratch_floats_per_model(int n, int m, int train_rows, Mapping mapping) {
   return 0;
 }
 
+int tiled_models_to_fill(int multiprocessors) {
+  int blocks = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, train_steps_tiled, kTiledThreads, 0) !=
+      cudaSuccess) {
+    cudaGetLastError();
+    blocks = 0;
+  }
+  return multiprocessors * (blocks > 0 ? blocks : 2);
+}
+
 void launch_train_steps(const DeviceChunk& d, int first_step, int count, void* stream) {
   if (d.models == 0 || count == 0) return;
   if (d.mapping == Mapping::tiled_split)

@@ -21,9 +21,9 @@
 //               reduction index in order, so the bits are the per-sample step's.
 //   tiled_split — the tiled mapping's passes as one launch each per step, over every model's row
 //               tiles (passes 0–3) and entry tiles (pass 4): a few models fill the device. The
-//               cuda backend takes it for a tiled shape when a run has fewer models than
-//               2 × the SMs (train_steps_tiled's blocks an SM: a block per model would leave SMs
-//               idle). The same bits.
+//               cuda backend takes it for a chunk of a tiled shape with fewer models than the
+//               device holds blocks of train_steps_tiled (tiled_models_to_fill: a block per model
+//               would leave SMs idle). The same bits.
 //   global    — every other shape (up to n = 4096, m = 1024): parameters and moments in global
 //               memory, each lane's partial gradients and sample in a global scratch slice; the
 //               AdamW update is spread over the lanes. Correct for any shape, slower.
@@ -114,6 +114,11 @@ size_t scratch_floats_per_model(int n, int m, int train_rows, Mapping mapping);
 // Why the kernels cannot run on device 0 (the runtime's error text: no kernel image for its
 // architecture, typically), or null when they can.
 const char* kernel_image_error();
+
+// Models a chunk of a tiled shape needs to fill the device on train_steps_tiled, a block per model:
+// multiprocessors × the blocks of it an SM of device 0 holds (the runtime's occupancy calculator;
+// 2, its ptxas launch bounds, where the runtime cannot tell). Fewer train on tiled_split.
+int tiled_models_to_fill(int multiprocessors);
 
 // Trains steps first_step .. first_step + count − 1 (0-based) of every model in one launch.
 void launch_train_steps(const DeviceChunk& chunk, int first_step, int count, void* stream);
