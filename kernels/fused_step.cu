@@ -441,6 +441,19 @@ struct TiledRows {
   float *hidden, *grad_z, *grad_hidden, *row_loss;  // [rows][m], [rows][n], [rows][m], [rows]
 };
 
+// tiled_split's launches: blocks of kTileRows rows a model (passes 0–3), entry tiles a model
+// (pass 4: rows 0..m of W and b by kGradJ, features by kGradF) — the kernels read their block's
+// tile from these, the launcher sizes the grids with them.
+__host__ __device__ __forceinline__ int tiled_row_tiles(int rows) {
+  return (rows + kTileRows - 1) / kTileRows;
+}
+__host__ __device__ __forceinline__ int tiled_feature_tiles(int n) {
+  return (n + kGradF - 1) / kGradF;
+}
+__host__ __device__ __forceinline__ int tiled_entry_tiles(int n, int m) {
+  return (m + kGradJ) / kGradJ * tiled_feature_tiles(n);
+}
+
 __host__ __device__ __forceinline__ size_t tiled_scratch_floats(int n, int m, int rows) {
   return static_cast<size_t>(rows) * (2 * static_cast<size_t>(n) + 2 * static_cast<size_t>(m) + 1);
 }
@@ -770,7 +783,7 @@ struct RowTile {
   int model, r0, count;
 };
 __device__ __forceinline__ RowTile row_tile(const DeviceChunk& d) {
-  const TileOfModel at = tile_of_model((d.train_rows + kTileRows - 1) / kTileRows);
+  const TileOfModel at = tile_of_model(tiled_row_tiles(d.train_rows));
   const int r0 = at.tile * kTileRows, left = d.train_rows - r0;
   return {at.model, r0, left < kTileRows ? left : kTileRows};
 }
@@ -821,9 +834,8 @@ __global__ void __launch_bounds__(kTiledThreads)
     tiled_gradients_and_update(DeviceChunk d, int step) {
   __shared__ TiledShared s;
   __shared__ WarpSum::TempStorage temp;
-  const int n = d.n, m = d.m, f_tiles = (n + kGradF - 1) / kGradF;
-  const int entry_tiles = (m + kGradJ) / kGradJ * f_tiles;  // rows 0..m of W and b
-  const TileOfModel at = tile_of_model(entry_tiles);
+  const int n = d.n, m = d.m, f_tiles = tiled_feature_tiles(n);
+  const TileOfModel at = tile_of_model(tiled_entry_tiles(n, m));
   if (at.model >= d.models) return;
   const TiledModel v = tiled_model(d, at.model);
   gradient_tile_and_update(s, v.rows_of, d.train_rows, n, m, v.params, v.adam_m, v.adam_v,
@@ -833,11 +845,10 @@ __global__ void __launch_bounds__(kTiledThreads)
 }
 
 void launch_tiled_split(const DeviceChunk& d, int first_step, int count, cudaStream_t stream) {
-  const unsigned row_blocks = static_cast<unsigned>(d.models) *
-                              static_cast<unsigned>((d.train_rows + kTileRows - 1) / kTileRows);
-  const unsigned entry_blocks = static_cast<unsigned>(d.models) *
-                                static_cast<unsigned>((d.m + kGradJ) / kGradJ) *
-                                static_cast<unsigned>((d.n + kGradF - 1) / kGradF);
+  const unsigned row_blocks =
+      static_cast<unsigned>(d.models) * static_cast<unsigned>(tiled_row_tiles(d.train_rows));
+  const unsigned entry_blocks =
+      static_cast<unsigned>(d.models) * static_cast<unsigned>(tiled_entry_tiles(d.n, d.m));
   for (int step = first_step; step < first_step + count; ++step) {
     if (d.draw_rows)
       launch("tiled_draw_rows", tiled_draw_rows, row_blocks, kTiledThreads, 0, stream, d, step);
@@ -1014,13 +1025,21 @@ size_t scratch_floats_per_model(int n, int m, int train_rows, Mapping mapping) {
   return 0;
 }
 
-int tiled_models_to_fill(int multiprocessors) {
+// Blocks of `kernel` an SM of the current device holds (the runtime's occupancy calculator), or 0
+// where the runtime cannot tell.
+template <class... Params>
+int blocks_per_sm(void (*kernel)(Params...), int threads, size_t dynamic_shared_bytes) {
   int blocks = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, train_steps_tiled, kTiledThreads, 0) !=
-      cudaSuccess) {
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads,
+                                                    dynamic_shared_bytes) != cudaSuccess) {
     cudaGetLastError();
-    blocks = 0;
+    return 0;
   }
+  return blocks;
+}
+
+int tiled_models_to_fill(int multiprocessors) {
+  const int blocks = blocks_per_sm(train_steps_tiled, kTiledThreads, 0);
   return multiprocessors * (blocks > 0 ? blocks : 2);
 }
 
@@ -1042,22 +1061,11 @@ TrainKernelInfo train_kernel_info(Mapping mapping, bool rows_on_chip, int n, int
   d.rows_on_chip = rows_on_chip;
   d.train_rows = train_rows;
   d.n = n;
-  if (mapping == Mapping::tiled_split) {  // its longest pass, ∂W and ∂b, stands for it
-    int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tiled_gradients_and_update,
-                                                      kTiledThreads, 0) != cudaSuccess) {
-      cudaGetLastError();
-      blocks = 0;
-    }
-    return {"tiled_gradients_and_update", false, blocks * (kTiledThreads / kLanes)};
-  }
+  if (mapping == Mapping::tiled_split)  // its longest pass, ∂W and ∂b, stands for it
+    return {"tiled_gradients_and_update", false,
+            blocks_per_sm(tiled_gradients_and_update, kTiledThreads, 0) * (kTiledThreads / kLanes)};
   const TrainKernel chosen = train_kernel_for(d, count);
-  int blocks = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, chosen.kernel, chosen.threads,
-                                                    chosen.dynamic_shared_bytes) != cudaSuccess) {
-    cudaGetLastError();
-    blocks = 0;
-  }
+  const int blocks = blocks_per_sm(chosen.kernel, chosen.threads, chosen.dynamic_shared_bytes);
   // Rows on chip are the only dynamic shared memory a training kernel takes.
   return {chosen.name, chosen.dynamic_shared_bytes > 0, blocks * (chosen.threads / kLanes)};
 }
