@@ -409,28 +409,49 @@ __global__ void __launch_bounds__(kThreads)
 //                             the entry it ends with (AdamW), and warp 0 sums the rows' losses.
 // Every sum is the per-sample step's (kernels/toy_model.hpp: forward_backward_sample,
 // accumulate_grad_W, lane_batch, lane_tree_sum) in the same order, so the bits are the cpu
-// backend's, whatever the tiles. Passes 1–3 are tiled GEMMs: 64 rows × 32 outputs a tile, each
-// thread 4 rows × 2 outputs in registers, the reduction index in tiles of 32 staged in shared
-// memory; pass 4 gives each warp 4 × 8 entries (32 partials a lane) and stages 64 rows at a time.
+// backend's, whatever the tiles. Passes 1–3 are tiled GEMMs: 128 rows × 32 outputs a tile, each
+// thread 4 rows × 4 outputs in registers, the reduction index in tiles of 32 staged in shared
+// memory and read 4 floats at a time (LDS.128); pass 4 gives each warp 8 × 8 entries (64 partials a
+// lane; 4 × 8 in train_steps_tiled) and stages 64 rows at a time. The shared-memory layouts are
+// chosen so that the inner loops' reads have no bank conflict (bench/CEILING.md counts the
+// wavefronts).
 constexpr int kTiledThreads = 256, kTiledWarps = kTiledThreads / kLanes;
-constexpr int kTileRows = 64, kTileOut = 32, kTileK = 32;
-// Pass 4: the block's entry tile (rows of W, then b, × features) and its warps' 4 × 8 tiles.
-constexpr int kGradJ = 8, kGradF = 32, kWarpJ = 4, kWarpF = 8;
-static_assert(kWarpJ * kWarpF == kLanes, "one entry per lane after the butterfly");
-static_assert((kGradJ / kWarpJ) * (kGradF / kWarpF) == kTiledWarps, "the warps cover the tile");
+constexpr int kGemmRows = 128, kTileOut = 32, kTileK = 32;
+// Row strides of the shared tiles, in floats: multiples of 4 (16-byte rows for LDS.128/STS.128)
+// whose quarter-warp accesses fall in distinct 16-byte bank groups.
+constexpr int kInStride = kGemmRows + 4, kWeightStride = kTileOut + 4, kLossStride = kTileOut + 4;
+// Pass 4: rows staged a round, and the block's entry tile (rows of W, then b, × features): warps
+// 2 (rows of W) × 4 (features), each kWarpJ × 8 entries, lane l holding their partials over rows
+// l, l + 32, ... — 8 × 8 (64 partials a lane) in tiled_split's launch, where that takes 128
+// registers; 4 × 8 in train_steps_tiled, where the other passes' state leaves no room for 64
+// (ptxas spills there).
+constexpr int kGradRows = 64, kGradF = 32, kWarpF = 8;
+template <int kWarpJ>
+struct GradTile {
+  static constexpr int kWarpRows = kWarpJ, kGradJ = 2 * kWarpJ, kEntries = kWarpJ * kWarpF;
+  static_assert(2 * (kGradF / kWarpF) == kTiledWarps, "the warps cover the tile");
+  static_assert(kEntries % kLanes == 0, "whole rounds of the lanes in the butterfly");
+  static_assert(kWarpJ % 4 == 0 && kWarpF % 4 == 0, "the warp tile is read 4 floats at a time");
+};
+using SplitGrad = GradTile<8>;
+using FusedGrad = GradTile<4>;
+constexpr int kGradJMax = SplitGrad::kGradJ;
+constexpr int kGradJStride = kGradJMax + 4, kGradFStride = kGradF + 4;
 
-// Shared memory of a pass (one union: the passes never overlap).
-struct TiledShared {
+// Shared memory of a pass (one union: the passes, and pass 2's GEMM and loss parts, never overlap).
+struct alignas(16) TiledShared {
   union {
-    struct {                                    // passes 1–3
-      float in[kTileK][kTileRows + 1];          // the input's tile, transposed: [k][row]
-      float weight[kTileK][kTileOut + 1];       // W's tile: [k][output]
-      float weighted[kTileRows][kTileOut + 1];  // pass 2: I (y − x) per (row, feature)
-      float error[kTileRows][kTileOut + 1];     // pass 2: y − x
+    struct {                                // passes 1–3
+      float in[kTileK][kInStride];          // the input's tile, transposed: [k][row]
+      float weight[kTileK][kWeightStride];  // W's tile: [k][output]
     } gemm;
+    struct {  // pass 2 after a tile's product: I (y − x) and y − x per (row, feature)
+      float weighted[kGemmRows][kLossStride], error[kGemmRows][kLossStride];
+    } loss;
     struct {  // pass 4: rows [R0, R0 + 64) of the entry tile
-      float hidden[kTileRows][kGradJ + 1], grad_hidden[kTileRows][kGradJ + 1];
-      float grad_z[kTileRows][kGradF + 1], x[kTileRows][kGradF + 1];
+      float hidden[kGradRows][kGradJStride],
+          grad_hidden[kGradRows][kGradJStride];  // kGradJ columns used
+      float grad_z[kGradRows][kGradFStride], x[kGradRows][kGradFStride];
     } grad;
   };
 };
@@ -441,47 +462,95 @@ struct TiledRows {
   float *hidden, *grad_z, *grad_hidden, *row_loss;  // [rows][m], [rows][n], [rows][m], [rows]
 };
 
-// tiled_split's launches: blocks of kTileRows rows a model (passes 0–3), entry tiles a model
-// (pass 4: rows 0..m of W and b by kGradJ, features by kGradF) — the kernels read their block's
-// tile from these, the launcher sizes the grids with them.
+// tiled_split's launches: blocks of kGemmRows rows a model (passes 0–3), entry tiles a model
+// (pass 4: rows 0..m of W and b by SplitGrad::kGradJ, features by kGradF) — the kernels read their
+// block's tile from these, the launcher sizes the grids with them.
 __host__ __device__ __forceinline__ int tiled_row_tiles(int rows) {
-  return (rows + kTileRows - 1) / kTileRows;
+  return (rows + kGemmRows - 1) / kGemmRows;
 }
 __host__ __device__ __forceinline__ int tiled_feature_tiles(int n) {
   return (n + kGradF - 1) / kGradF;
 }
 __host__ __device__ __forceinline__ int tiled_entry_tiles(int n, int m) {
-  return (m + kGradJ) / kGradJ * tiled_feature_tiles(n);
+  return (m + SplitGrad::kGradJ) / SplitGrad::kGradJ * tiled_feature_tiles(n);
 }
 
 __host__ __device__ __forceinline__ size_t tiled_scratch_floats(int n, int m, int rows) {
   return static_cast<size_t>(rows) * (2 * static_cast<size_t>(n) + 2 * static_cast<size_t>(m) + 1);
 }
 
-// One tile of a pass-1/2/3 product for this thread: rows r0 + 4 (t % 16) + i, outputs
-// c0 + 2 (t / 16) + q, acc (initialised by the caller) += in[row][k] · weight(c, k) for k = 0, 1,
-// ..., K − 1 in order, where weight(c, k) is W[c n + k] (kByRows: H and G_h, c = j, k = f) or
+// Four consecutive floats of shared memory, 16-byte aligned: one LDS.128 / STS.128 on the device
+// (the emulator, which has no vector types, copies them one by one).
+__device__ __forceinline__ void load4(const float* p, float* out) {
+#ifdef __CUDA_ARCH__
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  out[0] = v.x;
+  out[1] = v.y;
+  out[2] = v.z;
+  out[3] = v.w;
+#else
+  for (int i = 0; i < 4; ++i) out[i] = p[i];
+#endif
+}
+__device__ __forceinline__ void store4(float* p, const float* in) {
+#ifdef __CUDA_ARCH__
+  *reinterpret_cast<float4*>(p) = make_float4(in[0], in[1], in[2], in[3]);
+#else
+  for (int i = 0; i < 4; ++i) p[i] = in[i];
+#endif
+}
+
+// The passes take the thread's index t as an argument: threadIdx.x in tiled_split's launches;
+// pass_thread() in train_steps_tiled, where each pass reads it anew, so that the index arithmetic
+// derived from it is not hoisted out of the step loop and held in registers through the other
+// passes (train_steps_tiled spilled with them at 128 registers; the split launches spill with
+// pass_thread, so they keep threadIdx.x).
+__device__ __forceinline__ int pass_thread() {
+#ifdef __CUDA_ARCH__
+  int t;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
+  return t;
+#else
+  return static_cast<int>(threadIdx.x);
+#endif
+}
+
+// Thread t's 4 rows and 4 outputs of a pass-1/2/3 tile: warp w takes rows 32 (w / 2) .. + 31 and
+// outputs 16 (w % 2) .. + 15, lane l rows + 4 (l / 4) and outputs + 4 (l % 4). A warp's reads of a
+// k are then 128 contiguous bytes of the input tile and 64 of W's: one wavefront each.
+__device__ __forceinline__ int gemm_row(int t) {
+  return 32 * (t / kLanes / 2) + 4 * (t % kLanes / 4);
+}
+__device__ __forceinline__ int gemm_output(int t) { return 16 * (t / kLanes % 2) + 4 * (t % 4); }
+
+// One tile of a pass-1/2/3 product for this thread: rows r0 + gemm_row(t) + i, outputs
+// c0 + gemm_output(t) + q, acc (initialised by the caller) += in[row][k] · weight(c, k) for k = 0,
+// 1, ..., K − 1 in order, where weight(c, k) is W[c n + k] (kByRows: H and G_h, c = j, k = f) or
 // W[k n + c] (Z, c = f, k = j). Rows ≥ rows and outputs ≥ outputs compute on zeros and are not
 // the caller's to store. Every thread of the block calls it.
 // (No __restrict__ on in and W: both are written by this kernel — by the earlier passes and by
 // the previous step's update — and a restrict-qualified const pointer lets nvcc read through the
 // non-coherent cache, which need not see those writes. The SASS has no LDG.E.CONSTANT.)
 template <bool kByRows>
-__device__ __forceinline__ void tile_product(TiledShared& s, const float* in, int rows, int K,
-                                             const float* W, int n, int outputs, int r0, int c0,
-                                             float (&acc)[4][2]) {
-  const int t = threadIdx.x;
-  const int rr = (t % 16) * 4, cc = (t / 16) * 2;
+__device__ __forceinline__ void tile_product(TiledShared& s, int t, const float* in, int rows,
+                                             int K, const float* W, int n, int outputs, int r0,
+                                             int c0, float (&acc)[4][4]) {
+  const int lane = t % kLanes;
+  const int rr = gemm_row(t), cc = gemm_output(t);
   for (int k0 = 0; k0 < K; k0 += kTileK) {
     __syncthreads();  // the previous tile's readers are done
-    for (int e = t; e < kTileRows * kTileK; e += kTiledThreads) {
-      const int r = e / kTileK, k = e % kTileK;  // consecutive threads, consecutive k: coalesced
+    // The input's tile: each warp's 32 elements are 8 consecutive k of 4 rows (32-byte pieces of
+    // the rows in global memory; banks 4 k + row in shared: all 32 distinct).
+    for (int e = t; e < kGemmRows * kTileK; e += kTiledThreads) {
+      const int g = e / kLanes;
+      const int k = (g % 4) * 8 + lane % 8, r = (g / 4) * 4 + lane / 8;
       s.gemm.in[k][r] =
           (r0 + r < rows && k0 + k < K) ? in[static_cast<size_t>(r0 + r) * K + k0 + k] : 0.0f;
     }
     for (int e = t; e < kTileOut * kTileK; e += kTiledThreads) {
-      if (kByRows) {  // W[c][k]: consecutive k
-        const int c = e / kTileK, k = e % kTileK;
+      if (kByRows) {  // W[c][k]: 8 consecutive k of 4 outputs, as the input's tile
+        const int g = e / kLanes;
+        const int k = (g % 4) * 8 + lane % 8, c = (g / 4) * 4 + lane / 8;
         s.gemm.weight[k][c] =
             (c0 + c < outputs && k0 + k < K) ? W[static_cast<size_t>(c0 + c) * n + k0 + k] : 0.0f;
       } else {  // W[k][c]: consecutive c
@@ -493,94 +562,107 @@ __device__ __forceinline__ void tile_product(TiledShared& s, const float* in, in
     __syncthreads();
     const int k_end = K - k0 < kTileK ? K - k0 : kTileK;  // no padded k: fma(0, 0, -0) is +0
     for (int k = 0; k < k_end; ++k) {
-      float a[4], w[2];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = s.gemm.in[k][rr + i];
-#pragma unroll
-      for (int q = 0; q < 2; ++q) w[q] = s.gemm.weight[k][cc + q];
+      float a[4], w[4];
+      load4(&s.gemm.in[k][rr], a);
+      load4(&s.gemm.weight[k][cc], w);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int q = 0; q < 2; ++q) acc[i][q] = fma_f(w[q], a[i], acc[i][q]);
+        for (int q = 0; q < 4; ++q) acc[i][q] = fma_f(w[q], a[i], acc[i][q]);
     }
   }
 }
 
 // Passes 1 and 3: out[row][j] = Σ_f W_jf in[row][f] (H from X, G_h from G_z).
-__device__ __forceinline__ void rows_times_W_transposed(TiledShared& s, const float* in, int rows,
-                                                        const float* W, int n, int m, float* out) {
-  const int rr = (threadIdx.x % 16) * 4, cc = (threadIdx.x / 16) * 2;
-  for (int r0 = 0; r0 < rows; r0 += kTileRows)
+__device__ __forceinline__ void rows_times_W_transposed(TiledShared& s, int t, const float* in,
+                                                        int rows, const float* W, int n, int m,
+                                                        float* out) {
+  const int rr = gemm_row(t), cc = gemm_output(t);
+  for (int r0 = 0; r0 < rows; r0 += kGemmRows)
     for (int c0 = 0; c0 < m; c0 += kTileOut) {
-      float acc[4][2] = {};
-      tile_product<true>(s, in, rows, n, W, n, m, r0, c0, acc);
+      float acc[4][4] = {};
+      tile_product<true>(s, t, in, rows, n, W, n, m, r0, c0, acc);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int q = 0; q < 2; ++q)
+        for (int q = 0; q < 4; ++q)
           if (r0 + rr + i < rows && c0 + cc + q < m)
             out[static_cast<size_t>(r0 + rr + i) * m + c0 + cc + q] = acc[i][q];
     }
 }
 
 // Pass 2: z, the output's error parts, g_z into grad_z and each row's loss into row_loss.
-__device__ __forceinline__ void outputs_and_gradients(TiledShared& s, const TiledRows& rows_of,
-                                                      int rows, const float* W, const float* b,
+__device__ __forceinline__ void outputs_and_gradients(TiledShared& s, int t,
+                                                      const TiledRows& rows_of, int rows,
+                                                      const float* W, const float* b,
                                                       const float* importance, int n, int m,
                                                       bool relu, float grad_scale) {
-  const int t = threadIdx.x;
-  const int rr = (t % 16) * 4, cc = (t / 16) * 2;
-  for (int r0 = 0; r0 < rows; r0 += kTileRows) {
-    float row_loss = 0.0f;  // thread t < 64: row r0 + t's Σ_f I_f (y_f − x_f)², f in order
+  const int rr = gemm_row(t), cc = gemm_output(t);
+  for (int r0 = 0; r0 < rows; r0 += kGemmRows) {
+    float row_loss = 0.0f;  // thread t < 128: row r0 + t's Σ_f I_f (y_f − x_f)², f in order
     for (int c0 = 0; c0 < n; c0 += kTileOut) {
-      float acc[4][2];
+      float acc[4][4];
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int q = 0; q < 2; ++q) acc[i][q] = c0 + cc + q < n ? b[c0 + cc + q] : 0.0f;
-      tile_product<false>(s, rows_of.hidden, rows, m, W, n, n, r0, c0, acc);
+        for (int q = 0; q < 4; ++q) acc[i][q] = c0 + cc + q < n ? b[c0 + cc + q] : 0.0f;
+      tile_product<false>(s, t, rows_of.hidden, rows, m, W, n, n, r0, c0, acc);
+      __syncthreads();  // the product's reads of the GEMM tiles are done: the loss tiles reuse them
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < 4; ++i) {
+        float weighted[4], error[4];  // zeros outside the batch and the features
 #pragma unroll
-        for (int q = 0; q < 2; ++q) {
+        for (int q = 0; q < 4; ++q) {
           const int row = r0 + rr + i, f = c0 + cc + q;
+          weighted[q] = error[q] = 0.0f;
           if (row >= rows || f >= n) continue;
           const float z = acc[i][q];
           const OutputError<float> e =
               output_error(relu, z, rows_of.x[static_cast<size_t>(row) * n + f], importance[f]);
-          s.gemm.weighted[rr + i][cc + q] = e.weighted;
-          s.gemm.error[rr + i][cc + q] = e.error;
+          weighted[q] = e.weighted;
+          error[q] = e.error;
           rows_of.grad_z[static_cast<size_t>(row) * n + f] =
               gradient_from_error(relu, z, e, grad_scale);
         }
-      __syncthreads();  // the tile's error parts, for the row owners
-      if (t < kTileRows && r0 + t < rows) {
-        const int c_end = n - c0 < kTileOut ? n - c0 : kTileOut;
-        for (int c = 0; c < c_end; ++c)
-          row_loss = fma_f(s.gemm.weighted[t][c], s.gemm.error[t][c], row_loss);
+        store4(&s.loss.weighted[rr + i][cc], weighted);
+        store4(&s.loss.error[rr + i][cc], error);
       }
-      // The next tile's error parts are written after tile_product's first __syncthreads.
+      __syncthreads();  // the tile's error parts, for the row owners
+      if (t < kGemmRows && r0 + t < rows) {
+        const int c_end = n - c0 < kTileOut ? n - c0 : kTileOut;
+        for (int c4 = 0; c4 < c_end; c4 += 4) {
+          float weighted[4], error[4];
+          load4(&s.loss.weighted[t][c4], weighted);
+          load4(&s.loss.error[t][c4], error);
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            if (c4 + q < c_end) row_loss = fma_f(weighted[q], error[q], row_loss);
+        }
+      }
+      // The next tile's GEMM tiles are written after tile_product's first __syncthreads.
     }
-    if (t < kTileRows && r0 + t < rows) rows_of.row_loss[r0 + t] = row_loss;
+    if (t < kGemmRows && r0 + t < rows) rows_of.row_loss[r0 + t] = row_loss;
   }
 }
 
-// Pass 4 for one entry tile (rows J0 .. J0 + 7 of W — row m is b — × features F0 .. F0 + 31):
-// each warp's 4 × 8 entries, and the AdamW update of each entry by the lane that ends with its
-// total.
-__device__ __forceinline__ void gradient_tile_and_update(TiledShared& s, const TiledRows& rows_of,
-                                                         int rows, int n, int m, float* params,
-                                                         float* adam_m, float* adam_v,
-                                                         AdamWStep scalars, int J0, int F0) {
-  const int t = threadIdx.x, warp = t / kLanes, lane = t % kLanes;
+// Pass 4 for one entry tile (rows J0 .. J0 + 2 kWarpJ − 1 of W — row m is b — × features
+// F0 .. F0 + 31): each warp's kWarpJ × 8 entries, and the AdamW update of each entry by the lane
+// that ends with its total.
+template <int kWarpJ>
+__device__ __forceinline__ void gradient_tile_and_update(TiledShared& s, int t,
+                                                         const TiledRows& rows_of, int rows, int n,
+                                                         int m, float* params, float* adam_m,
+                                                         float* adam_v, AdamWStep scalars, int J0,
+                                                         int F0) {
+  const int warp = t / kLanes, lane = t % kLanes;
   const int wj = (warp / (kGradF / kWarpF)) * kWarpJ, wf = (warp % (kGradF / kWarpF)) * kWarpF;
-  const int owned = owned_base(kLanes, lane);
-  float v[kLanes];
+  constexpr int kGradJ = GradTile<kWarpJ>::kGradJ, kEntries = GradTile<kWarpJ>::kEntries;
+  float v[kEntries];  // entry (a, c) of the warp's tile: v[a kWarpF + c]
 #pragma unroll
-  for (int k = 0; k < kLanes; ++k) v[k] = 0.0f;
-  for (int R0 = 0; R0 < rows; R0 += kTileRows) {
+  for (int k = 0; k < kEntries; ++k) v[k] = 0.0f;
+  for (int R0 = 0; R0 < rows; R0 += kGradRows) {
     __syncthreads();  // the previous rows' readers are done
-    for (int e = t; e < kTileRows * kGradJ; e += kTiledThreads) {
+    for (int e = t; e < kGradRows * kGradJ; e += kTiledThreads) {
       const int r = e / kGradJ, a = e % kGradJ, row = R0 + r, j = J0 + a;
       const bool in_W = row < rows && j < m;
       s.grad.hidden[r][a] = in_W ? rows_of.hidden[static_cast<size_t>(row) * m + j]
@@ -588,7 +670,7 @@ __device__ __forceinline__ void gradient_tile_and_update(TiledShared& s, const T
       s.grad.grad_hidden[r][a] =
           in_W ? rows_of.grad_hidden[static_cast<size_t>(row) * m + j] : 0.0f;
     }
-    for (int e = t; e < kTileRows * kGradF; e += kTiledThreads) {
+    for (int e = t; e < kGradRows * kGradF; e += kTiledThreads) {
       const int r = e / kGradF, c = e % kGradF, row = R0 + r, f = F0 + c;
       const bool in = row < rows && f < n;
       s.grad.grad_z[r][c] = in ? rows_of.grad_z[static_cast<size_t>(row) * n + f] : 0.0f;
@@ -596,35 +678,41 @@ __device__ __forceinline__ void gradient_tile_and_update(TiledShared& s, const T
     }
     __syncthreads();
 #pragma unroll 1
-    for (int r = lane; r < kTileRows && R0 + r < rows; r += kLanes) {  // rows in order
-      float h[kWarpJ], gh[kWarpJ], gz[kWarpF], x[kWarpF];
+    for (int r = lane; r < kGradRows && R0 + r < rows; r += kLanes) {  // rows in order
+      float h[kWarpJ], gh[kWarpJ];
 #pragma unroll
-      for (int a = 0; a < kWarpJ; ++a) {
-        h[a] = s.grad.hidden[r][wj + a];
-        gh[a] = s.grad.grad_hidden[r][wj + a];
+      for (int a4 = 0; a4 < kWarpJ; a4 += 4) {
+        load4(&s.grad.hidden[r][wj + a4], &h[a4]);
+        load4(&s.grad.grad_hidden[r][wj + a4], &gh[a4]);
       }
 #pragma unroll
-      for (int c = 0; c < kWarpF; ++c) {
-        gz[c] = s.grad.grad_z[r][wf + c];
-        x[c] = s.grad.x[r][wf + c];
-      }
+      for (int c4 = 0; c4 < kWarpF; c4 += 4) {  // 4 features at a time: fewer live registers
+        float gz[4], x[4];
+        load4(&s.grad.grad_z[r][wf + c4], gz);
+        load4(&s.grad.x[r][wf + c4], x);
 #pragma unroll
-      for (int a = 0; a < kWarpJ; ++a) {
-        const bool weight_row = J0 + wj + a < m;  // the same for the whole warp
+        for (int a = 0; a < kWarpJ; ++a) {
+          const bool weight_row = J0 + wj + a < m;  // the same for the whole warp
 #pragma unroll
-        for (int c = 0; c < kWarpF; ++c) {
-          float partial = fma_f(h[a], gz[c], v[a * kWarpF + c]);
-          if (weight_row) partial = fma_f(gh[a], x[c], partial);
-          v[a * kWarpF + c] = partial;
+          for (int c = 0; c < 4; ++c) {
+            float partial = fma_f(h[a], gz[c], v[a * kWarpF + c4 + c]);
+            if (weight_row) partial = fma_f(gh[a], x[c], partial);
+            v[a * kWarpF + c4 + c] = partial;
+          }
         }
       }
     }
   }
-  butterfly_reduce_scatter<kLanes>(v, lane);
-  const int j = J0 + wj + owned / kWarpF, f = F0 + wf + owned % kWarpF;
-  if (j <= m && f < n) {
-    const size_t p = static_cast<size_t>(j) * n + f;  // b_f is entry m n + f
-    adamw_update(params[p], adam_m[p], adam_v[p], v[0], scalars);
+  butterfly_reduce_scatter<kEntries>(v, lane);
+  const int owned = owned_base(kEntries, lane);
+#pragma unroll
+  for (int i = 0; i < kEntries / kLanes; ++i) {
+    const int entry = owned + i;
+    const int j = J0 + wj + entry / kWarpF, f = F0 + wf + entry % kWarpF;
+    if (j <= m && f < n) {
+      const size_t p = static_cast<size_t>(j) * n + f;  // b_f is entry m n + f
+      adamw_update(params[p], adam_m[p], adam_v[p], v[i], scalars);
+    }
   }
 }
 
@@ -633,9 +721,10 @@ __device__ __forceinline__ void gradients_and_update(TiledShared& s, const Tiled
                                                      int rows, int n, int m, float* params,
                                                      float* adam_m, float* adam_v,
                                                      AdamWStep scalars) {
-  for (int J0 = 0; J0 <= m; J0 += kGradJ)  // rows 0..m − 1 of W, then m: b
+  for (int J0 = 0; J0 <= m; J0 += FusedGrad::kGradJ)  // rows 0..m − 1 of W, then m: b
     for (int F0 = 0; F0 < n; F0 += kGradF)
-      gradient_tile_and_update(s, rows_of, rows, n, m, params, adam_m, adam_v, scalars, J0, F0);
+      gradient_tile_and_update<FusedGrad::kWarpRows>(s, pass_thread(), rows_of, rows, n, m, params,
+                                                     adam_m, adam_v, scalars, J0, F0);
 }
 
 // Pass 0 for independent features: rows [0, rows) of stream rows first_subsequence + r, drawn by
@@ -724,13 +813,15 @@ __device__ __forceinline__ void draw_tiled_rows(const DeviceChunk& d, const Tile
 }
 
 // The step's loss from the rows' losses (warp 0: its lanes' rows in order, then the tree).
+// loss_scale: mean_scale(rows, n), which the fused kernel holds for the whole launch.
 __device__ __forceinline__ void tiled_step_loss(const DeviceChunk& d, const TiledModel& v,
-                                                WarpSum::TempStorage& temp, int model, int step) {
+                                                WarpSum::TempStorage& temp, int model, int step,
+                                                float loss_scale) {
   const int t = threadIdx.x, rows = d.train_rows;
   if (t < kLanes) {
     float lane_loss = 0.0f;
     for (int r = t; r < rows; r += kLanes) lane_loss += v.rows_of.row_loss[r];
-    record_loss(d, model, step, warp_sum(temp, lane_loss) * mean_scale(rows, d.n));
+    record_loss(d, model, step, warp_sum(temp, lane_loss) * loss_scale);
   }
 }
 
@@ -742,28 +833,31 @@ __global__ void __launch_bounds__(kTiledThreads, 2)
   if (model >= d.models) return;  // the whole block leaves together
   const int n = d.n, m = d.m, rows = d.train_rows;
   const TiledModel v = tiled_model(d, model);
-  const float grad_scale = 2.0f * mean_scale(rows, n);
+  // One float live through the launch, not two (ptxas spilled the second): 2 · loss_scale is
+  // exact, the gradient scale.
+  const float loss_scale = mean_scale(rows, n);
 
   for (int step = first_step; step < first_step + count; ++step) {
     if (d.draw_rows) draw_tiled_rows(d, v, model, step, 0, rows);  // pass 0
     __syncthreads();  // X, and the previous step's updates of W and b
-    rows_times_W_transposed(s, v.rows_of.x, rows, v.params, n, m, v.rows_of.hidden);
+    rows_times_W_transposed(s, pass_thread(), v.rows_of.x, rows, v.params, n, m, v.rows_of.hidden);
     __syncthreads();
-    outputs_and_gradients(s, v.rows_of, rows, v.params, v.params + m * n, v.importance, n, m,
-                          v.relu, grad_scale);
+    outputs_and_gradients(s, pass_thread(), v.rows_of, rows, v.params, v.params + m * n,
+                          v.importance, n, m, v.relu, 2.0f * loss_scale);
     __syncthreads();
-    rows_times_W_transposed(s, v.rows_of.grad_z, rows, v.params, n, m, v.rows_of.grad_hidden);
+    rows_times_W_transposed(s, pass_thread(), v.rows_of.grad_z, rows, v.params, n, m,
+                            v.rows_of.grad_hidden);
     __syncthreads();
     const AdamWStep scalars = step_scalars(d, model, step);
     gradients_and_update(s, v.rows_of, rows, n, m, v.params, v.adam_m, v.adam_v, scalars);
-    tiled_step_loss(d, v, temp, model, step);
+    tiled_step_loss(d, v, temp, model, step, loss_scale);
     __syncthreads();  // every update lands before the next step reads W, b and the scratch
   }
 }
 
 // ------------------------------------------------- the tiled mapping, one launch per pass
 // Mapping::tiled_split: the same passes as train_steps_tiled, each a launch of its own over every
-// model's tiles — passes 0–3 a block per kTileRows rows of a model, pass 4 a block per entry tile
+// model's tiles — passes 0–3 a block per kGemmRows rows of a model, pass 4 a block per entry tile
 // (which also sums the step's loss in its first tile) — so that a few models fill the device
 // (train_steps_tiled has one block per model) and each pass runs at its own occupancy. The launches
 // of a stream run in order, so a pass sees the previous one's results and a step the previous
@@ -778,14 +872,14 @@ __device__ __forceinline__ TileOfModel tile_of_model(int tiles) {
   return {static_cast<int>(blockIdx.x) / tiles, static_cast<int>(blockIdx.x) % tiles};
 }
 
-// Passes 0–3: block b's model and its rows [r0, r0 + count), kTileRows a block.
+// Passes 0–3: block b's model and its rows [r0, r0 + count), kGemmRows a block.
 struct RowTile {
   int model, r0, count;
 };
 __device__ __forceinline__ RowTile row_tile(const DeviceChunk& d) {
   const TileOfModel at = tile_of_model(tiled_row_tiles(d.train_rows));
-  const int r0 = at.tile * kTileRows, left = d.train_rows - r0;
-  return {at.model, r0, left < kTileRows ? left : kTileRows};
+  const int r0 = at.tile * kGemmRows, left = d.train_rows - r0;
+  return {at.model, r0, left < kGemmRows ? left : kGemmRows};
 }
 
 // Rows [r0, r0 + count) of the model's batch: its TiledRows shifted to start at r0.
@@ -814,8 +908,8 @@ __global__ void __launch_bounds__(kTiledThreads) tiled_rows_times_W_transposed(D
   if (at.model >= d.models) return;
   const TiledModel v = tiled_model(d, at.model);
   const TiledRows rows_of = rows_from(v.rows_of, at.r0, d.n, d.m);
-  rows_times_W_transposed(s, kGradient ? rows_of.grad_z : rows_of.x, at.count, v.params, d.n, d.m,
-                          kGradient ? rows_of.grad_hidden : rows_of.hidden);
+  rows_times_W_transposed(s, threadIdx.x, kGradient ? rows_of.grad_z : rows_of.x, at.count,
+                          v.params, d.n, d.m, kGradient ? rows_of.grad_hidden : rows_of.hidden);
 }
 
 // Pass 2: z, g_z and each row's loss.
@@ -825,12 +919,13 @@ __global__ void __launch_bounds__(kTiledThreads) tiled_outputs_and_gradients(Dev
   if (at.model >= d.models) return;
   const int n = d.n, m = d.m;
   const TiledModel v = tiled_model(d, at.model);
-  outputs_and_gradients(s, rows_from(v.rows_of, at.r0, n, m), at.count, v.params, v.params + m * n,
-                        v.importance, n, m, v.relu, 2.0f * mean_scale(d.train_rows, n));
+  outputs_and_gradients(s, threadIdx.x, rows_from(v.rows_of, at.r0, n, m), at.count, v.params,
+                        v.params + m * n, v.importance, n, m, v.relu,
+                        2.0f * mean_scale(d.train_rows, n));
 }
 
 // Pass 4: one entry tile of ∂W and ∂b a block, updated; the first tile's block sums the loss.
-__global__ void __launch_bounds__(kTiledThreads)
+__global__ void __launch_bounds__(kTiledThreads, 2)
     tiled_gradients_and_update(DeviceChunk d, int step) {
   __shared__ TiledShared s;
   __shared__ WarpSum::TempStorage temp;
@@ -838,10 +933,11 @@ __global__ void __launch_bounds__(kTiledThreads)
   const TileOfModel at = tile_of_model(tiled_entry_tiles(n, m));
   if (at.model >= d.models) return;
   const TiledModel v = tiled_model(d, at.model);
-  gradient_tile_and_update(s, v.rows_of, d.train_rows, n, m, v.params, v.adam_m, v.adam_v,
-                           step_scalars(d, at.model, step), (at.tile / f_tiles) * kGradJ,
-                           (at.tile % f_tiles) * kGradF);
-  if (at.tile == 0) tiled_step_loss(d, v, temp, at.model, step);
+  gradient_tile_and_update<SplitGrad::kWarpRows>(
+      s, threadIdx.x, v.rows_of, d.train_rows, n, m, v.params, v.adam_m, v.adam_v,
+      step_scalars(d, at.model, step), (at.tile / f_tiles) * SplitGrad::kGradJ,
+      (at.tile % f_tiles) * kGradF);
+  if (at.tile == 0) tiled_step_loss(d, v, temp, at.model, step, mean_scale(d.train_rows, n));
 }
 
 void launch_tiled_split(const DeviceChunk& d, int first_step, int count, cudaStream_t stream) {

@@ -182,7 +182,8 @@ TEST(Cuda, ALargeShapeOnTheTiledAndGlobalMappingsMatchesTheCpuBackend) {
 // The tiled mapping (one block per model, GEMM-like passes over the batch: kernels/fused_step.cu)
 // at shapes that leave partial tiles everywhere — features and hidden units not multiples of the
 // tiles, more than 32 hidden units (two tiles of the reduction in Z = H W + b), 1000 features and
-// one hidden unit, batches that are not a multiple of 32 or 64 — in both data modes, with fixed
+// one hidden unit, batches that are not a multiple of 32, 64 or 128 and span three of the GEMM
+// passes' 128-row tiles (37 × 7, batch 300) — in both data modes, with fixed
 // rows in memory and drawn again, feature groups, and on shapes that have their own mapping
 // (forced): the cpu backend's bits in every case — a block per model (train_steps_tiled) and the
 // passes launched one by one over the models' row and entry tiles (tiled-split) alike.
@@ -193,7 +194,7 @@ TEST(Cuda, TheTiledMappingMatchesTheCpuBackendAtAnyShape) {
     int batch;
     bool forced;
   };
-  for (const Case& c : {Case{{37, 7}, 100, false}, Case{{41, 9}, 33, false},
+  for (const Case& c : {Case{{37, 7}, 300, false}, Case{{41, 9}, 33, false},
                         Case{{70, 40}, 70, false}, Case{{1000, 1}, 40, false},
                         Case{{20, 5}, 130, true}, Case{{7, 3}, 64, true}, Case{{2, 1}, 31, true}})
     for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
