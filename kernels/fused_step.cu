@@ -516,12 +516,24 @@ __device__ __forceinline__ int pass_thread() {
 }
 
 // Thread t's 4 rows and 4 outputs of a pass-1/2/3 tile: warp w takes rows 32 (w / 2) .. + 31 and
-// outputs 16 (w % 2) .. + 15, lane l rows + 4 (l / 4) and outputs + 4 (l % 4). A warp's reads of a
-// k are then 128 contiguous bytes of the input tile and 64 of W's: one wavefront each.
+// outputs 16 (w % 2) .. + 15; within them lane l takes row group a (4 rows) and output group c
+// (4 outputs) from its bits: bit 0 and bit 2 are c's, bits 1, 3 and 4 a's. Shared memory returns
+// 128 bytes a cycle, one register a lane, so an LDS.128 takes 4 cycles — or 2 where every lane
+// reads the address of lane l ^ 1, or every lane that of lane l ^ 2. Lanes l and l ^ 1 differ only
+// in c (the same rows: the input's read pairs them), lanes l and l ^ 2 only in a (the same outputs:
+// W's read pairs them), so a step of k is 2 + 2 cycles of shared memory for 16 FFMA a warp.
 __device__ __forceinline__ int gemm_row(int t) {
-  return 32 * (t / kLanes / 2) + 4 * (t % kLanes / 4);
+  const int l = t % kLanes, a = ((l >> 1) & 1) | ((l >> 3) & 1) << 1 | ((l >> 4) & 1) << 2;
+  return 32 * (t / kLanes / 2) + 4 * a;
 }
-__device__ __forceinline__ int gemm_output(int t) { return 16 * (t / kLanes % 2) + 4 * (t % 4); }
+__device__ __forceinline__ int gemm_output(int t) {
+  const int l = t % kLanes, c = (l & 1) | ((l >> 2) & 1) << 1;
+  return 16 * (t / kLanes % 2) + 4 * c;
+}
+static_assert(kTiledThreads == 256 && kGemmRows == 128 && kTileOut == 32 && kTileK == 32,
+              "gemm_row and gemm_output cover 128 rows x 32 outputs with 8 warps; the staging "
+              "maps of tile_product take 8 k of 4 rows or outputs a warp");
+static_assert(kTiledThreads >= kGemmRows, "pass 2: a thread for each row's loss");
 
 // One tile of a pass-1/2/3 product for this thread: rows r0 + gemm_row(t) + i, outputs
 // c0 + gemm_output(t) + q, acc (initialised by the caller) += in[row][k] · weight(c, k) for k = 0,
@@ -539,7 +551,7 @@ __device__ __forceinline__ void tile_product(TiledShared& s, int t, const float*
   const int rr = gemm_row(t), cc = gemm_output(t);
   for (int k0 = 0; k0 < K; k0 += kTileK) {
     __syncthreads();  // the previous tile's readers are done
-    // The input's tile: each warp's 32 elements are 8 consecutive k of 4 rows (32-byte pieces of
+    // The input's tile: each warp's 32 elements are 8 consecutive k of 4 rows (8 floats of each of
     // the rows in global memory; banks 4 k + row in shared: all 32 distinct).
     for (int e = t; e < kGemmRows * kTileK; e += kTiledThreads) {
       const int g = e / kLanes;
