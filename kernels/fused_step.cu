@@ -414,7 +414,7 @@ __global__ void __launch_bounds__(kThreads)
 // memory and read 4 floats at a time (LDS.128); pass 4 gives each warp 8 × 8 entries (64 partials a
 // lane; 4 × 8 in train_steps_tiled) and stages 64 rows at a time. The shared-memory layouts are
 // chosen so that the inner loops' reads have no bank conflict (bench/CEILING.md counts the
-// wavefronts).
+// cycles of shared memory).
 constexpr int kTiledThreads = 256, kTiledWarps = kTiledThreads / kLanes;
 constexpr int kGemmRows = 128, kTileOut = 32, kTileK = 32;
 // Row strides of the shared tiles, in floats: multiples of 4 (16-byte rows for LDS.128/STS.128)
