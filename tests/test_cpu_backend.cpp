@@ -287,9 +287,9 @@ TEST(CpuBackend, AModelSplitOverThreadsHasTheBitsOfOneThread) {
 namespace sp {
 namespace {
 
-// Fresh rows drawn straight into the lanes (16 Philox counters at once with AVX-512) step exactly
-// as the scalar generator's rows do: same loss and gradients, bit for bit — across a subsequence
-// that crosses 2^32 and with a leftover tail.
+// Fresh rows drawn straight into the lanes (a pack of Philox counters at once: 16 with AVX-512, 8
+// with AVX2) step exactly as the scalar generator's rows do: same loss and gradients, bit for bit —
+// across a subsequence that crosses 2^32 and with a leftover tail.
 TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
   for (cpu::SimdPath path : simd_paths_here())
     for (int n : {1, 2, 3, 5, 20})
