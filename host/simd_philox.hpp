@@ -26,9 +26,10 @@
 namespace sp::cpu::SP_SIMD_ISA {
 
 // The instruction set's primitives on a pack of 32-bit words (Bits) — a broadcast, the 32 × 32 →
-// 64-bit products' halves, a three-way xor — and on the floats made of them: uniform_from_bits,
-// feature_mask (1 where the feature is on) and feature_value, lane by lane as kernels/toy_model.hpp
-// computes them.
+// 64-bit products' halves, a three-way xor — and on the floats made of them: uniforms_from_bits,
+// feature_masks (1 where the feature is on) and feature_values, lane by lane as
+// kernels/philox.hpp's uniform_from_bits and kernels/toy_model.hpp's feature_mask and feature_value
+// compute them.
 #if defined(__AVX512F__)
 using Bits = __m512i;
 inline Bits splat(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
