@@ -26,10 +26,10 @@
 namespace sp::cpu::SP_SIMD_ISA {
 
 // The instruction set's primitives on a pack of 32-bit words (Bits) — a broadcast, the 32 × 32 →
-// 64-bit products' halves, a three-way xor — and on the floats made of them: uniforms_from_bits,
-// feature_masks (1 where the feature is on) and feature_values, lane by lane as
-// kernels/philox.hpp's uniform_from_bits and kernels/toy_model.hpp's feature_mask and feature_value
-// compute them.
+// 64-bit products' halves, a three-way xor — and on the floats made of them: float_from_bits (the
+// correctly rounded conversion of each word, as static_cast<float>), feature_masks (1 where the
+// feature is on) and feature_values, lane by lane as kernels/toy_model.hpp's feature_mask and
+// feature_value compute them.
 #if defined(__AVX512F__)
 using Bits = __m512i;
 inline Bits splat(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
@@ -52,12 +52,7 @@ inline void mulhilo(uint32_t b, Bits a, Bits& lo, Bits& hi) {
 }
 // a ^ b ^ c in one instruction (vpternlogd's truth table 0x96).
 inline Bits xor3(Bits a, Bits b, Bits c) { return _mm512_ternarylogic_epi32(a, b, c, 0x96); }
-// float(bits) · 2⁻³² + 2⁻³³, two roundings as in the scalar code.
-inline Lanes uniforms_from_bits(Bits bits) {
-  return Lanes(_mm512_add_ps(
-      _mm512_mul_ps(_mm512_maskz_cvtepu32_ps(0xFFFF, bits), _mm512_set1_ps(kTwoPowMinus32)),
-      _mm512_set1_ps(kTwoPowMinus32 / 2.0f)));
-}
+inline Lanes float_from_bits(Bits bits) { return Lanes(_mm512_maskz_cvtepu32_ps(0xFFFF, bits)); }
 inline Lanes feature_masks(Lanes u, float threshold) {  // u <= threshold: off
   const __mmask16 off = _mm512_cmp_ps_mask(u.r, _mm512_set1_ps(threshold), _CMP_LE_OQ);
   return Lanes(_mm512_mask_blend_ps(off, _mm512_set1_ps(1.0f), _mm512_setzero_ps()));
@@ -85,13 +80,11 @@ inline Bits xor3(Bits a, Bits b, Bits c) { return _mm256_xor_si256(_mm256_xor_si
 // AVX2 converts only signed words: float(bits) is float(bits >> 16) · 2¹⁶ + float(bits & 0xFFFF),
 // where the conversions and the product are exact and the sum rounds once — the same correctly
 // rounded value as the scalar conversion (tested).
-inline Lanes uniforms_from_bits(Bits bits) {
+inline Lanes float_from_bits(Bits bits) {
   const __m256 high =
       _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(bits, 16)), _mm256_set1_ps(65536.0f));
   const __m256 low = _mm256_cvtepi32_ps(_mm256_and_si256(bits, _mm256_set1_epi32(0xFFFF)));
-  return Lanes(
-      _mm256_add_ps(_mm256_mul_ps(_mm256_add_ps(high, low), _mm256_set1_ps(kTwoPowMinus32)),
-                    _mm256_set1_ps(kTwoPowMinus32 / 2.0f)));
+  return Lanes(_mm256_add_ps(high, low));
 }
 inline Lanes feature_masks(Lanes u, float threshold) {  // u <= threshold: off
   const __m256 off = _mm256_cmp_ps(u.r, _mm256_set1_ps(threshold), _CMP_LE_OQ);
@@ -102,6 +95,13 @@ inline Lanes feature_values(Lanes mask, Lanes u) {
 }
 #endif
 static_assert(sizeof(Bits) == sizeof(Lanes), "one word per lane");
+
+// uniform_from_bits lane by lane: float(bits) · 2⁻³² + 2⁻³³, two roundings as in the scalar code.
+inline Lanes uniforms_from_bits(Bits bits) {
+  Lanes u = kTwoPowMinus32 * float_from_bits(bits);
+  u += Lanes(kTwoPowMinus32 / 2.0f);
+  return u;
+}
 
 // Philox4x32-10 of blocks `block` and block + 1 — counters (block, c2[i], c3[i]) and (block + 1,
 // c2[i], c3[i]), 64-bit block numbers in the low words, under key (k0, k1) — for every lane: out[w]
