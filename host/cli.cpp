@@ -12,7 +12,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "host/backend.hpp"
@@ -116,17 +115,15 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
       ->capture_default_str();
 }
 
-int hardware_threads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
 // The backend, chosen and checked; nothing printed yet (announce, once every check has passed, so
 // that an error is the only line a refused run prints).
 std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
-  if (common.threads > hardware_threads())
+  // The CPUs this process may run on (its affinity: a Slurm allocation, taskset), which is also
+  // what 0 takes: more threads than those would only take turns on them.
+  if (common.threads > usable_cpus())
     throw UsageError(fmt::format(
-        "--threads: {} is more than this machine's {} hardware threads (accepted: 0 = all, to {})",
-        common.threads, hardware_threads(), hardware_threads()));
+        "--threads: {} is more than the {} CPUs this process may use (accepted: 0 = all, to {})",
+        common.threads, usable_cpus(), usable_cpus()));
   const BackendKind kind = parse_backend_kind(common.backend, "--backend");
   return make_backend(kind, common.threads, common.cuda);
 }

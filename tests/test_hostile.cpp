@@ -85,8 +85,18 @@ TEST(Hostile, IntegersAreDecimalWholeAndInRange) {
        "--relative-feature", ""},
       {"sweep_range_beyond_2_53", "sweep --seed 'range(9007199254740990,9007199254740994)'",
        "--seed", "beyond 2^53"},
-      {"threads_beyond_the_machine", "sweep --threads 500", "--threads", "hardware threads"},
+      {"threads_beyond_the_machine", "sweep --threads 500", "--threads",
+       "CPUs this process may use"},
   });
+}
+
+TEST(Hostile, ThreadsBeyondTheCpusThisProcessMayUseAreRefused) {
+  // One CPU by affinity (taskset, as a Slurm allocation binds one): two threads would take turns.
+  if (run_shell("command -v taskset >/dev/null 2>&1").status != 0)
+    GTEST_SKIP() << "taskset (util-linux) is not installed";
+  expect_refused({{"threads_beyond_affinity", "sweep --threads 2", "--threads",
+                   "2 is more than the 1 CPUs this process may use"}},
+                 "taskset -c 0");
 }
 
 TEST(Hostile, EmptyValuesAreRefusedNotZeroOrIgnored) {
