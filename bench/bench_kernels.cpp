@@ -78,11 +78,7 @@ struct Variant {
 // mapping and the chunk's rows-on-chip flag the cuda backend sets as here).
 sp::cuda::TrainKernelInfo kernel_of(const Variant& variant, int n, int m, sp::DataMode mode,
                                     int train_rows, int steps) {
-  sp::cuda::Mapping mapping = sp::cuda::mapping_for(n, m);
-  if (variant.options.mapping == "global") mapping = sp::cuda::Mapping::global;
-  if (variant.options.mapping == "shared") mapping = sp::cuda::shared_mapping_for(n, m);
-  if (variant.options.mapping == "tiled") mapping = sp::cuda::Mapping::tiled;
-  if (variant.options.mapping == "tiled-split") mapping = sp::cuda::Mapping::tiled_split;
+  const sp::cuda::Mapping mapping = sp::cuda::mapping_named(variant.options.mapping.c_str(), n, m);
   const bool rows_on_chip = mode == sp::DataMode::fixed && variant.options.fixed_rows == "auto" &&
                             sp::cuda::rows_fit_on_chip(mapping, n, train_rows);
   return sp::cuda::train_kernel_info(mapping, rows_on_chip, n, train_rows,

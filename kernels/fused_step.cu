@@ -3,6 +3,7 @@
 // gradients, the reduction over the batch (cub::WarpReduce) and the AdamW update.
 // The arithmetic is kernels/toy_model.hpp's, in the lane order host/cpu_backend.cpp mirrors.
 #include <cstdlib>
+#include <cstring>
 #include <cub/warp/warp_reduce.cuh>
 #include <stdexcept>
 #include <string>
@@ -535,6 +536,17 @@ static_assert(kTiledThreads == 256 && kGemmRows == 128 && kTileOut == 32 && kTil
               "maps of tile_product take 8 k of 4 rows or outputs a warp");
 static_assert(kTiledThreads >= kGemmRows, "pass 2: a thread for each row's loss");
 
+// Where element e (lane e % 32 of its warp) of a tile_product staging loop goes: each warp's 32
+// elements are 8 consecutive k of 4 rows (or of 4 outputs of W[c][k]) — 8 floats of each of the
+// rows in global memory; banks 4 k + row in shared: all 32 distinct.
+struct StagedElement {
+  int k, row;
+};
+__device__ __forceinline__ StagedElement staged_element(int e, int lane) {
+  const int g = e / kLanes;
+  return StagedElement{(g % 4) * 8 + lane % 8, (g / 4) * 4 + lane / 8};
+}
+
 // One tile of a pass-1/2/3 product for this thread: rows r0 + gemm_row(t) + i, outputs
 // c0 + gemm_output(t) + q, acc (initialised by the caller) += in[row][k] · weight(c, k) for k = 0,
 // 1, ..., K − 1 in order, where weight(c, k) is W[c n + k] (kByRows: H and G_h, c = j, k = f) or
@@ -551,18 +563,14 @@ __device__ __forceinline__ void tile_product(TiledShared& s, int t, const float*
   const int rr = gemm_row(t), cc = gemm_output(t);
   for (int k0 = 0; k0 < K; k0 += kTileK) {
     __syncthreads();  // the previous tile's readers are done
-    // The input's tile: each warp's 32 elements are 8 consecutive k of 4 rows (8 floats of each of
-    // the rows in global memory; banks 4 k + row in shared: all 32 distinct).
     for (int e = t; e < kGemmRows * kTileK; e += kTiledThreads) {
-      const int g = e / kLanes;
-      const int k = (g % 4) * 8 + lane % 8, r = (g / 4) * 4 + lane / 8;
+      const auto [k, r] = staged_element(e, lane);
       s.gemm.in[k][r] =
           (r0 + r < rows && k0 + k < K) ? in[static_cast<size_t>(r0 + r) * K + k0 + k] : 0.0f;
     }
     for (int e = t; e < kTileOut * kTileK; e += kTiledThreads) {
       if (kByRows) {  // W[c][k]: 8 consecutive k of 4 outputs, as the input's tile
-        const int g = e / kLanes;
-        const int k = (g % 4) * 8 + lane % 8, c = (g / 4) * 4 + lane / 8;
+        const auto [k, c] = staged_element(e, lane);
         s.gemm.weight[k][c] =
             (c0 + c < outputs && k0 + k < K) ? W[static_cast<size_t>(c0 + c) * n + k0 + k] : 0.0f;
       } else {  // W[k][c]: consecutive c
@@ -1097,6 +1105,14 @@ Mapping shared_mapping_for(int n, int m) {
   if (n == 5 && m == 2) return Mapping::shared_5x2;
   if (n == 20 && m == 5) return Mapping::shared_20x5;
   return Mapping::global;
+}
+
+Mapping mapping_named(const char* name, int n, int m) {
+  if (std::strcmp(name, "global") == 0) return Mapping::global;
+  if (std::strcmp(name, "tiled") == 0) return Mapping::tiled;
+  if (std::strcmp(name, "tiled-split") == 0) return Mapping::tiled_split;
+  if (std::strcmp(name, "shared") == 0) return shared_mapping_for(n, m);
+  return mapping_for(n, m);
 }
 
 bool rows_fit_on_chip(Mapping mapping, int n, int train_rows) {

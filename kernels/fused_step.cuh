@@ -98,6 +98,9 @@ struct DeviceChunk {
 Mapping mapping_for(int n, int m);  // the shape's own mapping
 // The shared-weights mapping for the shape (5 x 2 and 20 x 5 have one), else global.
 Mapping shared_mapping_for(int n, int m);
+// The mapping CudaOptions::mapping names for the shape: "global", "tiled", "tiled-split",
+// "shared" (shared_mapping_for: global where the shape has none), and "" the shape's own.
+Mapping mapping_named(const char* name, int n, int m);
 // Dynamic shared memory a block may take for rows on chip: the 48 KiB a launch gets without
 // opting in (an H100 SM has 228 KiB and reserves 1 KiB a block: at (2, 1), 1024 rows, 32 KiB a
 // block leaves room for 6 blocks, 24 warps, where the kernel's 64 registers allow 8).
