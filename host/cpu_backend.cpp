@@ -197,8 +197,8 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
     const AdamWStep scalars = AdamWSchedule::at(
         model.lr, model.weight_decay,
         AdamWSchedule::lr_factor(group.lr_schedule, group.warmup_steps, group.steps, t + 1), t + 1);
-    for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], m_W[k], v_W[k], grad_W[k], scalars);
-    for (int f = 0; f < n; ++f) adamw_update(b[f], m_b[f], v_b[f], grad_b[f], scalars);
+    simd.adamw(W.data(), m_W.data(), v_W.data(), grad_W.data(), m * n, scalars);
+    simd.adamw(b.data(), m_b.data(), v_b.data(), grad_b.data(), n, scalars);
     last_batch_loss = step_loss;
     recorder.after_step(t, step_loss, W, b, evaluate);
   }

@@ -68,6 +68,8 @@ class SimdStepImpl {
   virtual float loss_and_gradients(bool relu, const float* W, const float* b,
                                    const float* importance, float* grad_W, float* grad_b) = 0;
   virtual int set_threads(int threads) = 0;
+  virtual void adamw(float* param, float* adam_m, float* adam_v, const float* grad, int count,
+                     AdamWStep scalars) = 0;
 };
 
 // The same step, V rows at a time (V = a vector register's floats: 16 on avx512, 8 on avx2 and
@@ -102,6 +104,12 @@ class SimdStep {
   // avx512, 4 on avx2 and generic), as many as divide the groups evenly. Each lane's partial sums
   // are its own rows in order whoever computes them: the same bits (tested). Returns how many.
   int set_threads(int threads) { return impl_->set_threads(threads); }
+  // adamw_update on param[k], adam_m[k], adam_v[k] with grad[k] for k < count, V at a time: the
+  // float code's bits (tested).
+  void adamw(float* param, float* adam_m, float* adam_v, const float* grad, int count,
+             AdamWStep scalars) {
+    impl_->adamw(param, adam_m, adam_v, grad, count, scalars);
+  }
 
  private:
   SimdStepImpl* impl_;

@@ -45,7 +45,13 @@ struct Lanes {
   }
   float first() const { return _mm512_cvtss_f32(r); }
 };
+inline Lanes operator+(Lanes a, Lanes b) { return Lanes(_mm512_add_ps(a.r, b.r)); }
 inline Lanes operator-(Lanes a, Lanes b) { return Lanes(_mm512_sub_ps(a.r, b.r)); }
+inline Lanes operator*(Lanes a, Lanes b) { return Lanes(_mm512_mul_ps(a.r, b.r)); }
+inline Lanes operator/(Lanes a, Lanes b) { return Lanes(_mm512_div_ps(a.r, b.r)); }
+// The zero-masked form with every lane selected is the plain instruction (GCC 12 warns falsely
+// about the plain form's undefined pass-through operand).
+inline Lanes sqrt_f(Lanes a) { return Lanes(_mm512_maskz_sqrt_ps(0xFFFF, a.r)); }
 inline Lanes operator*(float a, Lanes b) { return Lanes(_mm512_mul_ps(_mm512_set1_ps(a), b.r)); }
 inline Lanes fma_f(float a, Lanes b, Lanes c) {
   return Lanes(_mm512_fmadd_ps(_mm512_set1_ps(a), b.r, c.r));
@@ -81,7 +87,11 @@ struct Lanes {
   }
   float first() const { return _mm256_cvtss_f32(r); }
 };
+inline Lanes operator+(Lanes a, Lanes b) { return Lanes(_mm256_add_ps(a.r, b.r)); }
 inline Lanes operator-(Lanes a, Lanes b) { return Lanes(_mm256_sub_ps(a.r, b.r)); }
+inline Lanes operator*(Lanes a, Lanes b) { return Lanes(_mm256_mul_ps(a.r, b.r)); }
+inline Lanes operator/(Lanes a, Lanes b) { return Lanes(_mm256_div_ps(a.r, b.r)); }
+inline Lanes sqrt_f(Lanes a) { return Lanes(_mm256_sqrt_ps(a.r)); }
 inline Lanes operator*(float a, Lanes b) { return Lanes(_mm256_mul_ps(_mm256_set1_ps(a), b.r)); }
 inline Lanes fma_f(float a, Lanes b, Lanes c) {
   return Lanes(_mm256_fmadd_ps(_mm256_set1_ps(a), b.r, c.r));
@@ -124,8 +134,24 @@ struct Lanes {
   }
   float first() const { return v[0]; }
 };
+inline Lanes operator+(Lanes a, Lanes b) {
+  for (int i = 0; i < Lanes::kWidth; ++i) a.v[i] += b.v[i];
+  return a;
+}
 inline Lanes operator-(Lanes a, Lanes b) {
   for (int i = 0; i < Lanes::kWidth; ++i) a.v[i] -= b.v[i];
+  return a;
+}
+inline Lanes operator*(Lanes a, Lanes b) {
+  for (int i = 0; i < Lanes::kWidth; ++i) a.v[i] *= b.v[i];
+  return a;
+}
+inline Lanes operator/(Lanes a, Lanes b) {
+  for (int i = 0; i < Lanes::kWidth; ++i) a.v[i] /= b.v[i];
+  return a;
+}
+inline Lanes sqrt_f(Lanes a) {
+  for (float& lane : a.v) lane = std::sqrt(lane);
   return a;
 }
 inline Lanes operator*(float a, Lanes b) {

@@ -269,15 +269,20 @@ struct AdamWStep {
   float decay, step_size, bias2_sqrt;
 };
 
+SP_HD float sqrt_f(float x) { return sqrtf(x); }
+
 // One parameter, step t (the scalars already hold t):
 //   p ← p·(1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
 //   p ← p − step_size · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
-SP_HD void adamw_update(float& param, float& adam_m, float& adam_v, float grad, AdamWStep s,
+// T: a float, or the CPU's pack of V parameters (host/simd_lanes.hpp; each operation lane by lane,
+// correctly rounded, so the bits of the float code).
+template <class T>
+SP_HD void adamw_update(T& param, T& adam_m, T& adam_v, T grad, AdamWStep s,
                         AdamWConstants c = AdamWConstants{}) {
   param = param * s.decay;
   adam_m = c.beta1 * adam_m + c.one_minus_beta1 * grad;
   adam_v = c.beta2 * adam_v + c.one_minus_beta2 * (grad * grad);
-  const float denom = sqrtf(adam_v) / s.bias2_sqrt + c.eps;
+  const T denom = sqrt_f(adam_v) / s.bias2_sqrt + c.eps;
   param = param - s.step_size * adam_m / denom;
 }
 

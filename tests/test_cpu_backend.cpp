@@ -11,6 +11,7 @@
 #include "host/backend.hpp"
 #include "host/cpu_backend.hpp"
 #include "host/reference.hpp"
+#include "host/ulps.hpp"
 #include "kernels/toy_model.hpp"
 
 namespace sp {
@@ -279,6 +280,37 @@ TEST(CpuBackend, AModelSplitOverThreadsHasTheBitsOfOneThread) {
       EXPECT_EQ(one[i].eval_loss, split[i].eval_loss) << to_string(mode) << " model " << i;
     }
   }
+}
+
+// The SIMD AdamW update (V parameters at a time, and the float code for the rest) gives the float
+// code's bits on every path: values across many magnitudes, zero and subnormal gradients, a second
+// moment of zero (sqrt(0)), a count that leaves a tail.
+TEST(CpuSimd, AdamWUpdateHasTheBitsOfTheFloatCode) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-40, 10);
+  const int count = 1000 + 13;
+  std::vector<float> param(count), adam_m(count), adam_v(count), grad(count);
+  for (int k = 0; k < count; ++k) {
+    param[k] = std::ldexp(unit(rng), exponent(rng));
+    adam_m[k] = std::ldexp(unit(rng), exponent(rng));
+    adam_v[k] = k % 17 == 0 ? 0.0f : std::ldexp(std::fabs(unit(rng)), exponent(rng));
+    grad[k] = k % 23 == 0 ? 0.0f : k % 29 == 0 ? 1e-40f : std::ldexp(unit(rng), exponent(rng));
+  }
+  for (cpu::SimdPath path : simd_paths_here())
+    for (AdamWStep scalars : {AdamWStep{0.99999f, 1e-3f, 0.0316f}, AdamWStep{0.9f, 0.37f, 1.0f}}) {
+      std::vector<float> p = param, m = adam_m, v = adam_v, fp = param, fm = adam_m, fv = adam_v;
+      cpu::SimdStep step(4, 2, path);
+      for (int t = 0; t < 3; ++t) {
+        step.adamw(p.data(), m.data(), v.data(), grad.data(), count, scalars);
+        for (int k = 0; k < count; ++k) adamw_update(fp[k], fm[k], fv[k], grad[k], scalars);
+      }
+      for (int k = 0; k < count; ++k) {
+        ASSERT_EQ(ulp_distance(p[k], fp[k]), 0) << cpu::to_string(path) << " param " << k;
+        ASSERT_EQ(ulp_distance(m[k], fm[k]), 0) << cpu::to_string(path) << " m " << k;
+        ASSERT_EQ(ulp_distance(v[k], fv[k]), 0) << cpu::to_string(path) << " v " << k;
+      }
+    }
 }
 
 }  // namespace
