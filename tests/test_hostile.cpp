@@ -92,11 +92,15 @@ TEST(Hostile, IntegersAreDecimalWholeAndInRange) {
 
 TEST(Hostile, ThreadsBeyondTheCpusThisProcessMayUseAreRefused) {
   // One CPU by affinity (taskset, as a Slurm allocation binds one): two threads would take turns.
-  if (run_shell("command -v taskset >/dev/null 2>&1").status != 0)
-    GTEST_SKIP() << "taskset (util-linux) is not installed";
+  // The CPU is the first this process may use (a container's or a job's set need not hold CPU 0).
+  const Outcome first = run_shell(
+      "grep '^Cpus_allowed_list:' /proc/self/status | sed 's/.*:[[:space:]]*//; s/[-,].*//'");
+  const std::string cpu = first.output.substr(0, first.output.find('\n'));
+  if (cpu.empty() || run_shell("taskset -c " + cpu + " true >/dev/null 2>&1").status != 0)
+    GTEST_SKIP() << "taskset (util-linux) is absent, or this process may not set its affinity";
   expect_refused({{"threads_beyond_affinity", "sweep --threads 2", "--threads",
                    "2 is more than the 1 CPUs this process may use"}},
-                 "taskset -c 0");
+                 "taskset -c " + cpu);
 }
 
 TEST(Hostile, EmptyValuesAreRefusedNotZeroOrIgnored) {
