@@ -120,10 +120,11 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
 std::unique_ptr<Backend> open_backend(const CommonOptions& common) {
   // The CPUs this process may run on (its affinity: a Slurm allocation, taskset), which is also
   // what 0 takes: more threads than those would only take turns on them.
-  if (common.threads > usable_cpus())
+  const int cpus = usable_cpus();
+  if (common.threads > cpus)
     throw UsageError(fmt::format(
         "--threads: {} is more than the {} CPUs this process may use (accepted: 0 = all, to {})",
-        common.threads, usable_cpus(), usable_cpus()));
+        common.threads, cpus, cpus));
   const BackendKind kind = parse_backend_kind(common.backend, "--backend");
   return make_backend(kind, common.threads, common.cuda);
 }

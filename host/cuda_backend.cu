@@ -152,19 +152,20 @@ class CudaBackend final : public Backend {
   // Feature groups are drawn by the global and tiled mappings' kernels only
   // (kernels/fused_step.cu: load_row).
   cuda::Mapping mapping(const GroupSpec& g) const {
-    if (g.groups.any() && (forced_mapping_.empty() || forced_mapping_ == "shared")) {
-      if (!forced_mapping_.empty())
+    if (forced_mapping_ == "shared") {
+      if (g.groups.any())
         throw UsageError(fmt::format(
             "mapping: feature groups train on the global or tiled mappings only, not {}",
             forced_mapping_));
+      if (cuda::shared_mapping_for(g.n_features, g.n_hidden) == cuda::Mapping::global)
+        throw UsageError(
+            fmt::format("mapping: shared has kernels for 5 x 2 and 20 x 5 only, not {} x {}",
+                        g.n_features, g.n_hidden));
+    }
+    if (forced_mapping_.empty() && g.groups.any()) {
       const cuda::Mapping own = cuda::mapping_for(g.n_features, g.n_hidden);
       return own == cuda::Mapping::tiled ? own : cuda::Mapping::global;
     }
-    if (forced_mapping_ == "shared" &&
-        cuda::shared_mapping_for(g.n_features, g.n_hidden) == cuda::Mapping::global)
-      throw UsageError(
-          fmt::format("mapping: shared has kernels for 5 x 2 and 20 x 5 only, not {} x {}",
-                      g.n_features, g.n_hidden));
     return cuda::mapping_named(forced_mapping_.c_str(), g.n_features, g.n_hidden);
   }
 
