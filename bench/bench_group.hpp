@@ -1,13 +1,15 @@
-// bench_group.hpp — the sweep both benchmarks time: `models` ReLU models of (n, m), sparsity 0.9,
-// importance 1, lr 1e-3, seeds 0, 1, …; fixed data keeps `batch` training rows (of batch · 5/4
-// points), fresh data draws `batch` rows per step; no evaluation until the end.
+// bench_group.hpp — the sweep both benchmarks time: `models` ReLU models of (n, m), sparsity 0.9
+// unless told (every feature), importance 1, lr 1e-3, seeds 0, 1, …; fixed data keeps `batch`
+// training rows (of batch · 5/4 points), fresh data draws `batch` rows per step; no evaluation
+// until the end.
 #pragma once
 
 #include "host/config.hpp"
 
 namespace sp::bench {
 
-inline GroupSpec make_group(int n, int m, DataMode mode, int batch, int models, int steps) {
+inline GroupSpec make_group(int n, int m, DataMode mode, int batch, int models, int steps,
+                            double sparsity = 0.9) {
   GroupSpec g;
   g.n_features = n;
   g.n_hidden = m;
@@ -23,7 +25,7 @@ inline GroupSpec make_group(int n, int m, DataMode mode, int batch, int models, 
     model.seed = static_cast<uint64_t>(i);
     model.kind = ModelKind::relu;
     model.lr = 1e-3;
-    model.sparsity.assign(n, 0.9);
+    model.sparsity.assign(n, sparsity);
     model.importance.assign(n, 1.0);
     g.models.push_back(model);
   }

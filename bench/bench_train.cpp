@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   double work = 2e8;  // sample-steps per timed run (steps are derived from it)
   int one_n = 0, one_m = 0, one_batch = 1024, one_models = 0;
   std::string one_mode = "fixed";
+  double sparsity = 0.9;
   app.add_option("--backend", backend_name, "cpu | cuda | reference")->capture_default_str();
   app.add_option("--out", out, "JSON results file");
   app.add_option("--repeats", repeats, "timed runs per configuration")->capture_default_str();
@@ -31,6 +32,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--models", one_models, "one configuration only: models");
   app.add_option("--data-mode", one_mode, "one configuration only: fixed | fresh")
+      ->capture_default_str();
+  app.add_option("--sparsity", sparsity, "every feature's sparsity (probability of a zero)")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -68,7 +72,8 @@ int main(int argc, char** argv) {
   for (const Config& c : configs) {
     const double per_step = static_cast<double>(c.batch) * c.models;
     const int steps = static_cast<int>(std::clamp(work / per_step, 5.0, 2000.0));
-    const sp::GroupSpec g = sp::bench::make_group(c.n, c.m, c.mode, c.batch, c.models, steps);
+    const sp::GroupSpec g =
+        sp::bench::make_group(c.n, c.m, c.mode, c.batch, c.models, steps, sparsity);
     backend->train(g);  // warm-up
     std::vector<double> seconds;
     for (int r = 0; r < repeats; ++r) {
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
                                 {"backend", backend->name()},
                                 {"device", backend->device()},
                                 {"repeats", repeats},
+                                {"sparsity", sparsity},
                                 {"timing", "median wall time of backend->train(), end to end"},
                                 {"results", results}};
     sp::write_file_atomically(out, [&](std::ostream& file) { file << doc.dump(2) << "\n"; });
