@@ -13,6 +13,7 @@
 #error "host/cpu_simd.inc includes this, with SP_SIMD_ISA defined"
 #endif
 
+#include <algorithm>
 #include <cstdint>
 
 #include "host/simd_lanes.hpp"
@@ -103,17 +104,14 @@ inline Lanes uniforms_from_bits(Bits bits) {
   return u;
 }
 
-// Philox4x32-10 of blocks `block` and block + 1 — counters (block, c2[i], c3[i]) and (block + 1,
-// c2[i], c3[i]), 64-bit block numbers in the low words, under key (k0, k1) — for every lane: out[w]
-// holds word w of the first block's lanes, out[4 + w] of the second's. Two independent chains of
-// rounds in one loop keep the multipliers busy (measured on AVX-512: +6 % fresh rows at 20 -> 5,
-// one thread).
-inline void philox4x32_10_pair(uint64_t block, Bits c2, Bits c3, uint32_t k0, uint32_t k1,
+// Philox4x32-10 of two packs of counters, a and b (word w of each lane's counter in a[w], b[w]),
+// under key (k0, k1), for every lane: out[w] holds word w of a's blocks, out[4 + w] of b's. Two
+// independent chains of rounds in one loop keep the multipliers busy (measured on AVX-512: +6 %
+// fresh rows at 20 -> 5, one thread).
+inline void philox4x32_10_pair(const Bits a_in[4], const Bits b_in[4], uint32_t k0, uint32_t k1,
                                Bits out[8]) {
-  const uint64_t next = block + 1;
-  Bits a0 = splat(static_cast<uint32_t>(block)), a1 = splat(static_cast<uint32_t>(block >> 32));
-  Bits b0 = splat(static_cast<uint32_t>(next)), b1 = splat(static_cast<uint32_t>(next >> 32));
-  Bits a2 = c2, a3 = c3, b2 = c2, b3 = c3;
+  Bits a0 = a_in[0], a1 = a_in[1], a2 = a_in[2], a3 = a_in[3];
+  Bits b0 = b_in[0], b1 = b_in[1], b2 = b_in[2], b3 = b_in[3];
   for (int round = 0; round < 10; ++round) {
     Bits alo0, ahi0, alo1, ahi1, blo0, bhi0, blo1, bhi1;
     mulhilo(0xD2511F53u, a0, alo0, ahi0);
@@ -142,26 +140,185 @@ inline void philox4x32_10_pair(uint64_t block, Bits c2, Bits c3, uint32_t k0, ui
   out[7] = b3;
 }
 
+// Blocks block_a and block_b of every lane's row: counters (block, c2[i], c3[i]), 64-bit block
+// numbers in the low words.
+inline void philox4x32_10_blocks(uint64_t block_a, uint64_t block_b, Bits c2, Bits c3,
+                                 uint64_t seed, Bits out[8]) {
+  const Bits a[4] = {splat(static_cast<uint32_t>(block_a)),
+                     splat(static_cast<uint32_t>(block_a >> 32)), c2, c3};
+  const Bits b[4] = {splat(static_cast<uint32_t>(block_b)),
+                     splat(static_cast<uint32_t>(block_b >> 32)), c2, c3};
+  philox4x32_10_pair(a, b, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), out);
+}
+
+// 0, 1, …, kWidth − 1: a constant in memory (a static Bits would be made by wide instructions when
+// the program starts, on CPUs that may not have them).
+struct LaneIndex {
+  alignas(64) uint32_t index[Lanes::kWidth];
+  constexpr LaneIndex() : index() {
+    for (int i = 0; i < Lanes::kWidth; ++i) index[i] = static_cast<uint32_t>(i);
+  }
+};
+inline constexpr LaneIndex kLaneIndex{};
+
+// Lane i's bit: x's lane i is not 0 (as feature_values tests a mask). compress_store: the lanes of
+// v whose bits are set in `lanes`, in order, to out[0], out[1], … (a whole pack is written).
+// expand_index: lane l's place among the lanes whose bits are set in `lanes` (0 where its bit is
+// clear), for permute — p[0], p[1], … to those lanes in order. shift_right, permute: the words of a
+// pack shifted, and a pack's lanes by an index a lane.
+#if defined(__AVX512F__)
+inline uint32_t nonzero_lanes(Lanes x) {
+  return _mm512_cmp_ps_mask(x.r, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+}
+inline void compress_store(uint32_t lanes, Bits v, uint32_t* out) {  // vpcompressd, then a store
+  _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(static_cast<__mmask16>(lanes), v));
+}
+inline Bits expand_index(uint32_t lanes) {
+  return _mm512_maskz_expand_epi32(static_cast<__mmask16>(lanes), load_bits(kLaneIndex.index));
+}
+inline Bits shift_right(Bits v, int bits) {
+  return _mm512_maskz_srli_epi32(0xFFFF, v, static_cast<unsigned>(bits));
+}
+// The zero-masked forms with every lane selected are the plain instructions (GCC 12 warns falsely
+// about the plain forms' undefined pass-through operand).
+inline Bits permute(Bits v, Bits index) { return _mm512_maskz_permutexvar_epi32(0xFFFF, index, v); }
+inline Lanes permute(Lanes v, Bits index) {
+  return Lanes(_mm512_maskz_permutexvar_ps(0xFFFF, index, v.r));
+}
+#else
+inline uint32_t nonzero_lanes(Lanes x) {
+  return static_cast<uint32_t>(
+      _mm256_movemask_ps(_mm256_cmp_ps(x.r, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+}
+// AVX2 has neither compress nor expand: a permutation of the 8 lanes from a table of the 256 masks.
+// compress[m], byte k: the lane that goes to place k; expand[m], byte l: the place lane l takes (0
+// where its bit is clear).
+struct LanePermutations {
+  uint64_t compress[256], expand[256];
+  constexpr LanePermutations() : compress(), expand() {
+    for (int m = 0; m < 256; ++m) {
+      uint64_t to = 0, from = 0;
+      int place = 0;
+      for (int lane = 0; lane < 8; ++lane) {
+        if (m & (1 << lane)) {
+          to |= static_cast<uint64_t>(lane) << (8 * place);
+          from |= static_cast<uint64_t>(place) << (8 * lane);
+          ++place;
+        }
+      }
+      compress[m] = to;
+      expand[m] = from;
+    }
+  }
+};
+inline constexpr LanePermutations kLanePermutations{};
+inline __m256i permutation(uint64_t bytes) {  // 8 bytes → 8 words
+  return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes)));
+}
+inline void compress_store(uint32_t lanes, Bits v, uint32_t* out) {
+  _mm256_storeu_si256(
+      reinterpret_cast<__m256i*>(out),
+      _mm256_permutevar8x32_epi32(v, permutation(kLanePermutations.compress[lanes])));
+}
+inline Bits expand_index(uint32_t lanes) { return permutation(kLanePermutations.expand[lanes]); }
+inline Bits shift_right(Bits v, int bits) { return _mm256_srli_epi32(v, bits); }
+inline Bits permute(Bits v, Bits index) { return _mm256_permutevar8x32_epi32(v, index); }
+inline Lanes permute(Lanes v, Bits index) { return Lanes(_mm256_permutevar8x32_ps(v.r, index)); }
+#endif
+
+// Value blocks first .. end − 1 (past the masks) of every lane's row, in place: x[f] = the value
+// where the mask in x[f] is on (1), 0 where it is off.
+inline void dense_values(uint64_t seed, int n, int first, int end, Bits c2, Bits c3, Lanes* x) {
+  for (int block = first; block < end; block += 2) {
+    Bits words[8];
+    const auto a = static_cast<uint64_t>(block);
+    philox4x32_10_blocks(a, block + 1 < end ? a + 1 : a, c2, c3, seed, words);
+    for (int w = 0; w < 8; ++w) {
+      const int f = 4 * (block + w / 4) + w % 4 - n;
+      if (f < n && block + w / 4 < end) x[f] = feature_values(x[f], uniforms_from_bits(words[w]));
+    }
+  }
+}
+
+// The same, but each block drawn only for the rows that use one of its values. A block past the
+// masks holds the values of (up to) four features; a row whose masks are all off there uses none
+// of its words, and the generator is counter-based, so that block is simply not computed for that
+// row: the bits of every value that is used do not change. The (block, row) pairs that are needed
+// are packed together (compress; one word each: block · 2⁸ + lane) and drawn a pack of counters at
+// a time, whichever rows and blocks they come from; then each block's values are spread back over
+// the lanes of the rows that drew them (a permutation), times the mask (1 · value is the value;
+// 0 · value is 0). At most kSparseBlocks blocks a call.
+constexpr int kSparseBlocks = 32;
+constexpr float kPackBelow = 0.65f;  // see generate_samples
+constexpr int kPackFrom = 8;         // blocks
+inline void sparse_values(uint64_t seed, int n, int first, int end, Bits c2, Bits c3, Lanes* x,
+                          const uint32_t* need) {
+  constexpr int kWidth = Lanes::kWidth, kPair = 2 * kWidth;
+  constexpr int kRoom = kSparseBlocks * kWidth + kPair;  // the pairs, padded to whole pairs
+  alignas(64) uint32_t queue[kRoom];
+  const Bits lane_index = load_bits(kLaneIndex.index);
+  int queued = 0;
+  for (int block = first; block < end; ++block) {
+    const uint32_t lanes = need[block - first];
+    compress_store(lanes, splat(static_cast<uint32_t>(block) << 8) | lane_index, queue + queued);
+    queued += __builtin_popcount(lanes);
+  }
+  for (int i = queued; i % kPair != 0; ++i) queue[i] = 0;  // drawn, never read
+  alignas(64) float drawn[4][kRoom + kWidth];  // word w of each pair; a pack of 0 past the last
+  for (int i = 0; i < queued; i += kPair) {
+    Bits a[4], b[4], words[8];
+    for (int half = 0; half < 2; ++half) {
+      Bits* counter = half == 0 ? a : b;
+      const Bits entry = load_bits(queue + i + half * kWidth);
+      const Bits lane = entry & splat(0xFF);
+      counter[0] = shift_right(entry, 8);
+      counter[1] = splat(0);  // packed only where a row's blocks are fewer than 2^24
+      counter[2] = permute(c2, lane);
+      counter[3] = permute(c3, lane);
+    }
+    philox4x32_10_pair(a, b, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), words);
+    for (int w = 0; w < 4; ++w) {
+      uniforms_from_bits(words[w]).store(drawn[w] + i);
+      uniforms_from_bits(words[4 + w]).store(drawn[w] + i + kWidth);
+    }
+  }
+  const int padded = (queued + kPair - 1) / kPair * kPair;
+  for (int w = 0; w < 4; ++w) Lanes(0.0f).store(drawn[w] + padded);
+  int at = 0;
+  for (int block = first; block < end; ++block) {
+    const uint32_t lanes = need[block - first];
+    if (lanes == 0) continue;
+    const Bits from = expand_index(lanes);
+    for (int w = 0; w < 4; ++w) {
+      const int f = 4 * block + w - n;
+      if (f < n) x[f] = x[f] * permute(Lanes::load(drawn[w] + at), from);
+    }
+    at += __builtin_popcount(lanes);
+  }
+}
+
 // generate_sample (independent features) for the Lanes::kWidth rows first_subsequence, + 1, …
 // of model `seed`: x[f] receives feature f of the rows (mask from uniform f, value from uniform
-// n + f).
+// n + f). The blocks that hold masks are drawn for every row; the blocks past them only for the
+// rows that use one of their values (sparse_values).
 inline void generate_samples(uint64_t seed, uint64_t first_subsequence, int n,
                              const float* sparsity, Lanes* x) {
   constexpr int kWidth = Lanes::kWidth;
-  uint32_t lo[kWidth], hi[kWidth];
+  alignas(64) uint32_t lo[kWidth], hi[kWidth];
   for (int i = 0; i < kWidth; ++i) {
     const uint64_t subsequence = first_subsequence + static_cast<uint64_t>(i);
     lo[i] = static_cast<uint32_t>(subsequence);
     hi[i] = static_cast<uint32_t>(subsequence >> 32);
   }
   const Bits c2 = load_bits(lo), c3 = load_bits(hi);
-  const int uniforms = 2 * n;
-  // Two blocks at a time: their rounds are independent chains, interleaved in one loop.
-  for (int first = 0; first < uniforms; first += 8) {
+  const int uniforms = 2 * n, blocks = (uniforms + 3) / 4;
+  // The blocks with a mask word, two at a time (the second of the last pair may hold values only).
+  const int mask_blocks = (n + 3) / 4,
+            dense_blocks = std::min(blocks, mask_blocks + mask_blocks % 2);
+  for (int first = 0; first < 4 * dense_blocks; first += 8) {
     Bits words[8];
     const uint64_t block = static_cast<uint64_t>(first / 4);
-    philox4x32_10_pair(block, c2, c3, static_cast<uint32_t>(seed),
-                       static_cast<uint32_t>(seed >> 32), words);
+    philox4x32_10_blocks(block, block + 1, c2, c3, seed, words);
     for (int w = 0; w < 8 && first + w < uniforms; ++w) {
       const int k = first + w;
       const Lanes u = uniforms_from_bits(words[w]);
@@ -170,6 +327,35 @@ inline void generate_samples(uint64_t seed, uint64_t first_subsequence, int n,
       else
         x[k - n] = feature_values(x[k - n], u);
     }
+  }
+  // The blocks past those, kSparseBlocks at a time: drawn only for the rows that need them,
+  // unless most rows are expected to need them (then for every row: no packing, no spreading).
+  // Measured on a Zen 4 core, packing pays where fewer than about 65 % of the (block, row) pairs
+  // are needed (both instruction sets): at 200 features, sparsity 0.9 (34 %) the draw takes 11 %
+  // less time with AVX-512 and 19 % less with AVX2; at 0.99, 25 % and 32 % less. Fewer than 8
+  // blocks (20 features: 4 past the masks) do not pay for the packing. (A packed pair holds its
+  // block in 24 bits: 2^25 features and more are drawn for every row.)
+  for (int first = dense_blocks; first < blocks; first += kSparseBlocks) {
+    const int end = std::min(blocks, first + kSparseBlocks);
+    float expected = 0.0f;  // the blocks a row is expected to need: 1 − Π P(off)
+    for (int block = first; block < end; ++block) {
+      float off = 1.0f;
+      for (int f = 4 * block - n; f < std::min(n, 4 * block + 4 - n); ++f) off *= sparsity[f];
+      expected += 1.0f - off;
+    }
+    if (end - first < kPackFrom || blocks >= (1 << 24) ||
+        expected > kPackBelow * static_cast<float>(end - first)) {
+      dense_values(seed, n, first, end, c2, c3, x);
+      continue;
+    }
+    uint32_t need[kSparseBlocks];
+    for (int block = first; block < end; ++block) {
+      uint32_t lanes = 0;
+      for (int f = 4 * block - n; f < std::min(n, 4 * block + 4 - n); ++f)
+        lanes |= nonzero_lanes(x[f]);
+      need[block - first] = lanes;
+    }
+    sparse_values(seed, n, first, end, c2, c3, x, need);
   }
 }
 

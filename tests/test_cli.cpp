@@ -272,8 +272,9 @@ TEST(CliPhaseDiagram, ShardsThenAMergeDrawTheSameDiagram) {
 
 // The binary runs on any x86-64 CPU and picks its SIMD path at run time: every path the CPU has,
 // forced through SUPERPOSE_SIMD, writes the same results byte for byte (fresh and fixed data,
-// shapes with their own unrolled code and one without, rows with a tail); a path the CPU lacks or
-// an unknown one is a one-line error.
+// shapes with their own unrolled code and one without, rows with a tail, sparse fresh rows whose
+// value blocks are drawn only for the rows that use them); a path the CPU lacks or an unknown one
+// is a one-line error.
 TEST(CliSimd, EverySimdPathWritesTheSameResults) {
   std::vector<std::string> paths = {"generic"};
   if (__builtin_cpu_supports("x86-64-v3")) paths.push_back("avx2");
@@ -283,23 +284,33 @@ TEST(CliSimd, EverySimdPathWritesTheSameResults) {
       "--density 0.2,1 --data-mode fresh --batch 100 ";
   const std::string options_fixed =
       "sweep --backend cpu --features 7 --hidden 3 --steps 40 --seed 'range(0,3)' --points 250 ";
-  std::string first, first_fixed;
+  const std::string options_sparse =
+      "sweep --backend cpu --features 64 --hidden 8 --steps 30 --seed 'range(0,2)' "
+      "--density 0.01,0.1 --data-mode fresh --batch 100 ";
+  std::string first, first_fixed, first_sparse;
   for (const std::string& path : paths) {
-    const std::string out = fresh_dir("simd_" + path), out_fixed = fresh_dir("simd_fixed_" + path);
+    const std::string out = fresh_dir("simd_" + path), out_fixed = fresh_dir("simd_fixed_" + path),
+                      out_sparse = fresh_dir("simd_sparse_" + path);
     const Outcome r = run_shell("SUPERPOSE_SIMD=" + path + " " + std::string(SUPERPOSE_BINARY) +
                                 " " + options + "--out " + out + " 2>&1");
     ASSERT_EQ(r.status, 0) << path << ": " << r.output;
     const Outcome f = run_shell("SUPERPOSE_SIMD=" + path + " " + std::string(SUPERPOSE_BINARY) +
                                 " " + options_fixed + "--out " + out_fixed + " 2>&1");
     ASSERT_EQ(f.status, 0) << path << ": " << f.output;
+    const Outcome sparse =
+        run_shell("SUPERPOSE_SIMD=" + path + " " + std::string(SUPERPOSE_BINARY) + " " +
+                  options_sparse + "--out " + out_sparse + " 2>&1");
+    ASSERT_EQ(sparse.status, 0) << path << ": " << sparse.output;
     EXPECT_NE(read_text(out + "/manifest.json").find(path), std::string::npos) << path;
     if (first.empty()) {
       first = read_text(out + "/results.csv");
       first_fixed = read_text(out_fixed + "/results.csv");
+      first_sparse = read_text(out_sparse + "/results.csv");
       ASSERT_FALSE(first.empty());
     } else {
       EXPECT_EQ(read_text(out + "/results.csv"), first) << path;
       EXPECT_EQ(read_text(out_fixed + "/results.csv"), first_fixed) << path;
+      EXPECT_EQ(read_text(out_sparse + "/results.csv"), first_sparse) << path;
     }
   }
   for (const std::string& bad : {std::string("sse9"), std::string("avx512")}) {

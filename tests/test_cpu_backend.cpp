@@ -369,5 +369,63 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
         }
 }
 
+// Sparse rows draw a value block only for the rows that use one of its values (packed across rows,
+// then spread back): the same rows, bit for bit — with 37 features (an odd count: the last block
+// holds two values), 64 and 200 (two rounds of blocks), at sparsities that take the packed draw
+// (0.9, 0.99, every feature off) and the full one (0.5), and with features that are always on or
+// never on among sparse ones.
+TEST(CpuSimd, SparseFreshRowsDrawOnlyTheValuesTheyUseAndEqualTheScalarGenerator) {
+  for (cpu::SimdPath path : simd_paths_here())
+    for (int n : {37, 64, 200})
+      for (int profile = 0; profile < 5; ++profile) {
+        ModelSpec model;
+        model.seed = 0xfeedbeef00ull + static_cast<uint64_t>(n);
+        model.importance.assign(n, 1.0);
+        model.sparsity.assign(n, 0.0);
+        for (int f = 0; f < n; ++f) {
+          const double graded[] = {0.9, 0.99, 0.999};
+          switch (profile) {
+            case 0:
+              model.sparsity[f] = 0.9;
+              break;
+            case 1:
+              model.sparsity[f] = 0.99;
+              break;
+            case 2:
+              model.sparsity[f] = f % 11 == 0 ? 0.0 : f % 7 == 0 ? 1.0 : graded[f % 3];
+              break;
+            case 3:
+              model.sparsity[f] = 1.0;
+              break;
+            default:
+              model.sparsity[f] = 0.5;
+              break;
+          }
+        }
+        GroupSpec g;
+        g.n_features = n;
+        g.n_hidden = 3;
+        const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
+        const std::vector<float> threshold = mask_thresholds(model, FeatureGroups{});
+        for (uint64_t first : {uint64_t{0}, uint64_t{(1ull << 32) - 700}})
+          for (int rows : {16, 1024 + 7}) {
+            SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " profile "
+                                              << profile << " first " << first << " rows " << rows);
+            const std::vector<float> x = generate_rows(model, n, first, rows, FeatureGroups{});
+            cpu::SimdStep scalar_rows(n, 3, path), lane_rows(n, 3, path);
+            scalar_rows.set_rows(x.data(), rows);
+            lane_rows.generate_rows(model, threshold.data(), FeatureGroups{}, first, rows);
+            std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n);
+            const float l1 = scalar_rows.loss_and_gradients(
+                true, W.data(), b.data(), importance.data(), gW1.data(), gb1.data());
+            const float l2 = lane_rows.loss_and_gradients(
+                true, W.data(), b.data(), importance.data(), gW2.data(), gb2.data());
+            EXPECT_EQ(l1, l2);
+            EXPECT_EQ(gW1, gW2);
+            EXPECT_EQ(gb1, gb2);
+          }
+      }
+}
+
 }  // namespace
 }  // namespace sp
