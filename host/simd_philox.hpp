@@ -176,8 +176,9 @@ inline void compress_store(uint32_t lanes, Bits v, uint32_t* out) {  // vpcompre
 inline Bits expand_index(uint32_t lanes) {
   return _mm512_maskz_expand_epi32(static_cast<__mmask16>(lanes), load_bits(kLaneIndex.index));
 }
-inline Bits shift_right(Bits v, int bits) {
-  return _mm512_maskz_srli_epi32(0xFFFF, v, static_cast<unsigned>(bits));
+template <int kBits>
+Bits shift_right(Bits v) {
+  return _mm512_maskz_srli_epi32(0xFFFF, v, kBits);
 }
 // The zero-masked forms with every lane selected are the plain instructions (GCC 12 warns falsely
 // about the plain forms' undefined pass-through operand).
@@ -221,7 +222,10 @@ inline void compress_store(uint32_t lanes, Bits v, uint32_t* out) {
       _mm256_permutevar8x32_epi32(v, permutation(kLanePermutations.compress[lanes])));
 }
 inline Bits expand_index(uint32_t lanes) { return permutation(kLanePermutations.expand[lanes]); }
-inline Bits shift_right(Bits v, int bits) { return _mm256_srli_epi32(v, bits); }
+template <int kBits>
+Bits shift_right(Bits v) {
+  return _mm256_srli_epi32(v, kBits);
+}
 inline Bits permute(Bits v, Bits index) { return _mm256_permutevar8x32_epi32(v, index); }
 inline Lanes permute(Lanes v, Bits index) { return Lanes(_mm256_permutevar8x32_ps(v.r, index)); }
 #endif
@@ -271,7 +275,7 @@ inline void sparse_values(uint64_t seed, int n, int first, int end, Bits c2, Bit
       Bits* counter = half == 0 ? a : b;
       const Bits entry = load_bits(queue + i + half * kWidth);
       const Bits lane = entry & splat(0xFF);
-      counter[0] = shift_right(entry, 8);
+      counter[0] = shift_right<8>(entry);
       counter[1] = splat(0);  // packed only where a row's blocks are fewer than 2^24
       counter[2] = permute(c2, lane);
       counter[3] = permute(c3, lane);

@@ -370,13 +370,15 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
 }
 
 // Sparse rows draw a value block only for the rows that use one of its values (packed across rows,
-// then spread back): the same rows, bit for bit — with 37 features (an odd count: the last block
-// holds two values), 64 and 200 (two rounds of blocks), at sparsities that take the packed draw
-// (0.9, 0.99, every feature off) and the full one (0.5), and with features that are always on or
-// never on among sparse ones.
+// then spread back): the same rows, bit for bit — with 35 features (an odd number of mask blocks,
+// the next drawn for every row; n mod 4 = 3), 37 (the last block holds two values), 64, 150 (32
+// packed blocks, then 5 too few to pack) and 200 (two rounds of blocks), at sparsities that take
+// the packed draw (0.9, 0.99, every feature off) and the full one (0.5), with features that are
+// always on or never on among sparse ones; across 2^32, on the evaluation rows' base, and drawn by
+// a team of threads.
 TEST(CpuSimd, SparseFreshRowsDrawOnlyTheValuesTheyUseAndEqualTheScalarGenerator) {
   for (cpu::SimdPath path : simd_paths_here())
-    for (int n : {37, 64, 200})
+    for (int n : {35, 37, 64, 150, 200})
       for (int profile = 0; profile < 5; ++profile) {
         ModelSpec model;
         model.seed = 0xfeedbeef00ull + static_cast<uint64_t>(n);
@@ -407,7 +409,7 @@ TEST(CpuSimd, SparseFreshRowsDrawOnlyTheValuesTheyUseAndEqualTheScalarGenerator)
         g.n_hidden = 3;
         const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
         const std::vector<float> threshold = mask_thresholds(model, FeatureGroups{});
-        for (uint64_t first : {uint64_t{0}, uint64_t{(1ull << 32) - 700}})
+        for (uint64_t first : {uint64_t{0}, uint64_t{(1ull << 32) - 700}, kEvalBase + 3})
           for (int rows : {16, 1024 + 7}) {
             SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " profile "
                                               << profile << " first " << first << " rows " << rows);
@@ -423,6 +425,14 @@ TEST(CpuSimd, SparseFreshRowsDrawOnlyTheValuesTheyUseAndEqualTheScalarGenerator)
             EXPECT_EQ(l1, l2);
             EXPECT_EQ(gW1, gW2);
             EXPECT_EQ(gb1, gb2);
+            cpu::SimdStep team_rows(n, 3, path);
+            team_rows.set_threads(4);
+            team_rows.generate_rows(model, threshold.data(), FeatureGroups{}, first, rows);
+            std::vector<float> gW3(W.size()), gb3(n);
+            EXPECT_EQ(l1, team_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+                                                       gW3.data(), gb3.data()));
+            EXPECT_EQ(gW1, gW3);
+            EXPECT_EQ(gb1, gb3);
           }
       }
 }
