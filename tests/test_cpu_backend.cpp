@@ -319,6 +319,38 @@ TEST(CpuSimd, AdamWUpdateHasTheBitsOfTheFloatCode) {
 namespace sp {
 namespace {
 
+// Rows first .. first + rows − 1 of `model` drawn straight into the lanes (alone, and by a team of
+// 4 threads) step exactly as the scalar generator's rows do: the same loss and gradients, bit for
+// bit.
+void expect_lane_rows_equal_scalar_rows(cpu::SimdPath path, const ModelSpec& model, int m,
+                                        const FeatureGroups& groups, uint64_t first, int rows) {
+  const int n = static_cast<int>(model.sparsity.size());
+  GroupSpec g;
+  g.n_features = n;
+  g.n_hidden = m;
+  const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
+  const std::vector<float> threshold = mask_thresholds(model, groups);
+  const std::vector<float> x = generate_rows(model, n, first, rows, groups);
+  cpu::SimdStep scalar_rows(n, m, path), lane_rows(n, m, path), team_rows(n, m, path);
+  scalar_rows.set_rows(x.data(), rows);
+  lane_rows.generate_rows(model, threshold.data(), groups, first, rows);
+  team_rows.set_threads(4);
+  team_rows.generate_rows(model, threshold.data(), groups, first, rows);
+  std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n), gW3(W.size()), gb3(n);
+  const float l1 = scalar_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+                                                  gW1.data(), gb1.data());
+  const float l2 = lane_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+                                                gW2.data(), gb2.data());
+  const float l3 = team_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+                                                gW3.data(), gb3.data());
+  EXPECT_EQ(l1, l2);
+  EXPECT_EQ(gW1, gW2);
+  EXPECT_EQ(gb1, gb2);
+  EXPECT_EQ(l1, l3);
+  EXPECT_EQ(gW1, gW3);
+  EXPECT_EQ(gb1, gb3);
+}
+
 // Fresh rows drawn straight into the lanes (a pack of Philox counters at once: 16 with AVX-512, 8
 // with AVX2) step exactly as the scalar generator's rows do: same loss and gradients, bit for bit —
 // across a subsequence that crosses 2^32 and with a leftover tail.
@@ -327,44 +359,18 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
     for (int n : {1, 2, 3, 5, 20})
       for (uint64_t first : {uint64_t{0}, uint64_t{(1ull << 32) - 20}, kEvalBase + 5})
         for (int rows : {16, 37, 1024}) {
-          const int m = n > 2 ? 2 : 1;
           ModelSpec model;
           model.seed = 0x1234567890abcdefull + static_cast<uint64_t>(n);
           model.sparsity.assign(n, 0.0);
           for (int f = 0; f < n; ++f) model.sparsity[f] = 0.15 * (f % 7);
           model.importance.assign(n, 1.0);
-          GroupSpec g;
-          g.n_features = n;
-          g.n_hidden = m;
-          const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
           // Independent features, then (n >= 4) correlated and anticorrelated pairs.
           for (FeatureGroups groups : {FeatureGroups{}, FeatureGroups{1, 1, 2}}) {
             if (groups.grouped() > n) continue;
-            const std::vector<float> threshold = mask_thresholds(model, groups);
-            const std::vector<float> x = generate_rows(model, n, first, rows, groups);
-            cpu::SimdStep scalar_rows(n, m, path), lane_rows(n, m, path);
-            scalar_rows.set_rows(x.data(), rows);
-            lane_rows.generate_rows(model, threshold.data(), groups, first, rows);
-            std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n);
-            const float l1 = scalar_rows.loss_and_gradients(
-                true, W.data(), b.data(), importance.data(), gW1.data(), gb1.data());
-            const float l2 = lane_rows.loss_and_gradients(
-                true, W.data(), b.data(), importance.data(), gW2.data(), gb2.data());
             SCOPED_TRACE(::testing::Message()
                          << cpu::to_string(path) << " n " << n << " first " << first << " rows "
                          << rows << " groups " << groups.grouped());
-            EXPECT_EQ(l1, l2);
-            EXPECT_EQ(gW1, gW2);
-            EXPECT_EQ(gb1, gb2);
-            // Drawn (and stepped) by a team of threads, each its share of the packs: the same.
-            cpu::SimdStep team_rows(n, m, path);
-            team_rows.set_threads(4);
-            team_rows.generate_rows(model, threshold.data(), groups, first, rows);
-            std::vector<float> gW3(W.size()), gb3(n);
-            EXPECT_EQ(l1, team_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
-                                                       gW3.data(), gb3.data()));
-            EXPECT_EQ(gW1, gW3);
-            EXPECT_EQ(gb1, gb3);
+            expect_lane_rows_equal_scalar_rows(path, model, n > 2 ? 2 : 1, groups, first, rows);
           }
         }
 }
@@ -404,35 +410,11 @@ TEST(CpuSimd, SparseFreshRowsDrawOnlyTheValuesTheyUseAndEqualTheScalarGenerator)
               break;
           }
         }
-        GroupSpec g;
-        g.n_features = n;
-        g.n_hidden = 3;
-        const std::vector<float> W = initial_W(g, model), b(n, 0.05f), importance(n, 1.0f);
-        const std::vector<float> threshold = mask_thresholds(model, FeatureGroups{});
         for (uint64_t first : {uint64_t{0}, uint64_t{(1ull << 32) - 700}, kEvalBase + 3})
           for (int rows : {16, 1024 + 7}) {
             SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " profile "
                                               << profile << " first " << first << " rows " << rows);
-            const std::vector<float> x = generate_rows(model, n, first, rows, FeatureGroups{});
-            cpu::SimdStep scalar_rows(n, 3, path), lane_rows(n, 3, path);
-            scalar_rows.set_rows(x.data(), rows);
-            lane_rows.generate_rows(model, threshold.data(), FeatureGroups{}, first, rows);
-            std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n);
-            const float l1 = scalar_rows.loss_and_gradients(
-                true, W.data(), b.data(), importance.data(), gW1.data(), gb1.data());
-            const float l2 = lane_rows.loss_and_gradients(
-                true, W.data(), b.data(), importance.data(), gW2.data(), gb2.data());
-            EXPECT_EQ(l1, l2);
-            EXPECT_EQ(gW1, gW2);
-            EXPECT_EQ(gb1, gb2);
-            cpu::SimdStep team_rows(n, 3, path);
-            team_rows.set_threads(4);
-            team_rows.generate_rows(model, threshold.data(), FeatureGroups{}, first, rows);
-            std::vector<float> gW3(W.size()), gb3(n);
-            EXPECT_EQ(l1, team_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
-                                                       gW3.data(), gb3.data()));
-            EXPECT_EQ(gW1, gW3);
-            EXPECT_EQ(gb1, gb3);
+            expect_lane_rows_equal_scalar_rows(path, model, 3, FeatureGroups{}, first, rows);
           }
       }
 }
