@@ -20,6 +20,12 @@ BackendKind parse_backend_kind(const std::string& text, const std::string& optio
       fmt::format("{}: unknown backend '{}' (accepted: auto, cuda, cpu, reference)", option, text));
 }
 
+std::string arithmetic_of(const std::string& backend_name) {
+  if (backend_name == "cpu" || backend_name == "cuda") return "float32";
+  if (backend_name == "reference") return "float64";
+  return "";
+}
+
 int usable_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);

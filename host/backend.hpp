@@ -13,11 +13,18 @@ namespace sp {
 enum class BackendKind { automatic, cuda, cpu, reference };
 BackendKind parse_backend_kind(const std::string& text, const std::string& option);
 
+// "float32" for the cpu and cuda backends (the same bits, tested), "float64" for the reference;
+// "" for a name that is no backend's.
+std::string arithmetic_of(const std::string& backend_name);
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;    // "reference", "cpu", "cuda"
   virtual std::string device() const = 0;  // the CPU or GPU model, for the manifest
+  // The arithmetic its results are exact in (arithmetic_of): part of a sweep's identity, so that
+  // results of different arithmetic are never merged or resumed into each other.
+  std::string arithmetic() const { return arithmetic_of(name()); }
   // Trains every model of the group; results in the order of group.models.
   virtual std::vector<ModelResult> train(const GroupSpec& group) = 0;
   // How many models one train() call should hold for speed (a sweep gives it several chunks at

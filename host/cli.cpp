@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "host/experiments.hpp"
 #include "host/job.hpp"
 #include "host/npy.hpp"
+#include "host/parse.hpp"
 #include "host/phase_diagram.hpp"
 #include "host/resources.hpp"
 #include "host/run_dir.hpp"
@@ -39,40 +41,26 @@ struct CommonOptions {
   CudaOptions cuda;  // --steps-per-launch, --fixed-rows (checked by make_backend)
 };
 
-// Integers are decimal, whole and within [lo, hi]: CLI11 would read "010" as octal (8), "" as 0 and
-// wrap "-1" into an unsigned 2^64 − 1. This transform checks the text and gives CLI11 the number
-// without leading zeros, so "010" is ten, as everywhere else in superpose.
+// Integers are decimal, whole and within [lo, hi] (host/parse.hpp's one grammar): CLI11 would read
+// "010" as octal (8), "" as 0 and wrap "-1" into an unsigned 2^64 − 1. This transform checks the
+// text and gives CLI11 the number without leading zeros, so "010" is ten, as everywhere else in
+// superpose.
 CLI::Validator decimal(long double lo, long double hi) {
   return CLI::Validator(
       [lo, hi](std::string& text) -> std::string {
-        std::string digits = text;
-        const bool negative = !digits.empty() && digits[0] == '-';
-        if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.erase(0, 1);
-        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
-          return fmt::format("'{}' is not a whole decimal number", text);
-        digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size() - 1));
-        const long double value = (negative ? -1.0L : 1.0L) * std::strtold(digits.c_str(), nullptr);
-        if (digits.size() > 20 || value < lo || value > hi)
-          return fmt::format("{} is outside the accepted range [{}, {}]", text,
-                             static_cast<long long>(lo), static_cast<unsigned long long>(hi));
-        text = (negative && digits != "0" ? "-" : "") + digits;
-        return "";
+        std::string digits;
+        const std::string problem = whole_problem(text, lo, hi, &digits);
+        if (problem.empty()) text = digits;
+        return problem;
       },
       "INTEGER");
 }
 
-// Numbers are finite decimals: "" (which CLI11 would read as 0) and "1e3x" are refused.
+// Numbers are finite decimals (host/parse.hpp): "" (which CLI11 would read as 0), "0x10" and
+// "1e3x" are refused.
 CLI::Validator number() {
   return CLI::Validator(
-      [](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double value = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
-        if (text.empty()) return "the value is empty";
-        if (end != text.c_str() + text.size() || !std::isfinite(value))
-          return fmt::format("'{}' is not a finite number", text);
-        return "";
-      },
-      "NUMBER");
+      [](std::string& text) -> std::string { return real_problem(text, nullptr); }, "NUMBER");
 }
 
 // Text options (axes, lists) may not be empty: an empty --density must not mean "not given".
@@ -208,6 +196,11 @@ struct GroupOptions {
     g.n_features = features;
     g.n_hidden = hidden;
     g.mode = parse_data_mode(data_mode, "--data-mode");
+    // Every value given is checked, in either data mode: an option of the other mode is ignored,
+    // but never a value it would refuse.
+    if (given("--eval-fraction") && !(eval_fraction >= 0.0 && eval_fraction < 1.0))
+      throw UsageError(fmt::format("--eval-fraction: {} is outside the accepted range [0, 1)",
+                                   format_number(eval_fraction)));
     g.points = points;
     g.eval_fraction = eval_fraction;
     g.batch = batch;
@@ -325,7 +318,7 @@ struct TrainOptions {
   CommonOptions common;
   GroupOptions group;
   std::string model = "relu";
-  std::vector<double> sparsity{0.0}, importance{1.0};
+  std::string sparsity = "0", importance = "1";  // lists (host/parse.hpp), one or one per feature
   double lr = 1e-3, weight_decay = 0.01;
   int steps = 1000;
   uint64_t seed = 0;
@@ -336,13 +329,13 @@ void add_train(CLI::App& app, TrainOptions& o) {
   CLI::App* train = app.add_subcommand("train", "train one model and write its run directory");
   add_common(train, o.common, "out/train");
   train->add_option("--model", o.model, "linear | relu")->check(non_empty())->capture_default_str();
-  train->add_option("--sparsity", o.sparsity, "probability a feature is 0: one, or one per feature")
-      ->delimiter(',')
-      ->check(number())
+  train
+      ->add_option("--sparsity", o.sparsity,
+                   "probability a feature is 0: one, or one per feature (a,b,...)")
+      ->check(non_empty())
       ->capture_default_str();
-  train->add_option("--importance", o.importance, "loss weight: one, or one per feature")
-      ->delimiter(',')
-      ->check(number())
+  train->add_option("--importance", o.importance, "loss weight: one, or one per feature (a,b,...)")
+      ->check(non_empty())
       ->capture_default_str();
   train->add_option("--lr", o.lr, "AdamW learning rate")->check(number())->capture_default_str();
   train->add_option("--weight-decay", o.weight_decay, "AdamW's weight decay (0: Adam)")
@@ -393,8 +386,8 @@ int run_train(TrainOptions o) {
   model.kind = parse_model_kind(o.model, "--model");
   model.lr = o.lr;
   model.weight_decay = o.weight_decay;
-  model.sparsity = broadcast(o.sparsity, group.n_features);
-  model.importance = broadcast(o.importance, group.n_features);
+  model.sparsity = broadcast(parse_list(o.sparsity, "--sparsity"), group.n_features);
+  model.importance = broadcast(parse_list(o.importance, "--importance"), group.n_features);
   const auto n = static_cast<size_t>(group.n_features), m = static_cast<size_t>(group.n_hidden);
   if (!o.data_file.empty()) {
     model.data = load_array(o.data_file, "--data", {0, n}, true);
@@ -420,7 +413,8 @@ int run_train(TrainOptions o) {
   const RunDir dir(o.common.out);
   const auto claim = claim_run_dir(dir, "run.json",
                                    {{"command", "train"},
-                                    {"backend", backend->name()},
+                                    {"version", SUPERPOSE_VERSION},
+                                    {"arithmetic", backend->arithmetic()},
                                     {"group", group_json(group)},
                                     {"model", model_json}},
                                    o.common.overwrite);
@@ -499,7 +493,8 @@ int run_experiments_command(const ExperimentsCli& o) {
   const RunDir dir(o.common.out);
   const auto claim = claim_run_dir(dir, "run.json",
                                    {{"command", "experiments"},
-                                    {"backend", backend->name()},
+                                    {"version", SUPERPOSE_VERSION},
+                                    {"arithmetic", backend->arithmetic()},
                                     {"seeds", o.options.seeds},
                                     {"first_seed", o.options.first_seed},
                                     {"example_seed", o.options.example_seed},
@@ -686,8 +681,32 @@ void check_sweep_resources(const Backend& backend, const SweepSpec& spec,
   largest.steps = most_steps(spec);
   const int64_t at_once = std::min(
       spec.model_count(), devices * std::max(largest_chunk(spec), backend.models_per_call()));
-  require_memory(training_memory(largest, at_once, threads_of(common, backend), "--chunk-models"));
-  require_disk(output_disk(largest, spec.model_count(), true, "--seed"), common.out);
+  std::vector<Need> memory =
+      training_memory(largest, at_once, threads_of(common, backend), "--chunk-models");
+  std::vector<Need> disk = output_disk(largest, spec.model_count(), true, "--seed");
+  // What the sweep's own records take: its axes' values, held while it runs (sweep.json and the
+  // manifest keep generated axes as their formula), and per chunk its plan entry, the manifest's
+  // line, and on disk its directory, record, record of files and lock.
+  const Axis* widest = &spec.axes.front();
+  double axis_bytes = 0;
+  for (const Axis& axis : spec.axes) {
+    axis_bytes += static_cast<double>(axis.size()) * (8 + (axis.labels.empty() ? 0 : 40));
+    if (axis.size() > widest->size()) widest = &axis;
+  }
+  std::string axis_option = "--" + widest->name;
+  std::replace(axis_option.begin(), axis_option.end(), '_', '-');
+  memory.push_back(
+      {axis_bytes, axis_option,
+       fmt::format("the values of the sweep's axes ({} of {})", widest->size(), axis_option)});
+  const auto chunks = static_cast<double>(chunk_count(spec));
+  memory.push_back(
+      {chunks * 1024, "--chunk-models",
+       fmt::format("the plan and manifest entries of {} chunks", static_cast<int64_t>(chunks))});
+  disk.push_back({chunks * 20 * 1024, "--chunk-models",
+                  fmt::format("the directories, records and locks of {} chunks",
+                              static_cast<int64_t>(chunks))});
+  require_memory(memory);
+  require_disk(disk, common.out);
 }
 
 SweepRun sweep_run(const CommonOptions& common, const SplitOptions& split,
@@ -961,13 +980,28 @@ void add_merge(CLI::App& app, MergeCli& o) {
 }
 
 int run_merge_command(const MergeCli& o) {
-  if (!fs::is_directory(o.dir))
-    throw UsageError(fmt::format("merge: '{}' is not a directory", o.dir));
-  const RunDir dir(o.dir);
+  const RunDir dir = RunDir::existing(o.dir, "merge");
   const auto t0 = std::chrono::steady_clock::now();
+  // A phase diagram's options (plan.json) must describe the sweep its sweep.json is.
+  auto check_phase_diagram = [&](const nlohmann::json& identity, const nlohmann::json& extra) {
+    if (identity.value("command", "") != "phase-diagram") return;
+    try {
+      const PhaseDiagramOptions options =
+          phase_diagram_from_json(extra.at("phase_diagram").at("options"));
+      nlohmann::json expected = sweep_identity(phase_diagram_sweep(options), "phase-diagram",
+                                               identity.at("arithmetic").get<std::string>());
+      expected["version"] = identity.at("version");
+      if (expected == identity) return;
+    } catch (const std::exception&) {
+    }
+    throw UsageError(fmt::format(
+        "merge: '{}'s phase-diagram options in plan.json do not describe the sweep in its "
+        "sweep.json; rerun the phase-diagram command (without --shard) to write them again",
+        dir.path()));
+  };
   SweepOutcome outcome;
   try {
-    outcome = merge_sweep(dir);
+    outcome = merge_sweep(dir, check_phase_diagram);
   } catch (const MergeIncomplete& incomplete) {
     print_err("superpose: {}\n", incomplete.what());
     return 1;
@@ -1028,12 +1062,10 @@ int run_tms_command(const TmsCli& o) {
         fmt::format("--scale: unknown scale '{}' (accepted: auto, reduced, full)", o.scale));
   }
   std::vector<TmsExperiment> experiments = tms_experiments(scale, o.steps);
+  const std::vector<TmsExperiment> every = experiments;  // the canonical order of tms.json
   if (!o.only.empty()) {
     std::vector<TmsExperiment> chosen;
-    size_t start = 0;
-    while (start <= o.only.size()) {  // an empty name (",,", a trailing comma) is refused
-      const size_t comma = std::min(o.only.find(',', start), o.only.size());
-      const std::string name = o.only.substr(start, comma - start);
+    for (const std::string& name : split(o.only, ',')) {  // an empty name is refused
       const auto found = std::find_if(experiments.begin(), experiments.end(), [&](const auto& e) {
         return e.name == name || e.name.rfind(name + "-", 0) == 0;
       });
@@ -1043,16 +1075,42 @@ int run_tms_command(const TmsCli& o) {
             "anticorrelated, collapse)",
             name));
       chosen.push_back(*found);
-      start = comma + 1;
     }
     experiments = chosen;
   }
   for (const TmsExperiment& e : experiments)
     check_sweep_resources(*backends.front(), e.spec, o.common);
+  const std::string scale_name = scale == TmsScale::full ? "full" : "reduced";
+  // The directory is one tms run's (its results' scale, steps and arithmetic): a rerun resumes
+  // it, whichever results --only picks; each result is a sweep of its own below it.
   const RunDir out(o.common.out);
+  const nlohmann::json identity = {{"command", "tms"},
+                                   {"version", SUPERPOSE_VERSION},
+                                   {"scale", scale_name},
+                                   {"steps", most_steps(every.front().spec)},
+                                   {"arithmetic", backends.front()->arithmetic()}};
+  const auto claim = claim_run_dir(
+      out, "run.json", identity, o.common.overwrite, [&](const nlohmann::json& existing) {
+        throw UsageError(fmt::format(
+            "--out: '{}' holds tms results of another run (scale {}, {} steps, {} arithmetic; "
+            "this run: scale {}, {} steps, {}); choose another --out, or add --overwrite to "
+            "replace them",
+            out.path(), existing.value("scale", "?"), existing.value("steps", 0),
+            existing.value("arithmetic", "?"), scale_name, identity["steps"].get<int>(),
+            identity["arithmetic"].get<std::string>()));
+      });
+  // Results an earlier run of this directory judged (a rerun with --only keeps the others).
+  std::map<std::string, nlohmann::json> judged;
+  if (out.wrote("tms.json")) {
+    const nlohmann::json earlier = out.read_json("tms.json");
+    if (earlier.is_object() && earlier.contains("experiments") && earlier["experiments"].is_array())
+      for (const auto& e : earlier["experiments"])
+        if (e.is_object() && e.contains("name") && e["name"].is_string())
+          judged[e["name"].get<std::string>()] = e;
+  }
   nlohmann::json report = {{"command", "tms"},
                            {"version", SUPERPOSE_VERSION},
-                           {"scale", scale == TmsScale::full ? "full" : "reduced"},
+                           {"scale", scale_name},
                            {"backend", backends.front()->name()},
                            {"device", devices_text(backends)},
                            {"experiments", nlohmann::json::array()}};
@@ -1066,9 +1124,10 @@ int run_tms_command(const TmsCli& o) {
     };
     run.extra_manifest["recipe"] = "tms";
     run.extra_manifest["tms"] = e.name;
+    run.overwrite = false;  // the whole directory was replaced above, where asked
     const RunDir dir = out.subdir(e.name);
     const SweepOutcome outcome = run_sweep(e.spec, dir, "tms", run);
-    const TmsVerdict verdict = judge_tms(e, dir.path());
+    const TmsVerdict verdict = judge_tms(e, dir);
     shown += verdict.shows;
     print_out(
         "{}: {}\n  {} models ({} diverged), trained in {:.1f} s{}\n", e.name, e.title,
@@ -1076,15 +1135,17 @@ int run_tms_command(const TmsCli& o) {
         outcome.chunks_resumed ? fmt::format(" ({} chunks resumed)", outcome.chunks_resumed) : "");
     for (const std::string& line : verdict.lines) print_out("  {}\n", line);
     print_out("  shows what the paper reports: {}\n", verdict.shows ? "yes" : "NO");
-    report["experiments"].push_back({{"name", e.name},
-                                     {"title", e.title},
-                                     {"dir", e.name},
-                                     {"shows", verdict.shows},
-                                     {"lines", verdict.lines},
-                                     {"models", outcome.models},
-                                     {"diverged", outcome.diverged},
-                                     {"train_seconds", outcome.train_seconds}});
+    judged[e.name] = {{"name", e.name},
+                      {"title", e.title},
+                      {"dir", e.name},
+                      {"shows", verdict.shows},
+                      {"lines", verdict.lines},
+                      {"models", outcome.models},
+                      {"diverged", outcome.diverged},
+                      {"train_seconds", outcome.train_seconds}};
   }
+  for (const TmsExperiment& e : every)
+    if (judged.count(e.name)) report["experiments"].push_back(judged[e.name]);
   out.write("tms.json", report.dump(2) + "\n");
   const SweepSpec& recipe = experiments.front().spec;  // every result trains alike
   print_out(

@@ -183,7 +183,8 @@ class CudaBackend final : public Backend {
     if (dataset_in_memory(g)) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
     if (g.record_trajectories)  // loss curve, eval history, snapshots: all kept on the device
       bytes +=
-          (static_cast<size_t>(g.steps) + g.eval_steps().size() + g.snapshot_steps().size() * P) *
+          (static_cast<size_t>(g.steps) + static_cast<size_t>(g.eval_step_count()) +
+           static_cast<size_t>(g.snapshot_step_count()) * P) *
           sizeof(float);
     bytes += cuda::scratch_floats_per_model(g.n_features, g.n_hidden, g.train_rows(), chosen) *
              sizeof(float);

@@ -39,8 +39,9 @@ SweepSpec phase_diagram_sweep(const PhaseDiagramOptions& o) {
                       "the lowest eval_loss (1 or more; default 10000)",
                       o.eval_points));
   require(std::isfinite(o.importance_min) && std::isfinite(o.importance_max) &&
-              o.importance_min > 0 && o.importance_max >= o.importance_min,
-          fmt::format("--importance-range: [{}, {}] is not accepted (0 < min <= max)",
+              o.importance_min > 0 && o.importance_max >= o.importance_min &&
+              o.importance_max <= 1e6,
+          fmt::format("--importance-range: [{}, {}] is not accepted (0 < min <= max <= 1000000)",
                       o.importance_min, o.importance_max));
   require(std::isfinite(o.density_min) && o.density_min > 0 && o.density_max <= 1 &&
               o.density_max >= o.density_min,
@@ -89,10 +90,10 @@ double ClosedForm::margin() const {
   return v[0] > 0 ? v[1] / v[0] : std::numeric_limits<double>::infinity();
 }
 
-std::vector<PhaseCell> aggregate_phase_diagram(const PhaseDiagramOptions& o,
-                                               const std::string& path) {
+std::vector<PhaseCell> aggregate_phase_diagram(const PhaseDiagramOptions& o, const RunDir& dir) {
   const SweepSpec spec = phase_diagram_sweep(o);
-  const Table table = read_csv(path);
+  const Table table = read_csv(dir, "results.csv");
+  const std::string path = dir.path_of("results.csv");
   const int c_id = table.column("model_id"), c_status = table.column("status"),
             c_eval = table.column("eval_loss"), c_train = table.column("train_loss"),
             c_phase = table.column("phase"), c_w1 = table.column("W_0_0"),
@@ -240,8 +241,7 @@ PhaseDiagramOptions phase_diagram_from_json(const nlohmann::json& j) {
 
 std::string finish_phase_diagram(const RunDir& dir, const PhaseDiagramOptions& options,
                                  nlohmann::json manifest, double seconds) {
-  const std::vector<PhaseCell> cells =
-      aggregate_phase_diagram(options, dir.path() + "/results.csv");
+  const std::vector<PhaseCell> cells = aggregate_phase_diagram(options, dir);
   dir.write("phase_diagram.csv", phase_diagram_csv(cells));
   const PhaseAgreement a = phase_agreement(cells);
   manifest["phase_diagram"]["agreement"] = {{"cells", a.cells},

@@ -64,7 +64,7 @@ struct PhaseCell {
 // Aggregates DIR/results.csv of a finished phase-diagram sweep: per cell, the seed with the lowest
 // eval_loss among those that did not diverge.
 std::vector<PhaseCell> aggregate_phase_diagram(const PhaseDiagramOptions& options,
-                                               const std::string& results_csv_path);
+                                               const RunDir& dir);
 
 struct PhaseAgreement {
   int cells = 0, agree = 0, far_cells = 0, far_agree = 0;

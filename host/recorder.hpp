@@ -13,8 +13,9 @@ class TrajectoryRecorder {
  public:
   TrajectoryRecorder(const GroupSpec& group, ModelResult& result)
       : enabled_(group.record_trajectories),
-        eval_steps_(group.eval_steps()),
-        snapshot_steps_(group.snapshot_steps()),
+        // Listed only when recorded: --eval-every 1 over 1e8 steps would be 400 MB a model.
+        eval_steps_(enabled_ ? group.eval_steps() : std::vector<int>{}),
+        snapshot_steps_(enabled_ ? group.snapshot_steps() : std::vector<int>{}),
         result_(result) {}
 
   // After step t's update: `loss` is the step's training loss (before the update); `evaluate()`

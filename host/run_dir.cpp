@@ -1,8 +1,10 @@
 #include "host/run_dir.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,10 +13,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <random>
 #include <set>
+#include <streambuf>
 
+#include "host/job.hpp"
 #include "host/npy.hpp"
 
 #define XXH_INLINE_ALL
@@ -24,16 +28,407 @@ namespace sp {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string hex64(uint64_t value) { return fmt::format("{:016x}", value); }
+
+std::string error_text(int error) { return std::strerror(error); }
+
+// One component of a path inside a run directory: not empty, no slash, not . or .. (superpose's
+// own names; a caller passing anything else is a bug).
+void check_component(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos)
+    throw std::logic_error("run directory: bad file name '" + name + "'");
+}
+
+std::vector<std::string> components(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t slash = std::min(path.find('/', start), path.size());
+    parts.push_back(path.substr(start, slash - start));
+    check_component(parts.back());
+    start = slash + 1;
+  }
+  return parts;
+}
+
+// Reads a file descriptor it owns, for std::istream.
+class DescriptorReader : public std::streambuf {
+ public:
+  explicit DescriptorReader(int fd) : fd_(fd), buffer_(1 << 16) {}
+  ~DescriptorReader() override { ::close(fd_); }
+  DescriptorReader(const DescriptorReader&) = delete;
+  DescriptorReader& operator=(const DescriptorReader&) = delete;
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+    ssize_t got;
+    do {
+      got = ::read(fd_, buffer_.data(), buffer_.size());
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) return traits_type::eof();
+    setg(buffer_.data(), buffer_.data(), buffer_.data() + got);
+    return traits_type::to_int_type(*gptr());
+  }
+
+ private:
+  int fd_;
+  std::vector<char> buffer_;
+};
+
+class DescriptorStream : public std::istream {
+ public:
+  explicit DescriptorStream(int fd) : std::istream(nullptr), reader_(fd) { rdbuf(&reader_); }
+
+ private:
+  DescriptorReader reader_;
+};
+
+// Writes to a descriptor (not owned), checksumming and counting what it writes; the first error's
+// errno is kept for the message.
+class DescriptorWriter : public std::streambuf {
+ public:
+  explicit DescriptorWriter(int fd) : fd_(fd), buffer_(1 << 16), state_(XXH3_createState()) {
+    XXH3_64bits_reset(state_);
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+  }
+  ~DescriptorWriter() override { XXH3_freeState(state_); }
+  DescriptorWriter(const DescriptorWriter&) = delete;
+  DescriptorWriter& operator=(const DescriptorWriter&) = delete;
+  int error() const { return error_; }
+  FileDigest digest() const { return {bytes_, hex64(XXH3_64bits_digest(state_))}; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (!drain()) return traits_type::eof();
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(c);
+      pbump(1);
+    }
+    return traits_type::not_eof(c);
+  }
+  int sync() override { return drain() ? 0 : -1; }
+
+ private:
+  bool drain() {
+    const char* data = pbase();
+    size_t left = static_cast<size_t>(pptr() - pbase());
+    XXH3_64bits_update(state_, data, left);
+    bytes_ += left;
+    while (left > 0 && error_ == 0) {
+      const ssize_t put = ::write(fd_, data, left);
+      if (put < 0) {
+        if (errno != EINTR) error_ = errno;
+        continue;
+      }
+      data += put;
+      left -= static_cast<size_t>(put);
+    }
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+    return error_ == 0;
+  }
+  int fd_;
+  std::vector<char> buffer_;
+  XXH3_state_t* state_;
+  uint64_t bytes_ = 0;
+  int error_ = 0;
+};
+
+// The temporary a write goes through: .<name>.tmp-<pid>-<8 hex digits>, the pid and a random part
+// so that shards on different machines (or pid namespaces) never share one.
+std::string temporary_name(const std::string& name) {
+  static thread_local std::mt19937_64 random(std::random_device{}() ^
+                                             static_cast<uint64_t>(::getpid()));
+  return fmt::format(".{}.tmp-{}-{:08x}", name, ::getpid(), static_cast<uint32_t>(random()));
+}
+
+// Whether `name` is a chunk's lock file (chunks/.<12 digits>.lock), which superpose makes empty.
+bool chunk_lock_name(const std::string& name) {
+  return name.size() == 18 && name[0] == '.' && name.compare(13, 5, ".lock") == 0 &&
+         name.find_first_not_of("0123456789", 1) == 13;
+}
+
+// Whether `name`, in the directory at `prefix` under a run directory, is one of superpose's lock
+// files: .superpose.lock and .superpose.claim, and a chunk's lock in a chunks/ directory.
+bool lock_file_name(const std::string& name, const std::string& prefix) {
+  const bool in_chunks =
+      prefix == "chunks/" ||
+      (prefix.size() > 8 && prefix.compare(prefix.size() - 8, 8, "/chunks/") == 0);
+  return name == kLockFile || name == kClaimFile || (chunk_lock_name(name) && in_chunks);
+}
+
+// Removes a lock file no process holds (flock taken, then unlinked while held); keeps it otherwise.
+void remove_lock_file(int dir_fd, const std::string& name) {
+  const int fd = ::openat(dir_fd, name.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= 4096 &&
+      ::flock(fd, LOCK_EX | LOCK_NB) == 0)
+    ::unlinkat(dir_fd, name.c_str(), 0);
+  ::close(fd);
+}
+
+bool write_all(int fd, const std::string& bytes) {
+  const char* data = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t put = ::write(fd, data, left);
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += put;
+    left -= static_cast<size_t>(put);
+  }
+  return true;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------- the record
+
+bool Ledger::lists(const std::string& name) const {
+  return std::any_of(files.begin(), files.end(), [&](const auto& f) { return f.first == name; });
+}
+
+bool Ledger::lists(const std::string& name, const FileDigest& digest) const {
+  return std::any_of(files.begin(), files.end(),
+                     [&](const auto& f) { return f.first == name && f.second == digest; });
+}
+
+Ledger parse_ledger(const std::string& text) {
+  Ledger ledger;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    const nlohmann::json line =
+        nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(start),
+                              text.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
+    start = end + 1;
+    if (!line.is_object()) continue;
+    const auto name_of = [&](const char* key) -> std::string {
+      const auto it = line.find(key);
+      if (it == line.end() || !it->is_string()) return "";
+      std::string name = it->get<std::string>();
+      const bool ok = !name.empty() && name != "." && name != ".." &&
+                      name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
+      return ok ? name : "";
+    };
+    if (const std::string file = name_of("file"); !file.empty()) {
+      const auto bytes = line.find("bytes");
+      const auto xxh3 = line.find("xxh3");
+      if (bytes == line.end() || !bytes->is_number_unsigned() || xxh3 == line.end() ||
+          !xxh3->is_string())
+        continue;
+      const std::string hex = xxh3->get<std::string>();
+      if (hex.size() != 16 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+        continue;
+      ledger.files.push_back({file, {bytes->get<uint64_t>(), hex}});
+    } else if (const std::string temporary = name_of("temporary"); !temporary.empty()) {
+      ledger.temporaries.push_back(temporary);
+    }
+  }
+  return ledger;
+}
+
+std::string digest_text(const std::string& bytes) {
+  return hex64(XXH3_64bits(bytes.data(), bytes.size()));
+}
+
+// ------------------------------------------------------------------------------- the directory
+
+struct RunDir::Handle {
+  explicit Handle(int descriptor) : fd(descriptor) {}
+  ~Handle() { ::close(fd); }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  int fd;
+};
+
+RunDir::RunDir(std::string path, std::shared_ptr<const Handle> handle)
+    : path_(std::move(path)), handle_(std::move(handle)) {}
+
 RunDir::RunDir(std::string path, const std::string& option) : path_(std::move(path)) {
   if (path_.empty()) throw UsageError(fmt::format("{}: the directory name is empty", option));
   std::error_code error;
   fs::create_directories(path_, error);
-  if (error || !fs::is_directory(path_))
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
     throw UsageError(fmt::format("{}: cannot create directory '{}' ({})", option, path_,
-                                 error ? error.message() : "a file of that name exists"));
-  if (::access(path_.c_str(), W_OK | X_OK) != 0)
-    throw UsageError(fmt::format("{}: directory '{}' is not writable ({})", option, path_,
-                                 std::strerror(errno)));
+                                 error ? error.message() : error_text(errno)));
+  handle_ = std::make_shared<const Handle>(fd);
+  if (::faccessat(fd, ".", W_OK | X_OK, 0) != 0)
+    throw UsageError(
+        fmt::format("{}: directory '{}' is not writable ({})", option, path_, error_text(errno)));
+}
+
+RunDir RunDir::existing(const std::string& path, const std::string& option) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    throw UsageError(
+        fmt::format("{}: '{}' is not a directory ({})", option, path, error_text(errno)));
+  return RunDir(path, std::make_shared<const Handle>(fd));
+}
+
+int RunDir::descriptor() const { return handle_->fd; }
+
+std::string RunDir::path_of(const std::string& name) const {
+  return (fs::path(path_) / name).string();
+}
+
+EntryKind RunDir::kind(const std::string& name) const {
+  check_component(name);
+  struct stat st {};
+  if (::fstatat(handle_->fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return EntryKind::none;
+    throw RunDirError(fmt::format("cannot look at '{}' ({})", path_of(name), error_text(errno)));
+  }
+  if (S_ISLNK(st.st_mode)) return EntryKind::link;
+  if (S_ISREG(st.st_mode)) return EntryKind::file;
+  if (S_ISDIR(st.st_mode)) return EntryKind::directory;
+  return EntryKind::other;
+}
+
+std::vector<std::string> RunDir::list() const {
+  const int fd = ::openat(handle_->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* listing = fd < 0 ? nullptr : ::fdopendir(fd);
+  if (!listing) {
+    if (fd >= 0) ::close(fd);
+    throw RunDirError(fmt::format("cannot list '{}' ({})", path_, error_text(errno)));
+  }
+  std::vector<std::string> names;
+  while (const dirent* entry = ::readdir(listing)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(listing);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+namespace {
+
+// Opens a regular file of the directory for reading: never through a link, never blocking on a
+// FIFO; RunDirError naming it otherwise.
+int open_regular(int dir_fd, const std::string& name, const std::string& path) {
+  check_component(name);
+  const int fd =
+      ::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP)
+      throw RunDirError(fmt::format(
+          "'{}' is a symbolic link: superpose never follows a link in a run directory; remove it",
+          path));
+    if (errno == ENOENT) throw RunDirError(fmt::format("'{}' is missing", path));
+    throw RunDirError(fmt::format("cannot read '{}' ({})", path, error_text(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw RunDirError(fmt::format(
+        "'{}' is not a regular file (a directory, FIFO or device), where superpose keeps a file",
+        path));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+}  // namespace
+
+std::unique_ptr<std::istream> RunDir::open(const std::string& name) const {
+  return std::make_unique<DescriptorStream>(open_regular(handle_->fd, name, path_of(name)));
+}
+
+std::string RunDir::read(const std::string& name) const {
+  const int fd = open_regular(handle_->fd, name, path_of(name));
+  std::string bytes;
+  std::vector<char> buffer(1 << 16);
+  while (true) {
+    const ssize_t got = ::read(fd, buffer.data(), buffer.size());
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      const int error = errno;
+      ::close(fd);
+      throw RunDirError(fmt::format("cannot read '{}' ({})", path_of(name), error_text(error)));
+    }
+    if (got == 0) break;
+    bytes.append(buffer.data(), static_cast<size_t>(got));
+  }
+  ::close(fd);
+  return bytes;
+}
+
+nlohmann::json RunDir::read_json(const std::string& name) const {
+  try {
+    if (kind(name) != EntryKind::file) return nullptr;
+    return nlohmann::json::parse(read(name), nullptr, false);  // discarded: null-like
+  } catch (const RunDirError&) {
+    return nullptr;
+  }
+}
+
+FileDigest RunDir::digest(const std::string& name) const {
+  const int fd = open_regular(handle_->fd, name, path_of(name));
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<char> buffer(1 << 16);
+  FileDigest digest;
+  int error = 0;
+  while (true) {
+    const ssize_t got = ::read(fd, buffer.data(), buffer.size());
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) error = errno;
+    if (got <= 0) break;
+    XXH3_64bits_update(state, buffer.data(), static_cast<size_t>(got));
+    digest.bytes += static_cast<uint64_t>(got);
+  }
+  digest.xxh3 = hex64(XXH3_64bits_digest(state));
+  XXH3_freeState(state);
+  ::close(fd);
+  if (error)
+    throw RunDirError(fmt::format("cannot read '{}' ({})", path_of(name), error_text(error)));
+  return digest;
+}
+
+Ledger RunDir::ledger() const {
+  if (kind(kLedgerFile) != EntryKind::file) return {};
+  return parse_ledger(read(kLedgerFile));
+}
+
+bool RunDir::wrote(const std::string& name) const {
+  if (kind(name) != EntryKind::file) return false;
+  const Ledger record = ledger();
+  return record.lists(name) && record.lists(name, digest(name));
+}
+
+void RunDir::append_record(const nlohmann::json& line) const {
+  const int fd =
+      ::openat(handle_->fd, kLedgerFile,
+               O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw RunDirError(
+        errno == ELOOP
+            ? fmt::format("'{}' is a symbolic link where superpose keeps its record of the files "
+                          "it wrote: superpose never writes through a link; remove it",
+                          path_of(kLedgerFile))
+            : fmt::format("cannot write '{}' ({})", path_of(kLedgerFile), error_text(errno)));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    ::close(fd);
+    throw RunDirError(fmt::format(
+        "'{}' is not superpose's record of its files (not a regular file, or a hard link to "
+        "another); remove it",
+        path_of(kLedgerFile)));
+  }
+  const bool ok = write_all(fd, line.dump() + "\n");
+  const int error = errno;
+  ::close(fd);
+  if (!ok)
+    throw RunDirError(
+        fmt::format("cannot write '{}' ({})", path_of(kLedgerFile), error_text(error)));
 }
 
 void RunDir::write(const std::string& name, const std::string& bytes) const {
@@ -44,214 +439,491 @@ void RunDir::write(const std::string& name, const std::string& bytes) const {
 
 void RunDir::write_with(const std::string& name,
                         const std::function<void(std::ostream&)>& fill) const {
-  write_file_atomically((fs::path(path_) / name).string(), fill);
-}
-
-void write_file_atomically(const std::string& path,
-                           const std::function<void(std::ostream&)>& fill) {
-  const fs::path final_path(path);
-  // The pid and a random part: shards on different machines (or pid namespaces) that write the
-  // same file of a shared directory at once never share a temporary.
-  static thread_local std::mt19937_64 random(std::random_device{}() ^
-                                             static_cast<uint64_t>(::getpid()));
-  const fs::path temporary =
-      final_path.parent_path() / fmt::format(".{}.tmp-{}-{:08x}", final_path.filename().string(),
-                                             ::getpid(), static_cast<uint32_t>(random()));
+  check_component(name);
+  if (name == kLedgerFile || name == kLockFile || name == kClaimFile)
+    throw std::logic_error("run directory: " + name + " is not written as a file");
+  const int dir_fd = handle_->fd;
+  const std::string temporary = temporary_name(name);
+  append_record({{"temporary", temporary}});  // before it exists: a crash leaves it listed
+  const int fd = ::openat(dir_fd, temporary.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw RunDirError(fmt::format("cannot write '{}' ({})", path_of(name), error_text(errno)));
+  FileDigest digest;
   try {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    fill(out);
-    out.flush();
-    if (!out) throw std::runtime_error(fmt::format("cannot write '{}'", final_path.string()));
+    int error = 0;
+    {
+      DescriptorWriter writer(fd);
+      std::ostream out(&writer);
+      fill(out);
+      out.flush();
+      error = writer.error() ? writer.error() : (out ? 0 : EIO);
+      digest = writer.digest();
+    }
+    if (::close(fd) != 0 && error == 0) error = errno;
+    if (error)
+      throw RunDirError(fmt::format("cannot write '{}' ({})", path_of(name), error_text(error)));
   } catch (...) {
-    std::error_code ignored;
-    fs::remove(temporary, ignored);
+    ::unlinkat(dir_fd, temporary.c_str(), 0);
     throw;
   }
-  fs::rename(temporary, final_path);
-}
-
-RunDir RunDir::subdir(const std::string& name) const {
-  return RunDir((fs::path(path_) / name).string());
+  // The name: absent, or superpose's own file as it wrote it — never a link, never a file it did
+  // not write.
+  std::string problem;
+  switch (kind(name)) {
+    case EntryKind::none:
+      break;
+    case EntryKind::file:
+      if (!wrote(name))
+        problem = fmt::format(
+            "'{}' is not a file superpose wrote, or it was changed since: superpose does not "
+            "replace it; move it away (or delete it), then run again",
+            path_of(name));
+      break;
+    case EntryKind::link:
+      problem = fmt::format(
+          "'{}' is a symbolic link where superpose writes its own {}: superpose never writes "
+          "through a link; remove it, then run again",
+          path_of(name), name);
+      break;
+    default:
+      problem = fmt::format(
+          "'{}' is not a regular file, where superpose writes its own {}; remove it, then run "
+          "again",
+          path_of(name), name);
+  }
+  try {
+    if (!problem.empty()) throw RunDirError(problem);
+    append_record({{"file", name}, {"bytes", digest.bytes}, {"xxh3", digest.xxh3}});
+    if (::renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) != 0)
+      throw RunDirError(fmt::format("cannot write '{}' ({})", path_of(name), error_text(errno)));
+  } catch (...) {
+    ::unlinkat(dir_fd, temporary.c_str(), 0);
+    throw;
+  }
 }
 
 namespace {
 
-std::string hex64(uint64_t value) { return fmt::format("{:016x}", value); }
-
-constexpr const char* kLockFile = ".superpose.lock";
-
-// A temporary of write_file_atomically: .<name>.tmp-<pid>-<8 hex digits>.
-bool is_temporary(const std::string& name) {
-  const size_t at = name.rfind(".tmp-");
-  if (name.size() < 2 || name[0] != '.' || at == std::string::npos) return false;
-  const std::string tail = name.substr(at + 5);
-  const size_t dash = tail.find('-');
-  return dash != std::string::npos && dash > 0 && tail.size() == dash + 9 &&
-         tail.find_first_not_of("0123456789") == dash &&
-         tail.find_first_not_of("0123456789abcdef", dash + 1) == std::string::npos;
-}
-
-// Whether `path` is a run directory's identity file superpose wrote (run.json, sweep.json,
-// manifest.json): a JSON object naming a superpose command — not merely a file of that name,
-// which another program's directory may hold too.
-bool superpose_identity(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return false;
-  try {
-    nlohmann::json j;
-    in >> j;
-    static const std::set<std::string> commands = {"train", "experiments", "sweep",
-                                                   "phase-diagram"};
-    return j.is_object() && j.contains("command") && j["command"].is_string() &&
-           commands.count(j["command"].get<std::string>()) > 0;
-  } catch (const std::exception&) {
-    return false;
+int open_subdirectory(int dir_fd, const std::string& name, const std::string& path) {
+  const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) return fd;
+  const int error = errno;
+  struct stat st {};
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISLNK(st.st_mode))
+      throw RunDirError(fmt::format(
+          "'{}' is a symbolic link where superpose keeps its directory {}: superpose never "
+          "follows a link in a run directory; remove it",
+          path, name));
+    if (!S_ISDIR(st.st_mode))
+      throw RunDirError(fmt::format(
+          "'{}' is not a directory, where superpose keeps its directory {}", path, name));
   }
+  if (error == ENOENT) return -1;
+  throw RunDirError(fmt::format("cannot open '{}' ({})", path, error_text(error)));
 }
 
 }  // namespace
 
-FileDigest digest_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot read '{}'", path));
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  std::vector<char> buffer(1 << 16);
-  FileDigest digest;
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const auto got = static_cast<size_t>(in.gcount());
-    XXH3_64bits_update(state, buffer.data(), got);
-    digest.bytes += got;
+RunDir RunDir::subdir(const std::string& name) const {
+  RunDir dir = *this;
+  for (const std::string& part : components(name)) {
+    const std::string path = dir.path_of(part);
+    const bool created = ::mkdirat(dir.handle_->fd, part.c_str(), 0755) == 0;
+    if (!created && errno != EEXIST)
+      throw RunDirError(fmt::format("cannot create directory '{}' ({})", path, error_text(errno)));
+    const int fd = open_subdirectory(dir.handle_->fd, part, path);
+    if (fd < 0) throw RunDirError(fmt::format("cannot open '{}' (it went away)", path));
+    dir = RunDir(path, std::make_shared<const Handle>(fd));
+    if (created) dir.append_record({{"directory", part}});  // superpose's, even while empty
   }
-  digest.xxh3 = hex64(XXH3_64bits_digest(state));
-  XXH3_freeState(state);
-  return digest;
+  return dir;
 }
 
-std::string digest_text(const std::string& bytes) {
-  return hex64(XXH3_64bits(bytes.data(), bytes.size()));
+std::optional<RunDir> RunDir::existing_subdir(const std::string& name) const {
+  RunDir dir = *this;
+  for (const std::string& part : components(name)) {
+    const std::string path = dir.path_of(part);
+    const int fd = open_subdirectory(dir.handle_->fd, part, path);
+    if (fd < 0) return std::nullopt;
+    dir = RunDir(path, std::make_shared<const Handle>(fd));
+  }
+  return dir;
+}
+
+std::pair<std::unique_ptr<RunClaim>, bool> RunDir::lock(const std::string& name, bool shared,
+                                                        bool wait) const {
+  check_component(name);
+  const int fd = ::openat(handle_->fd, name.c_str(),
+                          O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw RunDirError(errno == ELOOP
+                          ? fmt::format("'{}' is a symbolic link where superpose keeps its lock: "
+                                        "superpose never writes through a link; remove it",
+                                        path_of(name))
+                          : fmt::format("cannot open '{}' ({})", path_of(name), error_text(errno)));
+  auto claim = std::make_unique<RunClaim>(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+    throw RunDirError(fmt::format(
+        "'{}' is not superpose's lock file (not a regular file, or a hard link to another); "
+        "remove it",
+        path_of(name)));
+  while (::flock(fd, (shared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB)) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) return {std::move(claim), false};
+    throw RunDirError(fmt::format(
+        "cannot lock '{}' ({}): superpose needs flock, which this file system does not give",
+        path_of(name), error_text(errno)));
+  }
+  return {std::move(claim), true};
+}
+
+std::unique_ptr<RunClaim> RunDir::try_lock(const std::string& name) const {
+  auto [claim, taken] = lock(name, false, false);
+  return taken ? std::move(claim) : nullptr;
+}
+
+bool RunDir::remove_if_written(const std::string& name) const {
+  if (kind(name) != EntryKind::file) return false;
+  const Ledger record = ledger();
+  const bool temporary = std::find(record.temporaries.begin(), record.temporaries.end(), name) !=
+                         record.temporaries.end();
+  if (!temporary && !(record.lists(name) && record.lists(name, digest(name)))) return false;
+  return ::unlinkat(handle_->fd, name.c_str(), 0) == 0;
+}
+
+void RunDir::rename(const std::string& from, const std::string& to) const {
+  check_component(from);
+  check_component(to);
+  if (::renameat(handle_->fd, from.c_str(), handle_->fd, to.c_str()) != 0)
+    throw RunDirError(
+        fmt::format("cannot rename '{}' to '{}' ({})", path_of(from), to, error_text(errno)));
+}
+
+void RunDir::remove_empty_subdir(const std::string& name) const {
+  check_component(name);
+  ::unlinkat(handle_->fd, name.c_str(), AT_REMOVEDIR);  // fails, harmlessly, when not empty
+}
+
+void RunDir::remove_recorded_temporaries() const {
+  const Ledger record = ledger();
+  for (const std::string& temporary : record.temporaries)
+    if (kind(temporary) == EntryKind::file) ::unlinkat(handle_->fd, temporary.c_str(), 0);
+  for (const std::string& name : list())
+    if (name != "." && kind(name) == EntryKind::directory) {
+      const std::optional<RunDir> sub = existing_subdir(name);
+      if (sub && sub->has_ledger()) sub->remove_recorded_temporaries();
+    }
+}
+
+void write_file_atomically(const std::string& path,
+                           const std::function<void(std::ostream&)>& fill) {
+  const fs::path final_path = fs::absolute(path);
+  const int dir_fd = ::open(final_path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0)
+    throw std::runtime_error(fmt::format("cannot write '{}' ({})", path, error_text(errno)));
+  const std::string name = final_path.filename().string(), temporary = temporary_name(name);
+  const int fd = ::openat(dir_fd, temporary.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int error = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    try {
+      DescriptorWriter writer(fd);
+      std::ostream out(&writer);
+      fill(out);
+      out.flush();
+      error = writer.error() ? writer.error() : (out ? 0 : EIO);
+    } catch (...) {
+      ::close(fd);
+      ::unlinkat(dir_fd, temporary.c_str(), 0);
+      ::close(dir_fd);
+      throw;
+    }
+    if (::close(fd) != 0 && error == 0) error = errno;
+    if (error == 0 && ::renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) != 0)
+      error = errno;
+    if (error) ::unlinkat(dir_fd, temporary.c_str(), 0);
+  }
+  ::close(dir_fd);
+  if (error)
+    throw std::runtime_error(fmt::format("cannot write '{}' ({})", path, error_text(error)));
 }
 
 RunClaim::~RunClaim() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
-void remove_stale_temporaries(const std::string& dir) {
-  std::error_code error;
-  for (auto it = fs::recursive_directory_iterator(dir, error);
-       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
-    if (it->is_regular_file(error) && is_temporary(it->path().filename().string()))
-      fs::remove(it->path(), error);
+// ------------------------------------------------------------------------------- removal
+
+bool superpose_writes(const std::string& path) {
+  static const std::set<std::string> files = {
+      "run.json",    "sweep.json",     "plan.json",          "manifest.json",
+      "results.csv", "tms.json",       "experiments.csv",    "phase_diagram.csv",
+      "data.npy",    "train_loss.npy", "eval_loss.npy",      "eval_steps.npy",
+      "W.npy",       "b.npy",          "snapshot_steps.npy", "chunk.json"};
+  const size_t slash = path.rfind('/');
+  const std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (path == "chunks") return true;
+  if (path.rfind("chunks/", 0) == 0 && path.find('/', 7) == std::string::npos &&
+      leaf.size() == 12 && leaf.find_first_not_of("0123456789") == std::string::npos)
+    return true;  // a chunk's directory
+  return files.count(leaf) > 0;
+}
+
+namespace {
+
+void survey_into(const RunDir& dir, const std::string& prefix, bool root,
+                 const std::function<bool(const std::string&)>& reserved, Holdings& h) {
+  const Ledger record = dir.ledger();
+  for (const std::string& name : dir.list()) {
+    const std::string under = prefix + name;
+    if (name == kLedgerFile) continue;
+    if (root && (name == kLockFile || name == kClaimFile)) continue;  // the caller holds them
+    switch (dir.kind(name)) {
+      case EntryKind::file: {
+        const bool temporary = std::find(record.temporaries.begin(), record.temporaries.end(),
+                                         name) != record.temporaries.end();
+        if (temporary || (lock_file_name(name, prefix) && dir.digest(name).bytes <= 4096)) {
+          h.removable.push_back(under);
+        } else if (record.lists(name)) {
+          if (record.lists(name, dir.digest(name)))
+            h.removable.push_back(under);
+          else if (reserved(under))
+            h.blocking.push_back({under, "changed since superpose wrote it"});
+          else
+            h.kept.push_back(under);
+        } else if (reserved(under)) {
+          h.blocking.push_back({under, "superpose did not write it"});
+        } else {
+          h.kept.push_back(under);
+        }
+        break;
+      }
+      case EntryKind::directory: {
+        const std::optional<RunDir> sub = dir.existing_subdir(name);
+        if (sub && sub->has_ledger()) {
+          survey_into(*sub, under + "/", false, reserved, h);
+        } else if (sub && sub->list().empty() && reserved(under)) {
+          // An empty directory of superpose's name (made, then interrupted): nothing to keep.
+        } else if (reserved(under)) {
+          h.blocking.push_back({under + "/", "a directory superpose did not make"});
+        } else {
+          h.kept.push_back(under + "/");
+        }
+        break;
+      }
+      case EntryKind::link:
+        if (reserved(under))
+          h.blocking.push_back({under, "a symbolic link where superpose writes its own"});
+        else
+          h.kept.push_back(under);
+        break;
+      default:
+        if (reserved(under))
+          h.blocking.push_back({under, "not a regular file"});
+        else
+          h.kept.push_back(under);
+    }
   }
 }
 
-std::unique_ptr<RunClaim> try_lock_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw std::runtime_error(fmt::format("cannot open '{}' ({})", path, std::strerror(errno)));
-  auto lock = std::make_unique<RunClaim>(fd);
-  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return lock;
-  if (errno == EWOULDBLOCK) return nullptr;  // another process holds it
-  throw std::runtime_error(fmt::format(
-      "cannot lock '{}' ({}): superpose needs flock, which this file system does not give", path,
-      std::strerror(errno)));
+// Removes the listed files under `dir`, then the directories superpose made that are left empty
+// (their record included); returns whether `dir` itself is left empty but for its record.
+void remove_into(const RunDir& dir, const std::string& prefix, bool root,
+                 const std::set<std::string>& removable) {
+  for (const std::string& name : dir.list()) {
+    const std::string under = prefix + name;
+    if (name == kLedgerFile) continue;
+    if (root && (name == kLockFile || name == kClaimFile)) continue;
+    const EntryKind kind = dir.kind(name);
+    if (kind == EntryKind::file && removable.count(under)) {
+      // Checked again now: a file changed since the survey stays.
+      if (lock_file_name(name, prefix))
+        remove_lock_file(dir.descriptor(), name);
+      else
+        dir.remove_if_written(name);
+    } else if (kind == EntryKind::directory) {
+      const std::optional<RunDir> sub = dir.existing_subdir(name);
+      if (!sub) continue;
+      if (sub->has_ledger()) {
+        remove_into(*sub, under + "/", false, removable);
+        const std::vector<std::string> left = sub->list();
+        if (left.size() == 1 && left[0] == kLedgerFile) {
+          ::unlinkat(sub->descriptor(), kLedgerFile, 0);
+          dir.remove_empty_subdir(name);
+        }
+      } else if (sub->list().empty() && superpose_writes(under)) {
+        dir.remove_empty_subdir(name);
+      }
+    }
+  }
 }
+
+}  // namespace
+
+Holdings survey(const RunDir& dir, const std::function<bool(const std::string&)>& reserved) {
+  Holdings h;
+  survey_into(dir, "", true, reserved, h);
+  return h;
+}
+
+void remove_holdings(const RunDir& dir, const Holdings& holdings) {
+  const std::set<std::string> removable(holdings.removable.begin(), holdings.removable.end());
+  remove_into(dir, "", true, removable);
+  // The record of what is gone: what it lists no longer is (what is kept, superpose did not write
+  // or no longer vouches for).
+  if (dir.kind(kLedgerFile) == EntryKind::file) ::unlinkat(dir.descriptor(), kLedgerFile, 0);
+}
+
+// ------------------------------------------------------------------------------- the claim
+
+namespace {
+
+bool superpose_command(const nlohmann::json& j) {
+  static const std::set<std::string> commands = {"train", "experiments", "sweep", "phase-diagram",
+                                                 "tms"};
+  return j.is_object() && j.contains("command") && j["command"].is_string() &&
+         commands.count(j["command"].get<std::string>()) > 0;
+}
+
+std::string list_text(const std::vector<std::string>& names, size_t most = 8) {
+  std::string text;
+  for (size_t k = 0; k < names.size() && k < most; ++k) text += (k ? ", " : "") + names[k];
+  if (names.size() > most) text += fmt::format(" and {} more", names.size() - most);
+  return text;
+}
+
+}  // namespace
 
 std::unique_ptr<RunClaim> claim_run_dir(
     const RunDir& dir, const std::string& identity_file, const nlohmann::json& identity,
-    bool overwrite, const std::function<void(const nlohmann::json&)>& explain_other, bool shared) {
-  const fs::path root(dir.path());
-  // What the directory holds besides the lock (and temporaries of interrupted writes).
+    bool overwrite, const std::function<void(const nlohmann::json&)>& explain_other, bool shared,
+    const std::function<void()>& while_claimed) {
+  auto usage = [](const RunDirError& error) {
+    return UsageError(std::string("--out: ") + error.what());
+  };
+  // What the directory holds besides superpose's lock, its record and the temporaries it lists.
   auto holdings = [&] {
+    const Ledger record = dir.ledger();
     std::vector<std::string> entries;
-    for (const auto& entry : fs::directory_iterator(root)) {
-      const std::string name = entry.path().filename().string();
-      if (name != kLockFile && name != ".superpose.claim" && !is_temporary(name))
+    for (const std::string& name : dir.list())
+      if (name != kLockFile && name != kClaimFile && name != kLedgerFile &&
+          std::find(record.temporaries.begin(), record.temporaries.end(), name) ==
+              record.temporaries.end())
         entries.push_back(name);
-    }
-    std::sort(entries.begin(), entries.end());
     return entries;
   };
-  auto superpose_file = [&]() -> std::string {
-    for (const char* name : {"run.json", "sweep.json", "manifest.json"})
-      if (superpose_identity(root / name)) return name;
-    return "";
+  // The run the directory belongs to: its identity file, as superpose wrote it.
+  auto identity_found = [&]() -> std::pair<std::string, nlohmann::json> {
+    for (const char* name : {"run.json", "sweep.json"}) {
+      if (!dir.wrote(name)) continue;
+      nlohmann::json j = dir.read_json(name);
+      if (superpose_command(j)) return {name, j};
+    }
+    return {"", nullptr};
   };
   auto refuse_foreign = [&](const std::vector<std::string>& entries) {
+    for (const char* name : {"run.json", "sweep.json"})
+      if (dir.kind(name) == EntryKind::file && dir.ledger().lists(name))
+        throw UsageError(fmt::format(
+            "--out: '{}' was changed since superpose wrote it, so superpose no longer knows "
+            "which run '{}' holds; restore it, or choose another --out",
+            dir.path_of(name), dir.path()));
+    const std::string& first = entries.front();
+    const EntryKind kind = dir.kind(first);
     throw UsageError(fmt::format(
-        "--out: '{}' holds files superpose did not write (such as '{}'); choose an empty or new "
+        "--out: '{}' holds files superpose did not write (such as '{}'{}); choose an empty or new "
         "directory{}",
-        dir.path(), entries.front(),
+        dir.path(), kind == EntryKind::directory ? first + "/" : first,
+        kind == EntryKind::link ? ", a symbolic link" : "",
         overwrite ? " (--overwrite replaces only superpose's own run directories)" : ""));
   };
-  // Nothing is created in a directory that is not superpose's: checked before the lock file.
-  if (const auto entries = holdings(); !entries.empty() && superpose_file().empty())
-    refuse_foreign(entries);
-
-  const std::string lock_path = (root / kLockFile).string();
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw UsageError(fmt::format("--out: cannot open '{}' ({})", lock_path, std::strerror(errno)));
-  auto claim = std::make_unique<RunClaim>(fd);
-  if (shared && overwrite)
-    throw UsageError("--overwrite: not with --shard (shards share a directory; replace it first)");
-  if (::flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK)
-      throw UsageError(fmt::format(
-          "--out: cannot lock '{}' ({}): superpose needs flock, which this file system does not "
-          "give",
-          lock_path, std::strerror(errno)));
-    char holder[256] = {};
-    const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);
-    std::string who = got > 0 ? std::string(holder, static_cast<size_t>(got)) : "";
-    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
-    throw UsageError(fmt::format(
-        "--out: '{}' is in use by another superpose ({}{}); wait for it to finish, or choose "
-        "another --out",
-        dir.path(), who.empty() ? "its process id unknown" : who,
-        shared ? ", which has it alone" : ""));
-  }
-  // Shards check and write the identity one at a time (a second lock, held only for that).
-  std::unique_ptr<RunClaim> identity_lock;
-  if (shared) {
-    const std::string path = (root / ".superpose.claim").string();
-    const int claim_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (claim_fd < 0 || ::flock(claim_fd, LOCK_EX) != 0)
-      throw std::runtime_error(fmt::format("cannot lock '{}'", path));
-    identity_lock = std::make_unique<RunClaim>(claim_fd);
-  }
-  const std::string holder = fmt::format("pid {}, {}\n", ::getpid(), identity.value("command", ""));
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, holder.data(), holder.size(), 0) < 0) {
-    // The lock holds either way; the holder's description is a courtesy.
-  }
-  // Under the lock, what the directory holds is settled.
-  const std::vector<std::string> entries = holdings();
-  const std::string existing_file = superpose_file();
-  if (!entries.empty() && existing_file.empty()) refuse_foreign(entries);
-  if (!shared) remove_stale_temporaries(dir.path());  // a superpose directory, or empty
-  if (entries.empty()) {
-    dir.write(identity_file, identity.dump(2) + "\n");
-    return claim;
-  }
-  nlohmann::json existing;
   try {
-    std::ifstream(root / existing_file) >> existing;
-  } catch (const std::exception&) {
-    existing = nlohmann::json::object();  // a superpose file, damaged: another run's
+    // A directory superpose made or wrote in (its record is there) that holds no run, only what
+    // others put beside (what an --overwrite kept): nothing in it sits where superpose writes.
+    auto only_kept = [&] {
+      if (!dir.has_ledger()) return false;
+      const Holdings found = survey(dir, superpose_writes);
+      return found.blocking.empty() && found.removable.empty();
+    };
+    // Nothing is created in a directory that is not superpose's: checked before the lock file.
+    if (const auto entries = holdings();
+        !entries.empty() && identity_found().first.empty() && !only_kept())
+      refuse_foreign(entries);
+    if (shared && overwrite)
+      throw UsageError(
+          "--overwrite: not with --shard (shards share a directory; replace it first)");
+    auto locked = dir.lock(kLockFile, shared, false);
+    std::unique_ptr<RunClaim> claim = std::move(locked.first);
+    if (!locked.second) {
+      char holder[256] = {};
+      const ssize_t got = ::pread(claim->fd(), holder, sizeof holder - 1, 0);
+      std::string who = got > 0 ? std::string(holder, static_cast<size_t>(got)) : "";
+      while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+      throw UsageError(fmt::format(
+          "--out: '{}' is in use by another superpose ({}{}); wait for it to finish, or choose "
+          "another --out",
+          dir.path(), who.empty() ? "its process id unknown" : who,
+          shared ? ", which has it alone" : ""));
+    }
+    // Shards check and write the identity one at a time (a second lock, held only for that).
+    std::unique_ptr<RunClaim> identity_lock;
+    if (shared) identity_lock = dir.lock(kClaimFile, false, true).first;
+    const std::string holder =
+        fmt::format("pid {}, {}\n", ::getpid(), identity.value("command", ""));
+    if (::ftruncate(claim->fd(), 0) != 0 ||
+        ::pwrite(claim->fd(), holder.data(), holder.size(), 0) < 0) {
+      // The lock holds either way; the holder's description is a courtesy.
+    }
+    // Under the lock, what the directory holds is settled.
+    const std::vector<std::string> entries = holdings();
+    const auto [existing_file, existing] = identity_found();
+    if (!entries.empty() && existing_file.empty() && !only_kept()) refuse_foreign(entries);
+    if (!shared) dir.remove_recorded_temporaries();  // a superpose directory, or empty
+    auto finish = [&] {
+      if (while_claimed) while_claimed();
+      return std::move(claim);
+    };
+    if (existing_file.empty()) {  // empty, or only what others put beside
+      dir.write(identity_file, identity.dump(2) + "\n");
+      return finish();
+    }
+    if (!overwrite) {
+      if (existing_file == identity_file && existing == identity) return finish();  // the same run
+      if (explain_other && existing_file == identity_file) explain_other(existing);
+      throw UsageError(fmt::format(
+          "--out: '{}' holds another run ({} of {}); choose another --out, or add --overwrite to "
+          "replace it",
+          dir.path(), existing_file, existing.value("command", "?")));
+    }
+    // --overwrite: exactly what superpose's records list, unchanged, is removed; nothing is
+    // removed where something else sits where the new run writes.
+    const Holdings found = survey(dir, superpose_writes);
+    if (!found.blocking.empty()) {
+      std::vector<std::string> reasons;
+      for (const auto& [path, why] : found.blocking) reasons.push_back(path + " (" + why + ")");
+      throw UsageError(fmt::format(
+          "--overwrite: '{}' holds what superpose may not remove or replace: {}; superpose removes "
+          "only the files its records list, as it wrote them. Move these away (or delete them "
+          "yourself), then run again",
+          dir.path(), list_text(reasons, 5)));
+    }
+    remove_holdings(dir, found);
+    if (!found.kept.empty())
+      print_err(
+          "superpose: --overwrite removed the {} files the previous run wrote in '{}' and kept {} "
+          "that superpose did not write: {}\n",
+          found.removable.size(), dir.path(), found.kept.size(), list_text(found.kept));
+    dir.write(identity_file, identity.dump(2) + "\n");
+    return finish();
+  } catch (const RunDirError& error) {
+    throw usage(error);
   }
-  if (!overwrite) {
-    if (existing_file == identity_file && existing == identity) return claim;  // the same run
-    if (explain_other && existing_file == identity_file) explain_other(existing);
-    throw UsageError(fmt::format(
-        "--out: '{}' holds another run ({} of {}); choose another --out, or add --overwrite to "
-        "replace it",
-        dir.path(), existing_file, existing.is_object() ? existing.value("command", "?") : "?"));
-  }
-  for (const std::string& name : entries) fs::remove_all(root / name);
-  dir.write(identity_file, identity.dump(2) + "\n");
-  return claim;
 }
+
+// ------------------------------------------------------------------------------- results
 
 std::string format_number(double value) {
   if (std::isnan(value)) return "nan";
@@ -329,6 +1001,82 @@ nlohmann::json group_json(const GroupSpec& g) {
     j["eval_seed"] = g.eval_seed;
   }
   return j;
+}
+
+namespace {
+
+// A field of a record superpose wrote, as its writer wrote it: present (unless optional), of the
+// type, within the range; std::runtime_error naming it otherwise.
+template <class T>
+T field(const nlohmann::json& j, const char* key, double lo, double hi) {
+  const auto it = j.find(key);
+  if (it == j.end()) throw std::runtime_error(fmt::format("its field '{}' is missing", key));
+  const bool integral = std::is_integral_v<T>;
+  if (!it->is_number() || (integral && !it->is_number_integer() && !it->is_number_unsigned()))
+    throw std::runtime_error(
+        fmt::format("its field '{}' is not a {}", key, integral ? "whole number" : "number"));
+  const double value = it->get<double>();
+  if (!(value >= lo && value <= hi))
+    throw std::runtime_error(fmt::format("its field '{}' is outside [{}, {}]", key, lo, hi));
+  return it->get<T>();
+}
+
+std::string text_field(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_string())
+    throw std::runtime_error(fmt::format("its field '{}' is missing or not text", key));
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+GroupSpec group_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw std::runtime_error("its group is not an object");
+  static const std::set<std::string> known = {
+      "n_features", "n_hidden",       "data_mode",  "steps",       "lr_schedule", "warmup_steps",
+      "eval_every", "snapshot_every", "train_rows", "eval_rows",   "models",      "feature_groups",
+      "points",     "eval_fraction",  "batch",      "eval_points", "eval_seed"};
+  for (const auto& [key, value] : j.items())
+    if (!known.count(key)) throw std::runtime_error(fmt::format("its group has a field '{}'", key));
+  GroupSpec g;
+  constexpr double kInt = 2147483647.0;
+  g.n_features = field<int>(j, "n_features", 1, 4096);
+  g.n_hidden = field<int>(j, "n_hidden", 1, 1024);
+  try {
+    g.mode = parse_data_mode(text_field(j, "data_mode"), "data_mode");
+    g.lr_schedule = parse_lr_schedule(text_field(j, "lr_schedule"), "lr_schedule");
+  } catch (const UsageError& error) {
+    throw std::runtime_error(error.what());
+  }
+  if (j.contains("steps")) g.steps = field<int>(j, "steps", 1, kInt);
+  g.warmup_steps = field<int>(j, "warmup_steps", 0, kInt);
+  g.eval_every = field<int>(j, "eval_every", 0, kInt);
+  g.snapshot_every = field<int>(j, "snapshot_every", 0, kInt);
+  if (j.contains("feature_groups")) {
+    const nlohmann::json& groups = j["feature_groups"];
+    if (!groups.is_object() || groups.size() != 3)
+      throw std::runtime_error("its field 'feature_groups' is damaged");
+    g.groups = FeatureGroups{field<int>(groups, "correlated", 0, 4096),
+                             field<int>(groups, "anticorrelated", 0, 4096),
+                             field<int>(groups, "size", 1, 4096)};
+    if (!g.groups.any()) throw std::runtime_error("its field 'feature_groups' is damaged");
+  }
+  if (g.mode == DataMode::fixed) {
+    g.points = field<int>(j, "points", 1, 1 << 24);
+    g.eval_fraction = field<double>(j, "eval_fraction", 0, 1);
+    if (j.contains("batch") || j.contains("eval_points") || j.contains("eval_seed"))
+      throw std::runtime_error("its group mixes fixed and fresh data's fields");
+  } else {
+    g.batch = field<int>(j, "batch", 1, 1 << 24);
+    g.eval_points = field<int>(j, "eval_points", 0, 1 << 24);
+    g.eval_seed = field<uint64_t>(j, "eval_seed", 0, 18446744073709551615.0);
+    if (j.contains("points") || j.contains("eval_fraction"))
+      throw std::runtime_error("its group mixes fixed and fresh data's fields");
+  }
+  if (field<int64_t>(j, "train_rows", 0, 1 << 24) != g.train_rows() ||
+      field<int64_t>(j, "eval_rows", 0, 1 << 24) != g.eval_rows())
+    throw std::runtime_error("its fields 'train_rows' and 'eval_rows' do not follow from the rest");
+  return g;
 }
 
 void write_trajectories(const RunDir& dir, const GroupSpec& g,

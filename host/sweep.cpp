@@ -15,6 +15,7 @@
 
 #include "host/analysis.hpp"
 #include "host/data.hpp"  // kWeightDecay
+#include "host/parse.hpp"
 
 namespace sp {
 
@@ -25,48 +26,35 @@ namespace {
 constexpr int64_t kMaxAxisValues = 10'000'000;
 constexpr int64_t kMaxModels = 100'000'000;
 
-std::string trim(const std::string& text) {
-  const size_t a = text.find_first_not_of(" \t");
-  if (a == std::string::npos) return "";
-  const size_t b = text.find_last_not_of(" \t");
-  return text.substr(a, b - a + 1);
-}
-
-std::vector<std::string> split(const std::string& text, char delimiter) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t at = text.find(delimiter, start);
-    parts.push_back(
-        trim(text.substr(start, at == std::string::npos ? std::string::npos : at - start)));
-    if (at == std::string::npos) return parts;
-    start = at + 1;
-  }
+std::string accepted_forms() {
+  return "accepted: a value, a list a,b,c, linspace(a,b,k), logspace(a,b,k), range(a,b[,step])";
 }
 
 double parse_number(const std::string& text, const std::string& option, const std::string& whole) {
-  char* end = nullptr;
-  const double value = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value))
-    throw UsageError(
-        fmt::format("{}: '{}' is not a finite number in '{}' (accepted: a value, a list a,b,c, "
-                    "linspace(a,b,k), logspace(a,b,k), range(a,b[,step]))",
-                    option, text, whole));
+  double value = 0;
+  const std::string problem = real_problem(text, &value);
+  if (!problem.empty())
+    throw UsageError(fmt::format("{}: {} in '{}' ({})", option, problem, whole, accepted_forms()));
   return value;
 }
 
 int64_t parse_count(const std::string& text, const std::string& option, const std::string& whole) {
-  const double k = parse_number(text, option, whole);
-  if (k != std::floor(k) || k < 1 || k > static_cast<double>(kMaxAxisValues))
-    throw UsageError(fmt::format("{}: the count {} in '{}' is outside the accepted range [1, {}]",
-                                 option, text, whole, kMaxAxisValues));
+  long double k = 0;
+  const std::string problem = whole_problem(text, 1, kMaxAxisValues, nullptr, &k);
+  if (!problem.empty())
+    throw UsageError(
+        fmt::format("{}: the count {} in '{}' is not accepted (a whole number in "
+                    "[1, {}])",
+                    option, text, whole, kMaxAxisValues));
   return static_cast<int64_t>(k);
 }
 
 }  // namespace
 
-std::vector<double> parse_axis(const std::string& raw, const std::string& option) {
+std::vector<double> parse_axis(const std::string& raw, const std::string& option, bool integers,
+                               std::string* generator) {
   const std::string text = trim(raw);
+  if (generator) generator->clear();
   if (text.empty()) throw UsageError(fmt::format("{}: the value is empty", option));
   const size_t open = text.find('(');
   if (open != std::string::npos) {
@@ -90,6 +78,8 @@ std::vector<double> parse_axis(const std::string& raw, const std::string& option
                               : a + static_cast<double>(i) * (b - a) / static_cast<double>(k - 1));
         values.push_back(function == "linspace" ? x : std::pow(10.0, x));
       }
+      if (generator)
+        *generator = fmt::format("{}({},{},{})", function, format_number(a), format_number(b), k);
       return values;
     }
     if (function == "range") {
@@ -100,13 +90,14 @@ std::vector<double> parse_axis(const std::string& raw, const std::string& option
                         option, text));
       // Whole decimal integers, counted exactly (through double, 2^53 + 1 would be 2^53 again).
       auto integer = [&](const std::string& arg) {
+        long double value = 0;
         const std::string digits = arg.substr(!arg.empty() && arg[0] == '-' ? 1 : 0);
-        if (digits.empty() || digits.size() > 16 ||
-            digits.find_first_not_of("0123456789") != std::string::npos)
+        if (digits.size() > 16 || !whole_problem(arg, -1e16L, 1e16L, nullptr, &value).empty() ||
+            arg[0] == '+')
           throw UsageError(fmt::format(
               "{}: range needs whole decimal integers of at most 16 digits, got '{}' in '{}'",
               option, arg, text));
-        return std::stoll(arg);
+        return static_cast<int64_t>(value);
       };
       const int64_t a = integer(args[0]), b = integer(args[1]);
       const int64_t step = args.size() == 3 ? integer(args[2]) : 1;
@@ -126,16 +117,18 @@ std::vector<double> parse_axis(const std::string& raw, const std::string& option
               text, value));
         values.push_back(static_cast<double>(value));
       }
+      if (generator) *generator = fmt::format("range({},{},{})", a, b, step);
       return values;
     }
     throw UsageError(
         fmt::format("{}: unknown function '{}' in '{}' (accepted: linspace, logspace, range)",
                     option, function, text));
   }
-  std::vector<double> values;
-  for (const std::string& part : split(text, ','))
-    values.push_back(parse_number(part, option, text));
-  return values;
+  try {
+    return parse_list(text, option, integers);
+  } catch (const UsageError& error) {
+    throw UsageError(fmt::format("{} ({})", error.what(), accepted_forms()));
+  }
 }
 
 std::string Axis::label(size_t k) const {
@@ -150,6 +143,12 @@ const Axis* find_axis(const std::vector<Axis>& axes, const std::string& name) {
   return nullptr;
 }
 
+std::string option_of(const std::string& axis_name) {
+  std::string option = "--" + axis_name;
+  std::replace(option.begin(), option.end(), '_', '-');
+  return option;
+}
+
 void require_each(const std::vector<double>& values, const std::string& option, double lo,
                   double hi, bool integer, const std::string& range_text) {
   for (double v : values)
@@ -158,76 +157,142 @@ void require_each(const std::vector<double>& values, const std::string& option, 
                                    format_number(v), range_text));
 }
 
+// Whole-number axes: their lists take whole decimal numbers only, as train's options do.
+bool integer_axis(const std::string& name) { return name == "steps" || name == "seed"; }
+
+Axis make_axis(const SweepSpec& spec, const std::string& name, const std::string& text) {
+  Axis axis{name, {}, {}, {}};
+  axis.values = parse_axis(text, option_of(name), integer_axis(name), &axis.generator);
+  check_axis(spec, axis);
+  return axis;
+}
+
 }  // namespace
 
-void set_axes(SweepSpec& spec, const SweepAxesText& text) {
-  spec.axes.clear();
-  Axis model{"model", {}, {}};
-  for (const std::string& name : split(text.model, ',')) {
-    const ModelKind kind = parse_model_kind(name, "--model");
-    model.values.push_back(kind == ModelKind::relu ? 1.0 : 0.0);
-    model.labels.push_back(to_string(kind));
+void check_axis(const SweepSpec& spec, const Axis& axis) {
+  const std::string option = option_of(axis.name);
+  const std::string& name = axis.name;
+  if (axis.values.empty()) throw UsageError(fmt::format("{}: the axis has no values", option));
+  if (name == "model") {
+    if (axis.labels.size() != axis.values.size())
+      throw UsageError("--model: every value needs its label");
+    for (size_t k = 0; k < axis.values.size(); ++k) {
+      const ModelKind kind = parse_model_kind(axis.labels[k], "--model");
+      if (axis.values[k] != (kind == ModelKind::relu ? 1.0 : 0.0))
+        throw UsageError("--model: a value does not match its label");
+    }
+    return;
   }
-  spec.axes.push_back(model);
-
-  Axis steps{"steps", parse_axis(text.steps, "--steps"), {}};
-  require_each(steps.values, "--steps", 1, 1e9, true, "[1, 1000000000] (integers)");
-  spec.axes.push_back(steps);
-
-  Axis lr{"lr", parse_axis(text.lr, "--lr"), {}};
-  require_each(lr.values, "--lr", 0, 1e3, false, "[0, 1000]");
-  spec.axes.push_back(lr);
-
-  Axis weight_decay{"weight_decay", parse_axis(text.weight_decay, "--weight-decay"), {}};
-  require_each(weight_decay.values, "--weight-decay", 0, 1e3, false, "[0, 1000]");
-  spec.axes.push_back(weight_decay);
-
-  if (!text.density.empty() && !text.sparsity.empty())
-    throw UsageError("--density: give either --density or --sparsity, not both");
-  if (!text.density.empty()) {
-    Axis density{"density", parse_axis(text.density, "--density"), {}};
-    require_each(density.values, "--density", 0, 1, false, "[0, 1]");
-    spec.axes.push_back(density);
-  } else if (spec.feature_sparsity.empty()) {
-    Axis sparsity{
-        "sparsity", parse_axis(text.sparsity.empty() ? "0" : text.sparsity, "--sparsity"), {}};
-    require_each(sparsity.values, "--sparsity", 0, 1, false, "[0, 1]");
-    spec.axes.push_back(sparsity);
-  }
-  if (!text.varied_density.empty() && !text.varied_sparsity.empty())
-    throw UsageError(
-        "--varied-density: give either --varied-density or --varied-sparsity, not both");
-  for (const auto& [option, name, axis_text] :
-       {std::tuple<const char*, const char*, const std::string*>{
-            "--varied-sparsity", "varied_sparsity", &text.varied_sparsity},
-        {"--varied-density", "varied_density", &text.varied_density}}) {
-    if (axis_text->empty()) continue;
-    Axis varied{name, parse_axis(*axis_text, option), {}};
-    require_each(varied.values, option, 0, 1, false, "[0, 1]");
-    spec.axes.push_back(varied);
-  }
-
-  if (spec.importance_rule == ImportanceRule::decay) {
-    Axis decay{"importance_decay", parse_axis(text.importance_decay, "--importance-decay"), {}};
-    require_each(decay.values, "--importance-decay", 0, 1e6, false, "[0, 1000000]");
-    for (double d : decay.values)  // importance_f = d^f must be a float for every feature
+  if (!axis.labels.empty()) throw UsageError(fmt::format("{}: the axis has no labels", option));
+  if (name == "steps") {
+    require_each(axis.values, option, 1, 1e9, true, "[1, 1000000000] (integers)");
+  } else if (name == "lr" || name == "weight_decay") {
+    require_each(axis.values, option, 0, 1e3, false, "[0, 1000]");
+  } else if (name == "density" || name == "sparsity" || name == "varied_sparsity" ||
+             name == "varied_density") {
+    require_each(axis.values, option, 0, 1, false, "[0, 1]");
+  } else if (name == "importance_decay") {
+    require_each(axis.values, option, 0, 1e6, false, "[0, 1000000]");
+    for (double d : axis.values)  // importance_f = d^f must be a float for every feature
       if (std::pow(d, spec.base.n_features - 1) > static_cast<double>(FLT_MAX))
         throw UsageError(fmt::format(
             "--importance-decay: {} gives feature {} the importance {}^{}, beyond float32's "
             "range (at most {:g})",
             format_number(d), spec.base.n_features - 1, format_number(d), spec.base.n_features - 1,
             static_cast<double>(FLT_MAX)));
-    spec.axes.push_back(decay);
-  } else if (spec.importance_rule == ImportanceRule::relative) {
-    Axis relative{
-        "relative_importance", parse_axis(text.relative_importance, "--relative-importance"), {}};
-    require_each(relative.values, "--relative-importance", 0, 1e6, false, "[0, 1000000]");
-    spec.axes.push_back(relative);
+  } else if (name == "relative_importance") {
+    require_each(axis.values, option, 0, 1e6, false, "[0, 1000000]");
+  } else if (name == "seed") {
+    require_each(axis.values, option, 0, 9007199254740992.0, true, "[0, 2^53] (integers)");
+  } else {
+    throw UsageError(fmt::format("{}: not an axis superpose sweeps", option));
   }
+}
 
-  Axis seed{"seed", parse_axis(text.seed, "--seed"), {}};
-  require_each(seed.values, "--seed", 0, 9007199254740992.0, true, "[0, 2^53] (integers)");
-  spec.axes.push_back(seed);
+nlohmann::json axis_json(const Axis& axis) {
+  nlohmann::json j = {{"name", axis.name}, {"size", axis.size()}};
+  if (!axis.generator.empty())
+    j["generator"] = axis.generator;
+  else
+    j["values"] = axis.values;
+  if (!axis.labels.empty()) j["labels"] = axis.labels;
+  return j;
+}
+
+Axis axis_from_json(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || !j.contains("size") ||
+      !j["size"].is_number_unsigned())
+    throw std::runtime_error("an axis lacks its name or size");
+  Axis axis{j["name"].get<std::string>(), {}, {}, {}};
+  for (const auto& [key, value] : j.items())
+    if (key != "name" && key != "size" && key != "generator" && key != "values" && key != "labels")
+      throw std::runtime_error(fmt::format("axis {} has a field '{}'", axis.name, key));
+  try {
+    if (j.contains("generator") == j.contains("values"))
+      throw std::runtime_error("needs its generator or its values");
+    if (j.contains("generator")) {
+      if (!j["generator"].is_string()) throw std::runtime_error("its generator is not text");
+      std::string canonical;
+      axis.values = parse_axis(j["generator"].get<std::string>(), axis.name, false, &canonical);
+      if (canonical != j["generator"].get<std::string>())
+        throw std::runtime_error("its generator is not written as superpose writes it");
+      axis.generator = canonical;
+    } else {
+      if (!j["values"].is_array()) throw std::runtime_error("its values are not a list");
+      for (const auto& value : j["values"]) {
+        if (!value.is_number()) throw std::runtime_error("a value is not a number");
+        axis.values.push_back(value.get<double>());
+      }
+    }
+    if (j.contains("labels")) {
+      if (!j["labels"].is_array()) throw std::runtime_error("its labels are not a list");
+      for (const auto& label : j["labels"]) {
+        if (!label.is_string()) throw std::runtime_error("a label is not text");
+        axis.labels.push_back(label.get<std::string>());
+      }
+    }
+  } catch (const std::exception& error) {  // UsageError from the parser, or the checks above
+    throw std::runtime_error(fmt::format("axis {}: {}", axis.name, error.what()));
+  }
+  if (axis.size() != j["size"].get<size_t>())
+    throw std::runtime_error(fmt::format("axis {} has {} values, not its size {}", axis.name,
+                                         axis.size(), j["size"].get<size_t>()));
+  return axis;
+}
+
+void set_axes(SweepSpec& spec, const SweepAxesText& text) {
+  spec.axes.clear();
+  Axis model{"model", {}, {}, {}};
+  for (const std::string& name : split(text.model, ',')) {
+    const ModelKind kind = parse_model_kind(name, "--model");
+    model.values.push_back(kind == ModelKind::relu ? 1.0 : 0.0);
+    model.labels.push_back(to_string(kind));
+  }
+  spec.axes.push_back(model);
+  spec.axes.push_back(make_axis(spec, "steps", text.steps));
+  spec.axes.push_back(make_axis(spec, "lr", text.lr));
+  spec.axes.push_back(make_axis(spec, "weight_decay", text.weight_decay));
+
+  if (!text.density.empty() && !text.sparsity.empty())
+    throw UsageError("--density: give either --density or --sparsity, not both");
+  if (!text.density.empty())
+    spec.axes.push_back(make_axis(spec, "density", text.density));
+  else if (spec.feature_sparsity.empty())
+    spec.axes.push_back(make_axis(spec, "sparsity", text.sparsity.empty() ? "0" : text.sparsity));
+  if (!text.varied_density.empty() && !text.varied_sparsity.empty())
+    throw UsageError(
+        "--varied-density: give either --varied-density or --varied-sparsity, not both");
+  if (!text.varied_sparsity.empty())
+    spec.axes.push_back(make_axis(spec, "varied_sparsity", text.varied_sparsity));
+  if (!text.varied_density.empty())
+    spec.axes.push_back(make_axis(spec, "varied_density", text.varied_density));
+
+  if (spec.importance_rule == ImportanceRule::decay)
+    spec.axes.push_back(make_axis(spec, "importance_decay", text.importance_decay));
+  else if (spec.importance_rule == ImportanceRule::relative)
+    spec.axes.push_back(make_axis(spec, "relative_importance", text.relative_importance));
+
+  spec.axes.push_back(make_axis(spec, "seed", text.seed));
 
   double total = 1;
   for (const Axis& axis : spec.axes) total *= static_cast<double>(axis.size());
@@ -325,13 +390,12 @@ int Table::column(const std::string& name) const {
   throw std::runtime_error(fmt::format("results table has no column '{}'", name));
 }
 
-Table read_csv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("cannot read '{}'", path));
+Table read_csv(const RunDir& dir, const std::string& name) {
+  const std::unique_ptr<std::istream> in = dir.open(name);
   Table table;
   std::string line;
-  if (std::getline(in, line)) table.header = split(line, ',');
-  while (std::getline(in, line))
+  if (std::getline(*in, line)) table.header = split(line, ',');
+  while (std::getline(*in, line))
     if (!line.empty()) table.rows.push_back(split(line, ','));
   return table;
 }

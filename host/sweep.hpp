@@ -20,17 +20,26 @@ namespace sp {
 //   linspace(a,b,k)   k values from a to b, evenly spaced (numpy.linspace)
 //   logspace(a,b,k)   k values from 10^a to 10^b, evenly spaced in the exponent (numpy.logspace)
 //   range(a,b[,step]) integers a, a+step, … below b (Python's range)
-// Throws UsageError naming `option` on anything else.
-std::vector<double> parse_axis(const std::string& text, const std::string& option);
+// Throws UsageError naming `option` on anything else. `integers`: a list's items are whole decimal
+// numbers (the one grammar of host/parse.hpp). `generator`: where a function generated the values,
+// its canonical text (what the run's records keep instead of the values; "" for a list).
+std::vector<double> parse_axis(const std::string& text, const std::string& option,
+                               bool integers = false, std::string* generator = nullptr);
 
 // One axis of a sweep. `labels` name the values where they are not numbers (the model kind).
 struct Axis {
   std::string name;
   std::vector<double> values;
   std::vector<std::string> labels;  // empty, or one per value
+  std::string generator;            // linspace/logspace/range text that generated the values
   size_t size() const { return values.size(); }
   std::string label(size_t k) const;
 };
+// As sweep.json and the manifest keep it: name, size, and the generator's text or the values (and
+// labels) — a range of ten million seeds is a line, not ten million numbers. axis_from_json takes
+// back only what axis_json writes (std::runtime_error otherwise).
+nlohmann::json axis_json(const Axis& axis);
+Axis axis_from_json(const nlohmann::json& j);
 
 // How a model's importance vector is built.
 enum class ImportanceRule {
@@ -72,6 +81,18 @@ struct SweepAxesText {
               seed = "0", importance_decay, relative_importance, varied_sparsity, varied_density;
 };
 void set_axes(SweepSpec& spec, const SweepAxesText& text);
+// Checks one axis's values against what its option accepts (set_axes, and a sweep read back).
+void check_axis(const SweepSpec& spec, const Axis& axis);
+
+// sweep.json: what the sweep is — the command, the arithmetic it is trained in (float32: the cpu
+// and cuda backends, which give the same bits; float64: the reference), the options every model
+// shares, the axes, the plan's rule (--chunk-models) — and nothing of how it is run (backend,
+// device, shard), which chunks record. Every chunk plan is a pure function of it.
+nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
+                              const std::string& arithmetic);
+// The sweep a sweep.json describes, every field checked, or std::runtime_error saying which is
+// wrong: the identity rebuilt from it must equal `identity` exactly.
+SweepSpec sweep_from_identity(const nlohmann::json& identity);
 
 // Which share of a sweep's chunks a process trains: shard `index` of `count` (1-based) takes the
 // chunks c with c mod count == index − 1. 1 of 1 is the whole sweep.
@@ -129,18 +150,25 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
                        const nlohmann::json& extra_manifest = nlohmann::json::object(),
                        bool overwrite = false);
 
-// `superpose merge DIR`: with DIR to itself (no shard still running), every chunk of plan.json
-// checked; all present: DIR/results.csv (the chunks' rows by id: byte for byte what one process
-// writes) and DIR/manifest.json, and the outcome; any missing or not to be trusted: a
-// MergeIncomplete naming the missing model-id ranges, nothing written.
+// `superpose merge DIR`: with DIR to itself (no shard still running), the sweep read back from its
+// own records and checked (sweep.json and plan.json as superpose wrote them, consistent, the chunk
+// plan derived from sweep.json again, never read), every chunk of the plan checked; all present:
+// DIR/results.csv (the chunks' rows by id: byte for byte what one process writes) and
+// DIR/manifest.json, and the outcome; any missing or not to be trusted: a MergeIncomplete naming
+// the missing model-id ranges, nothing written. `check_extra` sees the identity and the manifest's
+// additions before anything is written (the phase diagram checks its options against them).
 struct MergeIncomplete : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-SweepOutcome merge_sweep(const RunDir& dir);
+SweepOutcome merge_sweep(
+    const RunDir& dir,
+    const std::function<void(const nlohmann::json& identity, const nlohmann::json& extra)>&
+        check_extra = nullptr);
 
 // The most models one chunk of the sweep's plan holds, and the most steps a model trains: what
 // the memory a sweep needs at once turns on (host/resources.hpp).
 int64_t largest_chunk(const SweepSpec& spec);
+int64_t chunk_count(const SweepSpec& spec);
 int most_steps(const SweepSpec& spec);
 
 // The analyses' columns for one trained model (host/analysis.hpp): `phase` for 2→1, and for every
@@ -154,7 +182,7 @@ struct Table {
   std::vector<std::vector<std::string>> rows;
   int column(const std::string& name) const;  // throws std::runtime_error when absent
 };
-Table read_csv(const std::string& path);
+Table read_csv(const RunDir& dir, const std::string& name);        // RunDirError when unreadable
 std::vector<std::string> split_csv_line(const std::string& line);  // fields of one line
 
 }  // namespace sp

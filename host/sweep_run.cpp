@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -31,8 +32,9 @@ constexpr int64_t kMaxChunkModels = 65536;
 struct Chunk {
   int64_t first = 0, count = 0;
   int steps = 0;
-  std::string dir() const { return fmt::format("chunks/{:012d}", first); }
-  std::string lock() const { return fmt::format("chunks/.{:012d}.lock", first); }
+  std::string name() const { return fmt::format("{:012d}", first); }  // under chunks/
+  std::string dir() const { return "chunks/" + name(); }
+  std::string lock() const { return fmt::format(".{:012d}.lock", first); }  // under chunks/
 };
 
 // Models per chunk when the user does not say: about 2e9 feature-sample-steps of work (a few
@@ -62,33 +64,29 @@ std::vector<Chunk> plan_chunks(const SweepSpec& spec) {
   return chunks;
 }
 
-nlohmann::json axes_json(const SweepSpec& spec) {
-  nlohmann::json axes = nlohmann::json::array();
-  for (const Axis& axis : spec.axes) {
-    nlohmann::json a = {{"name", axis.name}, {"values", axis.values}};
-    if (!axis.labels.empty()) a["labels"] = axis.labels;
-    axes.push_back(a);
-  }
-  return axes;
+const char* importance_rule_name(ImportanceRule rule) {
+  return rule == ImportanceRule::vector  ? "vector"
+         : rule == ImportanceRule::decay ? "decay"
+                                         : "relative";
 }
 
-// sweep.json: what the sweep is — the command, the options every model shares, the axes, the
-// plan's grain — and nothing of how it is run (backend, device, shard), which chunks record.
+}  // namespace
+
 nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
-                              const std::vector<Chunk>& chunks) {
+                              const std::string& arithmetic) {
   GroupSpec base = spec.base;
   base.models.clear();
-  nlohmann::json sweep = {
-      {"command", command},
-      {"version", SUPERPOSE_VERSION},
-      {"group", group_json(base)},
-      {"axes", axes_json(spec)},
-      {"shape", spec.shape()},
-      {"models", spec.model_count()},
-      {"importance_rule", spec.importance_rule == ImportanceRule::vector  ? "vector"
-                          : spec.importance_rule == ImportanceRule::decay ? "decay"
-                                                                          : "relative"},
-      {"chunk_models", chunks.front().count}};
+  nlohmann::json axes = nlohmann::json::array();
+  for (const Axis& axis : spec.axes) axes.push_back(axis_json(axis));
+  nlohmann::json sweep = {{"command", command},
+                          {"version", SUPERPOSE_VERSION},
+                          {"arithmetic", arithmetic},
+                          {"group", group_json(base)},
+                          {"axes", axes},
+                          {"shape", spec.shape()},
+                          {"models", spec.model_count()},
+                          {"importance_rule", importance_rule_name(spec.importance_rule)},
+                          {"chunk_models", spec.chunk_models}};
   sweep["group"].erase("models");
   sweep["group"].erase("steps");
   if (spec.importance_rule == ImportanceRule::vector) sweep["importance"] = spec.importance;
@@ -98,6 +96,107 @@ nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
   if (spec.varied_feature >= 0) sweep["varied_feature"] = spec.varied_feature;
   return sweep;
 }
+
+SweepSpec sweep_from_identity(const nlohmann::json& j) {
+  if (!j.is_object()) throw std::runtime_error("it is not a JSON object");
+  auto text = [&](const char* key) {
+    if (!j.contains(key) || !j[key].is_string())
+      throw std::runtime_error(fmt::format("its field '{}' is missing or not text", key));
+    return j[key].get<std::string>();
+  };
+  auto numbers = [&](const char* key, size_t count, double lo, double hi) {
+    if (!j.contains(key) || !j[key].is_array() || j[key].size() != count)
+      throw std::runtime_error(
+          fmt::format("its field '{}' is not a list of {} numbers", key, count));
+    std::vector<double> values;
+    for (const auto& v : j[key]) {
+      if (!v.is_number() || !(v.get<double>() >= lo && v.get<double>() <= hi))
+        throw std::runtime_error(
+            fmt::format("its field '{}' holds a value outside [{}, {}]", key, lo, hi));
+      values.push_back(v.get<double>());
+    }
+    return values;
+  };
+  auto integer = [&](const char* key, int64_t lo, int64_t hi) {
+    if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() < lo ||
+        j[key].get<int64_t>() > hi)
+      throw std::runtime_error(
+          fmt::format("its field '{}' is not a whole number in [{}, {}]", key, lo, hi));
+    return j[key].get<int64_t>();
+  };
+  const std::string command = text("command"), arithmetic = text("arithmetic");
+  text("version");
+  if (command != "sweep" && command != "phase-diagram" && command != "tms")
+    throw std::runtime_error(fmt::format("its command '{}' is not a sweep's", command));
+  if (arithmetic != "float32" && arithmetic != "float64")
+    throw std::runtime_error(
+        fmt::format("its arithmetic '{}' is not float32 or float64", arithmetic));
+  SweepSpec spec;
+  if (!j.contains("group")) throw std::runtime_error("its field 'group' is missing");
+  spec.base = group_from_json(j["group"]);
+  spec.base.steps = spec.base.warmup_steps + 1;  // unused: each model's steps are its axis's
+  const int n = spec.base.n_features;
+  const std::string rule = text("importance_rule");
+  if (rule == "vector") {
+    spec.importance_rule = ImportanceRule::vector;
+    spec.importance = numbers("importance", static_cast<size_t>(n), 0, 1e30);
+  } else if (rule == "decay") {
+    spec.importance_rule = ImportanceRule::decay;
+  } else if (rule == "relative") {
+    spec.importance_rule = ImportanceRule::relative;
+    spec.relative_feature = static_cast<int>(integer("relative_feature", 0, n - 1));
+  } else {
+    throw std::runtime_error(fmt::format("its importance rule '{}' is unknown", rule));
+  }
+  if (j.contains("feature_sparsity"))
+    spec.feature_sparsity = numbers("feature_sparsity", static_cast<size_t>(n), 0, 1);
+  if (j.contains("varied_feature"))
+    spec.varied_feature = static_cast<int>(integer("varied_feature", 0, n - 1));
+  spec.chunk_models = integer("chunk_models", 0, 100000000);
+  if (!j.contains("axes") || !j["axes"].is_array())
+    throw std::runtime_error("its field 'axes' is missing or not a list");
+  std::vector<std::string> expected = {"model", "steps", "lr", "weight_decay"};
+  std::vector<std::string> names;
+  double total = 1;
+  for (const auto& a : j["axes"]) {
+    spec.axes.push_back(axis_from_json(a));
+    try {
+      check_axis(spec, spec.axes.back());
+    } catch (const UsageError& error) {
+      throw std::runtime_error(fmt::format("axis {}: {}", spec.axes.back().name, error.what()));
+    }
+    names.push_back(spec.axes.back().name);
+    total *= static_cast<double>(spec.axes.back().size());
+  }
+  // The axes a sweep of these options has, in their order.
+  auto one_of = [&](size_t at, const char* a, const char* b) {
+    expected.push_back(at < names.size() && names[at] == b ? b : a);
+  };
+  if (spec.feature_sparsity.empty()) one_of(expected.size(), "sparsity", "density");
+  if (spec.varied_feature >= 0) one_of(expected.size(), "varied_sparsity", "varied_density");
+  if (spec.importance_rule == ImportanceRule::decay) expected.push_back("importance_decay");
+  if (spec.importance_rule == ImportanceRule::relative) expected.push_back("relative_importance");
+  expected.push_back("seed");
+  if (names != expected)
+    throw std::runtime_error(fmt::format("its axes are {}, where this sweep has {}",
+                                         fmt::join(names, ", "), fmt::join(expected, ", ")));
+  if (total > 1e8) throw std::runtime_error("its axes give more than 100,000,000 models");
+  try {
+    GroupSpec probe = spec.base;
+    probe.models.push_back(spec.model(0, &probe.steps));
+    validate(probe);
+  } catch (const UsageError& error) {
+    throw std::runtime_error(error.what());
+  }
+  nlohmann::json rebuilt = sweep_identity(spec, command, arithmetic);
+  rebuilt["version"] = j["version"];
+  if (rebuilt != j)
+    throw std::runtime_error(
+        "it is not as superpose writes it for the options it holds (a field was edited?)");
+  return spec;
+}
+
+namespace {
 
 // The results.csv header every chunk of a sweep with this base group must have.
 std::string expected_header(const GroupSpec& base) {
@@ -109,14 +208,13 @@ std::string expected_header(const GroupSpec& base) {
   return results_header(base.n_features, base.n_hidden, names);
 }
 
-// The files a chunk has: results.csv, and its trajectories when recorded.
-std::vector<std::string> chunk_files(const fs::path& dir) {
+// The files a chunk has: results.csv, and its trajectories when recorded (not its record, its
+// record of files, or temporaries).
+std::vector<std::string> chunk_files(const RunDir& dir) {
   std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name != "chunk.json" && entry.is_regular_file() && name[0] != '.') names.push_back(name);
-  }
-  std::sort(names.begin(), names.end());
+  for (const std::string& name : dir.list())
+    if (name != "chunk.json" && name[0] != '.' && dir.kind(name) == EntryKind::file)
+      names.push_back(name);
   return names;
 }
 
@@ -126,8 +224,8 @@ std::vector<std::string> chunk_files(const fs::path& dir) {
 void write_chunk_record(const RunDir& dir, const Chunk& chunk, const std::string& sweep_digest,
                         bool trajectories, const Backend& backend, double seconds) {
   nlohmann::json files = nlohmann::json::object();
-  for (const std::string& name : chunk_files(dir.path())) {
-    const FileDigest digest = digest_file((fs::path(dir.path()) / name).string());
+  for (const std::string& name : chunk_files(dir)) {
+    const FileDigest digest = dir.digest(name);
     files[name] = {{"bytes", digest.bytes}, {"xxh3", digest.xxh3}};
   }
   const nlohmann::json record = {
@@ -137,45 +235,48 @@ void write_chunk_record(const RunDir& dir, const Chunk& chunk, const std::string
   dir.write("chunk.json", record.dump(2) + "\n");
 }
 
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return nullptr;
-  try {
-    nlohmann::json value;
-    in >> value;
-    return value;
-  } catch (const std::exception&) {
-    return nullptr;
-  }
-}
+// What a sweep's chunks are checked against: its digest, its arithmetic, its results' columns.
+struct ChunkRules {
+  std::string sweep_digest, arithmetic, header;
+};
 
 // Why a chunk found in the directory cannot be trusted ("" when it can): it must prove whole and
-// its own — its record present and this sweep's, for these ids, every file with the size and
-// checksum it was written with, its results.csv the sweep's columns and exactly its ids, once each
-// and in order — and hold what this run asks for (trajectories).
-std::string check_chunk_record(const fs::path& dir, const Chunk& chunk,
-                               const std::string& sweep_digest, const std::string& header,
+// its own — its record present and this sweep's, for these ids, trained in this sweep's
+// arithmetic, every file with the size and checksum it was written with, its results.csv the
+// sweep's columns and exactly its ids, once each and in order — and hold what this run asks for
+// (trajectories).
+std::string check_chunk_record(const RunDir& root, const Chunk& chunk, const ChunkRules& rules,
                                bool want_trajectories);
 
-std::string check_chunk(const fs::path& dir, const Chunk& chunk, const std::string& sweep_digest,
-                        const std::string& header, bool want_trajectories) {
+std::string check_chunk(const RunDir& root, const Chunk& chunk, const ChunkRules& rules,
+                        bool want_trajectories) {
   try {
-    return check_chunk_record(dir, chunk, sweep_digest, header, want_trajectories);
+    return check_chunk_record(root, chunk, rules, want_trajectories);
   } catch (const nlohmann::json::exception&) {  // valid JSON, but not a record's fields
     return "its chunk.json is damaged";
+  } catch (const RunDirError& error) {  // a link, a FIFO, something unreadable
+    return error.what();
   }
 }
 
-std::string check_chunk_record(const fs::path& dir, const Chunk& chunk,
-                               const std::string& sweep_digest, const std::string& header,
+std::string check_chunk_record(const RunDir& root, const Chunk& chunk, const ChunkRules& rules,
                                bool want_trajectories) {
-  if (!fs::exists(dir)) return "it is missing";
-  if (!fs::exists(dir / "chunk.json"))
+  const std::optional<RunDir> found = root.existing_subdir(chunk.dir());
+  if (!found) return "it is missing";
+  const RunDir& dir = *found;
+  if (dir.kind("chunk.json") == EntryKind::none)
     return "it has no chunk.json (it was interrupted before it was complete)";
-  const nlohmann::json record = read_json(dir / "chunk.json");
+  const nlohmann::json record = dir.read_json("chunk.json");
   if (!record.is_object() || !record.contains("files") || !record["files"].is_object())
     return "its chunk.json is damaged";
-  if (record.value("sweep", "") != sweep_digest) return "its chunk.json is another sweep's";
+  const std::string backend = record.value("backend", "");
+  if (arithmetic_of(backend) != rules.arithmetic)
+    return fmt::format(
+        "it was trained by the {} backend, in {} arithmetic, and this sweep is {} (results of "
+        "different arithmetic are never mixed)",
+        backend.empty() ? "?" : backend,
+        arithmetic_of(backend).empty() ? "unknown" : arithmetic_of(backend), rules.arithmetic);
+  if (record.value("sweep", "") != rules.sweep_digest) return "its chunk.json is another sweep's";
   if (record.value("first_id", int64_t{-1}) != chunk.first ||
       record.value("models", int64_t{-1}) != chunk.count)
     return fmt::format(
@@ -187,29 +288,28 @@ std::string check_chunk_record(const fs::path& dir, const Chunk& chunk,
   std::vector<std::string> listed;
   for (const auto& [name, expected] : record["files"].items()) {
     listed.push_back(name);
-    if (!fs::is_regular_file(dir / name)) return fmt::format("{} is missing", name);
-    try {
-      const FileDigest digest = digest_file((dir / name).string());
-      if (digest.bytes != expected.value("bytes", uint64_t{0}) ||
-          digest.xxh3 != expected.value("xxh3", ""))
-        return fmt::format(
-            "{} is not the file that was written ({} bytes now, {} then; checksum "
-            "{})",
-            name, digest.bytes, expected.value("bytes", uint64_t{0}),
-            digest.xxh3 == expected.value("xxh3", "") ? "equal" : "differs");
-    } catch (const std::exception& error) {
-      return error.what();
-    }
+    if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos ||
+        name == "chunk.json")
+      return "its chunk.json lists a file superpose does not write";
+    if (dir.kind(name) != EntryKind::file) return fmt::format("{} is missing", name);
+    const FileDigest digest = dir.digest(name);
+    if (digest.bytes != expected.value("bytes", uint64_t{0}) ||
+        digest.xxh3 != expected.value("xxh3", ""))
+      return fmt::format(
+          "{} is not the file that was written ({} bytes now, {} then; checksum "
+          "{})",
+          name, digest.bytes, expected.value("bytes", uint64_t{0}),
+          digest.xxh3 == expected.value("xxh3", "") ? "equal" : "differs");
   }
   std::sort(listed.begin(), listed.end());
   if (listed != chunk_files(dir)) return "it holds files its chunk.json does not list";
-  std::ifstream in(dir / "results.csv");
+  const std::unique_ptr<std::istream> in = dir.open("results.csv");
   std::string line;
-  if (!std::getline(in, line) || line != header)
+  if (!std::getline(*in, line) || line != rules.header)
     return "its results.csv does not have this sweep's columns";
-  const size_t columns = std::count(header.begin(), header.end(), ',') + 1;
+  const size_t columns = std::count(rules.header.begin(), rules.header.end(), ',') + 1;
   int64_t expected_id = chunk.first;
-  while (std::getline(in, line)) {
+  while (std::getline(*in, line)) {
     const std::vector<std::string> fields = split_csv_line(line);
     if (fields.size() != columns)
       return fmt::format("its results.csv has a row of {} fields, not {}", fields.size(), columns);
@@ -226,6 +326,32 @@ std::string check_chunk_record(const fs::path& dir, const Chunk& chunk,
   return "";
 }
 
+// Before a chunk is trained (again), under its lock: what superpose wrote there, as it wrote it, is
+// removed; anything else (a file it did not write, or one changed since — damage it was told
+// about) is kept, the chunk's directory moved aside to chunks/<first id>.kept-<k>. Returns where it
+// went ("" when nothing was kept).
+std::string clear_chunk(const RunDir& chunks, const Chunk& chunk) {
+  const std::string name = chunk.name();
+  const EntryKind kind = chunks.kind(name);
+  if (kind == EntryKind::none) return "";
+  bool keep = kind != EntryKind::directory;
+  if (!keep) {
+    const std::optional<RunDir> dir = chunks.existing_subdir(name);
+    const Holdings found = survey(*dir, superpose_writes);
+    remove_holdings(*dir, found);
+    keep = !dir->list().empty();
+    if (!keep) chunks.remove_empty_subdir(name);
+  }
+  if (!keep) return "";
+  for (int k = 1;; ++k) {
+    const std::string aside = fmt::format("{}.kept-{}", name, k);
+    if (chunks.kind(aside) == EntryKind::none) {
+      chunks.rename(name, aside);
+      return "chunks/" + aside;
+    }
+  }
+}
+
 std::string duration_text(double seconds) {
   if (!std::isfinite(seconds)) return "?";
   if (seconds < 60) return fmt::format("{:.0f} s", seconds);
@@ -235,62 +361,100 @@ std::string duration_text(double seconds) {
                      std::fmod(seconds / 60, 60));
 }
 
-// plan.json: what a merge needs to check and assemble the sweep without its command line.
+// A sweep as a run or a merge sees it: its identity (sweep.json) and what follows from it — the
+// digest chunks carry, the chunk plan, the results' columns — and what the manifest adds
+// (plan.json, for `superpose merge`).
 struct Plan {
-  std::string command, sweep_digest, header;
-  std::vector<Chunk> chunks;
+  std::string command;
   nlohmann::json identity, extra;
+  ChunkRules rules;
+  std::vector<Chunk> chunks;
 };
 
-Plan read_plan_fields(const RunDir& dir);
-
-nlohmann::json plan_json(const Plan& plan) {
-  nlohmann::json chunks = nlohmann::json::array();
-  for (const Chunk& c : plan.chunks) chunks.push_back({c.first, c.count, c.steps});
-  return {{"command", plan.command}, {"sweep_digest", plan.sweep_digest},
-          {"header", plan.header},   {"identity", plan.identity},
-          {"extra", plan.extra},     {"chunks", chunks}};
-}
-
-Plan read_plan(const RunDir& dir) {
-  try {
-    return read_plan_fields(dir);
-  } catch (const nlohmann::json::exception&) {
-    throw UsageError(
-        fmt::format("merge: '{}'s plan.json is damaged; rerun the sweep's command "
-                    "(without --shard) to write it again",
-                    dir.path()));
-  }
-}
-
-Plan read_plan_fields(const RunDir& dir) {
-  const nlohmann::json j = read_json(fs::path(dir.path()) / "plan.json");
-  if (!j.is_object() || !j.contains("chunks"))
-    throw UsageError(fmt::format(
-        "merge: '{}' holds no sweep's plan.json (a sweep or phase-diagram run writes it)",
-        dir.path()));
+Plan make_plan(const SweepSpec& spec, const std::string& command, const std::string& arithmetic,
+               const nlohmann::json& extra) {
   Plan plan;
-  plan.command = j.value("command", "");
-  plan.sweep_digest = j.value("sweep_digest", "");
-  plan.header = j.value("header", "");
-  plan.identity = j.value("identity", nlohmann::json::object());
-  plan.extra = j.value("extra", nlohmann::json::object());
-  for (const auto& c : j["chunks"])
-    plan.chunks.push_back({c.at(0).get<int64_t>(), c.at(1).get<int64_t>(), c.at(2).get<int>()});
+  plan.command = command;
+  plan.identity = sweep_identity(spec, command, arithmetic);
+  plan.extra = extra;
+  plan.rules = {digest_text(plan.identity.dump()), arithmetic, expected_header(spec.base)};
+  plan.chunks = plan_chunks(spec);
+  return plan;
+}
+
+// plan.json: the sweep's digest, its chunk count, and what the manifest adds. Nothing in it is
+// trusted: a merge derives the plan from sweep.json again and compares.
+nlohmann::json plan_json(const Plan& plan) {
+  return {{"command", plan.command},
+          {"sweep_digest", plan.rules.sweep_digest},
+          {"chunks", plan.chunks.size()},
+          {"extra", plan.extra}};
+}
+
+// The manifest's additions a sweep may carry: the recipe's name, the tms result it is, the phase
+// diagram's options — each of its type, none of the manifest's own fields.
+std::string extra_problem(const nlohmann::json& extra) {
+  if (!extra.is_object()) return "its 'extra' is not an object";
+  for (const auto& [key, value] : extra.items()) {
+    if ((key == "recipe" || key == "tms") && value.is_string()) continue;
+    if (key == "phase_diagram" && value.is_object()) continue;
+    return fmt::format("its 'extra' has a field '{}' superpose does not write there", key);
+  }
+  return "";
+}
+
+// The sweep of a directory a merge is given, from its own records, every one checked: sweep.json
+// (as superpose wrote it, and what it says consistent), plan.json (as superpose wrote it, this
+// sweep's, its chunk count the plan's, its additions of the kinds superpose writes).
+Plan read_plan(const RunDir& dir) {
+  auto damaged = [&](const std::string& file, const std::string& why) {
+    return UsageError(
+        fmt::format("merge: '{}' {}; rerun the sweep's command (without --shard) to write it again",
+                    dir.path_of(file), why));
+  };
+  if (dir.kind("sweep.json") == EntryKind::none)
+    throw UsageError(fmt::format(
+        "merge: '{}' holds no sweep (no sweep.json): give the --out of a sweep or phase-diagram",
+        dir.path()));
+  for (const char* file : {"sweep.json", "plan.json"}) {
+    if (dir.kind(file) == EntryKind::none) throw damaged(file, "is missing");
+    if (!dir.wrote(file))
+      throw damaged(file, dir.kind(file) == EntryKind::file
+                              ? "is not the file superpose wrote (it was changed since)"
+                              : "is not a regular file superpose wrote");
+  }
+  const nlohmann::json identity = dir.read_json("sweep.json");
+  SweepSpec spec;
+  try {
+    spec = sweep_from_identity(identity);
+  } catch (const std::runtime_error& error) {
+    throw damaged("sweep.json", fmt::format("is damaged: {}", error.what()));
+  }
+  const nlohmann::json j = dir.read_json("plan.json");
+  if (!j.is_object() || !j.contains("extra")) throw damaged("plan.json", "is damaged");
+  Plan plan = make_plan(spec, identity["command"].get<std::string>(),
+                        identity["arithmetic"].get<std::string>(), j["extra"]);
+  plan.identity = identity;  // its version too
+  plan.rules.sweep_digest = digest_text(identity.dump());
+  if (j != plan_json(plan)) {
+    const std::string problem = extra_problem(j["extra"]);
+    throw damaged("plan.json", problem.empty() ? "does not agree with sweep.json" : problem);
+  }
   return plan;
 }
 
 // Every chunk checked; all present: results.csv (their rows, by id) and manifest.json written.
 // Otherwise MergeIncomplete naming the missing model-id ranges, nothing written.
 void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
-  const fs::path root(dir.path());
   std::vector<std::string> missing;
   std::string first_reason;
-  int64_t missing_chunks = 0;
+  int64_t missing_chunks = 0, expected_first = 0;
   std::set<std::pair<std::string, std::string>> devices;
   for (const Chunk& chunk : plan.chunks) {
-    const std::string problem =
-        check_chunk(root / chunk.dir(), chunk, plan.sweep_digest, plan.header, false);
+    if (chunk.first != expected_first)  // the plan covers [0, total) in order, by construction
+      throw std::logic_error("merge: the chunk plan has a gap or an overlap");
+    expected_first = chunk.first + chunk.count;
+    const std::string problem = check_chunk(dir, chunk, plan.rules, false);
     if (!problem.empty()) {
       ++missing_chunks;
       if (first_reason.empty()) first_reason = chunk.dir() + ": " + problem;
@@ -307,9 +471,11 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
       missing.push_back(range);
       continue;
     }
-    const nlohmann::json record = read_json(root / chunk.dir() / "chunk.json");
+    const nlohmann::json record = dir.existing_subdir(chunk.dir())->read_json("chunk.json");
     devices.insert({record.value("backend", "?"), record.value("device", "?")});
   }
+  if (expected_first != plan.identity.value("models", int64_t{-1}))
+    throw std::logic_error("merge: the chunk plan does not cover the sweep");
   if (missing_chunks > 0) {
     std::string ranges;
     for (size_t k = 0; k < missing.size() && k < 20; ++k) ranges += (k ? ", " : "") + missing[k];
@@ -320,34 +486,7 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
         missing_chunks, plan.chunks.size(), ranges, first_reason));
   }
 
-  // All rows, by id, streamed from the chunks into one file written then renamed.
-  outcome.diverged = 0;
-  dir.write_with("results.csv", [&](std::ostream& out) {
-    int status_column = -1;
-    for (size_t c = 0; c < plan.chunks.size(); ++c) {
-      std::ifstream in(root / plan.chunks[c].dir() / "results.csv");
-      std::string line;
-      if (!std::getline(in, line) || line != plan.header)
-        throw std::runtime_error(plan.chunks[c].dir() + "/results.csv changed during the merge");
-      if (c == 0) {
-        out << line << '\n';
-        const std::vector<std::string> names = split_csv_line(line);
-        for (size_t k = 0; k < names.size(); ++k)
-          if (names[k] == "status") status_column = static_cast<int>(k);
-      }
-      int64_t rows = 0;
-      while (std::getline(in, line)) {
-        out << line << '\n';
-        ++rows;
-        const std::vector<std::string> fields = split_csv_line(line);
-        if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok")
-          ++outcome.diverged;
-      }
-      if (rows != plan.chunks[c].count)
-        throw std::runtime_error(plan.chunks[c].dir() + "/results.csv changed during the merge");
-    }
-  });
-
+  // The manifest, whole before anything is written.
   nlohmann::json manifest = plan.identity;
   nlohmann::json trained_by = nlohmann::json::array();
   for (const auto& [backend, device] : devices)
@@ -357,19 +496,53 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
     manifest["backend"] = devices.begin()->first;
     manifest["device"] = devices.begin()->second;
   }
-  manifest["diverged"] = outcome.diverged;
   manifest["chunks"] = nlohmann::json::array();
   for (const Chunk& chunk : plan.chunks)
     manifest["chunks"].push_back({{"dir", chunk.dir()},
                                   {"first_id", chunk.first},
                                   {"models", chunk.count},
                                   {"steps", chunk.steps}});
+  manifest["ids_are"] =
+      "row-major over axes (the first varies slowest): results.csv rows reshape to `shape`";
+  for (const auto& [key, value] : plan.extra.items())
+    if (!manifest.contains(key)) manifest[key] = value;
+
+  // All rows, by id, streamed from the chunks into one file written then renamed: every id of
+  // [0, total) once, in order, or nothing is written.
+  outcome.diverged = 0;
+  dir.write_with("results.csv", [&](std::ostream& out) {
+    int status_column = -1;
+    for (size_t c = 0; c < plan.chunks.size(); ++c) {
+      const Chunk& chunk = plan.chunks[c];
+      const std::unique_ptr<std::istream> in =
+          dir.existing_subdir(chunk.dir())->open("results.csv");
+      std::string line;
+      if (!std::getline(*in, line) || line != plan.rules.header)
+        throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
+      if (c == 0) {
+        out << line << '\n';
+        const std::vector<std::string> names = split_csv_line(line);
+        for (size_t k = 0; k < names.size(); ++k)
+          if (names[k] == "status") status_column = static_cast<int>(k);
+      }
+      int64_t id = chunk.first;
+      while (std::getline(*in, line)) {
+        const std::vector<std::string> fields = split_csv_line(line);
+        if (id >= chunk.first + chunk.count || fields.empty() || fields[0] != std::to_string(id))
+          throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
+        out << line << '\n';
+        ++id;
+        if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok")
+          ++outcome.diverged;
+      }
+      if (id != chunk.first + chunk.count)
+        throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
+    }
+  });
+  manifest["diverged"] = outcome.diverged;
   manifest["timings_s"] = {{"train", outcome.train_seconds},
                            {"chunks_resumed", outcome.chunks_resumed},
                            {"chunks_retrained", outcome.chunks_retrained}};
-  manifest["ids_are"] =
-      "row-major over axes (the first varies slowest): results.csv rows reshape to `shape`";
-  manifest.update(plan.extra);
   dir.write("manifest.json", manifest.dump(2) + "\n");
   outcome.manifest = manifest;
   outcome.merged = true;
@@ -489,6 +662,10 @@ Shard parse_shard(const std::string& text) {
   return shard;
 }
 
+int64_t chunk_count(const SweepSpec& spec) {
+  return static_cast<int64_t>(plan_chunks(spec).size());
+}
+
 int64_t largest_chunk(const SweepSpec& spec) {
   int64_t largest = 0;
   for (const Chunk& chunk : plan_chunks(spec)) largest = std::max(largest, chunk.count);
@@ -507,29 +684,40 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
   if (run.backends.empty()) throw std::logic_error("run_sweep: no backend");
   const Shard shard = run.shard;
   const bool sharded = shard.count > 1;
-  Plan plan;
-  plan.command = command;
-  plan.chunks = plan_chunks(spec);
-  plan.identity = sweep_identity(spec, command, plan.chunks);
-  plan.extra = run.extra_manifest;
-  plan.sweep_digest = digest_text(plan.identity.dump());
-  plan.header = expected_header(spec.base);
+  const std::string arithmetic = run.backends.front()->arithmetic();
+  for (const Backend* backend : run.backends)
+    if (backend->arithmetic() != arithmetic)
+      throw std::logic_error("run_sweep: backends of different arithmetic");
+  const Plan plan = make_plan(spec, command, arithmetic, run.extra_manifest);
 
-  // The directory is this sweep's: alone, or shared by its shards; never another sweep's.
+  // The directory is this sweep's: alone, or shared by its shards; never another sweep's. Its
+  // plan.json is written under the claim (the same bytes from every shard).
   SweepOutcome outcome;
   outcome.claim = claim_run_dir(
       dir, "sweep.json", plan.identity, run.overwrite,
-      [&](const nlohmann::json&) {
+      [&](const nlohmann::json& existing) {
+        nlohmann::json same_but_arithmetic = existing;
+        if (existing.is_object()) same_but_arithmetic["arithmetic"] = arithmetic;
+        if (same_but_arithmetic == plan.identity)
+          throw UsageError(fmt::format(
+              "--out: '{}' holds this sweep trained in {} arithmetic, and the {} backend trains "
+              "in {}: results of different arithmetic are never mixed (the cpu and cuda backends "
+              "are float32 and give the same bits; the reference is float64); use a backend of "
+              "its arithmetic, choose another --out, or add --overwrite to replace it",
+              dir.path(), existing.value("arithmetic", "?"), run.backends.front()->name(),
+              arithmetic));
         throw UsageError(fmt::format(
             "--out: '{}' holds a different sweep (see its sweep.json){}; rerun that sweep's own "
             "command to resume it, choose another --out, or add --overwrite to replace it",
             dir.path(), sharded ? ": this shard is not one of its shards" : ""));
       },
-      sharded);
+      sharded,
+      [&] {
+        dir.write("plan.json", plan_json(plan).dump(2) + "\n");
+        dir.subdir("chunks");  // created now: each chunk's lock file (Chunk::lock) lives in it
+      });
   if (run.after_claim) run.after_claim();
-  dir.write("plan.json", plan_json(plan).dump(2) + "\n");  // the same bytes from every shard
-  dir.subdir("chunks");  // created now: each chunk's lock file (Chunk::lock) lives in it
-  const fs::path root(dir.path());
+  const RunDir chunks_dir = dir.subdir("chunks");
   outcome.models = spec.model_count();
   outcome.chunks = static_cast<int64_t>(plan.chunks.size());
 
@@ -544,9 +732,8 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
     const Chunk& chunk = plan.chunks[c];
     ++outcome.shard_chunks;
     std::string problem;
-    if (fs::exists(root / chunk.dir())) {
-      problem = check_chunk(root / chunk.dir(), chunk, plan.sweep_digest, plan.header,
-                            spec.base.record_trajectories);
+    if (chunks_dir.kind(chunk.name()) != EntryKind::none) {
+      problem = check_chunk(dir, chunk, plan.rules, spec.base.record_trajectories);
       if (problem.empty()) {
         ++outcome.chunks_resumed;
         continue;
@@ -609,29 +796,33 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
         check_cancelled();
         for (size_t p : batches[b]) {
           const Chunk& chunk = pending[p];
-          std::unique_ptr<RunClaim> lock = try_lock_file((root / chunk.lock()).string());
+          std::unique_ptr<RunClaim> lock = chunks_dir.try_lock(chunk.lock());
           // Under its lock, checked again: another process of this shard may have finished it.
-          const bool done_meanwhile = lock && fs::exists(root / chunk.dir()) &&
-                                      check_chunk(root / chunk.dir(), chunk, plan.sweep_digest,
-                                                  plan.header, spec.base.record_trajectories)
-                                          .empty();
+          const bool done_meanwhile =
+              lock && chunks_dir.kind(chunk.name()) != EntryKind::none &&
+              check_chunk(dir, chunk, plan.rules, spec.base.record_trajectories).empty();
           if (!lock || done_meanwhile) {
             std::lock_guard<std::mutex> guard(progress_mutex);
             ++(lock ? outcome.chunks_resumed : outcome.chunks_elsewhere);
             skipped_models += chunk.count;
             continue;
           }
+          // What a damaged or unfinished chunk left: superpose's own files go, anything else is
+          // moved aside with the chunk's directory.
+          const std::string kept = clear_chunk(chunks_dir, chunk);
           if (!problems[p].empty()) {
-            print_err("superpose: {} (models {} to {}) is trained again: {}\n", chunk.dir(),
-                      chunk.first, chunk.first + chunk.count - 1, problems[p]);
+            print_err("superpose: {} (models {} to {}) is trained again: {}{}\n", chunk.dir(),
+                      chunk.first, chunk.first + chunk.count - 1, problems[p],
+                      kept.empty()
+                          ? ""
+                          : fmt::format("; what superpose cannot vouch for is kept in {}", kept));
             std::lock_guard<std::mutex> guard(progress_mutex);
             ++outcome.chunks_retrained;
           }
-          fs::remove_all(root / chunk.dir());  // what a damaged or unfinished chunk left
           mine.push_back(chunk);
           locks.push_back(std::move(lock));
         }
-        if (!mine.empty()) train_chunks(backend, spec, mine, dir, plan.sweep_digest);
+        if (!mine.empty()) train_chunks(backend, spec, mine, dir, plan.rules.sweep_digest);
       } catch (...) {
         std::lock_guard<std::mutex> guard(progress_mutex);
         if (!failed.exchange(true)) failure = std::current_exception();
@@ -680,26 +871,33 @@ SweepOutcome run_sweep(Backend& backend, const SweepSpec& spec, const RunDir& di
   return run_sweep(spec, dir, command, run);
 }
 
-SweepOutcome merge_sweep(const RunDir& dir) {
-  const fs::path root(dir.path());
-  if (!fs::exists(root / "sweep.json"))
-    throw UsageError(fmt::format(
-        "merge: '{}' holds no sweep (no sweep.json): give the --out of a sweep or phase-diagram",
-        dir.path()));
-  std::unique_ptr<RunClaim> alone = try_lock_file((root / ".superpose.lock").string());
-  if (!alone)
-    throw UsageError(fmt::format(
-        "merge: '{}' is in use by another superpose (a shard still training?); merge once every "
-        "shard has finished",
-        dir.path()));
-  const Plan plan = read_plan(dir);
-  SweepOutcome outcome;
-  outcome.models = plan.identity.value("models", int64_t{0});
-  outcome.chunks = static_cast<int64_t>(plan.chunks.size());
-  outcome.chunks_resumed = outcome.chunks;
-  merge_chunks(dir, plan, outcome);
-  outcome.claim = std::move(alone);
-  return outcome;
+SweepOutcome merge_sweep(
+    const RunDir& dir,
+    const std::function<void(const nlohmann::json&, const nlohmann::json&)>& check_extra) {
+  try {
+    if (dir.kind("sweep.json") == EntryKind::none)
+      throw UsageError(
+          fmt::format("merge: '{}' holds no sweep (no sweep.json): give the --out of a sweep or "
+                      "phase-diagram",
+                      dir.path()));
+    std::unique_ptr<RunClaim> alone = dir.try_lock(kLockFile);
+    if (!alone)
+      throw UsageError(fmt::format(
+          "merge: '{}' is in use by another superpose (a shard still training?); merge once "
+          "every shard has finished",
+          dir.path()));
+    const Plan plan = read_plan(dir);
+    if (check_extra) check_extra(plan.identity, plan.extra);
+    SweepOutcome outcome;
+    outcome.models = plan.identity.value("models", int64_t{0});
+    outcome.chunks = static_cast<int64_t>(plan.chunks.size());
+    outcome.chunks_resumed = outcome.chunks;
+    merge_chunks(dir, plan, outcome);
+    outcome.claim = std::move(alone);
+    return outcome;
+  } catch (const RunDirError& error) {
+    throw UsageError(std::string("merge: ") + error.what());
+  }
 }
 
 }  // namespace sp

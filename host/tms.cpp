@@ -57,8 +57,8 @@ struct Cell {
 };
 
 // The best seed of every cell (every axis but the seed), by evaluation loss on the shared set.
-std::vector<Cell> best_cells(const SweepSpec& spec, const std::string& dir) {
-  const Table table = read_csv(dir + "/results.csv");
+std::vector<Cell> best_cells(const SweepSpec& spec, const RunDir& dir) {
+  const Table table = read_csv(dir, "results.csv");
   const int n = spec.base.n_features, m = spec.base.n_hidden;
   const int64_t seeds = static_cast<int64_t>(spec.axes.back().size());
   std::vector<Cell> cells(static_cast<size_t>(spec.model_count() / seeds));
@@ -366,7 +366,7 @@ std::vector<TmsExperiment> tms_experiments(TmsScale scale, int steps) {
   return out;
 }
 
-TmsVerdict judge_tms(const TmsExperiment& e, const std::string& dir) {
+TmsVerdict judge_tms(const TmsExperiment& e, const RunDir& dir) {
   const std::vector<Cell> cells = best_cells(e.spec, dir);
   if (e.name == "intro") return judge_intro(e.spec, cells);
   if (e.name == "tms-20-5") return judge_20_5(e.spec, cells);

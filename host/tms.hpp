@@ -35,7 +35,7 @@ struct TmsVerdict {
   bool shows = false;
 };
 // Reads DIR/results.csv and DIR/manifest.json of a finished experiment.
-TmsVerdict judge_tms(const TmsExperiment& experiment, const std::string& dir);
+TmsVerdict judge_tms(const TmsExperiment& experiment, const RunDir& dir);
 
 // Geometry helpers, on W (m x n, row-major; feature f is column f). Exposed for the tests.
 namespace tms {

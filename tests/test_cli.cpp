@@ -102,9 +102,11 @@ TEST(CliTrain, WritesTheRunDirectory) {
        {"manifest.json", "run.json", "results.csv", "train_loss.npy", "eval_loss.npy",
         "eval_steps.npy", "W.npy", "b.npy", "snapshot_steps.npy", "data.npy"})
     EXPECT_TRUE(fs::exists(fs::path(out) / name)) << name;
-  for (const auto& entry : fs::directory_iterator(out))  // no temporary left behind (the lock
-    // file stays: deleting a lock file lets two processes each hold a lock on a different file)
-    if (entry.path().filename() != ".superpose.lock") {
+  // No temporary left behind. The lock file stays (deleting a lock file lets two processes each
+  // hold a lock on a different file), and so does the record of the files superpose wrote.
+  for (const auto& entry : fs::directory_iterator(out))
+    if (entry.path().filename() != ".superpose.lock" &&
+        entry.path().filename() != ".superpose.files") {
       EXPECT_NE(entry.path().filename().string().front(), '.') << entry.path();
     }
   EXPECT_EQ(npy::load(out + "/train_loss.npy", "t").shape, (std::vector<size_t>{1, 120}));
@@ -367,7 +369,7 @@ TEST(CliSweep, FeatureGroups) {
   EXPECT_NE(manifest.find("\"feature_groups\""), std::string::npos) << manifest;
   EXPECT_NE(manifest.find("\"anticorrelated\": 1"), std::string::npos) << manifest;
   EXPECT_EQ(read_text(plain + "/manifest.json").find("feature_groups"), std::string::npos);
-  EXPECT_NE(read_csv(grouped + "/results.csv").rows, read_csv(plain + "/results.csv").rows);
+  EXPECT_NE(read_csv(RunDir::existing(grouped, "test"), "results.csv").rows, read_csv(RunDir::existing(plain, "test"), "results.csv").rows);
   expect_rejected(
       "sweep --backend cpu --features 5 --steps 5",
       {{"too_many", "--correlated-groups 2 --anticorrelated-groups 1", "--correlated-groups"},
@@ -394,7 +396,7 @@ TEST(CliTrain, TheFreshEvaluationSetIsSharedAcrossSeeds) {
             "--lr 0 --steps 2 --eval-points 500 --init-W " +
             W + " --out " + out + " " + extra);
     EXPECT_EQ(r.status, 0) << r.output;
-    const Table t = read_csv(out + "/results.csv");
+    const Table t = read_csv(RunDir::existing(out, "test"), "results.csv");
     return t.rows.at(0).at(static_cast<size_t>(t.column("eval_loss")));
   };
   const std::string one = eval_loss("--seed 1", "shared_eval_1");
@@ -462,7 +464,7 @@ TEST(CliSweep, VariedFeatureOptionsAreChecked) {
           "0.1,0.2,0.3 --varied-sparsity 0.5,0.6 --varied-feature 1 --out " +
           out);
   ASSERT_EQ(r.status, 0) << r.output;
-  const Table t = read_csv(out + "/results.csv");
+  const Table t = read_csv(RunDir::existing(out, "test"), "results.csv");
   ASSERT_EQ(t.rows.size(), 2u);
   EXPECT_EQ(t.rows[1][static_cast<size_t>(t.column("sparsity_1"))], "0.6");
   EXPECT_EQ(t.rows[1][static_cast<size_t>(t.column("sparsity_2"))], "0.3");
@@ -490,7 +492,7 @@ TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
   EXPECT_NE(report.find("\"shows\": true"), std::string::npos);
   EXPECT_EQ(report.find("\"shows\": false"), std::string::npos);
   // Each result is a sweep of its own: resumable, drawn by plots.py sweep.
-  EXPECT_EQ(read_csv(out + "/intro/results.csv").rows.size(), 50u);
+  EXPECT_EQ(read_csv(RunDir::existing(out + "/intro", "test"), "results.csv").rows.size(), 50u);
   EXPECT_NE(read_text(out + "/collapse/manifest.json").find("\"varied_feature\": 4"),
             std::string::npos);
 

@@ -207,11 +207,12 @@ TEST(Hostile, APhaseDiagramCellWhoseSeedsAllDivergedReportsNaN) {
   o.importance_cells = 1;
   o.density_cells = 1;
   o.seeds = 2;
-  const std::string path = write_file(
-      "diverged_results.csv",
-      "model_id,status,eval_loss,train_loss,phase,W_0_0,W_0_1,b_0,b_1\n"
-      "0,diverged,nan,nan,other,nan,nan,nan,nan\n1,diverged,inf,nan,other,nan,nan,nan,nan\n");
-  const std::vector<PhaseCell> cells = aggregate_phase_diagram(o, path);
+  const std::string dir = fresh_dir("diverged");
+  fs::create_directories(dir);
+  write_text(dir + "/results.csv",
+             "model_id,status,eval_loss,train_loss,phase,W_0_0,W_0_1,b_0,b_1\n"
+             "0,diverged,nan,nan,other,nan,nan,nan,nan\n1,diverged,inf,nan,other,nan,nan,nan,nan\n");
+  const std::vector<PhaseCell> cells = aggregate_phase_diagram(o, RunDir::existing(dir, "test"));
   ASSERT_EQ(cells.size(), 1u);
   EXPECT_EQ(cells[0].best_model_id, -1);
   EXPECT_TRUE(std::isnan(cells[0].best_eval_loss));

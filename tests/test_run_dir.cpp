@@ -153,15 +153,23 @@ TEST_F(ResumeDamage, AnUnfinishedChunkIsTrainedAgainAndTemporariesRemoved) {
   expect_retrained(
       "bad_record", [](const fs::path& chunks) { write_text(chunks / kChunk / "chunk.json", "{"); },
       "its chunk.json is damaged");
+  // Interrupted writes: each temporary listed in its directory's record before it was made, as
+  // superpose lists them; a file of the same shape that no record lists is someone else's, kept.
   const fs::path dir = fresh_dir("stale_temporary");
   fs::copy(whole_, dir, fs::copy_options::recursive);
   fs::remove(dir / ".superpose.lock");
-  write_text(dir / "chunks" / kChunk / ".results.csv.tmp-999999-0badf00d", "half a file");
-  write_text(dir / ".results.csv.tmp-999998-0badf00d", "half a file");
+  for (const fs::path& at : {dir / "chunks" / kChunk, dir}) {
+    const std::string name = at == dir ? ".results.csv.tmp-999998-0badf00d"
+                                       : ".results.csv.tmp-999999-0badf00d";
+    write_text(at / name, "half a file");
+    std::ofstream(at / ".superpose.files", std::ios::app) << "{\"temporary\":\"" << name << "\"}\n";
+  }
+  write_text(dir / ".manifest.json.tmp-999997-0badf00d", "not listed");
   const Outcome r = run(kSweep + "--out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_FALSE(fs::exists(dir / "chunks" / kChunk / ".results.csv.tmp-999999-0badf00d"));
   EXPECT_FALSE(fs::exists(dir / ".results.csv.tmp-999998-0badf00d"));
+  EXPECT_EQ(read_text(dir / ".manifest.json.tmp-999997-0badf00d"), "not listed");
   EXPECT_NE(r.output.find("12 resumed"), std::string::npos) << r.output;
   EXPECT_EQ(read_text(dir / "results.csv"), expected_);
 }

@@ -154,7 +154,7 @@ TEST(Sweep, RowsEqualTheModelsTrainedAloneWhateverTheChunking) {
   EXPECT_EQ(outcome.models, 48);
   EXPECT_EQ(outcome.chunks, 12);  // 4 blocks of 12 models with one steps value, 3 chunks each
   EXPECT_EQ(outcome.diverged, 0);
-  const Table table = read_csv(dir.path() + "/results.csv");
+  const Table table = read_csv(dir, "results.csv");
   ASSERT_EQ(table.rows.size(), 48u);
   for (int64_t id : {int64_t{0}, int64_t{13}, int64_t{47}}) {
     GroupSpec alone = spec.base;
@@ -184,12 +184,15 @@ TEST(Sweep, ChunksOfOneModelShareTheThreadsWithoutChangingARow) {
   const SweepOutcome outcome = run_sweep(*two_threads, spec, two, "sweep");
   run_sweep(*one_thread, spec, one, "sweep");
   EXPECT_EQ(outcome.chunks, 48);
-  EXPECT_EQ(read_csv(two.path() + "/results.csv").rows, read_csv(one.path() + "/results.csv").rows);
+  EXPECT_EQ(read_csv(two, "results.csv").rows, read_csv(one, "results.csv").rows);
 }
 
 // Another sweep's directory is refused; the same sweep on another backend resumes it (the backends
 // give the same bits, and shards on a GPU node and a CPU node share one sweep).
-TEST(Sweep, RefusesADirectoryHoldingAnotherSweepAndResumesItsOwnOnAnyBackend) {
+// Another sweep's directory is refused; so is the same sweep in another arithmetic (the float64
+// reference's chunks never resume or merge into the float32 backends' ones, nor the other way);
+// the same sweep on a backend of its arithmetic (other threads) resumes every chunk.
+TEST(Sweep, RefusesAnotherSweepOrAnotherArithmeticAndResumesItsOwn) {
   SweepSpec spec = small_spec();
   auto backend = make_cpu_backend(2);
   const RunDir dir(temp_dir("other"));
@@ -199,7 +202,16 @@ TEST(Sweep, RefusesADirectoryHoldingAnotherSweepAndResumesItsOwnOnAnyBackend) {
   text.relative_importance = "1";
   set_axes(spec, text);
   EXPECT_THROW(run_sweep(*backend, spec, dir, "sweep"), UsageError);
-  const SweepOutcome again = run_sweep(*make_reference_backend(), small_spec(), dir, "sweep");
+  try {
+    run_sweep(*make_reference_backend(), small_spec(), dir, "sweep");
+    ADD_FAILURE() << "the reference backend resumed a float32 sweep";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("trained in float32 arithmetic, and the reference "
+                                         "backend trains in float64"),
+              std::string::npos)
+        << e.what();
+  }
+  const SweepOutcome again = run_sweep(*make_cpu_backend(1), small_spec(), dir, "sweep");
   EXPECT_EQ(again.chunks_resumed, again.chunks);
   EXPECT_EQ(again.chunks_trained, 0);
 }
@@ -243,7 +255,7 @@ TEST(PhaseDiagram, SmallDiagramAgreesWithTheClosedFormFarFromBoundaries) {
   auto backend = make_cpu_backend(0);
   const RunDir dir(temp_dir("phase"));
   run_sweep(*backend, phase_diagram_sweep(o), dir, "phase-diagram");
-  const std::vector<PhaseCell> cells = aggregate_phase_diagram(o, dir.path() + "/results.csv");
+  const std::vector<PhaseCell> cells = aggregate_phase_diagram(o, dir);
   ASSERT_EQ(cells.size(), 25u);
   const PhaseAgreement a = phase_agreement(cells, 2.5);
   ASSERT_GE(a.far_cells, 12);
