@@ -18,6 +18,7 @@
 
 #include "host/cli.hpp"
 #include "host/job.hpp"
+#include "host/sweep.hpp"
 
 namespace nb = nanobind;
 
@@ -137,4 +138,9 @@ NB_MODULE(_core, m) {
       .def("progress", &Job::progress, "(models done, models in all) of a sweep or experiments")
       .def("out", &Job::out, "what the command printed on stdout")
       .def("err", &Job::err, "what the command printed on stderr");
+  m.def(
+      "axis_values",
+      [](const std::string& text) { return sp::parse_axis(text, "axis"); }, nb::arg("text"),
+      "an axis's values from its text (a list, or the generator a manifest keeps, "
+      "\"logspace(-2,0,12)\"): the engine's parser, the same doubles");
 }

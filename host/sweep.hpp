@@ -94,6 +94,14 @@ nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
 // wrong: the identity rebuilt from it must equal `identity` exactly.
 SweepSpec sweep_from_identity(const nlohmann::json& identity);
 
+// Whether a chunk's record (chunk.json) can describe the chunk of ids [first_id, first_id +
+// models) of the sweep with this digest and arithmetic: "" (and the files it lists, with their
+// sizes and checksums as written) or why not. Any JSON value is safe to give it (the fuzzer does).
+std::string chunk_record_problem(const nlohmann::json& record, int64_t first_id, int64_t models,
+                                 const std::string& sweep_digest, const std::string& arithmetic,
+                                 bool want_trajectories,
+                                 std::vector<std::pair<std::string, FileDigest>>* files = nullptr);
+
 // Which share of a sweep's chunks a process trains: shard `index` of `count` (1-based) takes the
 // chunks c with c mod count == index − 1. 1 of 1 is the whole sweep.
 struct Shard {

@@ -196,6 +196,59 @@ SweepSpec sweep_from_identity(const nlohmann::json& j) {
   return spec;
 }
 
+std::string chunk_record_problem(const nlohmann::json& record, int64_t first_id, int64_t models,
+                                 const std::string& sweep_digest, const std::string& arithmetic,
+                                 bool want_trajectories,
+                                 std::vector<std::pair<std::string, FileDigest>>* files) {
+  auto text = [&](const char* key) -> const std::string* {
+    const auto it = record.find(key);
+    return it != record.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+  };
+  auto integer = [&](const char* key, int64_t* value) {
+    const auto it = record.find(key);
+    if (it == record.end() || !it->is_number_integer()) return false;
+    *value = it->get<int64_t>();
+    return true;
+  };
+  if (!record.is_object() || !record.contains("files") || !record["files"].is_object())
+    return "its chunk.json is damaged";
+  const std::string* backend = text("backend");
+  const std::string family = backend ? arithmetic_of(*backend) : "";
+  if (family != arithmetic)
+    return fmt::format(
+        "it was trained by the {} backend, in {} arithmetic, and this sweep is {} (results of "
+        "different arithmetic are never mixed)",
+        backend && !backend->empty() ? *backend : "?", family.empty() ? "unknown" : family,
+        arithmetic);
+  const std::string* sweep = text("sweep");
+  if (!sweep || *sweep != sweep_digest) return "its chunk.json is another sweep's";
+  int64_t first = -1, count = 0;
+  if (!integer("first_id", &first) || !integer("models", &count))
+    return "its chunk.json is damaged";
+  if (first != first_id || count != models)
+    return fmt::format("its chunk.json is for models {} to {}", first,
+                       count > 0 && first <= INT64_MAX - count ? first + count - 1 : first);
+  const auto trajectories = record.find("trajectories");
+  if (trajectories == record.end() || !trajectories->is_boolean())
+    return "its chunk.json is damaged";
+  if (want_trajectories && !trajectories->get<bool>())
+    return "it has no trajectories, and --trajectories asks for them";
+  if (!record["files"].contains("results.csv")) return "its chunk.json lists no results.csv";
+  for (const auto& [name, expected] : record["files"].items()) {
+    if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos ||
+        name.find('\0') != std::string::npos || name == "chunk.json" || name == ".." ||
+        !superpose_writes(name))
+      return "its chunk.json lists a file superpose does not write";
+    const auto bytes = expected.find("bytes");
+    const auto xxh3 = expected.find("xxh3");
+    if (!expected.is_object() || bytes == expected.end() || !bytes->is_number_unsigned() ||
+        xxh3 == expected.end() || !xxh3->is_string())
+      return "its chunk.json is damaged";
+    if (files) files->push_back({name, {bytes->get<uint64_t>(), xxh3->get<std::string>()}});
+  }
+  return "";
+}
+
 namespace {
 
 // The results.csv header every chunk of a sweep with this base group must have.
@@ -266,40 +319,21 @@ std::string check_chunk_record(const RunDir& root, const Chunk& chunk, const Chu
   const RunDir& dir = *found;
   if (dir.kind("chunk.json") == EntryKind::none)
     return "it has no chunk.json (it was interrupted before it was complete)";
-  const nlohmann::json record = dir.read_json("chunk.json");
-  if (!record.is_object() || !record.contains("files") || !record["files"].is_object())
-    return "its chunk.json is damaged";
-  const std::string backend = record.value("backend", "");
-  if (arithmetic_of(backend) != rules.arithmetic)
-    return fmt::format(
-        "it was trained by the {} backend, in {} arithmetic, and this sweep is {} (results of "
-        "different arithmetic are never mixed)",
-        backend.empty() ? "?" : backend,
-        arithmetic_of(backend).empty() ? "unknown" : arithmetic_of(backend), rules.arithmetic);
-  if (record.value("sweep", "") != rules.sweep_digest) return "its chunk.json is another sweep's";
-  if (record.value("first_id", int64_t{-1}) != chunk.first ||
-      record.value("models", int64_t{-1}) != chunk.count)
-    return fmt::format(
-        "its chunk.json is for models {} to {}", record.value("first_id", int64_t{-1}),
-        record.value("first_id", int64_t{-1}) + record.value("models", int64_t{0}) - 1);
-  if (want_trajectories && !record.value("trajectories", false))
-    return "it has no trajectories, and --trajectories asks for them";
-  if (!record["files"].contains("results.csv")) return "its chunk.json lists no results.csv";
+  std::vector<std::pair<std::string, FileDigest>> files;
+  const std::string problem =
+      chunk_record_problem(dir.read_json("chunk.json"), chunk.first, chunk.count,
+                           rules.sweep_digest, rules.arithmetic, want_trajectories, &files);
+  if (!problem.empty()) return problem;
   std::vector<std::string> listed;
-  for (const auto& [name, expected] : record["files"].items()) {
+  for (const auto& [name, expected] : files) {
     listed.push_back(name);
-    if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos ||
-        name == "chunk.json")
-      return "its chunk.json lists a file superpose does not write";
     if (dir.kind(name) != EntryKind::file) return fmt::format("{} is missing", name);
     const FileDigest digest = dir.digest(name);
-    if (digest.bytes != expected.value("bytes", uint64_t{0}) ||
-        digest.xxh3 != expected.value("xxh3", ""))
+    if (!(digest == expected))
       return fmt::format(
           "{} is not the file that was written ({} bytes now, {} then; checksum "
           "{})",
-          name, digest.bytes, expected.value("bytes", uint64_t{0}),
-          digest.xxh3 == expected.value("xxh3", "") ? "equal" : "differs");
+          name, digest.bytes, expected.bytes, digest.xxh3 == expected.xxh3 ? "equal" : "differs");
   }
   std::sort(listed.begin(), listed.end());
   if (listed != chunk_files(dir)) return "it holds files its chunk.json does not list";
