@@ -9,7 +9,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_files import RunFiles  # noqa: E402
 
 
 class Links(html.parser.HTMLParser):
@@ -46,16 +50,23 @@ def check(page, screenshot, width=1300, height=2400):
         path = os.path.join(os.path.dirname(page), urllib.parse.unquote(parsed.path))
         if not os.path.exists(path):
             problems.append(f"broken link: {target}")
-    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--enable-logging=stderr", "--v=0", f"--window-size={width},{height}",
-               "--virtual-time-budget=5000", f"--screenshot={os.path.abspath(screenshot)}",
-               "file://" + page]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
-    console = [line for line in (result.stdout + result.stderr).splitlines()
-               if re.search(r":CONSOLE[:(]", line)]
-    problems += [f"console: {line}" for line in console]
-    if not os.path.exists(screenshot) or os.path.getsize(screenshot) < 1000:
-        problems.append(f"no screenshot written (chromium exit {result.returncode})")
+    # Chromium draws into a folder of its own; the picture then goes beside the page by the
+    # engine's rules (scripts/run_files.py: never through a link planted there).
+    with tempfile.TemporaryDirectory(prefix="superpose-page-") as private:
+        shot = os.path.join(private, "screenshot.png")
+        command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                   "--enable-logging=stderr", "--v=0", f"--window-size={width},{height}",
+                   "--virtual-time-budget=5000", f"--screenshot={shot}", "file://" + page]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+        console = [line for line in (result.stdout + result.stderr).splitlines()
+                   if re.search(r":CONSOLE[:(]", line)]
+        problems += [f"console: {line}" for line in console]
+        if not os.path.exists(shot) or os.path.getsize(shot) < 1000:
+            problems.append(f"no screenshot written (chromium exit {result.returncode})")
+        else:
+            target = os.path.abspath(screenshot)
+            with open(shot, "rb") as f:
+                RunFiles.at(os.path.dirname(target)).write_bytes(os.path.basename(target), f.read())
     return problems
 
 

@@ -14,11 +14,13 @@
   plots.py phase DIR   a `phase-diagram`: phase.png/.pdf, the trained phases with the closed-form
                        boundaries drawn over them, beside the closed-form winners.
 
-Pictures go to DIR/plots/ (or --out). Needs numpy, matplotlib, plotly (scripts/python-deps).
+Pictures go to DIR/plots/ (or --out), written by the engine's rules (scripts/run_files.py: never
+through a link planted there, recorded as superpose's, so that --overwrite removes them and keeps
+pictures of your own). Needs numpy, matplotlib, plotly, xxhash (scripts/python-deps).
 """
 import argparse
 import csv
-import json
+import io
 import os
 import sys
 
@@ -29,19 +31,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_files import RunFiles, RunFilesError, load_json, load_manifest, read_bytes  # noqa: E402
+
 PHASES = ["ignored", "dedicated", "antipodal", "other", "diverged"]
 PHASE_COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#BBBBBB", "#000000"]
 
 
 # ----------------------------------------------------------------------------- reading
 def read_results(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def load_json(path):
-    with open(path) as f:
-        return json.load(f)
+    return list(csv.DictReader(io.StringIO(read_bytes(path).decode(), newline="")))
 
 
 def model_W(row, n, m):
@@ -54,7 +53,7 @@ def model_b(row, n):
 
 def load_npy(directory, name):
     path = os.path.join(directory, name)
-    return np.load(path) if os.path.exists(path) else None
+    return np.load(io.BytesIO(read_bytes(path))) if os.path.lexists(path) else None
 
 
 def forward(W, b, x, relu):
@@ -169,7 +168,6 @@ def draw_loss(ax, run, step=None):
 
 def plot_run(directory, out):
     run = Run(directory)
-    os.makedirs(out, exist_ok=True)
     written = []
     W, b = run.W_snapshots[-1], run.b_snapshots[-1]
     if run.n == 2:
@@ -210,10 +208,10 @@ def plot_run(directory, out):
 
 
 def save(fig, out, name):
-    path = os.path.join(out, name)
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format=name.rsplit(".", 1)[1])
     plt.close(fig)
-    return path
+    return out.write_bytes(name, buffer.getvalue())
 
 
 def dashboard_gif(run, out):
@@ -273,9 +271,10 @@ def dashboard_gif(run, out):
         images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert(
             "P", palette=Image.Palette.ADAPTIVE))
     plt.close(fig)
-    path = os.path.join(out, "dashboard.gif")
-    images[0].save(path, save_all=True, append_images=images[1:], duration=160, loop=0)
-    return path
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=160,
+                   loop=0)
+    return out.write_bytes("dashboard.gif", buffer.getvalue())
 
 
 def dashboard_html(run, out):
@@ -321,9 +320,12 @@ def dashboard_html(run, out):
         updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.15, buttons=[
             dict(label="play", method="animate",
                  args=[None, dict(frame=dict(duration=80), fromcurrent=True)])])])
-    path = os.path.join(out, "dashboard.html")
-    fig.write_html(path, include_plotlyjs="directory", auto_play=False)
-    return path
+    from plotly.offline import get_plotlyjs
+    # The page loads plotly.min.js from beside it (include_plotlyjs="directory"), written here.
+    if not out.wrote("plotly.min.js"):
+        out.write_text("plotly.min.js", get_plotlyjs())
+    return out.write_text("dashboard.html",
+                          fig.to_html(include_plotlyjs="directory", auto_play=False))
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -346,7 +348,7 @@ def sweep_cells(directory):
     """The best seed of every cell of a sweep — a cell is one value of every axis but the seed —
     as {cell multi-index (axes without the seed): row}, with the manifest's axes. Models that
     diverged are never chosen."""
-    manifest = load_json(os.path.join(directory, "manifest.json"))
+    manifest = load_manifest(os.path.join(directory, "manifest.json"))
     axes, shape = manifest["axes"], manifest["shape"]
     for axis in axes:
         if axis["name"].startswith("varied_"):
@@ -463,7 +465,6 @@ def plot_sweep(directory, out, limit=8):
         sys.exit(f"plots.py: {directory}/results.csv has no model that did not diverge")
     any_row = next(iter(best.values()))
     n, m = int(any_row["n_features"]), int(any_row["n_hidden"])
-    os.makedirs(out, exist_ok=True)
     layout = sweep_layout(axes_meta, best, limit)
     written = []
 
@@ -548,7 +549,7 @@ def closed_form_winner(p, r):
 
 def plot_phase(directory, out):
     cells = read_results(os.path.join(directory, "phase_diagram.csv"))
-    manifest = load_json(os.path.join(directory, "manifest.json"))
+    manifest = load_manifest(os.path.join(directory, "manifest.json"))
     densities = sorted({float(c["density"]) for c in cells})
     importances = sorted({float(c["relative_importance"]) for c in cells})
     index = {name: k for k, name in enumerate(PHASES)}
@@ -558,7 +559,6 @@ def plot_phase(directory, out):
         d, i = densities.index(float(c["density"])), importances.index(float(c["relative_importance"]))
         grid[d, i] = index.get(c["phase"], index["other"])
         theory[d, i] = index[c["closed_form_winner"]]
-    os.makedirs(out, exist_ok=True)
 
     def edges(values):
         logs = np.log10(values)
@@ -601,7 +601,9 @@ def plot_phase(directory, out):
 
 
 def save_both(fig, out, stem):
-    fig.savefig(os.path.join(out, stem + ".pdf"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="pdf")
+    out.write_bytes(stem + ".pdf", buffer.getvalue())
     return save(fig, out, stem + ".png")
 
 
@@ -613,8 +615,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not os.path.exists(os.path.join(args.dir, "manifest.json")):
         parser.error(f"{args.dir}: not a superpose run directory (no manifest.json)")
-    out = args.out or os.path.join(args.dir, "plots")
-    written = {"run": plot_run, "sweep": plot_sweep, "phase": plot_phase}[args.kind](args.dir, out)
+    try:
+        # DIR/plots is the run directory's own (reached by descriptor, never through a link);
+        # --out is the directory as you name it.
+        out = RunFiles.at(args.out) if args.out else RunFiles.at(args.dir).subdir("plots")
+        written = {"run": plot_run, "sweep": plot_sweep, "phase": plot_phase}[args.kind](args.dir,
+                                                                                         out)
+    except RunFilesError as error:
+        sys.exit(f"plots.py: {error}")
     for path in written:
         print(path)
 

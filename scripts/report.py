@@ -4,9 +4,12 @@ the essay's six experiments (table, figures, animated dashboards, interactive da
 phase diagram, Toy Models of Superposition's main results (superpose tms) and a geometry sweep. Only relative links to files under OUT; no network."""
 import csv
 import html
-import json
+import io
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_files import RunFiles, RunFilesError, load_manifest, read_bytes  # noqa: E402
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em;
@@ -23,13 +26,11 @@ section { margin-bottom: 2.5em; }
 
 
 def load_json(path):
-    with open(path) as f:
-        return json.load(f)
+    return load_manifest(path)  # every axis's values listed, where a manifest has axes
 
 
 def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return list(csv.DictReader(io.StringIO(read_bytes(path).decode(), newline="")))
 
 
 def rel(out, path):
@@ -184,11 +185,10 @@ def main():
             "<title>superpose report</title>"
             f"<style>{STYLE}</style></head><body>\n<h1>superpose: toy models of superposition</h1>\n"
             + "\n".join(b for b in body if b) + "\n</body></html>\n")
-    path = os.path.join(out, "index.html")
-    with open(path + ".tmp", "w") as f:
-        f.write(page)
-    os.replace(path + ".tmp", path)
-    print(path)
+    try:  # beside what scripts/run made, by the engine's rules (scripts/run_files.py)
+        print(RunFiles.at(out).write_text("index.html", page))
+    except RunFilesError as error:
+        sys.exit(f"report.py: {error}")
 
 
 if __name__ == "__main__":

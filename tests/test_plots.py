@@ -105,6 +105,41 @@ class Pictures(unittest.TestCase):
             self.assertEqual(len(cells), 3)
             self.assertTrue(all(r["model"] == label.split()[-1] for _, r in cells))
 
+    def test_pictures_never_follow_a_link_and_overwrite_keeps_yours(self):
+        # A link planted where plots.py writes a picture: refused, naming it, the file it points
+        # to intact; a link where plots/ belongs: the same. Pictures plots.py drew are superpose's
+        # (the record lists them): --overwrite removes them and keeps a picture of your own.
+        run = os.path.join(WORK, "train-links")
+        superpose("train", "--steps", "20", "--out", run)
+        victim = os.path.join(WORK, "victim.txt")
+        with open(victim, "w") as f:
+            f.write("the victim's own bytes")
+        os.makedirs(os.path.join(run, "plots"))
+        os.symlink(victim, os.path.join(run, "plots", "mapping.png"))
+        result = subprocess.run([sys.executable, os.path.join(SCRIPTS, "plots.py"), "run", run],
+                                capture_output=True, text=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("mapping.png' is a symbolic link", result.stderr)
+        os.unlink(os.path.join(run, "plots", "mapping.png"))
+        shutil.rmtree(os.path.join(run, "plots"))
+        elsewhere = os.path.join(WORK, "elsewhere")
+        os.makedirs(elsewhere, exist_ok=True)
+        os.symlink(elsewhere, os.path.join(run, "plots"))
+        result = subprocess.run([sys.executable, os.path.join(SCRIPTS, "plots.py"), "run", run],
+                                capture_output=True, text=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("plots' is a symbolic link", result.stderr)
+        self.assertEqual(os.listdir(elsewhere), [])
+        with open(victim) as f:
+            self.assertEqual(f.read(), "the victim's own bytes")
+        os.unlink(os.path.join(run, "plots"))
+        plots("run", run)
+        with open(os.path.join(run, "plots", "fig1.png"), "w") as f:
+            f.write("my own figure")
+        superpose("train", "--steps", "21", "--overwrite", "--out", run)
+        self.assertEqual([name for name in os.listdir(os.path.join(run, "plots"))
+                          if not name.startswith(".")], ["fig1.png"])
+
     def test_phase_picture(self):
         directory = os.path.join(self.out, "phase-diagram")
         plots("phase", directory)

@@ -15,17 +15,26 @@ the same checks, backends and bits). Results come back as numpy arrays and panda
 Axis options take a number, a list, a numpy array, a range, or the command line's strings
 ("logspace(-2,0,12)"). `data=`, `init_W=`, `init_b=` take numpy arrays. `out=` writes the same run
 directory as the command line (and a sweep there resumes); without it the run goes to a temporary
-directory in memory (/dev/shm where there is one), deleted once its results are loaded. Bad input
-raises ValueError with the command line's message. The GIL is released while training; a progress
-bar shows in a notebook or terminal; Ctrl-C (KeyboardInterrupt) stops the run at its next step,
-and a sweep stopped so resumes when called again with the same `out=`.
+directory in memory (/dev/shm where there is one), deleted once its results are loaded — also when
+the process is ended by SIGTERM (what Slurm sends at a time limit), and a scratch directory that a
+killed process left is reclaimed by the next call. Bad input raises ValueError with the command
+line's message, naming the keyword (TypeError for a value of the wrong type, such as
+overwrite="False"). The GIL is released while training; a progress bar shows in a notebook or
+terminal; Ctrl-C (KeyboardInterrupt) stops the run at its next step, and a sweep stopped so resumes
+when called again with the same `out=`.
 """
 from __future__ import annotations
 
+import fcntl
+import io
 import json
 import os
+import re
 import shutil
+import signal
+import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -73,6 +82,29 @@ _FLAGS = {"trajectories", "overwrite"}
 _ARRAYS = {"data", "init_W", "init_b"}
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A boolean option: True or False only (overwrite="False" is not a request to overwrite)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}= takes True or False, not {value!r}")
+    return bool(value)
+
+
+def _array_file(name: str, value: Any, path: Path) -> str:
+    """An array option (data=, init_W=, init_b=) as the .npy file the engine reads: real numbers
+    in this machine's byte order (a big-endian or integer array is converted, not refused)."""
+    array = np.asarray(value)
+    if array.dtype.kind in "biu":
+        array = array.astype(np.float64)
+    elif array.dtype.kind == "f":
+        if array.dtype.itemsize not in (4, 8):
+            array = array.astype(np.float64)
+        array = array.astype(array.dtype.newbyteorder("="), copy=False)
+    else:
+        raise TypeError(f"{name}= takes an array of real numbers, not one of dtype {array.dtype}")
+    np.save(path, np.ascontiguousarray(array))
+    return str(path)
+
+
 def _arguments(command: str, options: Dict[str, Any], scratch: Path) -> List[str]:
     args = [command]
     for key, value in options.items():
@@ -80,31 +112,144 @@ def _arguments(command: str, options: Dict[str, Any], scratch: Path) -> List[str
             continue
         option = "--" + key.replace("_", "-")
         if key in _FLAGS:
-            if value:
+            if _flag(key, value):
                 args.append(option)
             continue
         if key in _ARRAYS and not isinstance(value, (str, os.PathLike)):
-            path = scratch / f"{key}.npy"  # replayed arrays reach the engine as the files would
-            np.save(path, np.asarray(value))
-            value = str(path)
+            value = _array_file(key, value, scratch / f"{key}.npy")
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
         args += [option, _option_text(key, value)]
     return args
 
 
-def _memory_dir() -> str:
+# Scratch directories (a run without out=, and the arrays handed to the engine): in memory where
+# /dev/shm is, each holding an flock on its .owner.lock for as long as its process lives. They are
+# removed when the call returns, on SIGTERM, and — where a process was killed outright — by the
+# next call in any process of this user, which finds the lock free.
+_SCRATCH_PREFIX = "superpose-"
+_scratch_lock = threading.Lock()
+_scratch_live: Dict[str, int] = {}
+_sigterm_installed = False
+
+
+def _scratch_parent() -> Optional[str]:
     shm = "/dev/shm"
-    parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.mkdtemp(prefix="superpose-", dir=parent)
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def _reclaim_stale(parent: Optional[str]) -> None:
+    """Removes this user's scratch directories whose process is gone (their lock is free)."""
+    parent = parent or tempfile.gettempdir()
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(_SCRATCH_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or path in _scratch_live:
+                continue
+            fd = os.open(os.path.join(path, ".owner.lock"), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # not ours, not a scratch directory, or one being made
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its process is alive
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+_running: List[Any] = []  # the job the engine runs now, if any
+
+
+def _on_sigterm(signum, frame):
+    """SIGTERM (Slurm's time limit, `kill`): the running job stops (a sweep keeps its finished
+    chunks), the scratch directories go, then the signal's default action ends the process as it
+    would have."""
+    for job in list(_running):
+        job.cancel()
+        job.wait(10.0)
+    _remove_all_scratch()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm() -> None:
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    _sigterm_installed = True
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # never over a handler of yours
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _memory_dir() -> str:
+    parent = _scratch_parent()
+    _reclaim_stale(parent)
+    path = tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=parent)
+    fd = os.open(os.path.join(path, ".owner.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with _scratch_lock:
+        _scratch_live[path] = fd
+    _install_sigterm()
+    return path
+
+
+def _remove_scratch(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    with _scratch_lock:
+        fd = _scratch_live.pop(path, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _remove_all_scratch() -> None:
+    with _scratch_lock:
+        paths = list(_scratch_live)
+    for path in paths:
+        _remove_scratch(path)
+
+
+def _engine_message(message: str, scratch: Path) -> str:
+    """The engine's message as a Python caller reads it: the keyword for the option it names, and
+    the argument for a scratch file that stands in for an array."""
+    for key in _ARRAYS:
+        message = message.replace(f"'{scratch / (key + '.npy')}'", f"the array given as {key}=")
+    match = re.match(r"--([a-z][a-z0-9-]*): ", message)
+    if match:
+        message = match.group(1).replace("-", "_") + ": " + message[match.end():]
+    return message
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A regular file of a run directory: never blocking on a FIFO planted at its name."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"'{path}' is not a regular file (a FIFO, device or directory)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def _json(path: Path) -> Any:
+    return json.loads(_read_bytes(path))
 
 
 # ----------------------------------------------------------------------------------- running
 
 
-def _execute(args: List[str], show_progress: bool) -> _core.Job:
+def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = None) -> _core.Job:
     """Runs the command on the engine's thread; KeyboardInterrupt stops it and is raised."""
     job = _core.Job(args)
+    _running.append(job)
     bar = None
     try:
         while not job.wait(0.1):
@@ -125,6 +270,7 @@ def _execute(args: List[str], show_progress: bool) -> _core.Job:
                 job.cancel()
         raise
     finally:
+        _running.remove(job)
         if bar is not None:
             done, _ = job.progress()
             bar.update(done - bar.n)
@@ -132,7 +278,8 @@ def _execute(args: List[str], show_progress: bool) -> _core.Job:
     status = job.status()
     if status == 2:
         message = job.err().strip().splitlines()[-1] if job.err().strip() else "bad input"
-        raise ValueError(message.removeprefix("superpose: error: "))
+        message = message.removeprefix("superpose: error: ")
+        raise ValueError(_engine_message(message, scratch) if scratch else message)
     if status not in (0, 1) or (status == 1 and args[0] != "train"):
         raise RuntimeError(job.err().strip() or f"superpose {args[0]} failed (status {status})")
     return job
@@ -147,23 +294,25 @@ class ShardRun:
 
 
 def _run(command: str, options: Dict[str, Any], load_as, progress: bool):
+    _flag("progress", progress)
     out = options.pop("out", None)
     if options.get("shard") is not None and out is None:
-        raise ValueError("--shard: needs out=, the directory every shard shares")
+        raise ValueError("shard: needs out=, the directory every shard shares")
     scratch = Path(_memory_dir())
     try:
         if options.get("shard") is not None:
-            job = _execute(_arguments(command, options, scratch) + ["--out", str(out)], progress)
+            job = _execute(_arguments(command, options, scratch) + ["--out", str(out)], progress,
+                           scratch)
             return ShardRun(path=Path(out), log=job.out())
         target = Path(out) if out is not None else scratch / "run"
         args = _arguments(command, options, scratch) + ["--out", str(target)]
-        job = _execute(args, progress)
+        job = _execute(args, progress, scratch)
         result = load_as(target)
         result.log = job.out()
         result.path = Path(out) if out is not None else None
         return result
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_scratch(str(scratch))
 
 
 def train(*, progress: bool = False, **options) -> "Run":
@@ -215,7 +364,7 @@ def load(path) -> Any:
             raise ValueError(f"'{path}' holds a sweep that is not merged yet: run "
                              f"superpose.merge('{path}') once every shard has finished")
         raise ValueError(f"'{path}' is not a superpose run directory (no manifest.json)")
-    command = json.loads(manifest_file.read_text())["command"]
+    command = _json(manifest_file)["command"]
     kind = {"train": Run, "sweep": Sweep, "tms": Sweep, "phase-diagram": PhaseDiagram,
             "experiments": Experiments}.get(command)
     if kind is None:
@@ -231,9 +380,10 @@ def load(path) -> Any:
 def _read_csv(path: Path) -> pd.DataFrame:
     # Every number parses to the double the engine printed, bit for bit: pandas 3's default,
     # "round_trip" before it.
+    source = io.BytesIO(_read_bytes(path))
     if int(pd.__version__.split(".")[0]) >= 3:
-        return pd.read_csv(path)
-    return pd.read_csv(path, float_precision="round_trip")
+        return pd.read_csv(source)
+    return pd.read_csv(source, float_precision="round_trip")
 
 
 def _read_results(path: Path) -> pd.DataFrame:
@@ -248,7 +398,13 @@ def _parameters(results: pd.DataFrame, n: int, m: int):
 
 
 def _npy(path: Path) -> Optional[np.ndarray]:
-    return np.load(path) if path.exists() else None
+    return np.load(io.BytesIO(_read_bytes(path))) if path.exists() else None
+
+
+def _axis_values(axis: Dict[str, Any]) -> List[float]:
+    """An axis's values: listed, or from the generator the manifest keeps for a generated axis
+    (the engine's own parser computes them: the same doubles)."""
+    return axis["values"] if "values" in axis else _core.axis_values(axis["generator"])
 
 
 @dataclass
@@ -271,16 +427,16 @@ class Run:
     @classmethod
     def _load(cls, path: Path) -> "Run":
         path = Path(path)
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = _json(path / "manifest.json")
         results = _read_results(path / "results.csv")
         n, m = int(results["n_features"][0]), int(results["n_hidden"][0])
         W, b = _parameters(results, n, m)
         eval_loss = _npy(path / "eval_loss.npy")
-        return cls(W=W[0], b=b[0], train_loss=np.load(path / "train_loss.npy")[0],
+        return cls(W=W[0], b=b[0], train_loss=_npy(path / "train_loss.npy")[0],
                    eval_loss=None if eval_loss is None else eval_loss[0],
-                   eval_steps=np.load(path / "eval_steps.npy"),
-                   W_snapshots=np.load(path / "W.npy")[0], b_snapshots=np.load(path / "b.npy")[0],
-                   snapshot_steps=np.load(path / "snapshot_steps.npy"),
+                   eval_steps=_npy(path / "eval_steps.npy"),
+                   W_snapshots=_npy(path / "W.npy")[0], b_snapshots=_npy(path / "b.npy")[0],
+                   snapshot_steps=_npy(path / "snapshot_steps.npy"),
                    data=_npy(path / "data.npy"), results=results, manifest=manifest)
 
 
@@ -300,16 +456,17 @@ class Sweep:
     @classmethod
     def _load(cls, path: Path):
         path = Path(path)
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = _json(path / "manifest.json")
         results = _read_results(path / "results.csv").sort_values("model_id", ignore_index=True)
         shape = tuple(manifest["shape"])
         n, m = int(manifest["group"]["n_features"]), int(manifest["group"]["n_hidden"])
         W, b = _parameters(results, n, m)
-        axes = {a["name"]: np.array(a.get("labels", a["values"])) for a in manifest["axes"]}
+        axes = {a["name"]: np.array(a["labels"] if "labels" in a else _axis_values(a))
+                for a in manifest["axes"]}
         trajectories = {}
         chunks = [path / c["dir"] for c in manifest["chunks"]]
         for name in ("train_loss", "eval_loss", "W", "b"):
-            parts = [np.load(c / f"{name}.npy") for c in chunks if (c / f"{name}.npy").exists()]
+            parts = [_npy(c / f"{name}.npy") for c in chunks if (c / f"{name}.npy").exists()]
             if parts and len(parts) == len(chunks):
                 # A steps axis gives chunks of different lengths: the shorter ones end in NaN.
                 longest = max(p.shape[1] for p in parts)
@@ -364,7 +521,7 @@ class Experiments:
     @classmethod
     def _load(cls, path: Path) -> "Experiments":
         path = Path(path)
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = _json(path / "manifest.json")
         examples = {}
         for directory in sorted(path.glob("exp*-*")):
             if (directory / "manifest.json").exists():
@@ -388,7 +545,7 @@ class Tms:
     @classmethod
     def _load(cls, path: Path) -> "Tms":
         path = Path(path)
-        report = json.loads((path / "tms.json").read_text())
+        report = _json(path / "tms.json")
         results = {e["name"]: Sweep._load(path / e["dir"]) for e in report["experiments"]}
         verdicts = pd.DataFrame([{"name": e["name"], "title": e["title"], "shows": e["shows"],
                                   "lines": "\n".join(e["lines"])}

@@ -120,17 +120,96 @@ def test_numpy_arrays_replay_as_the_command_lines_files(tmp_path):
 
 
 def test_bad_input_raises_value_error_with_the_command_lines_message(tmp_path):
-    cases = [(dict(steps=0), "--steps"), (dict(sparsity=1.5), "--sparsity"),
-             (dict(lr=float("nan")), "--lr"), (dict(model="quadratic"), "--model"),
-             (dict(data=np.ones((10, 3))), "--data")]
-    for options, option in cases:
-        with pytest.raises(ValueError, match=option):
+    # The command line's message, naming the keyword the caller typed.
+    cases = [(dict(steps=0), "steps"), (dict(sparsity=1.5), "sparsity"),
+             (dict(lr=float("nan")), "lr"), (dict(model="quadratic"), "model"),
+             (dict(data=np.ones((10, 3))), "data")]
+    for options, keyword in cases:
+        with pytest.raises(ValueError, match=f"^{keyword}: "):
             superpose.train(backend="cpu", out=tmp_path / "bad", **options)
         assert not (tmp_path / "bad").exists()
-    with pytest.raises(ValueError, match="--density: the value is empty"):
+    with pytest.raises(ValueError, match="^density: the value is empty"):
         superpose.sweep(backend="cpu", density=[])
     with pytest.raises(TypeError):
         superpose.sweep(backend="cpu", seed=object())
+
+
+def test_boolean_options_take_only_booleans(tmp_path):
+    # overwrite="False" is a string, and a non-empty string is true: refused, never obeyed.
+    superpose.train(backend="cpu", steps=5, out=tmp_path / "run")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    for bad in ("False", "True", 0, 1, "no"):
+        with pytest.raises(TypeError, match="overwrite= takes True or False"):
+            superpose.train(backend="cpu", steps=6, overwrite=bad, out=tmp_path / "run")
+        with pytest.raises(TypeError, match="trajectories= takes True or False"):
+            superpose.sweep(backend="cpu", steps=5, trajectories=bad)
+        with pytest.raises(TypeError, match="progress= takes True or False"):
+            superpose.train(backend="cpu", steps=5, progress=bad)
+    run = superpose.train(backend="cpu", steps=6, overwrite=np.bool_(True), out=tmp_path / "run")
+    assert run.train_loss.shape == (6,) and (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_arrays_in_any_byte_order_replay_and_errors_name_the_keyword():
+    rng = np.random.default_rng(1)
+    data = rng.random((1000, 2)).astype(np.float32)
+    little = superpose.train(backend="cpu", steps=50, data=data)
+    big = superpose.train(backend="cpu", steps=50, data=data.astype(">f4"))
+    np.testing.assert_array_equal(big.W, little.W)
+    counts = superpose.train(backend="cpu", steps=50, data=(data > 0.5).astype(np.int64))
+    np.testing.assert_array_equal(counts.data, (data > 0.5).astype(np.float32))
+    with pytest.raises(ValueError, match="^data: ") as error:
+        superpose.train(backend="cpu", data=np.ones((10, 3), dtype=">f8"))
+    assert "shm" not in str(error.value) and "superpose-" not in str(error.value)
+    with pytest.raises(TypeError, match="data= takes an array of real numbers"):
+        superpose.train(backend="cpu", data=np.array([["a", "b"]]))
+
+
+def _scratch_dirs(pid):
+    parent = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    import tempfile
+    return list(Path(parent or tempfile.gettempdir()).glob(f"superpose-{pid}-*"))
+
+
+_LONG_SWEEP = ("import superpose, sys\n"
+               "print('started', flush=True)\n"
+               "superpose.sweep(backend='cpu', threads=1, features=20, hidden=5, "
+               "data_mode='fresh', steps=100000, seed=range(50), chunk_models=1, progress=False)\n")
+
+
+def _started(process):
+    assert process.stdout.readline().strip() == "started"
+    deadline = time.time() + 60
+    while time.time() < deadline and not _scratch_dirs(process.pid):
+        time.sleep(0.02)
+    assert _scratch_dirs(process.pid), "the run's scratch directory never appeared"
+
+
+def test_sigterm_removes_the_scratch_directory_and_a_killed_ones_is_reclaimed():
+    import sys
+    process = subprocess.Popen([sys.executable, "-c", _LONG_SWEEP], stdout=subprocess.PIPE,
+                               text=True)
+    _started(process)
+    process.send_signal(signal.SIGTERM)  # what Slurm sends at a time limit
+    assert process.wait(timeout=60) == -signal.SIGTERM  # it still ends as SIGTERM ends it
+    assert not _scratch_dirs(process.pid)
+    process = subprocess.Popen([sys.executable, "-c", _LONG_SWEEP], stdout=subprocess.PIPE,
+                               text=True)
+    _started(process)
+    process.kill()  # SIGKILL: nothing runs, the scratch stays ...
+    process.wait(timeout=60)
+    assert _scratch_dirs(process.pid)
+    superpose.train(backend="cpu", steps=5)  # ... until the next call finds its lock free
+    assert not _scratch_dirs(process.pid)
+
+
+def test_a_fifo_in_a_run_directory_is_an_error_not_a_hang(tmp_path):
+    superpose.train(backend="cpu", steps=5, out=tmp_path / "run")
+    (tmp_path / "run" / "manifest.json").unlink()
+    os.mkfifo(tmp_path / "run" / "manifest.json")
+    start = time.time()
+    with pytest.raises(ValueError, match="not a regular file"):
+        superpose.load(tmp_path / "run")
+    assert time.time() - start < 10
 
 
 def test_a_sweep_stopped_by_ctrl_c_resumes(tmp_path):
@@ -176,7 +255,7 @@ def test_trajectories_across_a_steps_axis_and_shards_merged(tmp_path):
         assert isinstance(shard, superpose.ShardRun) and "shard" in shard.log
     merged = superpose.merge(tmp_path / "shards")
     assert merged.results.equals(whole.results)
-    with pytest.raises(ValueError, match="--shard"):
+    with pytest.raises(ValueError, match="^shard: "):
         superpose.sweep(shard="1/2", **options)
 
 
@@ -193,5 +272,5 @@ def test_tms_gives_the_command_lines_verdicts_and_sweeps(tmp_path):
     assert cli_report.verdicts.equals(result.verdicts)
     # One result's directory alone is a sweep.
     assert superpose.load(tmp_path / "cli" / "intro").results.equals(result.results["intro"].results)
-    with pytest.raises(ValueError, match="--only: unknown result 'pentagon'"):
+    with pytest.raises(ValueError, match="^only: unknown result 'pentagon'"):
         superpose.tms(backend="cpu", only="pentagon")
