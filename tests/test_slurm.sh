@@ -3,7 +3,8 @@
 # slurmd and munged started here by tests/slurm/start-slurm, as root) equals one process's, byte
 # for byte: a 3-task job array through scripts/slurm/submit with the merge as a dependent job, and
 # the one-node form, `srun --ntasks=3 superpose sweep ... --shard auto`, then `superpose merge`.
-# Skipped (77), saying why, where it cannot start Slurm: not root, or slurm-wlm not installed.
+# The work folder is private (mode 700), as a checkout in a home directory often is. Skipped (77),
+# saying why, where it cannot start Slurm: not root, or slurm-wlm not installed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 binary="$1"
@@ -14,6 +15,9 @@ for command in slurmctld slurmd sbatch srun munged runuser; do
     { echo "skipped: no $command (scripts/test installs slurm-wlm and munge)"; exit 77; }
 done
 rm -rf "$work" && mkdir -p "$work"
+# A private folder, as a checkout in a home directory often is (mode 700): the daemons that drop
+# to their own user (munged) must not need to reach into it (tests/slurm/start-slurm).
+chmod 700 "$work"
 trap '"$root/tests/slurm/stop-slurm" "$work/slurm"' EXIT
 SLURM_CONF="$("$root/tests/slurm/start-slurm" "$work/slurm")"
 export SLURM_CONF
