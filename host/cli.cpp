@@ -1091,6 +1091,7 @@ int run_tms_command(const TmsCli& o) {
                                    {"arithmetic", backends.front()->arithmetic()}};
   const auto claim = claim_run_dir(
       out, "run.json", identity, o.common.overwrite, [&](const nlohmann::json& existing) {
+        if (existing.value("command", "") != "tms") return;  // the generic message names it
         throw UsageError(fmt::format(
             "--out: '{}' holds tms results of another run (scale {}, {} steps, {} arithmetic; "
             "this run: scale {}, {} steps, {}); choose another --out, or add --overwrite to "

@@ -55,9 +55,11 @@ std::vector<std::string> components(const std::string& path) {
 }
 
 // Reads a file descriptor it owns, for std::istream.
+// Reads a file descriptor it owns, for std::istream; a read error is a RunDirError naming the
+// file (the stream rethrows it: see DescriptorStream), never a silent end of file.
 class DescriptorReader : public std::streambuf {
  public:
-  explicit DescriptorReader(int fd) : fd_(fd), buffer_(1 << 16) {}
+  DescriptorReader(int fd, std::string path) : fd_(fd), path_(std::move(path)), buffer_(1 << 16) {}
   ~DescriptorReader() override { ::close(fd_); }
   DescriptorReader(const DescriptorReader&) = delete;
   DescriptorReader& operator=(const DescriptorReader&) = delete;
@@ -69,19 +71,25 @@ class DescriptorReader : public std::streambuf {
     do {
       got = ::read(fd_, buffer_.data(), buffer_.size());
     } while (got < 0 && errno == EINTR);
-    if (got <= 0) return traits_type::eof();
+    if (got < 0)
+      throw RunDirError(fmt::format("cannot read '{}' ({})", path_, std::strerror(errno)));
+    if (got == 0) return traits_type::eof();
     setg(buffer_.data(), buffer_.data(), buffer_.data() + got);
     return traits_type::to_int_type(*gptr());
   }
 
  private:
   int fd_;
+  std::string path_;
   std::vector<char> buffer_;
 };
 
 class DescriptorStream : public std::istream {
  public:
-  explicit DescriptorStream(int fd) : std::istream(nullptr), reader_(fd) { rdbuf(&reader_); }
+  DescriptorStream(int fd, std::string path) : std::istream(nullptr), reader_(fd, std::move(path)) {
+    rdbuf(&reader_);
+    exceptions(std::ios::badbit);  // the reader's error reaches the caller
+  }
 
  private:
   DescriptorReader reader_;
@@ -145,27 +153,12 @@ std::string temporary_name(const std::string& name) {
   return fmt::format(".{}.tmp-{}-{:08x}", name, ::getpid(), static_cast<uint32_t>(random()));
 }
 
-// Whether `name` is a chunk's lock file (chunks/.<12 digits>.lock), which superpose makes empty.
-bool chunk_lock_name(const std::string& name) {
-  return name.size() == 18 && name[0] == '.' && name.compare(13, 5, ".lock") == 0 &&
-         name.find_first_not_of("0123456789", 1) == 13;
-}
-
-// Whether `name`, in the directory at `prefix` under a run directory, is one of superpose's lock
-// files: .superpose.lock and .superpose.claim, and a chunk's lock in a chunks/ directory.
-bool lock_file_name(const std::string& name, const std::string& prefix) {
-  const bool in_chunks =
-      prefix == "chunks/" ||
-      (prefix.size() > 8 && prefix.compare(prefix.size() - 8, 8, "/chunks/") == 0);
-  return name == kLockFile || name == kClaimFile || (chunk_lock_name(name) && in_chunks);
-}
-
 // Removes a lock file no process holds (flock taken, then unlinked while held); keeps it otherwise.
 void remove_lock_file(int dir_fd, const std::string& name) {
   const int fd = ::openat(dir_fd, name.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return;
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= 4096 &&
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size <= 4096 &&
       ::flock(fd, LOCK_EX | LOCK_NB) == 0)
     ::unlinkat(dir_fd, name.c_str(), 0);
   ::close(fd);
@@ -199,6 +192,26 @@ bool Ledger::lists(const std::string& name, const FileDigest& digest) const {
                      [&](const auto& f) { return f.first == name && f.second == digest; });
 }
 
+bool Ledger::lists_temporary(const std::string& name) const {
+  return std::find(temporaries.begin(), temporaries.end(), name) != temporaries.end();
+}
+bool Ledger::lists_directory(const std::string& name) const {
+  return std::find(directories.begin(), directories.end(), name) != directories.end();
+}
+bool Ledger::lists_lock(const std::string& name) const {
+  return std::find(locks.begin(), locks.end(), name) != locks.end();
+}
+
+bool temporary_shape(const std::string& name) {
+  const size_t at = name.rfind(".tmp-");
+  if (name.size() < 2 || name[0] != '.' || at == std::string::npos || at < 2) return false;
+  const std::string tail = name.substr(at + 5);
+  const size_t dash = tail.find('-');
+  return dash != std::string::npos && dash > 0 && tail.size() == dash + 9 &&
+         tail.find_first_not_of("0123456789") == dash &&
+         tail.find_first_not_of("0123456789abcdef", dash + 1) == std::string::npos;
+}
+
 Ledger parse_ledger(const std::string& text) {
   Ledger ledger;
   size_t start = 0;
@@ -228,7 +241,11 @@ Ledger parse_ledger(const std::string& text) {
         continue;
       ledger.files.push_back({file, {bytes->get<uint64_t>(), hex}});
     } else if (const std::string temporary = name_of("temporary"); !temporary.empty()) {
-      ledger.temporaries.push_back(temporary);
+      if (temporary_shape(temporary)) ledger.temporaries.push_back(temporary);
+    } else if (const std::string directory = name_of("directory"); !directory.empty()) {
+      ledger.directories.push_back(directory);
+    } else if (const std::string lock = name_of("lock"); !lock.empty()) {
+      ledger.locks.push_back(lock);
     }
   }
   return ledger;
@@ -236,6 +253,18 @@ Ledger parse_ledger(const std::string& text) {
 
 std::string digest_text(const std::string& bytes) {
   return hex64(XXH3_64bits(bytes.data(), bytes.size()));
+}
+
+Digester::Digester() : state_(XXH3_createState()) {
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_));
+}
+Digester::~Digester() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
+void Digester::update(const char* data, size_t size) {
+  XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), data, size);
+  bytes_ += size;
+}
+FileDigest Digester::result() const {
+  return {bytes_, hex64(XXH3_64bits_digest(static_cast<XXH3_state_t*>(state_)))};
 }
 
 // ------------------------------------------------------------------------------- the directory
@@ -339,7 +368,8 @@ int open_regular(int dir_fd, const std::string& name, const std::string& path) {
 }  // namespace
 
 std::unique_ptr<std::istream> RunDir::open(const std::string& name) const {
-  return std::make_unique<DescriptorStream>(open_regular(handle_->fd, name, path_of(name)));
+  return std::make_unique<DescriptorStream>(open_regular(handle_->fd, name, path_of(name)),
+                                            path_of(name));
 }
 
 std::string RunDir::read(const std::string& name) const {
@@ -423,9 +453,12 @@ void RunDir::append_record(const nlohmann::json& line) const {
         "another); remove it",
         path_of(kLedgerFile)));
   }
-  const bool ok = write_all(fd, line.dump() + "\n");
-  const int error = errno;
-  ::close(fd);
+  bool ok = write_all(fd, line.dump() + "\n");
+  int error = ok ? 0 : errno;
+  // A file's line reaches the disk before the file takes its name: after a crash, no file of
+  // superpose's is there unrecorded.
+  if (ok && line.contains("file") && ::fdatasync(fd) != 0) error = errno, ok = false;
+  if (::close(fd) != 0 && ok) error = errno, ok = false;
   if (!ok)
     throw RunDirError(
         fmt::format("cannot write '{}' ({})", path_of(kLedgerFile), error_text(error)));
@@ -450,6 +483,7 @@ void RunDir::write_with(const std::string& name,
   if (fd < 0)
     throw RunDirError(fmt::format("cannot write '{}' ({})", path_of(name), error_text(errno)));
   FileDigest digest;
+  bool open = true;
   try {
     int error = 0;
     {
@@ -460,10 +494,14 @@ void RunDir::write_with(const std::string& name,
       error = writer.error() ? writer.error() : (out ? 0 : EIO);
       digest = writer.digest();
     }
+    // Its bytes reach the disk before it takes its name: whole or absent, after a crash too.
+    if (error == 0 && ::fdatasync(fd) != 0) error = errno;
+    open = false;
     if (::close(fd) != 0 && error == 0) error = errno;
     if (error)
       throw RunDirError(fmt::format("cannot write '{}' ({})", path_of(name), error_text(error)));
   } catch (...) {
+    if (open) ::close(fd);
     ::unlinkat(dir_fd, temporary.c_str(), 0);
     throw;
   }
@@ -530,13 +568,17 @@ RunDir RunDir::subdir(const std::string& name) const {
   RunDir dir = *this;
   for (const std::string& part : components(name)) {
     const std::string path = dir.path_of(part);
-    const bool created = ::mkdirat(dir.handle_->fd, part.c_str(), 0755) == 0;
-    if (!created && errno != EEXIST)
-      throw RunDirError(fmt::format("cannot create directory '{}' ({})", path, error_text(errno)));
+    // A directory superpose makes is listed in its parent's record first (as a temporary is): the
+    // record says which subdirectories are superpose's, never the subdirectory itself.
+    if (dir.kind(part) == EntryKind::none) {
+      if (!dir.ledger().lists_directory(part)) dir.append_record({{"directory", part}});
+      if (::mkdirat(dir.handle_->fd, part.c_str(), 0755) != 0 && errno != EEXIST)
+        throw RunDirError(
+            fmt::format("cannot create directory '{}' ({})", path, error_text(errno)));
+    }
     const int fd = open_subdirectory(dir.handle_->fd, part, path);
     if (fd < 0) throw RunDirError(fmt::format("cannot open '{}' (it went away)", path));
     dir = RunDir(path, std::make_shared<const Handle>(fd));
-    if (created) dir.append_record({{"directory", part}});  // superpose's, even while empty
   }
   return dir;
 }
@@ -555,6 +597,8 @@ std::optional<RunDir> RunDir::existing_subdir(const std::string& name) const {
 std::pair<std::unique_ptr<RunClaim>, bool> RunDir::lock(const std::string& name, bool shared,
                                                         bool wait) const {
   check_component(name);
+  // A lock file superpose makes is listed in the record first, so that it is known as superpose's.
+  if (kind(name) == EntryKind::none && !ledger().lists_lock(name)) append_record({{"lock", name}});
   const int fd = ::openat(handle_->fd, name.c_str(),
                           O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
   if (fd < 0)
@@ -588,9 +632,8 @@ std::unique_ptr<RunClaim> RunDir::try_lock(const std::string& name) const {
 bool RunDir::remove_if_written(const std::string& name) const {
   if (kind(name) != EntryKind::file) return false;
   const Ledger record = ledger();
-  const bool temporary = std::find(record.temporaries.begin(), record.temporaries.end(), name) !=
-                         record.temporaries.end();
-  if (!temporary && !(record.lists(name) && record.lists(name, digest(name)))) return false;
+  if (!record.lists_temporary(name) && !(record.lists(name) && record.lists(name, digest(name))))
+    return false;
   return ::unlinkat(handle_->fd, name.c_str(), 0) == 0;
 }
 
@@ -611,10 +654,11 @@ void RunDir::remove_recorded_temporaries() const {
   const Ledger record = ledger();
   for (const std::string& temporary : record.temporaries)
     if (kind(temporary) == EntryKind::file) ::unlinkat(handle_->fd, temporary.c_str(), 0);
-  for (const std::string& name : list())
-    if (name != "." && kind(name) == EntryKind::directory) {
+  for (const std::string& name : record.directories)
+    if (kind(name) == EntryKind::directory) {
+      // Another run's directory inside this one (its own lock) is left to that run.
       const std::optional<RunDir> sub = existing_subdir(name);
-      if (sub && sub->has_ledger()) sub->remove_recorded_temporaries();
+      if (sub && sub->kind(kLockFile) == EntryKind::none) sub->remove_recorded_temporaries();
     }
 }
 
@@ -683,9 +727,7 @@ void survey_into(const RunDir& dir, const std::string& prefix, bool root,
     if (root && (name == kLockFile || name == kClaimFile)) continue;  // the caller holds them
     switch (dir.kind(name)) {
       case EntryKind::file: {
-        const bool temporary = std::find(record.temporaries.begin(), record.temporaries.end(),
-                                         name) != record.temporaries.end();
-        if (temporary || (lock_file_name(name, prefix) && dir.digest(name).bytes <= 4096)) {
+        if (record.lists_temporary(name) || record.lists_lock(name)) {
           h.removable.push_back(under);
         } else if (record.lists(name)) {
           if (record.lists(name, dir.digest(name)))
@@ -701,19 +743,17 @@ void survey_into(const RunDir& dir, const std::string& prefix, bool root,
         }
         break;
       }
-      case EntryKind::directory: {
-        const std::optional<RunDir> sub = dir.existing_subdir(name);
-        if (sub && sub->has_ledger()) {
-          survey_into(*sub, under + "/", false, reserved, h);
-        } else if (sub && sub->list().empty() && reserved(under)) {
-          // An empty directory of superpose's name (made, then interrupted): nothing to keep.
+      case EntryKind::directory:
+        // Only a directory this record says superpose made: a run copied in, or anything else
+        // of someone else's, is kept whole.
+        if (record.lists_directory(name)) {
+          survey_into(*dir.existing_subdir(name), under + "/", false, reserved, h);
         } else if (reserved(under)) {
           h.blocking.push_back({under + "/", "a directory superpose did not make"});
         } else {
           h.kept.push_back(under + "/");
         }
         break;
-      }
       case EntryKind::link:
         if (reserved(under))
           h.blocking.push_back({under, "a symbolic link where superpose writes its own"});
@@ -729,32 +769,28 @@ void survey_into(const RunDir& dir, const std::string& prefix, bool root,
   }
 }
 
-// Removes the listed files under `dir`, then the directories superpose made that are left empty
-// (their record included); returns whether `dir` itself is left empty but for its record.
+// Removes the listed files under `dir` (each checked again now: one changed since the survey
+// stays), then the directories superpose made that are left empty but for their record.
 void remove_into(const RunDir& dir, const std::string& prefix, bool root,
                  const std::set<std::string>& removable) {
+  const Ledger record = dir.ledger();
   for (const std::string& name : dir.list()) {
     const std::string under = prefix + name;
     if (name == kLedgerFile) continue;
     if (root && (name == kLockFile || name == kClaimFile)) continue;
     const EntryKind kind = dir.kind(name);
     if (kind == EntryKind::file && removable.count(under)) {
-      // Checked again now: a file changed since the survey stays.
-      if (lock_file_name(name, prefix))
+      if (record.lists_lock(name))
         remove_lock_file(dir.descriptor(), name);
       else
         dir.remove_if_written(name);
-    } else if (kind == EntryKind::directory) {
+    } else if (kind == EntryKind::directory && record.lists_directory(name)) {
       const std::optional<RunDir> sub = dir.existing_subdir(name);
       if (!sub) continue;
-      if (sub->has_ledger()) {
-        remove_into(*sub, under + "/", false, removable);
-        const std::vector<std::string> left = sub->list();
-        if (left.size() == 1 && left[0] == kLedgerFile) {
-          ::unlinkat(sub->descriptor(), kLedgerFile, 0);
-          dir.remove_empty_subdir(name);
-        }
-      } else if (sub->list().empty() && superpose_writes(under)) {
+      remove_into(*sub, under + "/", false, removable);
+      const std::vector<std::string> left = sub->list();
+      if (left.empty() || (left.size() == 1 && left[0] == kLedgerFile)) {
+        if (!left.empty()) ::unlinkat(sub->descriptor(), kLedgerFile, 0);
         dir.remove_empty_subdir(name);
       }
     }
@@ -771,10 +807,9 @@ Holdings survey(const RunDir& dir, const std::function<bool(const std::string&)>
 
 void remove_holdings(const RunDir& dir, const Holdings& holdings) {
   const std::set<std::string> removable(holdings.removable.begin(), holdings.removable.end());
+  // The directory's own record stays: an --overwrite killed before the new run's identity is
+  // written leaves a directory that is still superpose's, holding only what it kept.
   remove_into(dir, "", true, removable);
-  // The record of what is gone: what it lists no longer is (what is kept, superpose did not write
-  // or no longer vouches for).
-  if (dir.kind(kLedgerFile) == EntryKind::file) ::unlinkat(dir.descriptor(), kLedgerFile, 0);
 }
 
 // ------------------------------------------------------------------------------- the claim
@@ -805,13 +840,15 @@ std::unique_ptr<RunClaim> claim_run_dir(
     return UsageError(std::string("--out: ") + error.what());
   };
   // What the directory holds besides superpose's lock, its record and the temporaries it lists.
+  // Listed first, the record read after: a temporary a shard makes meanwhile was recorded before
+  // it existed, so it is never taken for someone else's file.
   auto holdings = [&] {
+    const std::vector<std::string> names = dir.list();
     const Ledger record = dir.ledger();
     std::vector<std::string> entries;
-    for (const std::string& name : dir.list())
+    for (const std::string& name : names)
       if (name != kLockFile && name != kClaimFile && name != kLedgerFile &&
-          std::find(record.temporaries.begin(), record.temporaries.end(), name) ==
-              record.temporaries.end())
+          !record.lists_temporary(name))
         entries.push_back(name);
     return entries;
   };
@@ -846,7 +883,12 @@ std::unique_ptr<RunClaim> claim_run_dir(
     auto only_kept = [&] {
       if (!dir.has_ledger()) return false;
       const Holdings found = survey(dir, superpose_writes);
-      return found.blocking.empty() && found.removable.empty();
+      return found.blocking.empty() &&
+             std::all_of(found.removable.begin(), found.removable.end(), [](const std::string& p) {
+               const std::string leaf = p.substr(p.rfind('/') + 1);  // npos + 1 = 0
+               return temporary_shape(leaf) || leaf == kLockFile || leaf == kClaimFile ||
+                      (leaf.size() > 5 && leaf.compare(leaf.size() - 5, 5, ".lock") == 0);
+             });
     };
     // Nothing is created in a directory that is not superpose's: checked before the lock file.
     if (const auto entries = holdings();
@@ -871,11 +913,17 @@ std::unique_ptr<RunClaim> claim_run_dir(
     // Shards check and write the identity one at a time (a second lock, held only for that).
     std::unique_ptr<RunClaim> identity_lock;
     if (shared) identity_lock = dir.lock(kClaimFile, false, true).first;
+    // Who holds it, for the message a second process gets: written only over a holder's line (or
+    // into an empty file), never over anything else found at that name.
     const std::string holder =
         fmt::format("pid {}, {}\n", ::getpid(), identity.value("command", ""));
-    if (::ftruncate(claim->fd(), 0) != 0 ||
-        ::pwrite(claim->fd(), holder.data(), holder.size(), 0) < 0) {
-      // The lock holds either way; the holder's description is a courtesy.
+    char held[64] = {};
+    const ssize_t had = ::pread(claim->fd(), held, sizeof held, 0);
+    if (had == 0 || (had > 4 && had < 64 && std::string(held, 4) == "pid ")) {
+      if (::ftruncate(claim->fd(), 0) != 0 ||
+          ::pwrite(claim->fd(), holder.data(), holder.size(), 0) < 0) {
+        // The lock holds either way; the holder's description is a courtesy.
+      }
     }
     // Under the lock, what the directory holds is settled.
     const std::vector<std::string> entries = holdings();

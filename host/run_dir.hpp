@@ -9,9 +9,10 @@
 //     it is whole or absent, and replaces only a file this directory's record says superpose
 //     wrote, as it wrote it;
 //   - every directory superpose writes in keeps that record, .superpose.files: one JSON line per
-//     file written (name, size, XXH3-64) and per temporary about to be made, appended before the
-//     file takes its name. What superpose removes (--overwrite, a chunk trained again) is only what
-//     the record lists and the file still matches; everything else is left where it is;
+//     file written (name, size, XXH3-64), per temporary, subdirectory and lock file about to be
+//     made, appended before the file takes its name (and synced with it). What superpose removes
+//     (--overwrite, a chunk trained again) is only what the record lists and the file still
+//     matches, in the subdirectories the records list; everything else is left where it is;
 //   - a file superpose reads is a regular file (a FIFO or device there is an error, never a hang).
 #pragma once
 
@@ -50,16 +51,36 @@ struct FileDigest {
   }
 };
 std::string digest_text(const std::string& bytes);
+// The digest of bytes as they go by: what RunDir::digest gives for a file of those bytes.
+class Digester {
+ public:
+  Digester();
+  ~Digester();
+  Digester(const Digester&) = delete;
+  Digester& operator=(const Digester&) = delete;
+  void update(const char* data, size_t size);
+  FileDigest result() const;
+
+ private:
+  void* state_;
+  uint64_t bytes_ = 0;
+};
 
 // The record of what superpose wrote in one directory (.superpose.files), as read back: lines that
 // do not parse (a line cut by a crash, or edited) are skipped, which can only make superpose trust
 // less. Public for the fuzzer and the tests.
 struct Ledger {
   std::vector<std::pair<std::string, FileDigest>> files;  // in the order written
-  std::vector<std::string> temporaries;
+  // Temporaries about to be made (only names of the shape .<name>.tmp-<pid>-<8 hex digits>), the
+  // subdirectories superpose made here, and the lock files it created here.
+  std::vector<std::string> temporaries, directories, locks;
   bool lists(const std::string& name) const;  // any line for this file name
   bool lists(const std::string& name, const FileDigest& digest) const;
+  bool lists_temporary(const std::string& name) const;
+  bool lists_directory(const std::string& name) const;
+  bool lists_lock(const std::string& name) const;
 };
+bool temporary_shape(const std::string& name);  // .<name>.tmp-<pid>-<8 hex digits>
 Ledger parse_ledger(const std::string& text);
 constexpr const char* kLedgerFile = ".superpose.files";
 constexpr const char* kLockFile = ".superpose.lock";

@@ -288,6 +288,13 @@ void write_chunk_record(const RunDir& dir, const Chunk& chunk, const std::string
   dir.write("chunk.json", record.dump(2) + "\n");
 }
 
+// A directory a check found a moment ago; gone now, it is an error naming it.
+RunDir subdir_or_throw(const RunDir& dir, const std::string& name) {
+  std::optional<RunDir> sub = dir.existing_subdir(name);
+  if (!sub) throw RunDirError(fmt::format("'{}' went away during the merge", dir.path_of(name)));
+  return *sub;
+}
+
 // What a sweep's chunks are checked against: its digest, its arithmetic, its results' columns.
 struct ChunkRules {
   std::string sweep_digest, arithmetic, header;
@@ -324,6 +331,7 @@ std::string check_chunk_record(const RunDir& root, const Chunk& chunk, const Chu
       chunk_record_problem(dir.read_json("chunk.json"), chunk.first, chunk.count,
                            rules.sweep_digest, rules.arithmetic, want_trajectories, &files);
   if (!problem.empty()) return problem;
+  if (!dir.wrote("chunk.json")) return "its chunk.json is not the file superpose wrote there";
   std::vector<std::string> listed;
   for (const auto& [name, expected] : files) {
     listed.push_back(name);
@@ -371,10 +379,14 @@ std::string clear_chunk(const RunDir& chunks, const Chunk& chunk) {
   bool keep = kind != EntryKind::directory;
   if (!keep) {
     const std::optional<RunDir> dir = chunks.existing_subdir(name);
-    const Holdings found = survey(*dir, superpose_writes);
-    remove_holdings(*dir, found);
-    keep = !dir->list().empty();
-    if (!keep) chunks.remove_empty_subdir(name);
+    if (!dir) return "";  // gone meanwhile
+    remove_holdings(*dir, survey(*dir, superpose_writes));
+    const std::vector<std::string> left = dir->list();
+    keep = !(left.empty() || (left.size() == 1 && left[0] == kLedgerFile));
+    if (!keep) {
+      ::unlinkat(dir->descriptor(), kLedgerFile, 0);
+      chunks.remove_empty_subdir(name);
+    }
   }
   if (!keep) return "";
   for (int k = 1;; ++k) {
@@ -427,12 +439,14 @@ nlohmann::json plan_json(const Plan& plan) {
 
 // The manifest's additions a sweep may carry: the recipe's name, the tms result it is, the phase
 // diagram's options — each of its type, none of the manifest's own fields.
-std::string extra_problem(const nlohmann::json& extra) {
+std::string extra_problem(const std::string& command, const nlohmann::json& extra) {
   if (!extra.is_object()) return "its 'extra' is not an object";
   for (const auto& [key, value] : extra.items()) {
-    if ((key == "recipe" || key == "tms") && value.is_string()) continue;
-    if (key == "phase_diagram" && value.is_object()) continue;
-    return fmt::format("its 'extra' has a field '{}' superpose does not write there", key);
+    if (key == "recipe" && value.is_string() && command != "phase-diagram") continue;
+    if (key == "tms" && value.is_string() && command == "tms") continue;
+    if (key == "phase_diagram" && value.is_object() && command == "phase-diagram") continue;
+    return fmt::format("its 'extra' has a field '{}' superpose does not write for a {}", key,
+                       command);
   }
   return "";
 }
@@ -470,10 +484,9 @@ Plan read_plan(const RunDir& dir) {
                         identity["arithmetic"].get<std::string>(), j["extra"]);
   plan.identity = identity;  // its version too
   plan.rules.sweep_digest = digest_text(identity.dump());
-  if (j != plan_json(plan)) {
-    const std::string problem = extra_problem(j["extra"]);
-    throw damaged("plan.json", problem.empty() ? "does not agree with sweep.json" : problem);
-  }
+  if (const std::string problem = extra_problem(plan.command, j["extra"]); !problem.empty())
+    throw damaged("plan.json", problem);
+  if (j != plan_json(plan)) throw damaged("plan.json", "does not agree with sweep.json");
   return plan;
 }
 
@@ -484,6 +497,7 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
   std::string first_reason;
   int64_t missing_chunks = 0, expected_first = 0;
   std::set<std::pair<std::string, std::string>> devices;
+  std::vector<FileDigest> checked;  // each chunk's results.csv, as its check found it
   for (const Chunk& chunk : plan.chunks) {
     if (chunk.first != expected_first)  // the plan covers [0, total) in order, by construction
       throw std::logic_error("merge: the chunk plan has a gap or an overlap");
@@ -505,9 +519,17 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
       missing.push_back(range);
       continue;
     }
-    const nlohmann::json record = dir.existing_subdir(chunk.dir())->read_json("chunk.json");
+    // What it was found to be, for the copy below to prove again byte for byte.
+    const nlohmann::json record = subdir_or_throw(dir, chunk.dir()).read_json("chunk.json");
+    std::vector<std::pair<std::string, FileDigest>> files;
+    chunk_record_problem(record, chunk.first, chunk.count, plan.rules.sweep_digest,
+                         plan.rules.arithmetic, false, &files);
+    for (const auto& [name, digest] : files)
+      if (name == "results.csv") checked.push_back(digest);
     devices.insert({record.value("backend", "?"), record.value("device", "?")});
   }
+  if (checked.size() != plan.chunks.size() && missing_chunks == 0)
+    throw std::runtime_error("merge: a chunk's record changed during the merge");
   if (expected_first != plan.identity.value("models", int64_t{-1}))
     throw std::logic_error("merge: the chunk plan does not cover the sweep");
   if (missing_chunks > 0) {
@@ -549,9 +571,17 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
     for (size_t c = 0; c < plan.chunks.size(); ++c) {
       const Chunk& chunk = plan.chunks[c];
       const std::unique_ptr<std::istream> in =
-          dir.existing_subdir(chunk.dir())->open("results.csv");
+          subdir_or_throw(dir, chunk.dir()).open("results.csv");
+      // The bytes copied are the bytes checked: their digest is compared at the end.
+      Digester copied;
+      auto read_line = [&](std::string& line) {
+        if (!std::getline(*in, line)) return false;
+        copied.update(line.data(), line.size());
+        if (!in->eof()) copied.update("\n", 1);
+        return true;
+      };
       std::string line;
-      if (!std::getline(*in, line) || line != plan.rules.header)
+      if (!read_line(line) || line != plan.rules.header)
         throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
       if (c == 0) {
         out << line << '\n';
@@ -560,7 +590,7 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
           if (names[k] == "status") status_column = static_cast<int>(k);
       }
       int64_t id = chunk.first;
-      while (std::getline(*in, line)) {
+      while (read_line(line)) {
         const std::vector<std::string> fields = split_csv_line(line);
         if (id >= chunk.first + chunk.count || fields.empty() || fields[0] != std::to_string(id))
           throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
@@ -569,7 +599,7 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
         if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok")
           ++outcome.diverged;
       }
-      if (id != chunk.first + chunk.count)
+      if (id != chunk.first + chunk.count || !(copied.result() == checked[c]))
         throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
     }
   });

@@ -5,9 +5,10 @@ directories, by the engine's rules (docs/run-directory.md, host/run_dir.hpp):
   whole or absent; it is reached relative to its directory's descriptor, never through a symbolic
   link planted there (O_NOFOLLOW); it replaces only a file the directory's record says superpose
   wrote, unchanged since;
-- every file written, and every temporary about to be made, is listed first in the directory's
-  record, .superpose.files (a JSON line each: name, size, XXH3-64), so that `superpose ...
-  --overwrite` removes the pictures superpose drew and keeps the ones a user put beside them;
+- every file written, and every temporary and subdirectory about to be made, is listed first in
+  the directory's record, .superpose.files (a JSON line each: name, size, XXH3-64), so that
+  `superpose ... --overwrite` removes the pictures superpose drew and keeps the ones a user put
+  beside them;
 - a file read is a regular file (a FIFO there is an error, never a hang);
 - an axis of a manifest keeps its generator ("logspace(-2,0,12)") instead of its values where a
   function generated them: axis_values expands it with the engine's formula.
@@ -96,13 +97,18 @@ class RunFiles:
         os.close(self.fd)
 
     def subdir(self, name):
-        """The subdirectory `name`, made if absent; a link or a file there is an error."""
+        """The subdirectory `name`, made if absent (listed in this directory's record first, as
+        superpose's); a link or a file there is an error."""
         path = os.path.join(self.path, name)
         try:
-            os.mkdir(name, 0o755, dir_fd=self.fd)
-            created = True
-        except FileExistsError:
-            created = False
+            os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            if name not in self._recorded("directory"):
+                self._record({"directory": name})
+            try:
+                os.mkdir(name, 0o755, dir_fd=self.fd)
+            except FileExistsError:
+                pass
         try:
             fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                          dir_fd=self.fd)
@@ -113,10 +119,7 @@ class RunFiles:
                                     "directory; remove it") from None
             raise RunFilesError(f"'{path}' is not a directory, where superpose keeps its "
                                 f"directory {name}") from None
-        sub = RunFiles(path, fd)
-        if created:
-            sub._record({"directory": name})
-        return sub
+        return RunFiles(path, fd)
 
     def _record(self, line):
         fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW |
@@ -130,25 +133,44 @@ class RunFiles:
         finally:
             os.close(fd)
 
-    def _recorded(self):
+    def _read(self, name):
+        """A regular file of this directory, by descriptor: never through a link, never blocking."""
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=self.fd)
         try:
-            text = read_bytes(os.path.join(self.path, LEDGER)).decode(errors="replace")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunFilesError(f"'{os.path.join(self.path, name)}' is not a regular file")
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+
+    def _recorded(self, kind="file"):
+        """The record's entries of one kind: (name, bytes, xxh3) for files, names for the rest."""
+        try:
+            text = self._read(LEDGER).decode(errors="replace")
         except FileNotFoundError:
             return []
-        files = []
+        entries = []
         for line in text.splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(entry, dict) and "file" in entry:
-                files.append((entry.get("file"), entry.get("bytes"), entry.get("xxh3")))
-        return files
+            if not isinstance(entry, dict) or kind not in entry:
+                continue
+            entries.append((entry.get("file"), entry.get("bytes"), entry.get("xxh3"))
+                           if kind == "file" else entry[kind])
+        return entries
 
     def wrote(self, name):
         """Whether `name` is a file this directory's record lists, unchanged since."""
         try:
-            data = read_bytes(os.path.join(self.path, name))
+            data = self._read(name)
         except (OSError, RunFilesError):
             return False
         digest = _digest(data)

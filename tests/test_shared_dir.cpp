@@ -193,6 +193,36 @@ TEST(SharedDir, OverwriteRemovesOnlyWhatSuperposeWrote) {
   EXPECT_EQ(read_text(fs::path(foreign) / "manifest.json"), "{\"command\": \"train\"}");
 }
 
+// Only what a record lists is superpose's: a run copied into the directory (with records of its
+// own) is kept whole by --overwrite; a record's line naming an ordinary file a "temporary" removes
+// nothing; and a file found where the lock belongs keeps its bytes (the holder's line is written
+// only over a holder's line).
+TEST(SharedDir, OnlyWhatARecordListsIsSuperposes) {
+  const std::string dir = fresh_dir("records");
+  ASSERT_EQ(run(kTrain + "--out " + dir).status, 0);
+  const std::string copied = fresh_dir("records_copied");
+  ASSERT_EQ(run(kTrain + "--seed 7 --out " + copied).status, 0);
+  fs::copy(copied, fs::path(dir) / "old_run", fs::copy_options::recursive);
+  write_text(fs::path(dir) / "notes.txt", "mine");
+  std::ofstream(fs::path(dir) / ".superpose.files", std::ios::app)
+      << "{\"temporary\":\"notes.txt\"}\n";
+  Outcome r = run(kTrain + "--out " + dir);  // the same run: resumed, stale temporaries removed
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_text(fs::path(dir) / "notes.txt"), "mine");
+  r = run(kTrain + "--seed 12 --overwrite --out " + dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "old_run/")) << r.output;
+  EXPECT_EQ(read_text(fs::path(dir) / "old_run" / "results.csv"),
+            read_text(fs::path(copied) / "results.csv"));
+
+  const std::string lock = fresh_dir("lock_bytes");
+  fs::create_directories(lock);
+  write_text(fs::path(lock) / ".superpose.lock", "a file of mine that happens to have this name");
+  ASSERT_EQ(run(kTrain + "--out " + lock).status, 0);
+  EXPECT_EQ(read_text(fs::path(lock) / ".superpose.lock"),
+            "a file of mine that happens to have this name");
+}
+
 // A sweep overwritten by another: its chunks, locks and records go, a file beside them stays.
 TEST(SharedDir, OverwritingASweepKeepsWhatOthersPutInIt) {
   const std::string dir = fresh_dir("overwrite_sweep");

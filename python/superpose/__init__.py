@@ -35,6 +35,7 @@ import signal
 import stat
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -128,7 +129,7 @@ def _arguments(command: str, options: Dict[str, Any], scratch: Path) -> List[str
 # removed when the call returns, on SIGTERM, and — where a process was killed outright — by the
 # next call in any process of this user, which finds the lock free.
 _SCRATCH_PREFIX = "superpose-"
-_scratch_lock = threading.Lock()
+_scratch_lock = threading.RLock()  # reentrant: the SIGTERM handler may run while it is held
 _scratch_live: Dict[str, int] = {}
 _sigterm_installed = False
 
@@ -146,12 +147,17 @@ def _reclaim_stale(parent: Optional[str]) -> None:
     except OSError:
         return
     for name in names:
-        if not name.startswith(_SCRATCH_PREFIX):
+        # A directory killed while being made (before its rename) is left a minute, past any
+        # maker's few microseconds between making it and locking it.
+        making = name.startswith("." + _SCRATCH_PREFIX + "making-")
+        if not name.startswith(_SCRATCH_PREFIX) and not making:
             continue
         path = os.path.join(parent, name)
         try:
             info = os.lstat(path)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or path in _scratch_live:
+                continue
+            if making and time.time() - info.st_mtime < 60:
                 continue
             fd = os.open(os.path.join(path, ".owner.lock"), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
@@ -192,13 +198,32 @@ def _install_sigterm() -> None:
 def _memory_dir() -> str:
     parent = _scratch_parent()
     _reclaim_stale(parent)
-    path = tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=parent)
-    fd = os.open(os.path.join(path, ".owner.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Made and locked under a name no reclaimer looks at, then renamed to its own: a scratch
+    # directory is never seen with its lock free while its process lives.
+    making = tempfile.mkdtemp(prefix=f".{_SCRATCH_PREFIX}making-{os.getpid()}-", dir=parent)
+    fd = os.open(os.path.join(making, ".owner.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    path = os.path.join(os.path.dirname(making),
+                        _SCRATCH_PREFIX + os.path.basename(making)[len(_SCRATCH_PREFIX) + 8:])
+    os.rename(making, path)
     with _scratch_lock:
         _scratch_live[path] = fd
     _install_sigterm()
     return path
+
+
+def _forget_in_child() -> None:
+    """A forked child owns neither its parent's scratch nor its job: it forgets them (the parent's
+    locks stay the parent's: a child closing its copy releases nothing)."""
+    global _scratch_lock
+    _scratch_lock = threading.RLock()
+    for fd in _scratch_live.values():
+        os.close(fd)
+    _scratch_live.clear()
+    _running.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _remove_scratch(path: str) -> None:
