@@ -74,13 +74,17 @@ struct Variant {
   bool fixed_only = false;  // a variant of how fixed data is read
 };
 
-// The training kernel a run of the variant launches (kernels/fused_step.cu decides it, from the
-// mapping and the chunk's rows-on-chip flag the cuda backend sets as here).
+// The training kernel a run of the variant launches (the dispatcher decides it, from the mapping
+// and the chunk's rows-on-chip flag the cuda backend sets as here: kernels/mapping.hpp).
 sp::cuda::TrainKernelInfo kernel_of(const Variant& variant, int n, int m, sp::DataMode mode,
                                     int train_rows, int steps) {
-  const sp::cuda::Mapping mapping = sp::cuda::mapping_named(variant.options.mapping.c_str(), n, m);
-  const bool rows_on_chip = mode == sp::DataMode::fixed && variant.options.fixed_rows == "auto" &&
-                            sp::cuda::rows_fit_on_chip(mapping, n, train_rows);
+  const sp::cuda::Mapping mapping = sp::cuda::choose_mapping(
+      n, m, false, sp::cuda::parse_mapping_choice(variant.options.mapping, "mapping"));
+  const bool rows_on_chip =
+      mode == sp::DataMode::fixed &&
+      sp::cuda::parse_fixed_rows(variant.options.fixed_rows, "--fixed-rows") ==
+          sp::cuda::FixedRows::automatic &&
+      sp::cuda::rows_fit_on_chip(mapping, n, train_rows);
   return sp::cuda::train_kernel_info(mapping, rows_on_chip, n, train_rows,
                                      std::min(steps, variant.options.steps_per_launch));
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Reads the fused kernels' SASS: compiles kernels/fused_step.cu for one architecture (as the build
-does: -fmad=false), disassembles it with cuobjdump, finds each training kernel's per-sample loop
+"""Reads the fused kernels' SASS: compiles the fused step's kernel files (kernel_sources: the
+dispatcher, the evaluation and every kernels/mapping_*.cu, as CMake's SP_KERNEL_SOURCES) for one
+architecture (as the build does: -fmad=false), disassembles it with cuobjdump, finds each training kernel's per-sample loop
 (the innermost loop with FFMA: one iteration is one sample of one lane) and counts its
 instructions by kind, on each of its two paths: rows drawn with Philox, rows loaded from memory
 (the registers mapping's rows-on-chip kernels have one: rows read from shared memory).
@@ -27,6 +28,13 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
+
+
+def kernel_sources():
+    """The fused step's kernel files, as CMakeLists.txt lists them (SP_KERNEL_SOURCES)."""
+    kernels = os.path.join(ROOT, "kernels")
+    return [os.path.join(kernels, "dispatch.cu"), os.path.join(kernels, "evaluate.cu")] + \
+        sorted(glob.glob(os.path.join(kernels, "mapping_*.cu")))
 
 
 def demangled_kernel(name):
@@ -122,13 +130,14 @@ def main():
                                   text=True).stdout.strip().splitlines()[-1]
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(args.cuobjdump) + os.pathsep + env.get("PATH", "")
+    sass = ""
     with tempfile.TemporaryDirectory() as tmp:
-        cubin = os.path.join(tmp, "fused_step.cubin")
-        subprocess.run([args.nvcc, "-std=c++17", "-cubin", f"-arch=sm_{args.arch}", "-fmad=false",
-                        f"-I{ROOT}", os.path.join(ROOT, "kernels", "fused_step.cu"), "-o", cubin],
-                       check=True)
-        sass = subprocess.run([args.cuobjdump, "-sass", cubin], check=True, capture_output=True,
-                              text=True, env=env).stdout
+        for source in kernel_sources():
+            cubin = os.path.join(tmp, os.path.basename(source) + ".cubin")
+            subprocess.run([args.nvcc, "-std=c++17", "-cubin", f"-arch=sm_{args.arch}",
+                            "-fmad=false", f"-I{ROOT}", source, "-o", cubin], check=True)
+            sass += subprocess.run([args.cuobjdump, "-sass", cubin], check=True,
+                                   capture_output=True, text=True, env=env).stdout
     report = {}
     for name, body in functions(sass):
         kernel = demangled_kernel(name)

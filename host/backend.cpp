@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "host/job.hpp"
+#include "kernels/mapping.hpp"
 
 namespace sp {
 
@@ -55,16 +56,8 @@ void check_cuda_options(const CudaOptions& options) {
   if (options.schedule_window < 1)
     throw UsageError(
         fmt::format("schedule window: {} is not accepted (1 or more)", options.schedule_window));
-  if (!options.mapping.empty() && options.mapping != "global" && options.mapping != "shared" &&
-      options.mapping != "tiled" && options.mapping != "tiled-split")
-    throw UsageError(
-        fmt::format("mapping: unknown '{}' (accepted: global, shared, tiled, tiled-split, or empty "
-                    "for the shape's own)",
-                    options.mapping));
-  if (options.fixed_rows != "auto" && options.fixed_rows != "memory" &&
-      options.fixed_rows != "regenerate")
-    throw UsageError(fmt::format("--fixed-rows: '{}' is not accepted (auto, memory or regenerate)",
-                                 options.fixed_rows));
+  cuda::parse_mapping_choice(options.mapping, "mapping");  // the names kernels/mapping.hpp lists
+  cuda::parse_fixed_rows(options.fixed_rows, "--fixed-rows");
 }
 
 std::unique_ptr<Backend> make_backend(BackendKind kind, int threads, const CudaOptions& cuda) {

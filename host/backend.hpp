@@ -36,11 +36,9 @@ class Backend {
 struct CudaOptions {
   int device = 0;              // which CUDA device (cudaSetDevice) the backend trains on
   int steps_per_launch = 100;  // K: steps of the persistent loop in one launch
-  // "" picks the mapping for the shape (kernels/fused_step.cuh); "global" forces the global
-  // mapping on any shape, "tiled" the tiled (block per model) one on any shape, "tiled-split" the
-  // tiled one's passes launched one by one (over the models' tiles) on any shape, "shared" the
-  // shared-weights mapping where the shape has one (5 x 2, 20 x 5): the kernel harness and the
-  // tests compare the mappings this way.
+  // The mapping, as --mapping names it (kernels/mapping.hpp: parse_mapping_choice, the one list of
+  // names): "" the shape's own, "global", "tiled", "tiled-split" or "shared" forced — the kernel
+  // harness and the tests compare the mappings this way. Parsed once, by the backend.
   std::string mapping;
   // Fixed data: "auto" keeps each model's dataset in device memory and, where the mapping can,
   // its training rows in shared memory for the steps of a launch (cuda::rows_fit_on_chip);

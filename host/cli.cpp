@@ -167,12 +167,8 @@ const Recipe& find_recipe(const std::string& name) {
 struct GroupOptions {
   CLI::App* command = nullptr;  // the subcommand they were parsed for: which were given
   std::string recipe = "essay";
-  std::string data_mode = "fixed", lr_schedule = "constant";
-  int warmup_steps = 0;
-  int features = 2, hidden = 1, points = 1000, batch = 1024, eval_points = 10000, eval_every = 50,
-      snapshot_every = 10, correlated_groups = 0, anticorrelated_groups = 0, group_size = 2;
-  uint64_t eval_seed = 0;
-  double eval_fraction = 0.2;
+  GroupSpec spec;  // the field table's options (host/config.hpp: SP_GROUP_FIELDS) land here
+  std::map<std::string, std::string> text;  // ... and those of an enumerated type, as given
 
   bool given(const char* option) const { return command && command->count(option) > 0; }
 
@@ -180,10 +176,10 @@ struct GroupOptions {
   // train, an axis for sweep). Returns the options given that the recipe also sets.
   std::vector<std::string> apply_recipe(const std::function<void(int)>& set_steps) {
     const Recipe& r = find_recipe(recipe);
-    if (!given("--data-mode")) data_mode = r.data_mode;
-    if (!given("--points")) points = r.points;
-    if (!given("--batch")) batch = r.batch;
-    if (!given("--eval-points")) eval_points = r.eval_points;
+    if (!given("--data-mode")) text["--data-mode"] = r.data_mode;
+    if (!given("--points")) spec.points = r.points;
+    if (!given("--batch")) spec.batch = r.batch;
+    if (!given("--eval-points")) spec.eval_points = r.eval_points;
     if (!given("--steps")) set_steps(r.steps);
     std::vector<std::string> overridden;
     for (const char* option : kRecipeOptions)
@@ -192,25 +188,14 @@ struct GroupOptions {
   }
 
   GroupSpec group() const {
-    GroupSpec g;
-    g.n_features = features;
-    g.n_hidden = hidden;
-    g.mode = parse_data_mode(data_mode, "--data-mode");
+    GroupSpec g = spec;
+    g.mode = parse_data_mode(text.at("--data-mode"), "--data-mode");
+    g.lr_schedule = parse_lr_schedule(text.at("--lr-schedule"), "--lr-schedule");
     // Every value given is checked, in either data mode: an option of the other mode is ignored,
     // but never a value it would refuse.
-    if (given("--eval-fraction") && !(eval_fraction >= 0.0 && eval_fraction < 1.0))
+    if (given("--eval-fraction") && !(g.eval_fraction >= 0.0 && g.eval_fraction < 1.0))
       throw UsageError(fmt::format("--eval-fraction: {} is outside the accepted range [0, 1)",
-                                   format_number(eval_fraction)));
-    g.points = points;
-    g.eval_fraction = eval_fraction;
-    g.batch = batch;
-    g.eval_points = eval_points;
-    g.eval_every = eval_every;
-    g.snapshot_every = snapshot_every;
-    g.lr_schedule = parse_lr_schedule(lr_schedule, "--lr-schedule");
-    g.warmup_steps = warmup_steps;
-    g.eval_seed = eval_seed;
-    g.groups = FeatureGroups{correlated_groups, anticorrelated_groups, group_size};
+                                   format_number(g.eval_fraction)));
     return g;
   }
 };
@@ -242,7 +227,40 @@ std::string training_text(const GroupSpec& g, const std::string& recipe,
       steps, lr, weight_decay, extra);
 }
 
-void add_group_options(CLI::App* command, GroupOptions& o, const char* snapshot_help) {
+// One row of the field table as an option of `command`, by its member's type.
+void add_field(CLI::App* command, GroupOptions&, const char* option, int& member, long double lo,
+               long double hi, const std::string& help) {
+  command->add_option(option, member, help)->transform(decimal(lo, hi))->capture_default_str();
+}
+void add_field(CLI::App* command, GroupOptions&, const char* option, uint64_t& member,
+               long double lo, long double hi, const std::string& help) {
+  command->add_option(option, member, help)->transform(decimal(lo, hi))->capture_default_str();
+}
+void add_field(CLI::App* command, GroupOptions&, const char* option, double& member, long double,
+               long double, const std::string& help) {
+  command->add_option(option, member, help)->check(number())->capture_default_str();
+}
+template <class Enum>
+void add_field(CLI::App* command, GroupOptions& o, const char* option, Enum& member, long double,
+               long double, const std::string& help) {
+  o.text[option] = to_string(member);
+  command->add_option(option, o.text[option], help)->check(non_empty())->capture_default_str();
+}
+void add_field(CLI::App*, GroupOptions&, const char*, bool&, long double, long double,
+               const std::string&) {}  // never an option of its own (a command's flag, if any)
+void add_field(CLI::App* command, GroupOptions& o, const char* option, FeatureGroups& groups,
+               long double lo, long double hi, const std::string& help) {
+  add_field(command, o, option, groups.correlated, lo, hi, help);
+  add_field(command, o, "--anticorrelated-groups", groups.anticorrelated, lo, hi,
+            "the next G x S features form G groups of S with at most one feature on");
+  add_field(command, o, "--group-size", groups.size, 1, hi,
+            "S, features per correlated or anticorrelated group");
+}
+
+// The group's options: the recipe, and every row of the field table that has an option
+// (host/config.hpp: SP_GROUP_FIELDS), with its range and help (`help` overrides a row's).
+void add_group_options(CLI::App* command, GroupOptions& o,
+                       const std::map<std::string, std::string>& help = {}) {
   o.command = command;
   command
       ->add_option("--recipe", o.recipe,
@@ -251,66 +269,12 @@ void add_group_options(CLI::App* command, GroupOptions& o, const char* snapshot_
                    "evaluation points; options given override it")
       ->check(non_empty())
       ->capture_default_str();
-  command->add_option("--features", o.features, "n, features")
-      ->transform(decimal(1, 4096))
-      ->capture_default_str();
-  command->add_option("--hidden", o.hidden, "m, hidden dimensions")
-      ->transform(decimal(1, 1024))
-      ->capture_default_str();
-  command->add_option("--data-mode", o.data_mode, "fixed (the essay's) | fresh (Anthropic's)")
-      ->check(non_empty())
-      ->capture_default_str();
-  command->add_option("--points", o.points, "fixed: dataset size")
-      ->transform(decimal(1, 1 << 24))
-      ->capture_default_str();
-  command->add_option("--eval-fraction", o.eval_fraction, "fixed: share of points that evaluate")
-      ->check(number())
-      ->capture_default_str();
-  command->add_option("--batch", o.batch, "fresh: samples per step")
-      ->transform(decimal(1, 1 << 24))
-      ->capture_default_str();
-  command->add_option("--eval-points", o.eval_points, "fresh: evaluation set size")
-      ->transform(decimal(0, 1 << 24))
-      ->capture_default_str();
-  command
-      ->add_option("--eval-seed", o.eval_seed,
-                   "fresh: the evaluation set's seed, shared by every model (common random "
-                   "numbers: best-of-N compares models, not evaluation sets)")
-      ->transform(decimal(0, 18446744073709551615.0L))
-      ->capture_default_str();
-  command
-      ->add_option("--correlated-groups", o.correlated_groups,
-                   "the first G x S features form G groups of S that switch on together")
-      ->transform(decimal(0, 4096))
-      ->capture_default_str();
-  command
-      ->add_option("--anticorrelated-groups", o.anticorrelated_groups,
-                   "the next G x S features form G groups of S with at most one feature on")
-      ->transform(decimal(0, 4096))
-      ->capture_default_str();
-  command
-      ->add_option("--group-size", o.group_size,
-                   "S, features per correlated or anticorrelated group")
-      ->transform(decimal(1, 4096))
-      ->capture_default_str();
-  command->add_option("--eval-every", o.eval_every, "steps between evaluations (0: final only)")
-      ->transform(decimal(0, kIntMax))
-      ->capture_default_str();
-  command->add_option("--snapshot-every", o.snapshot_every, snapshot_help)
-      ->transform(decimal(0, kIntMax))
-      ->capture_default_str();
-  command
-      ->add_option("--lr-schedule", o.lr_schedule,
-                   "the learning rate over the steps: constant | linear (to 0) | cosine (a quarter "
-                   "cosine to 0), as the toy-models notebook's")
-      ->check(non_empty())
-      ->capture_default_str();
-  command
-      ->add_option("--warmup-steps", o.warmup_steps,
-                   "steps of linear warm-up before the schedule (the learning rate (s+1)/W of its "
-                   "value at step s)")
-      ->transform(decimal(0, kIntMax))
-      ->capture_default_str();
+#define SP_GROUP_OPTION(type, member, initial, option, lo, hi, key, kept, text) \
+  if (*option)                                                                  \
+    add_field(command, o, option, o.spec.member, lo, hi,                        \
+              help.count(option) ? help.at(option) : std::string(text));
+  SP_GROUP_FIELDS(SP_GROUP_OPTION)
+#undef SP_GROUP_OPTION
 }
 
 // ------------------------------------------------------------------------------- train
@@ -347,7 +311,8 @@ void add_train(CLI::App& app, TrainOptions& o) {
   train->add_option("--seed", o.seed, "the model's seed (data and initial W)")
       ->transform(decimal(0, 18446744073709551615.0L))
       ->capture_default_str();
-  add_group_options(train, o.group, "steps between W, b snapshots (0: final)");
+  o.group.spec.snapshot_every = 10;  // train keeps snapshots for its pictures unless told
+  add_group_options(train, o.group);
   train->add_option("--data", o.data_file, "replay: dataset .npy (points x n, float32/float64)")
       ->check(non_empty());
   train->add_option("--init-W", o.init_W_file, "replay: initial W .npy (m x n)")
@@ -605,8 +570,9 @@ void add_sweep(CLI::App& app, SweepCli& o) {
       ->add_option("--relative-feature", o.relative_feature,
                    "the feature --relative-importance sets, 0-based (default: the last)")
       ->transform(decimal(0, 4095));
-  o.group.snapshot_every = 0;  // a sweep keeps only the final W, b unless asked
-  add_group_options(sweep, o.group, "with --trajectories: steps between W, b snapshots (0: final)");
+  add_group_options(
+      sweep, o.group,  // a sweep keeps only the final W, b unless asked
+      {{"--snapshot-every", "with --trajectories: steps between W, b snapshots (0: final)"}});
   sweep->add_flag("--trajectories", o.trajectories,
                   "also write loss curves and W, b snapshots per chunk (.npy)");
   add_split_options(sweep, o.split);

@@ -44,26 +44,66 @@ struct ModelSpec {
   std::shared_ptr<const std::vector<double>> init_b;  // n
 };
 
-// Everything the models trained together share: shape, data rules, schedule.
+// ---------------------------------------------------------------- the field table
+// The settings every model of a group shares, one row each (docs/design.md, "The field table"):
+//   type, member, default   GroupSpec's member, declared from this row
+//   option                  the command-line option that sets it in every command with group
+//   options
+//                           (host/cli.cpp: add_group_options; "" where each command sets it its own
+//                           way), with its accepted range [lo, hi] for numbers, and its help
+//   key, kept               the key the manifest's "group" and a sweep's identity (sweep.json: what
+//   a
+//                           resume and a merge trust) keep it under, and when: always; fixed or
+//                           fresh (only in that data mode: the other has no use for it); groups
+//                           (only with feature groups); never (how results are kept, not what they
+//                           are: never part of an identity)
+// group_json and group_from_json (host/run_dir.cpp) and the command line's group options are
+// derived from the rows, so a new setting is a row here: it cannot be left out of the identity a
+// resumed sweep trusts (tests/test_sweep.cpp checks every row changes it).
+enum class Kept { always, fixed, fresh, groups, never };
+// clang-format off
+#define SP_GROUP_FIELDS(X)                                                                        \
+  X(int, n_features, 2, "--features", 1, 4096, "n_features", always, "n, features")              \
+  X(int, n_hidden, 1, "--hidden", 1, 1024, "n_hidden", always, "m, hidden dimensions")           \
+  X(DataMode, mode, DataMode::fixed, "--data-mode", 0, 0, "data_mode", always,                    \
+    "fixed (the essay's) | fresh (Anthropic's)")                                                  \
+  X(int, points, 1000, "--points", 1, 1 << 24, "points", fixed, "fixed: dataset size")           \
+  X(double, eval_fraction, 0.2, "--eval-fraction", 0, 1, "eval_fraction", fixed,                  \
+    "fixed: share of points that evaluate")                                                        \
+  X(int, batch, 1024, "--batch", 1, 1 << 24, "batch", fresh, "fresh: samples per step")          \
+  X(int, eval_points, 10000, "--eval-points", 0, 1 << 24, "eval_points", fresh,                   \
+    "fresh: evaluation set size")                                                                  \
+  X(uint64_t, eval_seed, 0, "--eval-seed", 0, 18446744073709551615.0L, "eval_seed", fresh,        \
+    "fresh: the evaluation set's seed, shared by every model (common random numbers: best-of-N "  \
+    "compares models, not evaluation sets)")                                                       \
+  X(FeatureGroups, groups, FeatureGroups{}, "--correlated-groups", 0, 4096, "feature_groups",     \
+    groups, "the first G x S features form G groups of S that switch on together")               \
+  X(int, steps, 1000, "", 1, 2147483647, "steps", always, "training steps")                       \
+  X(LrSchedule, lr_schedule, LrSchedule::constant, "--lr-schedule", 0, 0, "lr_schedule", always,  \
+    "the learning rate over the steps: constant | linear (to 0) | cosine (a quarter cosine to "   \
+    "0), as the toy-models notebook's")                                                            \
+  X(int, warmup_steps, 0, "--warmup-steps", 0, 2147483647, "warmup_steps", always,                \
+    "steps of linear warm-up before the schedule (the learning rate (s+1)/W of its value at "     \
+    "step s)")                                                                                     \
+  X(int, eval_every, 50, "--eval-every", 0, 2147483647, "eval_every", always,                     \
+    "steps between evaluations (0: final only)")                                                   \
+  X(int, snapshot_every, 0, "--snapshot-every", 0, 2147483647, "snapshot_every", always,          \
+    "steps between W, b snapshots (0: final)")                                                     \
+  X(bool, record_trajectories, false, "", 0, 1, "trajectories", never,                            \
+    "loss curves and W, b snapshots kept")
+// clang-format on
+
+// Everything the models trained together share: shape, data rules, schedule — the field table's
+// rows, and the models. (fixed: the last eval_fraction of the dataset evaluates; fresh: a separate
+// evaluation set of eval_points rows, Philox(eval_seed, kEvalBase + j), every model on the same
+// uniforms with its own sparsity — docs/math.md. groups: correlated and anticorrelated features,
+// kernels/toy_model.hpp. warmup_steps: 0 none; eval_every: 0 only the final evaluation;
+// snapshot_every: 0 only the final parameters.)
 struct GroupSpec {
-  int n_features = 2;
-  int n_hidden = 1;
-  DataMode mode = DataMode::fixed;
-  int points = 1000;           // fixed: dataset size
-  double eval_fraction = 0.2;  // fixed: the last share of the dataset evaluates
-  int batch = 1024;            // fresh: samples per step
-  int eval_points = 10000;     // fresh: size of the separate evaluation set (docs/math.md)
-  // fresh: the evaluation set's key. Every model of a run is evaluated on the same uniforms
-  // (Philox(eval_seed, kEvalBase + j)), each with its own sparsity: common random numbers, so
-  // that best-of-N compares models, not evaluation sets (docs/math.md).
-  uint64_t eval_seed = 0;
-  FeatureGroups groups;  // correlated and anticorrelated feature groups (kernels/toy_model.hpp)
-  int steps = 1000;
-  LrSchedule lr_schedule = LrSchedule::constant;
-  int warmup_steps = 0;    // steps of linear warm-up before the schedule (0: none)
-  int eval_every = 50;     // 0: only the final evaluation
-  int snapshot_every = 0;  // W, b snapshots in trajectories; 0: only the final parameters
-  bool record_trajectories = false;
+#define SP_GROUP_MEMBER(type, member, initial, option, lo, hi, key, kept, help) \
+  type member = initial;
+  SP_GROUP_FIELDS(SP_GROUP_MEMBER)
+#undef SP_GROUP_MEMBER
   std::vector<ModelSpec> models;
 
   int train_rows() const;  // rows per training step
@@ -75,6 +115,19 @@ struct GroupSpec {
   int64_t eval_step_count() const;
   int64_t snapshot_step_count() const;
 };
+
+// Every member of GroupSpec is a row of the field table (or the models): a member declared there
+// by hand, outside the table, would be left out of the identity a resumed sweep trusts.
+namespace detail {
+struct GroupSpecFromTheTable {
+#define SP_GROUP_MEMBER(type, member, initial, option, lo, hi, key, kept, help) type member;
+  SP_GROUP_FIELDS(SP_GROUP_MEMBER)
+#undef SP_GROUP_MEMBER
+  std::vector<ModelSpec> models;
+};
+}  // namespace detail
+static_assert(sizeof(detail::GroupSpecFromTheTable) == sizeof(GroupSpec),
+              "GroupSpec has a member that is not a row of SP_GROUP_FIELDS");
 
 // Checks a group and all its models; throws UsageError naming the option.
 void validate(const GroupSpec& group);

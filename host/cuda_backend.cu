@@ -88,8 +88,8 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const CudaOptions& options)
       : device_(options.device),
         steps_per_launch_(options.steps_per_launch),
-        forced_mapping_(options.mapping),
-        fixed_rows_(options.fixed_rows),
+        forced_mapping_(cuda::parse_mapping_choice(options.mapping, "mapping")),
+        fixed_rows_(cuda::parse_fixed_rows(options.fixed_rows, "--fixed-rows")),
         schedule_window_(options.schedule_window),
         timings_(options.timings) {
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties_, device_));
@@ -105,27 +105,25 @@ class CudaBackend final : public Backend {
 
   std::vector<ModelResult> train(const GroupSpec& group) override {
     SP_CUDA_CHECK(cudaSetDevice(device_));  // this host thread's device, for every call below
-    cuda::Mapping chosen = mapping(group);
-    size_t per_model = bytes_per_model(group, chosen);
+    // The dispatcher's choice (kernels/mapping.hpp), in its three steps: here the mapping and the
+    // memory it fits in, in train_chunk the chunk's launch.
+    const cuda::Mapping wanted =
+        cuda::choose_mapping(group.n_features, group.n_hidden, group.groups.any(), forced_mapping_);
     size_t free_bytes = 0, total_bytes = 0;
     SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const size_t budget = free_bytes / 10 * 7;  // leave room for the runtime and other users
-    // The tiled mapping's scratch grows with the rows a step (rows × (2n + 2m + 1) floats); where
-    // that does not fit and the global mapping's would, the global one trains the run (the same
-    // bits, slower).
-    if (per_model > budget && chosen == cuda::Mapping::tiled && forced_mapping_.empty()) {
-      const size_t global = bytes_per_model(group, cuda::Mapping::global);
-      if (global <= budget) {
-        print_err(
-            "superpose: one model's {} rows a step need {:.3g} MiB of scratch on the tiled "
-            "mapping, more than the {:.3g} MiB that may be used: training on the global mapping "
-            "(same results, slower)\n",
-            group.train_rows(), static_cast<double>(per_model) / 1048576.0,
-            static_cast<double>(budget) / 1048576.0);
-        chosen = cuda::Mapping::global;
-        per_model = global;
-      }
-    }
+    const cuda::Mapping chosen =
+        cuda::fit_mapping(wanted, forced_mapping_, budget,
+                          [&](cuda::Mapping mapping) { return bytes_per_model(group, mapping); });
+    const size_t per_model = bytes_per_model(group, chosen);
+    if (chosen != wanted)
+      print_err(
+          "superpose: one model's {} rows a step need {:.3g} MiB of scratch on the {} mapping, "
+          "more than the {:.3g} MiB that may be used: training on the {} mapping (same results, "
+          "slower)\n",
+          group.train_rows(), static_cast<double>(bytes_per_model(group, wanted)) / 1048576.0,
+          cuda::to_string(wanted), static_cast<double>(budget) / 1048576.0,
+          cuda::to_string(chosen));
     if (per_model > budget)
       throw std::runtime_error(fmt::format(
           "one model of this run needs {:.3g} MiB on the device and {:.3g} MiB of the {:.3g} MiB "
@@ -149,30 +147,10 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Feature groups are drawn by the global and tiled mappings' kernels only
-  // (kernels/fused_step.cu: load_row).
-  cuda::Mapping mapping(const GroupSpec& g) const {
-    if (forced_mapping_ == "shared") {
-      if (g.groups.any())
-        throw UsageError(fmt::format(
-            "mapping: feature groups train on the global or tiled mappings only, not {}",
-            forced_mapping_));
-      if (cuda::shared_mapping_for(g.n_features, g.n_hidden) == cuda::Mapping::global)
-        throw UsageError(
-            fmt::format("mapping: shared has kernels for 5 x 2 and 20 x 5 only, not {} x {}",
-                        g.n_features, g.n_hidden));
-    }
-    if (forced_mapping_.empty() && g.groups.any()) {
-      const cuda::Mapping own = cuda::mapping_for(g.n_features, g.n_hidden);
-      return own == cuda::Mapping::tiled ? own : cuda::Mapping::global;
-    }
-    return cuda::mapping_named(forced_mapping_.c_str(), g.n_features, g.n_hidden);
-  }
-
   // Fixed data kept in device memory: unless regenerated — which replayed data cannot be.
   bool dataset_in_memory(const GroupSpec& g) const {
     if (g.mode != DataMode::fixed) return false;
-    if (fixed_rows_ != "regenerate") return true;
+    if (fixed_rows_ != cuda::FixedRows::regenerate) return true;
     return std::any_of(g.models.begin(), g.models.end(),
                        [](const ModelSpec& model) { return model.data != nullptr; });
   }
@@ -182,10 +160,9 @@ class CudaBackend final : public Backend {
     size_t bytes = 3 * P * sizeof(float) + 2 * n * sizeof(float) + 48;  // + seed, lr, wd, ...
     if (dataset_in_memory(g)) bytes += static_cast<size_t>(g.points) * n * sizeof(float);
     if (g.record_trajectories)  // loss curve, eval history, snapshots: all kept on the device
-      bytes +=
-          (static_cast<size_t>(g.steps) + static_cast<size_t>(g.eval_step_count()) +
-           static_cast<size_t>(g.snapshot_step_count()) * P) *
-          sizeof(float);
+      bytes += (static_cast<size_t>(g.steps) + static_cast<size_t>(g.eval_step_count()) +
+                static_cast<size_t>(g.snapshot_step_count()) * P) *
+               sizeof(float);
     bytes += cuda::scratch_floats_per_model(g.n_features, g.n_hidden, g.train_rows(), chosen) *
              sizeof(float);
     return bytes;
@@ -193,12 +170,10 @@ class CudaBackend final : public Backend {
 
   void train_chunk(const GroupSpec& g, cuda::Mapping chosen, size_t first, size_t count,
                    std::vector<ModelResult>& results) const {
-    // A chunk of a tiled shape with fewer models than the device holds blocks of train_steps_tiled
-    // (a block per model) trains pass by pass over the models' tiles, which fills the device; the
-    // same scratch a model, the same bits. Decided chunk by chunk: memory may cut a run short.
-    if (chosen == cuda::Mapping::tiled && forced_mapping_.empty() &&
-        count < static_cast<size_t>(cuda::tiled_models_to_fill(properties_.multiProcessorCount)))
-      chosen = cuda::Mapping::tiled_split;
+    // The dispatcher's last step, chunk by chunk (memory may cut a run short): a chunk of a tiled
+    // shape too small to fill the device trains pass by pass over the models' tiles.
+    chosen = cuda::chunk_mapping(chosen, forced_mapping_, static_cast<int64_t>(count),
+                                 cuda::tiled_models_to_fill(properties_.multiProcessorCount));
     const int n = g.n_features, m = g.n_hidden, P = m * n + n, steps = g.steps;
     std::vector<uint64_t> seeds;
     std::vector<uint8_t> relu;
@@ -255,8 +230,8 @@ class CudaBackend final : public Backend {
     d.points = g.points;
     const bool fresh = g.mode == DataMode::fresh;
     d.draw_rows = fresh || !dataset;
-    d.rows_on_chip =
-        dataset && fixed_rows_ != "memory" && cuda::rows_fit_on_chip(chosen, n, d.train_rows);
+    d.rows_on_chip = dataset && fixed_rows_ != cuda::FixedRows::memory &&
+                     cuda::rows_fit_on_chip(chosen, n, d.train_rows);
     d.draw_stride = fresh ? d.train_rows : 0;
     d.seed = d_seeds.get();
     d.relu = d_relu.get();
@@ -392,8 +367,8 @@ class CudaBackend final : public Backend {
 
   int device_;
   int steps_per_launch_;
-  std::string forced_mapping_;
-  std::string fixed_rows_;  // CudaOptions::fixed_rows
+  cuda::MappingChoice forced_mapping_;  // CudaOptions::mapping, parsed once
+  cuda::FixedRows fixed_rows_;          // CudaOptions::fixed_rows, parsed once
   int schedule_window_;
   CudaOptions::Timings* timings_;
   cudaDeviceProp properties_{};

@@ -102,7 +102,7 @@ double AdamWSchedule::lr_factor(LrSchedule schedule, int warmup, int steps, int 
 }
 
 // The cuda kernels compute these on the device from the same doubles, in the same order
-// (kernels/fused_step.cu: step_scalars), so the bits agree.
+// (kernels/step_common.cuh: step_scalars), so the bits agree.
 AdamWStep AdamWSchedule::at(double lr, double weight_decay, double factor, int step) {
   const double lr_t = lr * factor;
   return AdamWStep{decay(lr_t, weight_decay), static_cast<float>(lr_t / bias1(step)),

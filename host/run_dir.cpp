@@ -1024,30 +1024,48 @@ std::string results_csv(const std::vector<ResultRow>& rows) {
   return out;
 }
 
-nlohmann::json group_json(const GroupSpec& g) {
-  nlohmann::json j = {{"n_features", g.n_features},
-                      {"n_hidden", g.n_hidden},
-                      {"data_mode", to_string(g.mode)},
-                      {"steps", g.steps},
-                      {"lr_schedule", to_string(g.lr_schedule)},
-                      {"warmup_steps", g.warmup_steps},
-                      {"eval_every", g.eval_every},
-                      {"snapshot_every", g.snapshot_every},
-                      {"train_rows", g.train_rows()},
-                      {"eval_rows", g.eval_rows()},
-                      {"models", g.models.size()}};
-  if (g.groups.any())
-    j["feature_groups"] = {{"correlated", g.groups.correlated},
-                           {"anticorrelated", g.groups.anticorrelated},
-                           {"size", g.groups.size}};
-  if (g.mode == DataMode::fixed) {
-    j["points"] = g.points;
-    j["eval_fraction"] = g.eval_fraction;
-  } else {
-    j["batch"] = g.batch;
-    j["eval_points"] = g.eval_points;
-    j["eval_seed"] = g.eval_seed;
+namespace {
+
+// Whether a row of the field table is kept in the records of this group (host/config.hpp: Kept).
+bool kept(Kept rule, const GroupSpec& g) {
+  switch (rule) {
+    case Kept::always:
+      return true;
+    case Kept::fixed:
+      return g.mode == DataMode::fixed;
+    case Kept::fresh:
+      return g.mode == DataMode::fresh;
+    case Kept::groups:
+      return g.groups.any();
+    case Kept::never:
+      return false;
   }
+  return true;
+}
+
+nlohmann::json field_json(int value) { return value; }
+nlohmann::json field_json(uint64_t value) { return value; }
+nlohmann::json field_json(double value) { return value; }
+nlohmann::json field_json(bool value) { return value; }
+nlohmann::json field_json(DataMode value) { return to_string(value); }
+nlohmann::json field_json(LrSchedule value) { return to_string(value); }
+nlohmann::json field_json(const FeatureGroups& groups) {
+  return {{"correlated", groups.correlated},
+          {"anticorrelated", groups.anticorrelated},
+          {"size", groups.size}};
+}
+
+}  // namespace
+
+nlohmann::json group_json(const GroupSpec& g) {
+  nlohmann::json j = nlohmann::json::object();
+#define SP_FIELD_JSON(type, member, initial, option, lo, hi, key, rule, help) \
+  if (kept(Kept::rule, g)) j[key] = field_json(g.member);
+  SP_GROUP_FIELDS(SP_FIELD_JSON)
+#undef SP_FIELD_JSON
+  j["train_rows"] = g.train_rows();  // what follows from them, for readers of the manifest
+  j["eval_rows"] = g.eval_rows();
+  j["models"] = g.models.size();
   return j;
 }
 
@@ -1078,49 +1096,77 @@ std::string text_field(const nlohmann::json& j, const char* key) {
 
 }  // namespace
 
-GroupSpec group_from_json(const nlohmann::json& j) {
-  if (!j.is_object()) throw std::runtime_error("its group is not an object");
-  static const std::set<std::string> known = {
-      "n_features", "n_hidden",       "data_mode",  "steps",       "lr_schedule", "warmup_steps",
-      "eval_every", "snapshot_every", "train_rows", "eval_rows",   "models",      "feature_groups",
-      "points",     "eval_fraction",  "batch",      "eval_points", "eval_seed"};
-  for (const auto& [key, value] : j.items())
-    if (!known.count(key)) throw std::runtime_error(fmt::format("its group has a field '{}'", key));
-  GroupSpec g;
-  constexpr double kInt = 2147483647.0;
-  g.n_features = field<int>(j, "n_features", 1, 4096);
-  g.n_hidden = field<int>(j, "n_hidden", 1, 1024);
+namespace {
+
+void field_from(const nlohmann::json& j, const char* key, int& out, long double lo,
+                long double hi) {
+  out = field<int>(j, key, static_cast<double>(lo), static_cast<double>(hi));
+}
+void field_from(const nlohmann::json& j, const char* key, uint64_t& out, long double lo,
+                long double hi) {
+  out = field<uint64_t>(j, key, static_cast<double>(lo), static_cast<double>(hi));
+}
+void field_from(const nlohmann::json& j, const char* key, double& out, long double lo,
+                long double hi) {
+  out = field<double>(j, key, static_cast<double>(lo), static_cast<double>(hi));
+}
+void field_from(const nlohmann::json& j, const char* key, bool& out, long double, long double) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_boolean())
+    throw std::runtime_error(fmt::format("its field '{}' is missing or not true/false", key));
+  out = it->get<bool>();
+}
+void field_from(const nlohmann::json& j, const char* key, DataMode& out, long double, long double) {
   try {
-    g.mode = parse_data_mode(text_field(j, "data_mode"), "data_mode");
-    g.lr_schedule = parse_lr_schedule(text_field(j, "lr_schedule"), "lr_schedule");
+    out = parse_data_mode(text_field(j, key), key);
   } catch (const UsageError& error) {
     throw std::runtime_error(error.what());
   }
-  if (j.contains("steps")) g.steps = field<int>(j, "steps", 1, kInt);
-  g.warmup_steps = field<int>(j, "warmup_steps", 0, kInt);
-  g.eval_every = field<int>(j, "eval_every", 0, kInt);
-  g.snapshot_every = field<int>(j, "snapshot_every", 0, kInt);
-  if (j.contains("feature_groups")) {
-    const nlohmann::json& groups = j["feature_groups"];
-    if (!groups.is_object() || groups.size() != 3)
-      throw std::runtime_error("its field 'feature_groups' is damaged");
-    g.groups = FeatureGroups{field<int>(groups, "correlated", 0, 4096),
-                             field<int>(groups, "anticorrelated", 0, 4096),
-                             field<int>(groups, "size", 1, 4096)};
-    if (!g.groups.any()) throw std::runtime_error("its field 'feature_groups' is damaged");
+}
+void field_from(const nlohmann::json& j, const char* key, LrSchedule& out, long double,
+                long double) {
+  try {
+    out = parse_lr_schedule(text_field(j, key), key);
+  } catch (const UsageError& error) {
+    throw std::runtime_error(error.what());
   }
-  if (g.mode == DataMode::fixed) {
-    g.points = field<int>(j, "points", 1, 1 << 24);
-    g.eval_fraction = field<double>(j, "eval_fraction", 0, 1);
-    if (j.contains("batch") || j.contains("eval_points") || j.contains("eval_seed"))
-      throw std::runtime_error("its group mixes fixed and fresh data's fields");
-  } else {
-    g.batch = field<int>(j, "batch", 1, 1 << 24);
-    g.eval_points = field<int>(j, "eval_points", 0, 1 << 24);
-    g.eval_seed = field<uint64_t>(j, "eval_seed", 0, 18446744073709551615.0);
-    if (j.contains("points") || j.contains("eval_fraction"))
-      throw std::runtime_error("its group mixes fixed and fresh data's fields");
+}
+void field_from(const nlohmann::json& j, const char* key, FeatureGroups& out, long double lo,
+                long double hi) {
+  const nlohmann::json& groups = j.at(key);
+  if (!groups.is_object() || groups.size() != 3)
+    throw std::runtime_error(fmt::format("its field '{}' is damaged", key));
+  out = FeatureGroups{
+      field<int>(groups, "correlated", static_cast<double>(lo), static_cast<double>(hi)),
+      field<int>(groups, "anticorrelated", static_cast<double>(lo), static_cast<double>(hi)),
+      field<int>(groups, "size", 1, static_cast<double>(hi))};
+  if (!out.any()) throw std::runtime_error(fmt::format("its field '{}' is damaged", key));
+}
+
+}  // namespace
+
+GroupSpec group_from_json(const nlohmann::json& j, const std::set<std::string>& may_lack) {
+  if (!j.is_object()) throw std::runtime_error("its group is not an object");
+  std::set<std::string> known = {"train_rows", "eval_rows", "models"};
+#define SP_FIELD_KEY(type, member, initial, option, lo, hi, key, rule, help) known.insert(key);
+  SP_GROUP_FIELDS(SP_FIELD_KEY)
+#undef SP_FIELD_KEY
+  for (const auto& [key, value] : j.items())
+    if (!known.count(key)) throw std::runtime_error(fmt::format("its group has a field '{}'", key));
+  // Row by row, in the table's order (the data mode before the fields it decides on); a field kept
+  // only with feature groups is there exactly when they are.
+  GroupSpec g;
+#define SP_FIELD_FROM(type, member, initial, option, lo, hi, key, rule, help)                \
+  if (Kept::rule == Kept::groups ? j.contains(key) : kept(Kept::rule, g)) {                  \
+    if (!j.contains(key) && may_lack.count(key) == 0)                                        \
+      throw std::runtime_error(fmt::format("its field '{}' is missing", key));               \
+    if (j.contains(key)) field_from(j, key, g.member, lo, hi);                               \
+  } else if (j.contains(key)) {                                                              \
+    throw std::runtime_error(                                                                \
+        fmt::format("its group has '{}', which a run of these options does not keep", key)); \
   }
+  SP_GROUP_FIELDS(SP_FIELD_FROM)
+#undef SP_FIELD_FROM
   if (field<int64_t>(j, "train_rows", 0, 1 << 24) != g.train_rows() ||
       field<int64_t>(j, "eval_rows", 0, 1 << 24) != g.eval_rows())
     throw std::runtime_error("its fields 'train_rows' and 'eval_rows' do not follow from the rest");

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -227,10 +228,12 @@ std::string results_csv(const std::vector<ResultRow>& rows);
 // Its header line (without the newline) for a group's shape and the analyses' column names.
 std::string results_header(int n, int m, const std::vector<std::string>& extra_names);
 
-// The options a group shares, as the manifest records them, and back: group_from_json takes only
-// what group_json writes, every field checked (std::runtime_error naming it otherwise).
+// The options a group shares, as the manifest and a sweep's identity record them — derived from
+// the field table (host/config.hpp: SP_GROUP_FIELDS) — and back: group_from_json takes only what
+// group_json writes, every field checked (std::runtime_error naming it otherwise); `may_lack`: keys
+// the record may leave out (a sweep's identity leaves out the steps, which are an axis).
 nlohmann::json group_json(const GroupSpec& group);
-GroupSpec group_from_json(const nlohmann::json& j);
+GroupSpec group_from_json(const nlohmann::json& j, const std::set<std::string>& may_lack = {});
 
 // train_loss.npy (models x steps), eval_loss.npy + eval_steps.npy, W.npy (models x snapshots x m x
 // n), b.npy, snapshot_steps.npy — for a group trained with record_trajectories.

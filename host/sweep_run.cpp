@@ -133,7 +133,7 @@ SweepSpec sweep_from_identity(const nlohmann::json& j) {
         fmt::format("its arithmetic '{}' is not float32 or float64", arithmetic));
   SweepSpec spec;
   if (!j.contains("group")) throw std::runtime_error("its field 'group' is missing");
-  spec.base = group_from_json(j["group"]);
+  spec.base = group_from_json(j["group"], {"steps"});
   spec.base.steps = spec.base.warmup_steps + 1;  // unused: each model's steps are its axis's
   const int n = spec.base.n_features;
   const std::string rule = text("importance_rule");

@@ -1,58 +1,29 @@
-// fused_step.cuh — the fused CUDA training step over a chunk of models: what the host passes to
-// the kernels (device pointers, one chunk) and the launchers host/cuda_backend.cu calls.
+// fused_step.cuh — the fused CUDA training step over a chunk of models (docs/design.md, "Kernel
+// mappings"): what the host passes to the kernels (device pointers, one chunk) and the launchers
+// host/cuda_backend.cu calls. Per launch, for every model of the chunk and for K steps: sample
+// generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic gradients, the
+// reduction over the batch (cub::WarpReduce's tree, no atomics) and the AdamW update.
 //
-// Mappings (one warp per model in all; 4 models per 128-thread block):
-//   registers — (n, m) = (2, 1) and (5, 2): W, b, their AdamW moments, this lane's partial
-//               gradients and the sample live in registers (≤ 15 parameters: every lane keeps its
-//               own copy and updates it after each cub::WarpReduce), no spills — the build's
-//               ptxas report is checked by tests/check_ptxas.py. Fixed data's training rows
-//               are read from shared memory when they fit (rows_fit_on_chip).
-//   shared    — (20, 5) (and (5, 2), for comparison): 120 parameters are too many for a copy per
-//               lane next to 120 partial gradients, so W and b live once per warp in shared memory
-//               (every lane reads the same address: a broadcast) and only the partial gradients
-//               and the sample are in registers; the reduction is a butterfly that leaves each
-//               lane the totals of the parameters it updates.
-//   tiled     — large shapes (m n >= kTiledMinEntries: TMS's 100 x 20 ... 400 x 30), one block of
-//               8 warps per model: the step as GEMM-like passes over the whole batch, H = X Wᵀ,
-//               Z = H W + b (then g_z and each row's loss), G_h = G_z Wᵀ, and ∂W, ∂b as 32 lane
-//               partials per entry, each warp summing its entries' partials in the lanes' tree
-//               and updating them; tiles staged in shared memory, the passes' results in a global
-//               scratch per model (rows × (2n + 2m + 1) floats). Every output's sum runs over its
-//               reduction index in order, so the bits are the per-sample step's.
-//   tiled_split — the tiled mapping's passes as one launch each per step, over every model's row
-//               tiles (passes 0–3) and entry tiles (pass 4): a few models fill the device. The
-//               cuda backend takes it for a chunk of a tiled shape with fewer models than the
-//               device holds blocks of train_steps_tiled (tiled_models_to_fill: a block per model
-//               would leave SMs idle). The same bits.
-//   global    — every other shape (up to n = 4096, m = 1024): parameters and moments in global
-//               memory, each lane's partial gradients and sample in a global scratch slice; the
-//               AdamW update is spread over the lanes. Correct for any shape, slower.
-// All run the shared math of kernels/toy_model.hpp in the lane order the cpu backend mirrors, and
-// sum the lanes in cub::WarpReduce's tree (no atomics), so a model's bits do not depend on its
-// neighbours, nor on the mapping.
+// How the models map onto threads is the chunk's Mapping (kernels/mapping.hpp: the table of
+// mappings and the dispatcher's choice); each mapping's kernels are in a file of their own —
+//   kernels/mapping_registers.cu  (2, 1) and (5, 2): everything in registers, a warp per model
+//   kernels/mapping_shared.cu     (20, 5) (and 5 x 2, to compare): W and b in shared memory
+//   kernels/mapping_global.cu     any other shape: parameters and lanes' partials in memory
+//   kernels/mapping_tiled.cu      large shapes: GEMM-like passes, a block per model (tiled) or
+//                                 a launch per pass over every model's tiles (tiled_split)
+//   kernels/evaluate.cu           the evaluation kernel and the fixed datasets' generation
+// behind kernels/mapping_kernels.cuh's contract, routed by kernels/dispatch.cu. All run the shared
+// math of kernels/toy_model.hpp in the lane order the cpu backend mirrors, so a model's bits
+// depend neither on its neighbours nor on the mapping.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/mapping.hpp"
 #include "kernels/toy_model.hpp"
 
 namespace sp::cuda {
-
-enum class Mapping {
-  registers_2x1,
-  registers_5x2,
-  shared_5x2,
-  shared_20x5,
-  global,
-  tiled,
-  tiled_split
-};
-
-// Shapes with at least this many entries of W train on the tiled mapping (unless they have their
-// own): the boundary the cpu backend's blocked passes use too (host/cpu_simd.inc), and where a
-// block of 8 warps has whole tiles to work on (bench/CEILING.md).
-constexpr int kTiledMinEntries = 256;
 
 struct DeviceChunk {
   int models = 0, n = 0, m = 0;
@@ -95,12 +66,6 @@ struct DeviceChunk {
   size_t scratch_per_model = 0;  // floats of `scratch` per model (scratch_floats_per_model)
 };
 
-Mapping mapping_for(int n, int m);  // the shape's own mapping
-// The shared-weights mapping for the shape (5 x 2 and 20 x 5 have one), else global.
-Mapping shared_mapping_for(int n, int m);
-// The mapping CudaOptions::mapping names for the shape: "global", "tiled", "tiled-split",
-// "shared" (shared_mapping_for: global where the shape has none), and "" the shape's own.
-Mapping mapping_named(const char* name, int n, int m);
 // Dynamic shared memory a block may take for rows on chip: the 48 KiB a launch gets without
 // opting in (an H100 SM has 228 KiB and reserves 1 KiB a block: at (2, 1), 1024 rows, 32 KiB a
 // block leaves room for 6 blocks, 24 warps, where the kernel's 64 registers allow 8).

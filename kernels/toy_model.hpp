@@ -44,7 +44,7 @@ SP_HD float feature_value(float mask, float u) { return (mask != 0.0f) ? u : 0.0
 //                   the group is on with probability min(1, S·p), and then exactly one member is,
 //                   each equally likely (p: the group's first feature's density).
 // With the default FeatureGroups{} (a constant) the group branches fold away: the per-shape kernels
-// pass it, and only the global and tiled mappings read the chunk's groups (kernels/fused_step.cu).
+// pass it, and only the global and tiled mappings read the chunk's groups (kernels/step_common.cuh: load_row).
 SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const float* threshold,
                            float* x, FeatureGroups groups = FeatureGroups{}) {
   const int uniforms = 2 * n, grouped = groups.grouped();
@@ -115,7 +115,7 @@ SP_HD WColumns transposed_columns(const float* Wt, int m) { return WColumns{Wt, 
 // [z > 0] for the ReLU model (gradient_from_error). output_gradient does all three for one feature
 // (the per-sample step below and the CPU's blocked passes for large shapes, host/cpu_simd.inc);
 // the kernels' tiled mapping takes the parts apart (its loss sum runs over the features in order on
-// another thread: kernels/fused_step.cu). output_gradient spells the parts out rather than calling
+// another thread: kernels/mapping_tiled.cu). output_gradient spells the parts out rather than calling
 // them: built from the two, ptxas spilled in the shared-weights kernel at 20 x 5
 // (tests/check_ptxas.py); the same operations, and the tiled mapping's tests compare the bits.
 template <class T>

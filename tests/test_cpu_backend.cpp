@@ -149,7 +149,7 @@ TEST(LaneTree, IsCubsPairwiseTree) {
   EXPECT_EQ(lane_tree_sum(values), expected);
 }
 
-// The shared-weights kernels' per-sample code (kernels/fused_step.cu): W's columns read from a
+// The shared-weights kernels' per-sample code (kernels/mapping_shared.cu): W's columns read from a
 // transposed copy and ∂W's two terms added at different points of the sample. Every entry takes
 // the same fused multiply-adds in the same order, so the bits must be accumulate_sample's —
 // proven here on the host, for the shapes the kernels use and others, ReLU and linear, with

@@ -179,7 +179,7 @@ TEST(Cuda, ALargeShapeOnTheTiledAndGlobalMappingsMatchesTheCpuBackend) {
   expect_identical_results(make_cuda_backend(global)->train(g), cpu, "400 x 30, global mapping");
 }
 
-// The tiled mapping (one block per model, GEMM-like passes over the batch: kernels/fused_step.cu)
+// The tiled mapping (one block per model, GEMM-like passes over the batch: kernels/mapping_tiled.cu)
 // at shapes that leave partial tiles everywhere — features and hidden units not multiples of the
 // tiles, more than 32 hidden units (two tiles of the reduction in Z = H W + b), 1000 features and
 // one hidden unit, batches that are not a multiple of 32, 64 or 128 and span three of the GEMM

@@ -280,3 +280,58 @@ TEST(PhaseDiagram, SmallDiagramAgreesWithTheClosedFormFarFromBoundaries) {
 
 }  // namespace
 }  // namespace sp
+
+namespace sp {
+namespace {
+
+// The field table (host/config.hpp: SP_GROUP_FIELDS) is what a sweep's identity is derived from:
+// every row but those never kept changes the group's record (and so the identity a resume trusts)
+// when its value changes, and reads back from it; a row left out of group_json, or a member of
+// GroupSpec outside the table (a static_assert there), would let a resumed sweep keep chunks
+// trained with another value.
+void perturb(int& value) { value += 1; }
+void perturb(uint64_t& value) { value += 1; }
+void perturb(double& value) { value /= 2; }
+void perturb(bool& value) { value = !value; }
+void perturb(DataMode& value) {
+  value = value == DataMode::fixed ? DataMode::fresh : DataMode::fixed;
+}
+void perturb(LrSchedule& value) {
+  value = value == LrSchedule::cosine ? LrSchedule::linear : LrSchedule::cosine;
+}
+void perturb(FeatureGroups& value) { value.correlated += 1; }
+
+TEST(FieldTable, EveryRowIsInTheIdentityAndReadsBack) {
+  int rows = 0;
+#define SP_CHECK_ROW(type, member, initial, option, lo, hi, key, rule, help)                   \
+  {                                                                                            \
+    GroupSpec g;                                                                               \
+    g.n_features = 8;                                                                          \
+    g.steps = 100;                                                                             \
+    g.mode = Kept::rule == Kept::fresh ? DataMode::fresh : DataMode::fixed;                    \
+    if (Kept::rule == Kept::groups) g.groups = FeatureGroups{1, 0, 2};                         \
+    GroupSpec changed = g;                                                                     \
+    perturb(changed.member);                                                                   \
+    if (Kept::rule == Kept::never) {                                                           \
+      EXPECT_EQ(group_json(g), group_json(changed)) << key << " is never kept, yet it is";     \
+    } else {                                                                                   \
+      EXPECT_NE(group_json(g), group_json(changed)) << key << " is not in the group's record"; \
+      EXPECT_EQ(group_json(group_from_json(group_json(changed))), group_json(changed)) << key; \
+    }                                                                                          \
+    ++rows;                                                                                    \
+  }
+  SP_GROUP_FIELDS(SP_CHECK_ROW)
+#undef SP_CHECK_ROW
+  EXPECT_GE(rows, 15);
+  // A sweep's identity holds the group's record (its steps are an axis of their own).
+  SweepSpec spec;
+  spec.importance = std::vector<double>(2, 1.0);
+  set_axes(spec, SweepAxesText{});
+  nlohmann::json group = group_json(spec.base);
+  group.erase("steps");
+  group.erase("models");
+  EXPECT_EQ(sweep_identity(spec, "sweep", "float32").at("group"), group);
+}
+
+}  // namespace
+}  // namespace sp

@@ -3,7 +3,7 @@
 // and each lane then overwrites its own weight. A shuffle orders no memory, so on a device the
 // update may land before another lane's read: ThreadSanitizer must report it ("shuffle"), and must
 // stay silent when a __syncwarp comes between ("syncwarp"). The same pattern as the shared-weights
-// mapping's update (kernels/fused_step.cu). Built and run by the race check only (TSan).
+// mapping's update (kernels/mapping_shared.cu). Built and run by the race check only (TSan).
 #include <cstdio>
 #include <cstring>
 

@@ -107,7 +107,7 @@ TEST(EmulatedCuda, ATiledRunTooBigForTheDeviceFallsBackToTheGlobalMapping) {
   }
 }
 
-// The launches of a run that asked for dynamic shared memory: rows on chip (kernels/fused_step.cu).
+// The launches of a run that asked for dynamic shared memory: rows on chip (kernels/mapping_registers.cu).
 std::vector<size_t> on_chip_launches(const GroupSpec& g, const CudaOptions& options,
                                      std::vector<ModelResult>* results = nullptr) {
   sp_emu::clear_launch_log();

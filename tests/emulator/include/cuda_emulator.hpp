@@ -1,5 +1,6 @@
 // cuda_emulator.hpp — the CUDA emulator's core: runs the project's own kernels on the CPU so that
-// CI, which has no GPU, executes kernels/fused_step.cu and host/cuda_backend.cu as written.
+// CI, which has no GPU, executes the fused step's kernels (kernels/*.cu) and host/cuda_backend.cu
+// as written.
 //
 // What it is: every thread of a block is a fiber (Boost.Context); a block's fibers run one at a
 // time on one host thread, each until it reaches a warp collective (__shfl_*_sync, __syncwarp,
@@ -85,7 +86,7 @@ using Combine = uint64_t (*)(uint64_t, uint64_t);
 uint64_t warp_reduce(const char* operation, uint64_t value, Combine combine);
 void block_barrier();
 // The running block's dynamic shared memory: the launch's dynamicSmemBytes (kernels declare it
-// `extern __shared__`, which has no C++ spelling; kernels/fused_step.cu calls this instead).
+// `extern __shared__`, which has no C++ spelling; kernels/step_common.cuh calls this instead).
 void* dynamic_shared_memory();
 // The dynamic shared memory a launch may ask for: 48 KiB, as on a device whose kernel has not
 // opted in to more (cudaFuncSetAttribute, which the emulator does not have).

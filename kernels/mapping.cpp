@@ -1,0 +1,90 @@
+// mapping.cpp — the mappings' table read, and the dispatcher's choice (kernels/mapping.hpp).
+#include "kernels/mapping.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "host/config.hpp"  // UsageError
+
+namespace sp::cuda {
+
+const MappingRow& row_of(Mapping mapping) {
+  for (const MappingRow& row : kMappingRows)
+    if (row.mapping == mapping) return row;
+  throw std::logic_error("mapping: not in SP_MAPPINGS");
+}
+
+const char* to_string(Mapping mapping) { return row_of(mapping).name; }
+
+bool accepts(Mapping mapping, int n, int m, bool groups) {
+  const MappingRow& row = row_of(mapping);
+  return (row.n == 0 || (row.n == n && row.m == m)) && (row.groups || !groups);
+}
+
+MappingChoice parse_mapping_choice(const std::string& text, const std::string& option) {
+  std::string accepted;
+  for (const MappingChoiceName& choice : kMappingChoices) {
+    if (text == choice.name) return choice.choice;
+    if (*choice.name) accepted += std::string(accepted.empty() ? "" : ", ") + choice.name;
+  }
+  throw UsageError(fmt::format("{}: unknown '{}' (accepted: {}, or empty for the shape's own)",
+                               option, text, accepted));
+}
+
+FixedRows parse_fixed_rows(const std::string& text, const std::string& option) {
+  if (text == "auto") return FixedRows::automatic;
+  if (text == "memory") return FixedRows::memory;
+  if (text == "regenerate") return FixedRows::regenerate;
+  throw UsageError(
+      fmt::format("{}: '{}' is not accepted (auto, memory or regenerate)", option, text));
+}
+
+Mapping mapping_for(int n, int m) {
+  // The shapes with a mapping of their own, in the table's order (the registers mappings before
+  // the shared ones: 5 x 2 has both and trains on registers); then tiled or global by size.
+  for (const MappingRow& row : kMappingRows)
+    if (row.n == n && row.m == m && row.mapping != Mapping::shared_5x2) return row.mapping;
+  if (static_cast<int64_t>(n) * m >= kTiledMinEntries) return Mapping::tiled;
+  return Mapping::global;
+}
+
+Mapping shared_mapping_for(int n, int m) {
+  if (n == 5 && m == 2) return Mapping::shared_5x2;
+  if (n == 20 && m == 5) return Mapping::shared_20x5;
+  return Mapping::global;
+}
+
+Mapping choose_mapping(int n, int m, bool groups, MappingChoice forced) {
+  switch (forced) {
+    case MappingChoice::automatic: {
+      const Mapping own = mapping_for(n, m);
+      return accepts(own, n, m, groups) ? own : Mapping::global;  // groups: global or tiled
+    }
+    case MappingChoice::global:
+      return Mapping::global;
+    case MappingChoice::tiled:
+      return Mapping::tiled;
+    case MappingChoice::tiled_split:
+      return Mapping::tiled_split;
+    case MappingChoice::shared:
+      if (groups)
+        throw UsageError(
+            "mapping: feature groups train on the global or tiled mappings only, not shared");
+      if (shared_mapping_for(n, m) == Mapping::global)
+        throw UsageError(fmt::format(
+            "mapping: shared has kernels for 5 x 2 and 20 x 5 only, not {} x {}", n, m));
+      return shared_mapping_for(n, m);
+  }
+  throw std::logic_error("choose_mapping: unknown choice");
+}
+
+Mapping chunk_mapping(Mapping chosen, MappingChoice forced, int64_t models,
+                      int64_t tiled_models_to_fill) {
+  if (chosen == Mapping::tiled && forced == MappingChoice::automatic &&
+      models < tiled_models_to_fill)
+    return Mapping::tiled_split;
+  return chosen;
+}
+
+}  // namespace sp::cuda
