@@ -4,7 +4,7 @@
 // until the end.
 #pragma once
 
-#include "host/config.hpp"
+#include "host/core/config.hpp"
 
 namespace sp::bench {
 

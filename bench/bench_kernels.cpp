@@ -31,9 +31,9 @@
 #include <vector>
 
 #include "bench/bench_group.hpp"
-#include "host/backend.hpp"
-#include "host/run_dir.hpp"
-#include "host/ulps.hpp"
+#include "host/backends/backend.hpp"
+#include "host/io/run_dir.hpp"
+#include "host/core/ulps.hpp"
 #include "kernels/fused_step.cuh"
 
 namespace {

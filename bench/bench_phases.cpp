@@ -1,5 +1,5 @@
-// bench_phases — where one CPU step's time goes, for tuning host/cpu_simd.inc and
-// host/simd_philox.hpp: on each SIMD path this CPU has (or the one --simd names), one model, one
+// bench_phases — where one CPU step's time goes, for tuning host/backends/cpu_simd.inc and
+// host/backends/simd_philox.hpp: on each SIMD path this CPU has (or the one --simd names), one model, one
 // thread, `--rows` fresh rows, the fastest of --repeats calls of each phase:
 //   draw   SimdStep::generate_rows (Philox, masks and values, into the lanes)
 //   step   SimdStep::loss_and_gradients on those rows (forward, backward, ∂W, ∂b, the lane tree)
@@ -15,9 +15,9 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "host/cpu_backend.hpp"
-#include "host/data.hpp"
-#include "host/run_dir.hpp"
+#include "host/backends/cpu_backend.hpp"
+#include "host/core/data.hpp"
+#include "host/io/run_dir.hpp"
 
 namespace {
 

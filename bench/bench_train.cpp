@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_group.hpp"
-#include "host/backend.hpp"
-#include "host/run_dir.hpp"
+#include "host/backends/backend.hpp"
+#include "host/io/run_dir.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_train: sample-steps/s of a superpose backend"};

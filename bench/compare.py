@@ -185,7 +185,7 @@ def throughput_table(sp, peers, gpu, quick, large_only=False, only=None):
 
 def experiments_job(sp, peers):
     """The essay's six experiments, 100 seeds each (1000 points, 800 train rows, full batch)."""
-    experiments = [  # (kind, sparsity, steps) as host/experiments.cpp
+    experiments = [  # (kind, sparsity, steps) as host/studies/experiments.cpp
         ("linear", 0.0, 1500), ("linear", 0.0, 3300), ("linear", 0.8, 2500),
         ("linear", 0.8, 10000), ("relu", 0.8, 10000), ("relu", 0.0, 2500)]
     ours = sp.job(["experiments", "--seeds", "100"])

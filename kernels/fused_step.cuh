@@ -1,6 +1,6 @@
 // fused_step.cuh — the fused CUDA training step over a chunk of models (docs/design.md, "Kernel
 // mappings"): what the host passes to the kernels (device pointers, one chunk) and the launchers
-// host/cuda_backend.cu calls. Per launch, for every model of the chunk and for K steps: sample
+// host/backends/cuda_backend.cu calls. Per launch, for every model of the chunk and for K steps: sample
 // generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic gradients, the
 // reduction over the batch (cub::WarpReduce's tree, no atomics) and the AdamW update.
 //
@@ -40,7 +40,7 @@ struct DeviceChunk {
   const uint8_t* relu = nullptr;         // [models]
   const double* lr = nullptr;            // [models]
   const double* weight_decay = nullptr;  // [models]
-  const float* sparsity = nullptr;       // [models][n]: mask_thresholds (host/data.hpp)
+  const float* sparsity = nullptr;       // [models][n]: mask_thresholds (host/core/data.hpp)
   const float* importance = nullptr;     // [models][n]
   float* params = nullptr;               // [models][m n + n]: W row-major, then b
   float* adam_m = nullptr;               // same layout

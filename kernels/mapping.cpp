@@ -5,7 +5,7 @@
 
 #include <stdexcept>
 
-#include "host/config.hpp"  // UsageError
+#include "host/core/config.hpp"  // UsageError
 
 namespace sp::cuda {
 

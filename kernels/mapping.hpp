@@ -50,7 +50,7 @@ const char* to_string(Mapping mapping);
 bool accepts(Mapping mapping, int n, int m, bool groups);
 
 // Shapes with at least this many entries of W train on the tiled mapping (unless they have their
-// own): the boundary the cpu backend's blocked passes use too (host/cpu_simd.inc), and where a
+// own): the boundary the cpu backend's blocked passes use too (host/backends/cpu_simd.inc), and where a
 // block of 8 warps has whole tiles to work on (bench/CEILING.md).
 constexpr int kTiledMinEntries = 256;
 

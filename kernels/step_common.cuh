@@ -4,7 +4,7 @@
 // scalars for a step, and where a step's loss goes. Included by each kernels/mapping_*.cu (each
 // its own translation unit: these are internal to each).
 //
-// The arithmetic is kernels/toy_model.hpp's, in the lane order host/cpu_backend.cpp mirrors.
+// The arithmetic is kernels/toy_model.hpp's, in the lane order host/backends/cpu_backend.cpp mirrors.
 #pragma once
 
 #include <cstdlib>

@@ -33,7 +33,7 @@ SP_HD float feature_mask(float u, float threshold) { return (u <= threshold) ? 0
 SP_HD float feature_value(float mask, float u) { return (mask != 0.0f) ? u : 0.0f; }
 
 // Sample `subsequence` of the stream keyed `seed`: uniforms 0..n-1 are the masks, n..2n-1 the
-// values. A feature is on when its mask uniform is above its threshold (host/data.hpp:
+// values. A feature is on when its mask uniform is above its threshold (host/core/data.hpp:
 // mask_thresholds; the sparsity s for an independent feature), and then takes its value uniform,
 // in (0, 1]; off, it is exactly 0. A group's features are all decided by one uniform, its first
 // feature's mask uniform u (the others' mask uniforms are drawn and unused):
@@ -94,7 +94,7 @@ SP_HD float relu_backward(float z, float g) { return z > 0.0f ? g : 0.0f; }
 // the kernels).
 //
 // T is what one lane holds: a float (one sample: the kernels, and the CPU's scalar path) or a
-// pack of V floats, one sample per lane (host/simd_lanes.hpp: the CPU's SIMD path). Every
+// pack of V floats, one sample per lane (host/backends/simd_lanes.hpp: the CPU's SIMD path). Every
 // operation is elementwise, so each lane computes exactly the float code's bits.
 //
 // W is read by rows for h = W x and by columns for z = Wᵀ h + b and g_h = W g_z: `W_columns` is
@@ -113,7 +113,7 @@ SP_HD WColumns transposed_columns(const float* Wt, int m) { return WColumns{Wt, 
 // weighted error I_f (y_f − x_f) (output_error); the loss term, I_f (y_f − x_f)² added to a running
 // sum as fma(weighted error, error, sum); and g_z,f = grad_scale · I_f (y_f − x_f), masked by
 // [z > 0] for the ReLU model (gradient_from_error). output_gradient does all three for one feature
-// (the per-sample step below and the CPU's blocked passes for large shapes, host/cpu_simd.inc);
+// (the per-sample step below and the CPU's blocked passes for large shapes, host/backends/cpu_simd.inc);
 // the kernels' tiled mapping takes the parts apart (its loss sum runs over the features in order on
 // another thread: kernels/mapping_tiled.cu). output_gradient spells the parts out rather than calling
 // them: built from the two, ptxas spilled in the shared-weights kernel at 20 x 5
@@ -274,7 +274,7 @@ SP_HD float sqrt_f(float x) { return sqrtf(x); }
 // One parameter, step t (the scalars already hold t):
 //   p ← p·(1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
 //   p ← p − step_size · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
-// T: a float, or the CPU's pack of V parameters (host/simd_lanes.hpp; each operation lane by lane,
+// T: a float, or the CPU's pack of V parameters (host/backends/simd_lanes.hpp; each operation lane by lane,
 // correctly rounded, so the bits of the float code).
 template <class T>
 SP_HD void adamw_update(T& param, T& adam_m, T& adam_v, T grad, AdamWStep s,

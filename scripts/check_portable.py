@@ -2,7 +2,7 @@
 """check_portable.py BINARY... — that a superpose binary runs on any x86-64 CPU.
 
 The host code is compiled for baseline x86-64 except the CPU backend's SIMD step, which is compiled
-once per instruction set (host/cpu_simd.inc) into the namespaces sp::cpu::avx2 and sp::cpu::avx512
+once per instruction set (host/backends/cpu_simd.inc) into the namespaces sp::cpu::avx2 and sp::cpu::avx512
 and only entered after the CPU was found to have the set (cpu_backend.cpp: simd_path). An inline
 function those files share with the rest (a template, a std:: container) is emitted once per file
 and the linker keeps one copy: if it kept a wide one, a CPU without the set would die with SIGILL

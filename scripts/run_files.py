@@ -1,5 +1,5 @@
 """run_files.py — how superpose's Python scripts (plots.py, report.py) read and write run
-directories, by the engine's rules (docs/run-directory.md, host/run_dir.hpp):
+directories, by the engine's rules (docs/run-directory.md, host/io/run_dir.hpp):
 
 - a file is written beside its name (a new temporary, O_EXCL) and renamed into place, so it is
   whole or absent; it is reached relative to its directory's descriptor, never through a symbolic

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "host/config.hpp"
-#include "host/ulps.hpp"
+#include "host/core/config.hpp"
+#include "host/core/ulps.hpp"
 
 namespace sp {
 

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "host/analysis.hpp"
-#include "host/tms.hpp"
+#include "host/core/analysis.hpp"
+#include "host/studies/tms.hpp"
 
 namespace sp::analysis {
 namespace {

@@ -14,8 +14,8 @@
 #include <fstream>
 #include <thread>
 
-#include "host/npy.hpp"
-#include "host/sweep.hpp"
+#include "host/io/npy.hpp"
+#include "host/sweep/sweep.hpp"
 #include "tests/shell.hpp"
 
 namespace sp {

@@ -8,10 +8,10 @@
 #include <random>
 #include <utility>
 
-#include "host/backend.hpp"
-#include "host/cpu_backend.hpp"
-#include "host/reference.hpp"
-#include "host/ulps.hpp"
+#include "host/backends/backend.hpp"
+#include "host/backends/cpu_backend.hpp"
+#include "host/backends/reference.hpp"
+#include "host/core/ulps.hpp"
 #include "kernels/toy_model.hpp"
 
 namespace sp {
@@ -188,7 +188,7 @@ TEST(StreamingSample, SameBitsAsAccumulateSample) {
 namespace sp {
 namespace {
 
-// The SIMD paths this CPU has (generic, avx2, avx512: host/cpu_simd.inc compiled per instruction
+// The SIMD paths this CPU has (generic, avx2, avx512: host/backends/cpu_simd.inc compiled per instruction
 // set), each named in the failure messages.
 std::vector<cpu::SimdPath> simd_paths_here() {
   std::vector<cpu::SimdPath> paths;

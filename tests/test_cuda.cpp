@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "host/backend.hpp"
+#include "host/backends/backend.hpp"
 #include "tests/cuda_sweeps.hpp"
 
 namespace sp {
@@ -238,7 +238,7 @@ TEST(Cuda, TheTiledMappingMatchesTheCpuBackendAtAnyShape) {
 }  // namespace sp
 
 #if defined(SUPERPOSE_HAVE_CUDA)
-#include "host/data.hpp"
+#include "host/core/data.hpp"
 #include "kernels/philox.hpp"
 #include "kernels/rng_check.cuh"
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "host/data.hpp"
+#include "host/core/data.hpp"
 
 namespace sp {
 namespace {

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "host/backend.hpp"
-#include "host/experiments.hpp"
+#include "host/backends/backend.hpp"
+#include "host/studies/experiments.hpp"
 
 namespace sp {
 namespace {

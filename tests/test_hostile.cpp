@@ -14,8 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "host/npy.hpp"
-#include "host/phase_diagram.hpp"
+#include "host/io/npy.hpp"
+#include "host/studies/phase_diagram.hpp"
 #include "tests/shell.hpp"
 
 namespace sp {

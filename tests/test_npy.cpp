@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <fstream>
 
-#include "host/config.hpp"
-#include "host/npy.hpp"
+#include "host/core/config.hpp"
+#include "host/io/npy.hpp"
 
 namespace sp {
 namespace {

@@ -6,8 +6,8 @@
 #include <random>
 #include <tuple>
 
-#include "host/data.hpp"
-#include "host/reference.hpp"
+#include "host/core/data.hpp"
+#include "host/backends/reference.hpp"
 
 namespace sp {
 namespace {

@@ -15,9 +15,9 @@
 #include <random>
 #include <thread>
 
-#include "host/recorder.hpp"
-#include "host/run_dir.hpp"
-#include "host/sweep.hpp"
+#include "host/core/recorder.hpp"
+#include "host/io/run_dir.hpp"
+#include "host/sweep/sweep.hpp"
 #include "tests/shell.hpp"
 
 namespace sp {

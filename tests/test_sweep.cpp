@@ -5,9 +5,9 @@
 #include <cmath>
 #include <filesystem>
 
-#include "host/backend.hpp"
-#include "host/phase_diagram.hpp"
-#include "host/sweep.hpp"
+#include "host/backends/backend.hpp"
+#include "host/studies/phase_diagram.hpp"
+#include "host/sweep/sweep.hpp"
 
 namespace sp {
 namespace {
@@ -284,7 +284,7 @@ TEST(PhaseDiagram, SmallDiagramAgreesWithTheClosedFormFarFromBoundaries) {
 namespace sp {
 namespace {
 
-// The field table (host/config.hpp: SP_GROUP_FIELDS) is what a sweep's identity is derived from:
+// The field table (host/core/config.hpp: SP_GROUP_FIELDS) is what a sweep's identity is derived from:
 // every row but those never kept changes the group's record (and so the identity a resume trusts)
 // when its value changes, and reads back from it; a row left out of group_json, or a member of
 // GroupSpec outside the table (a static_assert there), would let a resumed sweep keep chunks

@@ -7,11 +7,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "host/backend.hpp"
-#include "host/cpu_backend.hpp"
-#include "host/data.hpp"
-#include "host/npy.hpp"
-#include "host/reference.hpp"
+#include "host/backends/backend.hpp"
+#include "host/backends/cpu_backend.hpp"
+#include "host/core/data.hpp"
+#include "host/io/npy.hpp"
+#include "host/backends/reference.hpp"
 
 namespace sp {
 namespace {

@@ -15,8 +15,8 @@
 
 #include "cuda_emulator.hpp"
 #include "cuda_runtime.h"
-#include "host/backend.hpp"
-#include "host/sweep.hpp"
+#include "host/backends/backend.hpp"
+#include "host/sweep/sweep.hpp"
 #include "tests/cuda_sweeps.hpp"
 #include "tests/shell.hpp"
 

@@ -1,4 +1,4 @@
-// fuzz_axis — libFuzzer target for the sweep axis parser (host/sweep.cpp: parse_axis, what every
+// fuzz_axis — libFuzzer target for the sweep axis parser (host/sweep/axes.cpp: parse_axis, what every
 // sweep option's value goes through). Any text must end in values or a UsageError: never a crash,
 // a sanitizer report, another exception, no values, or more than the accepted 10,000,000.
 #include <cstddef>
@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "host/config.hpp"
-#include "host/sweep.hpp"
+#include "host/core/config.hpp"
+#include "host/sweep/sweep.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 256) return 0;  // an option's value, not a file

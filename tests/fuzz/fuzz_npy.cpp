@@ -1,4 +1,4 @@
-// fuzz_npy — libFuzzer target for the .npy reader (host/npy.cpp: npy::parse, what --data, --init-W
+// fuzz_npy — libFuzzer target for the .npy reader (host/io/npy.cpp: npy::parse, what --data, --init-W
 // and --init-b go through). Any input must end in an array or a UsageError: never a crash, a
 // sanitizer report, another exception, or an array whose values disagree with its shape.
 #include <cstddef>
@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "host/config.hpp"
-#include "host/npy.hpp"
+#include "host/core/config.hpp"
+#include "host/io/npy.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);

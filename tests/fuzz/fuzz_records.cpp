@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "host/run_dir.hpp"
-#include "host/sweep.hpp"
+#include "host/io/run_dir.hpp"
+#include "host/sweep/sweep.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 1 << 16) return 0;

@@ -1,5 +1,5 @@
 // cuda_emulator.hpp — the CUDA emulator's core: runs the project's own kernels on the CPU so that
-// CI, which has no GPU, executes the fused step's kernels (kernels/*.cu) and host/cuda_backend.cu
+// CI, which has no GPU, executes the fused step's kernels (kernels/*.cu) and host/backends/cuda_backend.cu
 // as written.
 //
 // What it is: every thread of a block is a fiber (Boost.Context); a block's fibers run one at a

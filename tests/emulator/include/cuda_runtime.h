@@ -1,5 +1,5 @@
 // cuda_runtime.h — the CUDA emulator's stand-in for the runtime header: the part of the CUDA
-// language and runtime API that kernels/fused_step.cu and host/cuda_backend.cu use, with the same
+// language and runtime API that kernels/fused_step.cu and host/backends/cuda_backend.cu use, with the same
 // names and signatures, implemented by tests/emulator/emulator.cpp on the CPU. Force-included into
 // the emulated translation units, as nvcc force-includes the real one.
 #pragma once

@@ -1,0 +1,169 @@
+// tms.cpp — `superpose tms` (host/cli/options.hpp: Subcommand).
+#include "host/studies/tms.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "host/cli/options.hpp"
+#include "host/core/parse.hpp"
+
+namespace sp::cli {
+
+namespace {
+
+// ------------------------------------------------------------------------------- tms
+struct TmsCli {
+  CommonOptions common;
+  std::string scale = "auto", only;
+  int steps = 0;
+};
+
+CLI::App* add_tms(CLI::App& app, TmsCli& o) {
+  CLI::App* command = app.add_subcommand(
+      "tms",
+      "Toy Models of Superposition's main results in one command: each a sweep under --out "
+      "(resumable), judged from its trained W against what the paper reports");
+  add_common(command, o.common, "out/tms");
+  command
+      ->add_option("--scale", o.scale,
+                   "auto (full on a GPU, else reduced) | reduced (minutes on 2 CPU cores) | full "
+                   "(the paper's sizes)")
+      ->check(non_empty())
+      ->capture_default_str();
+  command
+      ->add_option("--only", o.only,
+                   "a comma-separated subset: intro, tms-20-5, geometry, correlated, "
+                   "anticorrelated, collapse")
+      ->check(non_empty());
+  command->add_option("--steps", o.steps, "training steps (default: the paper's 10000)")
+      ->transform(decimal(1, 1000000000));
+  return command;
+}
+
+int run_tms_command(const TmsCli& o) {
+  const auto backends = open_backends(o.common, SplitOptions{});
+  TmsScale scale = backends.front()->name() == "cuda" ? TmsScale::full : TmsScale::reduced;
+  if (o.scale == "reduced") {
+    scale = TmsScale::reduced;
+  } else if (o.scale == "full") {
+    scale = TmsScale::full;
+  } else if (o.scale != "auto") {
+    throw UsageError(
+        fmt::format("--scale: unknown scale '{}' (accepted: auto, reduced, full)", o.scale));
+  }
+  std::vector<TmsExperiment> experiments = tms_experiments(scale, o.steps);
+  const std::vector<TmsExperiment> every = experiments;  // the canonical order of tms.json
+  if (!o.only.empty()) {
+    std::vector<TmsExperiment> chosen;
+    for (const std::string& name : split(o.only, ',')) {  // an empty name is refused
+      const auto found = std::find_if(experiments.begin(), experiments.end(), [&](const auto& e) {
+        return e.name == name || e.name.rfind(name + "-", 0) == 0;
+      });
+      if (name.empty() || found == experiments.end())
+        throw UsageError(fmt::format(
+            "--only: unknown result '{}' (accepted: intro, tms-20-5, geometry, correlated, "
+            "anticorrelated, collapse)",
+            name));
+      chosen.push_back(*found);
+    }
+    experiments = chosen;
+  }
+  for (const TmsExperiment& e : experiments)
+    check_sweep_resources(*backends.front(), e.spec, o.common);
+  const std::string scale_name = scale == TmsScale::full ? "full" : "reduced";
+  // The directory is one tms run's (its results' scale, steps and arithmetic): a rerun resumes
+  // it, whichever results --only picks; each result is a sweep of its own below it.
+  const RunDir out(o.common.out);
+  const nlohmann::json identity = {{"command", "tms"},
+                                   {"version", SUPERPOSE_VERSION},
+                                   {"scale", scale_name},
+                                   {"steps", most_steps(every.front().spec)},
+                                   {"arithmetic", backends.front()->arithmetic()}};
+  const auto claim = claim_run_dir(
+      out, "run.json", identity, o.common.overwrite, [&](const nlohmann::json& existing) {
+        if (existing.value("command", "") != "tms") return;  // the generic message names it
+        throw UsageError(fmt::format(
+            "--out: '{}' holds tms results of another run (scale {}, {} steps, {} arithmetic; "
+            "this run: scale {}, {} steps, {}); choose another --out, or add --overwrite to "
+            "replace them",
+            out.path(), existing.value("scale", "?"), existing.value("steps", 0),
+            existing.value("arithmetic", "?"), scale_name, identity["steps"].get<int>(),
+            identity["arithmetic"].get<std::string>()));
+      });
+  // Results an earlier run of this directory judged (a rerun with --only keeps the others).
+  std::map<std::string, nlohmann::json> judged;
+  if (out.wrote("tms.json")) {
+    const nlohmann::json earlier = out.read_json("tms.json");
+    if (earlier.is_object() && earlier.contains("experiments") && earlier["experiments"].is_array())
+      for (const auto& e : earlier["experiments"])
+        if (e.is_object() && e.contains("name") && e["name"].is_string())
+          judged[e["name"].get<std::string>()] = e;
+  }
+  nlohmann::json report = {{"command", "tms"},
+                           {"version", SUPERPOSE_VERSION},
+                           {"scale", scale_name},
+                           {"backend", backends.front()->name()},
+                           {"device", devices_text(backends)},
+                           {"experiments", nlohmann::json::array()}};
+  bool announced = false;
+  int shown = 0;
+  for (const TmsExperiment& e : experiments) {
+    SweepRun run = sweep_run(o.common, SplitOptions{}, backends);
+    run.after_claim = [&] {
+      if (!announced) announce(o.common, *backends.front());
+      announced = true;
+    };
+    run.extra_manifest["recipe"] = "tms";
+    run.extra_manifest["tms"] = e.name;
+    run.overwrite = false;  // the whole directory was replaced above, where asked
+    const RunDir dir = out.subdir(e.name);
+    const SweepOutcome outcome = run_sweep(e.spec, dir, "tms", run);
+    const TmsVerdict verdict = judge_tms(e, dir);
+    shown += verdict.shows;
+    print_out(
+        "{}: {}\n  {} models ({} diverged), trained in {:.1f} s{}\n", e.name, e.title,
+        outcome.models, outcome.diverged, outcome.train_seconds,
+        outcome.chunks_resumed ? fmt::format(" ({} chunks resumed)", outcome.chunks_resumed) : "");
+    for (const std::string& line : verdict.lines) print_out("  {}\n", line);
+    print_out("  shows what the paper reports: {}\n", verdict.shows ? "yes" : "NO");
+    judged[e.name] = {{"name", e.name},
+                      {"title", e.title},
+                      {"dir", e.name},
+                      {"shows", verdict.shows},
+                      {"lines", verdict.lines},
+                      {"models", outcome.models},
+                      {"diverged", outcome.diverged},
+                      {"train_seconds", outcome.train_seconds}};
+  }
+  for (const TmsExperiment& e : every)
+    if (judged.count(e.name)) report["experiments"].push_back(judged[e.name]);
+  out.write("tms.json", report.dump(2) + "\n");
+  const SweepSpec& recipe = experiments.front().spec;  // every result trains alike
+  print_out(
+      "{} of {} results show what the paper reports ({} scale{}; recipe tms: fresh "
+      "batches of {}, {} steps, lr 1e-3, best seed of every cell on {} shared "
+      "evaluation points)\nwrote {}/tms.json\n",
+      shown, experiments.size(), scale == TmsScale::full ? "full" : "reduced",
+      scale == TmsScale::full ? "" : ", the paper's on a GPU", recipe.base.batch,
+      most_steps(recipe), recipe.base.eval_points, out.path());
+  return 0;
+}
+
+class TmsCommand final : public Subcommand {
+ public:
+  void add(CLI::App& app) override { command = add_tms(app, options_); }
+  int run() override { return run_tms_command(options_); }
+
+ private:
+  TmsCli options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Subcommand> tms_command() { return std::make_unique<TmsCommand>(); }
+
+}  // namespace sp::cli

@@ -1,3 +1,0 @@
-// The CPU backend's SIMD step for the avx512 path (host/cpu_simd.inc; flags in CMakeLists.txt).
-#define SP_SIMD_ISA avx512
-#include "host/cpu_simd.inc"
