@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 
 #include "host/backends/backend.hpp"
@@ -168,119 +169,172 @@ class CudaBackend final : public Backend {
     return bytes;
   }
 
+  // A chunk of the group's models, trained on the device in four steps: the models' options and
+  // initial parameters laid out (ChunkModels), put on the device (ChunkBuffers, and the
+  // DeviceChunk the kernels read), the steps run K at a time with the trajectories recorded on the
+  // device (run_steps), and the results read back (read_back).
   void train_chunk(const GroupSpec& g, cuda::Mapping chosen, size_t first, size_t count,
                    std::vector<ModelResult>& results) const {
     // The dispatcher's last step, chunk by chunk (memory may cut a run short): a chunk of a tiled
     // shape too small to fill the device trains pass by pass over the models' tiles.
     chosen = cuda::chunk_mapping(chosen, forced_mapping_, static_cast<int64_t>(count),
                                  cuda::tiled_models_to_fill(properties_.multiProcessorCount));
-    const int n = g.n_features, m = g.n_hidden, P = m * n + n, steps = g.steps;
+    const ChunkModels models(g, first, count);
+    ChunkBuffers buffers(
+        g, models, count, std::min(g.steps, schedule_window_),
+        cuda::scratch_floats_per_model(g.n_features, g.n_hidden, g.train_rows(), chosen),
+        dataset_in_memory(g));
+    cuda::DeviceChunk d = describe(g, chosen, count, buffers);
+    if (buffers.dataset.get()) {
+      if (models.replayed_data)
+        SP_CUDA_CHECK(cudaMemcpy(buffers.dataset.get(), models.dataset.data(),
+                                 models.dataset.size() * sizeof(float), cudaMemcpyHostToDevice));
+      else
+        cuda::launch_generate_dataset(d, buffers.dataset.get(), nullptr);
+    }
+    const Recording recording = run_steps(g, d, buffers, count);
+    read_back(g, d, buffers, recording, first, count, results);
+  }
+
+  // What the device is given of each model of a chunk, laid out model after model.
+  struct ChunkModels {
+    ChunkModels(const GroupSpec& g, size_t first, size_t count) {
+      const int n = g.n_features;
+      for (size_t i = first; i < first + count; ++i) {
+        const ModelSpec& model = g.models[i];
+        seeds.push_back(model.seed);
+        relu.push_back(model.kind == ModelKind::relu ? 1 : 0);
+        lr.push_back(model.lr);
+        weight_decay.push_back(model.weight_decay);
+        const std::vector<float> threshold = mask_thresholds(model, g.groups);
+        sparsity.insert(sparsity.end(), threshold.begin(), threshold.end());
+        for (int f = 0; f < n; ++f) importance.push_back(static_cast<float>(model.importance[f]));
+        const std::vector<float> W = initial_W(g, model), b = initial_b(g, model);
+        params.insert(params.end(), W.begin(), W.end());
+        params.insert(params.end(), b.begin(), b.end());
+        replayed_data = replayed_data || model.data != nullptr;
+      }
+      if (g.mode == DataMode::fixed && replayed_data)
+        for (size_t i = first; i < first + count; ++i) {
+          const std::vector<float> rows = fixed_dataset(g, g.models[i]);
+          dataset.insert(dataset.end(), rows.begin(), rows.end());
+        }
+    }
     std::vector<uint64_t> seeds;
     std::vector<uint8_t> relu;
     std::vector<double> lr, weight_decay;
-    std::vector<float> sparsity, importance, params;
+    std::vector<float> sparsity, importance, params, dataset;  // dataset: replayed data only
     bool replayed_data = false;
-    for (size_t i = first; i < first + count; ++i) {
-      const ModelSpec& model = g.models[i];
-      seeds.push_back(model.seed);
-      relu.push_back(model.kind == ModelKind::relu ? 1 : 0);
-      lr.push_back(model.lr);
-      weight_decay.push_back(model.weight_decay);
-      const std::vector<float> threshold = mask_thresholds(model, g.groups);
-      sparsity.insert(sparsity.end(), threshold.begin(), threshold.end());
-      for (int f = 0; f < n; ++f) importance.push_back(static_cast<float>(model.importance[f]));
-      const std::vector<float> W = initial_W(g, model), b = initial_b(g, model);
-      params.insert(params.end(), W.begin(), W.end());
-      params.insert(params.end(), b.begin(), b.end());
-      replayed_data = replayed_data || model.data != nullptr;
-    }
-    const DeviceBuffer<uint64_t> d_seeds(seeds);
-    const DeviceBuffer<uint8_t> d_relu(relu);
-    const DeviceBuffer<double> d_lr(lr), d_weight_decay(weight_decay);
-    const DeviceBuffer<float> d_sparsity(sparsity), d_importance(importance);
-    // AdamW's per-step scalars, a window of steps at a time (DeviceChunk::schedule_first).
-    const int window = std::min(steps, schedule_window_);
-    const DeviceBuffer<double> d_bias1(static_cast<size_t>(window)),
-        d_lr_factor(static_cast<size_t>(window));
-    const DeviceBuffer<float> d_bias2(static_cast<size_t>(window));
-    std::vector<double> host_bias1(static_cast<size_t>(window)),
-        host_lr_factor(static_cast<size_t>(window));
-    std::vector<float> host_bias2(static_cast<size_t>(window));
-    const DeviceBuffer<float> d_params(params), d_adam_m(std::vector<float>(params.size(), 0.0f)),
-        d_adam_v(std::vector<float>(params.size(), 0.0f));
-    const DeviceBuffer<float> d_last_loss(count), d_eval(count);
-    const DeviceBuffer<float> d_loss_curve(g.record_trajectories ? count * steps : 0);
-    const size_t scratch_per_model = cuda::scratch_floats_per_model(n, m, g.train_rows(), chosen);
-    const DeviceBuffer<float> d_scratch(count * scratch_per_model);
-    std::vector<float> host_dataset;
-    if (g.mode == DataMode::fixed && replayed_data)
-      for (size_t i = first; i < first + count; ++i) {
-        const std::vector<float> rows = fixed_dataset(g, g.models[i]);
-        host_dataset.insert(host_dataset.end(), rows.begin(), rows.end());
-      }
-    const bool dataset = dataset_in_memory(g);
-    const DeviceBuffer<float> d_dataset(dataset ? count * static_cast<size_t>(g.points) * n : 0);
+  };
 
+  // The chunk's device memory: the models' options, parameters and AdamW moments, the dataset,
+  // AdamW's scalars for a window of steps (DeviceChunk::schedule_first), the losses, the scratch.
+  struct ChunkBuffers {
+    ChunkBuffers(const GroupSpec& g, const ChunkModels& models, size_t count, int schedule_window,
+                 size_t scratch_floats_per_model, bool dataset_in_memory)
+        : window(schedule_window),
+          seeds(models.seeds),
+          relu(models.relu),
+          lr(models.lr),
+          weight_decay(models.weight_decay),
+          sparsity(models.sparsity),
+          importance(models.importance),
+          params(models.params),
+          adam_m(std::vector<float>(models.params.size(), 0.0f)),
+          adam_v(std::vector<float>(models.params.size(), 0.0f)),
+          bias1(static_cast<size_t>(window)),
+          lr_factor(static_cast<size_t>(window)),
+          bias2(static_cast<size_t>(window)),
+          last_loss(count),
+          eval(count),
+          loss_curve(g.record_trajectories ? count * static_cast<size_t>(g.steps) : 0),
+          scratch_per_model(scratch_floats_per_model),
+          scratch(count * scratch_floats_per_model),
+          dataset(dataset_in_memory ? count * static_cast<size_t>(g.points) * g.n_features : 0) {}
+    int window;
+    DeviceBuffer<uint64_t> seeds;
+    DeviceBuffer<uint8_t> relu;
+    DeviceBuffer<double> lr, weight_decay;
+    DeviceBuffer<float> sparsity, importance, params, adam_m, adam_v;
+    DeviceBuffer<double> bias1, lr_factor;
+    DeviceBuffer<float> bias2, last_loss, eval, loss_curve;
+    size_t scratch_per_model;
+    DeviceBuffer<float> scratch, dataset;
+  };
+
+  // What the kernels read of the chunk (kernels/fused_step.cuh).
+  cuda::DeviceChunk describe(const GroupSpec& g, cuda::Mapping chosen, size_t count,
+                             const ChunkBuffers& b) const {
     cuda::DeviceChunk d;
     d.models = static_cast<int>(count);
     d.mapping = chosen;
-    d.n = n;
-    d.m = m;
+    d.n = g.n_features;
+    d.m = g.n_hidden;
     d.train_rows = g.train_rows();
     d.points = g.points;
-    const bool fresh = g.mode == DataMode::fresh;
+    const bool fresh = g.mode == DataMode::fresh, dataset = b.dataset.get() != nullptr;
     d.draw_rows = fresh || !dataset;
     d.rows_on_chip = dataset && fixed_rows_ != cuda::FixedRows::memory &&
-                     cuda::rows_fit_on_chip(chosen, n, d.train_rows);
+                     cuda::rows_fit_on_chip(chosen, g.n_features, d.train_rows);
     d.draw_stride = fresh ? d.train_rows : 0;
-    d.seed = d_seeds.get();
-    d.relu = d_relu.get();
-    d.lr = d_lr.get();
-    d.weight_decay = d_weight_decay.get();
-    d.sparsity = d_sparsity.get();
+    d.seed = b.seeds.get();
+    d.relu = b.relu.get();
+    d.lr = b.lr.get();
+    d.weight_decay = b.weight_decay.get();
+    d.sparsity = b.sparsity.get();
     d.eval_seed = g.eval_seed;
     d.groups = g.groups;
-    d.importance = d_importance.get();
-    d.params = d_params.get();
-    d.adam_m = d_adam_m.get();
-    d.adam_v = d_adam_v.get();
-    d.dataset = d_dataset.get();
-    d.bias1 = d_bias1.get();
-    d.bias2_sqrt = d_bias2.get();
-    d.lr_factor = d_lr_factor.get();
-    d.loss_curve = d_loss_curve.get();
-    d.loss_curve_stride = steps;
-    d.last_loss = d_last_loss.get();
-    d.scratch = d_scratch.get();
-    d.scratch_per_model = scratch_per_model;
-    if (dataset) {
-      if (replayed_data)
-        SP_CUDA_CHECK(cudaMemcpy(d_dataset.get(), host_dataset.data(),
-                                 host_dataset.size() * sizeof(float), cudaMemcpyHostToDevice));
-      else
-        cuda::launch_generate_dataset(d, d_dataset.get(), nullptr);
-    }
+    d.importance = b.importance.get();
+    d.params = b.params.get();
+    d.adam_m = b.adam_m.get();
+    d.adam_v = b.adam_v.get();
+    d.dataset = b.dataset.get();
+    d.bias1 = b.bias1.get();
+    d.bias2_sqrt = b.bias2.get();
+    d.lr_factor = b.lr_factor.get();
+    d.loss_curve = b.loss_curve.get();
+    d.loss_curve_stride = g.steps;
+    d.last_loss = b.last_loss.get();
+    d.scratch = b.scratch.get();
+    d.scratch_per_model = b.scratch_per_model;
+    return d;
+  }
 
-    // Metrics stay on the device while the steps run: at an eval step the evaluation kernel
-    // writes its losses into that step's row of d_eval_history, at a snapshot step W, b are copied
-    // device to device into d_snapshots — all queued on the one stream behind the training
-    // launches, so the host never waits inside the loop. One download at the end.
-    // The steps a trajectory records: none without trajectories.
-    const std::vector<int> eval_steps = g.record_trajectories ? g.eval_steps() : std::vector<int>{};
-    const std::vector<int> snapshot_steps =
-        g.record_trajectories ? g.snapshot_steps() : std::vector<int>{};
-    const bool evals_recorded = g.record_trajectories && g.eval_rows() > 0;
-    const DeviceBuffer<float> d_eval_history(evals_recorded ? eval_steps.size() * count : 0);
-    const DeviceBuffer<float> d_snapshots(snapshot_steps.size() * count * P);
-    auto launch_evaluate = [&](float* out) {  // the evaluation rows, into out[count]
-      cuda::launch_evaluate(d, fresh, fresh ? 0 : d.train_rows, g.eval_rows(), out, nullptr);
-    };
+  // A trajectory's records, kept on the device until the end: the evaluation losses at the eval
+  // steps, W and b at the snapshot steps (none without trajectories).
+  struct Recording {
+    std::vector<int> eval_steps, snapshot_steps;
+    bool evals_recorded = false;
+    std::unique_ptr<DeviceBuffer<float>> eval_history, snapshots;
+  };
+
+  // Every step, K a launch: at an eval step the evaluation kernel writes its losses into that
+  // step's row of the history, at a snapshot step W, b are copied device to device — all queued on
+  // the one stream behind the training launches, so the host never waits inside the loop. AdamW's
+  // scalars go up a window of steps at a time, queued in order.
+  Recording run_steps(const GroupSpec& g, cuda::DeviceChunk& d, ChunkBuffers& b,
+                      size_t count) const {
+    const int steps = g.steps, window = b.window;
+    const size_t P = static_cast<size_t>(g.parameter_count());
+    const bool fresh = g.mode == DataMode::fresh;
+    Recording r;
+    if (g.record_trajectories) {
+      r.eval_steps = g.eval_steps();
+      r.snapshot_steps = g.snapshot_steps();
+    }
+    r.evals_recorded = g.record_trajectories && g.eval_rows() > 0;
+    r.eval_history =
+        std::make_unique<DeviceBuffer<float>>(r.evals_recorded ? r.eval_steps.size() * count : 0);
+    r.snapshots = std::make_unique<DeviceBuffer<float>>(r.snapshot_steps.size() * count * P);
+    std::vector<double> host_bias1(static_cast<size_t>(window)),
+        host_lr_factor(static_cast<size_t>(window));
+    std::vector<float> host_bias2(static_cast<size_t>(window));
     size_t next_eval = 0, next_snapshot = 0;
     auto next_recorded_step = [&] {  // the next step a trajectory records (INT_MAX: none)
       int step = std::numeric_limits<int>::max();
-      if (next_eval < eval_steps.size()) step = eval_steps[next_eval];
-      if (next_snapshot < snapshot_steps.size())
-        step = std::min(step, snapshot_steps[next_snapshot]);
+      if (next_eval < r.eval_steps.size()) step = r.eval_steps[next_eval];
+      if (next_snapshot < r.snapshot_steps.size())
+        step = std::min(step, r.snapshot_steps[next_snapshot]);
       return step;
     };
     const Event loop_start(timings_ != nullptr), loop_end(timings_ != nullptr);
@@ -299,11 +353,11 @@ class CudaBackend final : public Backend {
         }
         // From pageable memory: the call returns once the bytes are staged, so the host vectors
         // may be refilled; the copy runs after the launches queued before it.
-        SP_CUDA_CHECK(cudaMemcpyAsync(d_bias1.get(), host_bias1.data(), window * sizeof(double),
+        SP_CUDA_CHECK(cudaMemcpyAsync(b.bias1.get(), host_bias1.data(), window * sizeof(double),
                                       cudaMemcpyHostToDevice, nullptr));
-        SP_CUDA_CHECK(cudaMemcpyAsync(d_bias2.get(), host_bias2.data(), window * sizeof(float),
+        SP_CUDA_CHECK(cudaMemcpyAsync(b.bias2.get(), host_bias2.data(), window * sizeof(float),
                                       cudaMemcpyHostToDevice, nullptr));
-        SP_CUDA_CHECK(cudaMemcpyAsync(d_lr_factor.get(), host_lr_factor.data(),
+        SP_CUDA_CHECK(cudaMemcpyAsync(b.lr_factor.get(), host_lr_factor.data(),
                                       window * sizeof(double), cudaMemcpyHostToDevice, nullptr));
       }
       int end = static_cast<int>(std::min(
@@ -312,14 +366,16 @@ class CudaBackend final : public Backend {
       cuda::launch_train_steps(d, t, end - t, nullptr);
       t = end;
       const int step = t - 1;
-      if (next_eval < eval_steps.size() && eval_steps[next_eval] == step) {
-        if (evals_recorded) launch_evaluate(d_eval_history.get() + next_eval * count);
+      if (next_eval < r.eval_steps.size() && r.eval_steps[next_eval] == step) {
+        if (r.evals_recorded)
+          cuda::launch_evaluate(d, fresh, fresh ? 0 : d.train_rows, g.eval_rows(),
+                                r.eval_history->get() + next_eval * count, nullptr);
         ++next_eval;
       }
-      if (next_snapshot < snapshot_steps.size() && snapshot_steps[next_snapshot] == step) {
-        SP_CUDA_CHECK(cudaMemcpyAsync(d_snapshots.get() + next_snapshot * count * P, d_params.get(),
-                                      count * P * sizeof(float), cudaMemcpyDeviceToDevice,
-                                      nullptr));
+      if (next_snapshot < r.snapshot_steps.size() && r.snapshot_steps[next_snapshot] == step) {
+        SP_CUDA_CHECK(cudaMemcpyAsync(r.snapshots->get() + next_snapshot * count * P,
+                                      b.params.get(), count * P * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, nullptr));
         ++next_snapshot;
       }
     }
@@ -329,39 +385,48 @@ class CudaBackend final : public Backend {
       timings_->training_ms += loop_start.milliseconds_to(loop_end);
       ++timings_->chunks;
     }
+    return r;
+  }
 
-    const std::vector<float> final_params = d_params.download();
-    const std::vector<float> last_loss = d_last_loss.download();
-    std::vector<float> train_loss = last_loss;
+  // The final parameters and losses (fixed data's training loss evaluated on the final
+  // parameters, as the cpu backend does), and the trajectories, into each model's result.
+  void read_back(const GroupSpec& g, const cuda::DeviceChunk& d, const ChunkBuffers& b,
+                 const Recording& r, size_t first, size_t count,
+                 std::vector<ModelResult>& results) const {
+    const int n = g.n_features, m = g.n_hidden, P = m * n + n, steps = g.steps;
+    const bool fresh = g.mode == DataMode::fresh;
+    const std::vector<float> final_params = b.params.download();
+    std::vector<float> train_loss = b.last_loss.download();
     if (!fresh) {
-      cuda::launch_evaluate(d, false, 0, d.train_rows, d_eval.get(), nullptr);
-      train_loss = d_eval.download();
+      cuda::launch_evaluate(d, false, 0, d.train_rows, b.eval.get(), nullptr);
+      train_loss = b.eval.download();
     }
     std::vector<float> eval_loss(count, NAN);
     if (g.eval_rows() > 0) {
-      launch_evaluate(d_eval.get());
-      eval_loss = d_eval.download();
+      cuda::launch_evaluate(d, fresh, fresh ? 0 : d.train_rows, g.eval_rows(), b.eval.get(),
+                            nullptr);
+      eval_loss = b.eval.download();
     }
-    const std::vector<float> curves = d_loss_curve.download();
-    const std::vector<float> eval_history = d_eval_history.download();
-    const std::vector<float> snapshots = d_snapshots.download();
+    const std::vector<float> curves = b.loss_curve.download();
+    const std::vector<float> eval_history = r.eval_history->download();
+    const std::vector<float> snapshots = r.snapshots->download();
     for (size_t i = 0; i < count; ++i) {
-      ModelResult& r = results[first + i];
+      ModelResult& result = results[first + i];
       if (g.record_trajectories) {
-        r.loss_curve.assign(curves.begin() + i * steps, curves.begin() + (i + 1) * steps);
-        for (size_t e = 0; e < eval_steps.size(); ++e)
-          r.eval_curve.push_back(evals_recorded ? eval_history[e * count + i] : NAN);
-        for (size_t k = 0; k < snapshot_steps.size(); ++k) {
+        result.loss_curve.assign(curves.begin() + i * steps, curves.begin() + (i + 1) * steps);
+        for (size_t e = 0; e < r.eval_steps.size(); ++e)
+          result.eval_curve.push_back(r.evals_recorded ? eval_history[e * count + i] : NAN);
+        for (size_t k = 0; k < r.snapshot_steps.size(); ++k) {
           const float* at = snapshots.data() + (k * count + i) * P;
-          r.W_snapshots.insert(r.W_snapshots.end(), at, at + m * n);
-          r.b_snapshots.insert(r.b_snapshots.end(), at + m * n, at + P);
+          result.W_snapshots.insert(result.W_snapshots.end(), at, at + m * n);
+          result.b_snapshots.insert(result.b_snapshots.end(), at + m * n, at + P);
         }
       }
       const auto W =
           std::vector<float>(final_params.begin() + i * P, final_params.begin() + i * P + m * n);
-      const auto b = std::vector<float>(final_params.begin() + i * P + m * n,
-                                        final_params.begin() + (i + 1) * P);
-      finish_result(r, W, b, train_loss[i], eval_loss[i], g.eval_rows() > 0);
+      const auto b_final = std::vector<float>(final_params.begin() + i * P + m * n,
+                                              final_params.begin() + (i + 1) * P);
+      finish_result(result, W, b_final, train_loss[i], eval_loss[i], g.eval_rows() > 0);
     }
   }
 

@@ -832,72 +832,73 @@ std::string list_text(const std::vector<std::string>& names, size_t most = 8) {
 
 }  // namespace
 
-std::unique_ptr<RunClaim> claim_run_dir(
-    const RunDir& dir, const std::string& identity_file, const nlohmann::json& identity,
-    bool overwrite, const std::function<void(const nlohmann::json&)>& explain_other, bool shared,
-    const std::function<void()>& while_claimed) {
-  auto usage = [](const RunDirError& error) {
-    return UsageError(std::string("--out: ") + error.what());
-  };
+namespace {
+
+// What claim_run_dir finds in a directory, and does there, step by step.
+class Claim {
+ public:
+  Claim(const RunDir& dir, bool overwrite) : dir_(dir), overwrite_(overwrite) {}
+
   // What the directory holds besides superpose's lock, its record and the temporaries it lists.
   // Listed first, the record read after: a temporary a shard makes meanwhile was recorded before
   // it existed, so it is never taken for someone else's file.
-  auto holdings = [&] {
-    const std::vector<std::string> names = dir.list();
-    const Ledger record = dir.ledger();
+  std::vector<std::string> holdings() const {
+    const std::vector<std::string> names = dir_.list();
+    const Ledger record = dir_.ledger();
     std::vector<std::string> entries;
     for (const std::string& name : names)
       if (name != kLockFile && name != kClaimFile && name != kLedgerFile &&
           !record.lists_temporary(name))
         entries.push_back(name);
     return entries;
-  };
-  // The run the directory belongs to: its identity file, as superpose wrote it.
-  auto identity_found = [&]() -> std::pair<std::string, nlohmann::json> {
+  }
+
+  // The run the directory belongs to: its identity file, as superpose wrote it ("" if none).
+  std::pair<std::string, nlohmann::json> identity_found() const {
     for (const char* name : {"run.json", "sweep.json"}) {
-      if (!dir.wrote(name)) continue;
-      nlohmann::json j = dir.read_json(name);
+      if (!dir_.wrote(name)) continue;
+      nlohmann::json j = dir_.read_json(name);
       if (superpose_command(j)) return {name, j};
     }
     return {"", nullptr};
-  };
-  auto refuse_foreign = [&](const std::vector<std::string>& entries) {
+  }
+
+  // A directory superpose made or wrote in (its record is there) that holds no run, only what
+  // others put beside (what an --overwrite kept): nothing in it sits where superpose writes.
+  bool only_kept() const {
+    if (!dir_.has_ledger()) return false;
+    const Holdings found = survey(dir_, superpose_writes);
+    return found.blocking.empty() &&
+           std::all_of(found.removable.begin(), found.removable.end(), [](const std::string& p) {
+             const std::string leaf = p.substr(p.rfind('/') + 1);  // npos + 1 = 0
+             return temporary_shape(leaf) || leaf == kLockFile || leaf == kClaimFile ||
+                    (leaf.size() > 5 && leaf.compare(leaf.size() - 5, 5, ".lock") == 0);
+           });
+  }
+
+  // Files superpose did not write, and no run of its own: refused, naming one.
+  void refuse_if_foreign(const std::vector<std::string>& entries) const {
+    if (entries.empty() || !identity_found().first.empty() || only_kept()) return;
     for (const char* name : {"run.json", "sweep.json"})
-      if (dir.kind(name) == EntryKind::file && dir.ledger().lists(name))
+      if (dir_.kind(name) == EntryKind::file && dir_.ledger().lists(name))
         throw UsageError(fmt::format(
             "--out: '{}' was changed since superpose wrote it, so superpose no longer knows "
             "which run '{}' holds; restore it, or choose another --out",
-            dir.path_of(name), dir.path()));
+            dir_.path_of(name), dir_.path()));
     const std::string& first = entries.front();
-    const EntryKind kind = dir.kind(first);
+    const EntryKind kind = dir_.kind(first);
     throw UsageError(fmt::format(
         "--out: '{}' holds files superpose did not write (such as '{}'{}); choose an empty or new "
         "directory{}",
-        dir.path(), kind == EntryKind::directory ? first + "/" : first,
+        dir_.path(), kind == EntryKind::directory ? first + "/" : first,
         kind == EntryKind::link ? ", a symbolic link" : "",
-        overwrite ? " (--overwrite replaces only superpose's own run directories)" : ""));
-  };
-  try {
-    // A directory superpose made or wrote in (its record is there) that holds no run, only what
-    // others put beside (what an --overwrite kept): nothing in it sits where superpose writes.
-    auto only_kept = [&] {
-      if (!dir.has_ledger()) return false;
-      const Holdings found = survey(dir, superpose_writes);
-      return found.blocking.empty() &&
-             std::all_of(found.removable.begin(), found.removable.end(), [](const std::string& p) {
-               const std::string leaf = p.substr(p.rfind('/') + 1);  // npos + 1 = 0
-               return temporary_shape(leaf) || leaf == kLockFile || leaf == kClaimFile ||
-                      (leaf.size() > 5 && leaf.compare(leaf.size() - 5, 5, ".lock") == 0);
-             });
-    };
-    // Nothing is created in a directory that is not superpose's: checked before the lock file.
-    if (const auto entries = holdings();
-        !entries.empty() && identity_found().first.empty() && !only_kept())
-      refuse_foreign(entries);
-    if (shared && overwrite)
-      throw UsageError(
-          "--overwrite: not with --shard (shards share a directory; replace it first)");
-    auto locked = dir.lock(kLockFile, shared, false);
+        overwrite_ ? " (--overwrite replaces only superpose's own run directories)" : ""));
+  }
+
+  // The lock, taken at once or refused naming its holder; its holder's line then written, only
+  // over a holder's line (or into an empty file), never over anything else found at that name.
+  std::unique_ptr<RunClaim> lock(bool shared, const std::string& command) const {
+    auto locked = dir_.lock(kLockFile, shared, false);
     std::unique_ptr<RunClaim> claim = std::move(locked.first);
     if (!locked.second) {
       char holder[256] = {};
@@ -907,16 +908,10 @@ std::unique_ptr<RunClaim> claim_run_dir(
       throw UsageError(fmt::format(
           "--out: '{}' is in use by another superpose ({}{}); wait for it to finish, or choose "
           "another --out",
-          dir.path(), who.empty() ? "its process id unknown" : who,
+          dir_.path(), who.empty() ? "its process id unknown" : who,
           shared ? ", which has it alone" : ""));
     }
-    // Shards check and write the identity one at a time (a second lock, held only for that).
-    std::unique_ptr<RunClaim> identity_lock;
-    if (shared) identity_lock = dir.lock(kClaimFile, false, true).first;
-    // Who holds it, for the message a second process gets: written only over a holder's line (or
-    // into an empty file), never over anything else found at that name.
-    const std::string holder =
-        fmt::format("pid {}, {}\n", ::getpid(), identity.value("command", ""));
+    const std::string holder = fmt::format("pid {}, {}\n", ::getpid(), command);
     char held[64] = {};
     const ssize_t had = ::pread(claim->fd(), held, sizeof held, 0);
     if (had == 0 || (had > 4 && had < 64 && std::string(held, 4) == "pid ")) {
@@ -925,30 +920,13 @@ std::unique_ptr<RunClaim> claim_run_dir(
         // The lock holds either way; the holder's description is a courtesy.
       }
     }
-    // Under the lock, what the directory holds is settled.
-    const std::vector<std::string> entries = holdings();
-    const auto [existing_file, existing] = identity_found();
-    if (!entries.empty() && existing_file.empty() && !only_kept()) refuse_foreign(entries);
-    if (!shared) dir.remove_recorded_temporaries();  // a superpose directory, or empty
-    auto finish = [&] {
-      if (while_claimed) while_claimed();
-      return std::move(claim);
-    };
-    if (existing_file.empty()) {  // empty, or only what others put beside
-      dir.write(identity_file, identity.dump(2) + "\n");
-      return finish();
-    }
-    if (!overwrite) {
-      if (existing_file == identity_file && existing == identity) return finish();  // the same run
-      if (explain_other && existing_file == identity_file) explain_other(existing);
-      throw UsageError(fmt::format(
-          "--out: '{}' holds another run ({} of {}); choose another --out, or add --overwrite to "
-          "replace it",
-          dir.path(), existing_file, existing.value("command", "?")));
-    }
-    // --overwrite: exactly what superpose's records list, unchanged, is removed; nothing is
-    // removed where something else sits where the new run writes.
-    const Holdings found = survey(dir, superpose_writes);
+    return claim;
+  }
+
+  // --overwrite: exactly what superpose's records list, unchanged, is removed, and what is kept
+  // named on stderr; nothing is removed where something else sits where the new run writes.
+  void clear() const {
+    const Holdings found = survey(dir_, superpose_writes);
     if (!found.blocking.empty()) {
       std::vector<std::string> reasons;
       for (const auto& [path, why] : found.blocking) reasons.push_back(path + " (" + why + ")");
@@ -956,18 +934,59 @@ std::unique_ptr<RunClaim> claim_run_dir(
           "--overwrite: '{}' holds what superpose may not remove or replace: {}; superpose removes "
           "only the files its records list, as it wrote them. Move these away (or delete them "
           "yourself), then run again",
-          dir.path(), list_text(reasons, 5)));
+          dir_.path(), list_text(reasons, 5)));
     }
-    remove_holdings(dir, found);
+    remove_holdings(dir_, found);
     if (!found.kept.empty())
       print_err(
           "superpose: --overwrite removed the {} files the previous run wrote in '{}' and kept {} "
           "that superpose did not write: {}\n",
-          found.removable.size(), dir.path(), found.kept.size(), list_text(found.kept));
-    dir.write(identity_file, identity.dump(2) + "\n");
-    return finish();
+          found.removable.size(), dir_.path(), found.kept.size(), list_text(found.kept));
+  }
+
+ private:
+  const RunDir& dir_;
+  bool overwrite_;
+};
+
+}  // namespace
+
+std::unique_ptr<RunClaim> claim_run_dir(
+    const RunDir& dir, const std::string& identity_file, const nlohmann::json& identity,
+    bool overwrite, const std::function<void(const nlohmann::json&)>& explain_other, bool shared,
+    const std::function<void()>& while_claimed) {
+  const Claim claiming(dir, overwrite);
+  try {
+    // Nothing is created in a directory that is not superpose's: checked before the lock file.
+    claiming.refuse_if_foreign(claiming.holdings());
+    if (shared && overwrite)
+      throw UsageError(
+          "--overwrite: not with --shard (shards share a directory; replace it first)");
+    std::unique_ptr<RunClaim> claim = claiming.lock(shared, identity.value("command", ""));
+    // Shards check and write the identity one at a time (a second lock, held only for that).
+    std::unique_ptr<RunClaim> identity_lock;
+    if (shared) identity_lock = dir.lock(kClaimFile, false, true).first;
+    // Under the lock, what the directory holds is settled.
+    claiming.refuse_if_foreign(claiming.holdings());
+    const auto [existing_file, existing] = claiming.identity_found();
+    if (!shared) dir.remove_recorded_temporaries();  // a superpose directory, or empty
+    if (!existing_file.empty()) {
+      const bool same_run = existing_file == identity_file && existing == identity;
+      if (!same_run && !overwrite) {
+        if (explain_other && existing_file == identity_file) explain_other(existing);
+        throw UsageError(fmt::format(
+            "--out: '{}' holds another run ({} of {}); choose another --out, or add --overwrite "
+            "to replace it",
+            dir.path(), existing_file, existing.value("command", "?")));
+      }
+      if (!same_run) claiming.clear();
+    }
+    if (existing_file.empty() || existing != identity)  // empty, kept files only, or cleared
+      dir.write(identity_file, identity.dump(2) + "\n");
+    if (while_claimed) while_claimed();
+    return claim;
   } catch (const RunDirError& error) {
-    throw usage(error);
+    throw UsageError(std::string("--out: ") + error.what());
   }
 }
 
@@ -1026,7 +1045,8 @@ std::string results_csv(const std::vector<ResultRow>& rows) {
 
 namespace {
 
-// Whether a row of the field table is kept in the records of this group (host/core/config.hpp: Kept).
+// Whether a row of the field table is kept in the records of this group (host/core/config.hpp:
+// Kept).
 bool kept(Kept rule, const GroupSpec& g) {
   switch (rule) {
     case Kept::always:

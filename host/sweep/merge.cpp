@@ -71,12 +71,22 @@ Plan read_plan(const RunDir& dir) {
 
 // Every chunk checked; all present: results.csv (their rows, by id) and manifest.json written.
 // Otherwise MergeIncomplete naming the missing model-id ranges, nothing written.
-void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
+namespace {
+
+// Every chunk of the plan checked (as a resume checks it): what was found of each — the devices
+// that trained them, each results.csv's digest — or MergeIncomplete naming the missing ids.
+struct Checked {
+  std::set<std::pair<std::string, std::string>> devices;  // backend, device
+  std::vector<FileDigest> results;                        // each chunk's results.csv, in order
+};
+
+Checked check_every_chunk(const RunDir& dir, const Plan& plan) {
+  Checked found;
+  std::set<std::pair<std::string, std::string>>& devices = found.devices;
+  std::vector<FileDigest>& checked = found.results;
   std::vector<std::string> missing;
   std::string first_reason;
   int64_t missing_chunks = 0, expected_first = 0;
-  std::set<std::pair<std::string, std::string>> devices;
-  std::vector<FileDigest> checked;  // each chunk's results.csv, as its check found it
   for (const Chunk& chunk : plan.chunks) {
     if (chunk.first != expected_first)  // the plan covers [0, total) in order, by construction
       throw std::logic_error("merge: the chunk plan has a gap or an overlap");
@@ -121,7 +131,13 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
         missing_chunks, plan.chunks.size(), ranges, first_reason));
   }
 
-  // The manifest, whole before anything is written.
+  return found;
+}
+
+// The manifest, whole before anything is written: the identity, what trained the chunks, the
+// chunks, the manifest's additions.
+nlohmann::json merged_manifest(const Plan& plan, const Checked& found) {
+  const std::set<std::pair<std::string, std::string>>& devices = found.devices;
   nlohmann::json manifest = plan.identity;
   nlohmann::json trained_by = nlohmann::json::array();
   for (const auto& [backend, device] : devices)
@@ -142,9 +158,13 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
   for (const auto& [key, value] : plan.extra.items())
     if (!manifest.contains(key)) manifest[key] = value;
 
-  // All rows, by id, streamed from the chunks into one file written then renamed: every id of
-  // [0, total) once, in order, or nothing is written.
-  outcome.diverged = 0;
+  return manifest;
+}
+
+// All rows, by id, streamed from the chunks into one file written then renamed: every id of
+// [0, total) once, in order, the bytes copied the bytes checked — or nothing is written.
+int64_t write_rows(const RunDir& dir, const Plan& plan, const std::vector<FileDigest>& checked) {
+  int64_t diverged = 0;
   dir.write_with("results.csv", [&](std::ostream& out) {
     int status_column = -1;
     for (size_t c = 0; c < plan.chunks.size(); ++c) {
@@ -175,13 +195,21 @@ void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
           throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
         out << line << '\n';
         ++id;
-        if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok")
-          ++outcome.diverged;
+        if (status_column >= 0 && fields.at(static_cast<size_t>(status_column)) != "ok") ++diverged;
       }
       if (id != chunk.first + chunk.count || !(copied.result() == checked[c]))
         throw std::runtime_error(chunk.dir() + "/results.csv changed during the merge");
     }
   });
+  return diverged;
+}
+
+}  // namespace
+
+void merge_chunks(const RunDir& dir, const Plan& plan, SweepOutcome& outcome) {
+  const Checked found = check_every_chunk(dir, plan);
+  nlohmann::json manifest = merged_manifest(plan, found);
+  outcome.diverged = write_rows(dir, plan, found.results);
   manifest["diverged"] = outcome.diverged;
   manifest["timings_s"] = {{"train", outcome.train_seconds},
                            {"chunks_resumed", outcome.chunks_resumed},

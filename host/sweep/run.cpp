@@ -110,21 +110,14 @@ Shard parse_shard(const std::string& text) {
   return shard;
 }
 
-SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::string& command,
-                       const SweepRun& run) {
-  if (run.backends.empty()) throw std::logic_error("run_sweep: no backend");
-  const Shard shard = run.shard;
-  const bool sharded = shard.count > 1;
-  const std::string arithmetic = run.backends.front()->arithmetic();
-  for (const Backend* backend : run.backends)
-    if (backend->arithmetic() != arithmetic)
-      throw std::logic_error("run_sweep: backends of different arithmetic");
-  const Plan plan = make_plan(spec, command, arithmetic, run.extra_manifest);
+namespace {
 
-  // The directory is this sweep's: alone, or shared by its shards; never another sweep's. Its
-  // plan.json is written under the claim (the same bytes from every shard).
-  SweepOutcome outcome;
-  outcome.claim = claim_run_dir(
+// The directory taken for this sweep (alone, or shared by its shards; never another sweep's), its
+// plan.json written under the claim (the same bytes from every shard).
+std::shared_ptr<RunClaim> claim_sweep(const Plan& plan, const RunDir& dir, const SweepRun& run) {
+  const bool sharded = run.shard.count > 1;
+  const std::string& arithmetic = plan.rules.arithmetic;
+  return claim_run_dir(
       dir, "sweep.json", plan.identity, run.overwrite,
       [&](const nlohmann::json& existing) {
         nlohmann::json same_but_arithmetic = existing;
@@ -147,146 +140,217 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::stri
         dir.write("plan.json", plan_json(plan).dump(2) + "\n");
         dir.subdir("chunks");  // created now: each chunk's lock file (Chunk::lock) lives in it
       });
-  if (run.after_claim) run.after_claim();
-  const RunDir chunks_dir = dir.subdir("chunks");
-  outcome.models = spec.model_count();
-  outcome.chunks = static_cast<int64_t>(plan.chunks.size());
+}
 
-  // This shard's chunks: one found whole and its own is kept; any other is to be trained (again).
-  // Each is locked only while this process trains it (a lock file per chunk, taken when its batch
-  // is: a process of the same shard started twice skips what the other holds).
-  std::vector<Chunk> pending;
-  int64_t pending_models = 0;
-  std::vector<std::string> problems;  // why each pending chunk found in the directory is retrained
+// This shard's chunks still to train: a chunk found whole and its own is kept (counted resumed);
+// any other is to be trained (again), with why, when it was found.
+struct Pending {
+  std::vector<Chunk> chunks;
+  std::vector<std::string> problems;  // "" for a chunk never started
+  int64_t models = 0;
+};
+
+Pending find_pending(const Plan& plan, const Shard& shard, const RunDir& dir,
+                     const RunDir& chunks_dir, bool want_trajectories, SweepOutcome& outcome) {
+  Pending pending;
   for (size_t c = static_cast<size_t>(shard.index - 1); c < plan.chunks.size();
        c += static_cast<size_t>(shard.count)) {
     const Chunk& chunk = plan.chunks[c];
     ++outcome.shard_chunks;
     std::string problem;
     if (chunks_dir.kind(chunk.name()) != EntryKind::none) {
-      problem = check_chunk(dir, chunk, plan.rules, spec.base.record_trajectories);
+      problem = check_chunk(dir, chunk, plan.rules, want_trajectories);
       if (problem.empty()) {
         ++outcome.chunks_resumed;
         continue;
       }
     }
-    pending.push_back(chunk);
-    problems.push_back(problem);
-    pending_models += chunk.count;
+    pending.chunks.push_back(chunk);
+    pending.problems.push_back(problem);
+    pending.models += chunk.count;
   }
+  return pending;
+}
 
-  // Batches of this shard's pending chunks of one steps value, as many models as the backends
-  // take in one call (0: a chunk at a time), every device given work, and no more chunks than
-  // this process may hold lock files open at once.
+// Batches of the pending chunks (indices) of one steps value, as many models as the backends take
+// in one call (0: a chunk at a time), every device given work, and no more chunks than this
+// process may hold lock files open at once.
+std::vector<std::vector<size_t>> batches_of(const Pending& pending,
+                                            const std::vector<Backend*>& backends) {
   int64_t per_call = 0;
-  for (const Backend* backend : run.backends) {
+  for (const Backend* backend : backends) {
     const int64_t models = backend->models_per_call();
     per_call = per_call == 0 ? models : std::min(per_call, models == 0 ? per_call : models);
   }
-  if (run.backends.size() > 1) {  // every device gets work: at most half a device's share a call
-    const int64_t share =
-        std::max<int64_t>(1, (pending_models + 2 * static_cast<int64_t>(run.backends.size()) - 1) /
-                                 (2 * static_cast<int64_t>(run.backends.size())));
+  const auto devices = static_cast<int64_t>(backends.size());
+  if (devices > 1) {  // every device gets work: at most half a device's share a call
+    const int64_t share = std::max<int64_t>(1, (pending.models + 2 * devices - 1) / (2 * devices));
     per_call = per_call == 0 ? share : std::min(per_call, share);
   }
   const size_t chunks_per_call =
-      std::max<size_t>(1, open_files_allowed() / 2 / std::max<size_t>(1, run.backends.size()));
-  std::vector<std::vector<size_t>> batches;  // indices into `pending`
-  for (size_t p = 0; p < pending.size(); ++p) {
+      std::max<size_t>(1, open_files_allowed() / 2 / std::max<size_t>(1, backends.size()));
+  const std::vector<Chunk>& chunks = pending.chunks;
+  std::vector<std::vector<size_t>> batches;
+  for (size_t p = 0; p < chunks.size(); ++p) {
     if (!batches.empty()) {
       const std::vector<size_t>& last = batches.back();
       int64_t in_batch = 0;
-      for (size_t q : last) in_batch += pending[q].count;
-      if (pending[last.back()].steps == pending[p].steps && per_call > 0 &&
-          in_batch + pending[p].count <= per_call && last.size() < chunks_per_call) {
+      for (size_t q : last) in_batch += chunks[q].count;
+      if (chunks[last.back()].steps == chunks[p].steps && per_call > 0 &&
+          in_batch + chunks[p].count <= per_call && last.size() < chunks_per_call) {
         batches.back().push_back(p);
         continue;
       }
     }
     batches.push_back({p});
   }
+  return batches;
+}
 
-  // Every backend (a device each) pulls batches on its own host thread: locks its chunks, leaves
-  // any another process holds (or has meanwhile finished), clears what a damaged or unfinished
-  // one left, and trains the rest in one call.
-  const bool show_progress = progress_on_terminal();
-  progress().total = pending_models;
-  progress().done = 0;
-  const auto start = std::chrono::steady_clock::now();
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr failure;
-  std::mutex progress_mutex;
-  int64_t trained_models = 0, trained_chunks = 0, done_models = 0;
-  auto worker = [&](Backend& backend) {
-    for (size_t b = next++; b < batches.size() && !failed; b = next++) {
+// The batches trained: every backend (a device each) pulls batches on its own host thread, locks
+// their chunks, leaves any another process holds (or has meanwhile finished), clears what a
+// damaged or unfinished one left, and trains the rest in one call. Progress with an ETA on stderr
+// where it is a terminal.
+class BatchTraining {
+ public:
+  BatchTraining(const SweepSpec& spec, const Plan& plan, const Pending& pending,
+                std::vector<std::vector<size_t>> batches, const RunDir& dir,
+                const RunDir& chunks_dir, const std::string& label, SweepOutcome& outcome)
+      : spec_(spec),
+        plan_(plan),
+        pending_(pending),
+        batches_(std::move(batches)),
+        dir_(dir),
+        chunks_dir_(chunks_dir),
+        label_(label),
+        outcome_(outcome) {}
+
+  void run(const std::vector<Backend*>& backends) {
+    progress().total = pending_.models;
+    progress().done = 0;
+    start_ = std::chrono::steady_clock::now();
+    std::vector<std::thread> others;
+    for (size_t d = 1; d < backends.size(); ++d)
+      others.emplace_back([this, backend = backends[d]] { work(*backend); });
+    work(*backends.front());
+    for (std::thread& thread : others) thread.join();
+    if (show_progress_ && trained_models_ > 0) print_err("\n");
+    if (failure_) std::rethrow_exception(failure_);
+    outcome_.chunks_trained = trained_chunks_;
+    outcome_.train_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  void work(Backend& backend) {
+    for (size_t b = next_++; b < batches_.size() && !failed_; b = next_++) {
       std::vector<Chunk> mine;
       std::vector<std::unique_ptr<RunClaim>> locks;
       int64_t skipped_models = 0;
       try {
         check_cancelled();
-        for (size_t p : batches[b]) {
-          const Chunk& chunk = pending[p];
-          std::unique_ptr<RunClaim> lock = chunks_dir.try_lock(chunk.lock());
+        for (size_t p : batches_[b]) {
+          const Chunk& chunk = pending_.chunks[p];
+          std::unique_ptr<RunClaim> lock = chunks_dir_.try_lock(chunk.lock());
           // Under its lock, checked again: another process of this shard may have finished it.
           const bool done_meanwhile =
-              lock && chunks_dir.kind(chunk.name()) != EntryKind::none &&
-              check_chunk(dir, chunk, plan.rules, spec.base.record_trajectories).empty();
+              lock && chunks_dir_.kind(chunk.name()) != EntryKind::none &&
+              check_chunk(dir_, chunk, plan_.rules, spec_.base.record_trajectories).empty();
           if (!lock || done_meanwhile) {
-            std::lock_guard<std::mutex> guard(progress_mutex);
-            ++(lock ? outcome.chunks_resumed : outcome.chunks_elsewhere);
+            std::lock_guard<std::mutex> guard(mutex_);
+            ++(lock ? outcome_.chunks_resumed : outcome_.chunks_elsewhere);
             skipped_models += chunk.count;
             continue;
           }
           // What a damaged or unfinished chunk left: superpose's own files go, anything else is
           // moved aside with the chunk's directory.
-          const std::string kept = clear_chunk(chunks_dir, chunk);
-          if (!problems[p].empty()) {
+          const std::string kept = clear_chunk(chunks_dir_, chunk);
+          if (!pending_.problems[p].empty()) {
             print_err("superpose: {} (models {} to {}) is trained again: {}{}\n", chunk.dir(),
-                      chunk.first, chunk.first + chunk.count - 1, problems[p],
+                      chunk.first, chunk.first + chunk.count - 1, pending_.problems[p],
                       kept.empty()
                           ? ""
                           : fmt::format("; what superpose cannot vouch for is kept in {}", kept));
-            std::lock_guard<std::mutex> guard(progress_mutex);
-            ++outcome.chunks_retrained;
+            std::lock_guard<std::mutex> guard(mutex_);
+            ++outcome_.chunks_retrained;
           }
           mine.push_back(chunk);
           locks.push_back(std::move(lock));
         }
-        if (!mine.empty()) train_chunks(backend, spec, mine, dir, plan.rules.sweep_digest);
+        if (!mine.empty()) train_chunks(backend, spec_, mine, dir_, plan_.rules.sweep_digest);
       } catch (...) {
-        std::lock_guard<std::mutex> guard(progress_mutex);
-        if (!failed.exchange(true)) failure = std::current_exception();
+        std::lock_guard<std::mutex> guard(mutex_);
+        if (!failed_.exchange(true)) failure_ = std::current_exception();
         return;
       }
       locks.clear();
-      std::lock_guard<std::mutex> guard(progress_mutex);
-      for (const Chunk& c : mine) trained_models += c.count;
-      trained_chunks += static_cast<int64_t>(mine.size());
-      done_models += skipped_models;
-      progress().done = trained_models + done_models;
-      if (show_progress && !mine.empty()) {
-        const double elapsed =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const double eta = elapsed / static_cast<double>(trained_models) *
-                           static_cast<double>(pending_models - trained_models - done_models);
-        print_err("\r{}{}: {}/{} models, chunk {}/{}, {} elapsed, ETA {}    ", command,
-                  sharded ? fmt::format(" shard {}/{}", shard.index, shard.count) : "",
-                  trained_models + done_models, pending_models, trained_chunks, pending.size(),
-                  duration_text(elapsed), duration_text(eta));
-      }
+      finished(mine, skipped_models);
     }
-  };
-  std::vector<std::thread> others;
-  for (size_t d = 1; d < run.backends.size(); ++d)
-    others.emplace_back(worker, std::ref(*run.backends[d]));
-  worker(*run.backends.front());
-  for (std::thread& thread : others) thread.join();
-  if (show_progress && trained_models > 0) print_err("\n");
-  if (failure) std::rethrow_exception(failure);
-  outcome.chunks_trained = trained_chunks;
-  outcome.train_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  void finished(const std::vector<Chunk>& mine, int64_t skipped_models) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    for (const Chunk& c : mine) trained_models_ += c.count;
+    trained_chunks_ += static_cast<int64_t>(mine.size());
+    done_models_ += skipped_models;
+    progress().done = trained_models_ + done_models_;
+    if (show_progress_ && !mine.empty()) {
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      const double eta = elapsed / static_cast<double>(trained_models_) *
+                         static_cast<double>(pending_.models - trained_models_ - done_models_);
+      print_err("\r{}: {}/{} models, chunk {}/{}, {} elapsed, ETA {}    ", label_,
+                trained_models_ + done_models_, pending_.models, trained_chunks_,
+                pending_.chunks.size(), duration_text(elapsed), duration_text(eta));
+    }
+  }
+
+  const SweepSpec& spec_;
+  const Plan& plan_;
+  const Pending& pending_;
+  const std::vector<std::vector<size_t>> batches_;
+  const RunDir& dir_;
+  const RunDir& chunks_dir_;
+  const std::string label_;
+  SweepOutcome& outcome_;
+  const bool show_progress_ = progress_on_terminal();
+  std::chrono::steady_clock::time_point start_;
+  std::atomic<size_t> next_{0};
+  std::atomic<bool> failed_{false};
+  std::exception_ptr failure_;
+  std::mutex mutex_;
+  int64_t trained_models_ = 0, trained_chunks_ = 0, done_models_ = 0;
+};
+
+}  // namespace
+
+SweepOutcome run_sweep(const SweepSpec& spec, const RunDir& dir, const std::string& command,
+                       const SweepRun& run) {
+  if (run.backends.empty()) throw std::logic_error("run_sweep: no backend");
+  const Shard shard = run.shard;
+  const bool sharded = shard.count > 1;
+  const std::string arithmetic = run.backends.front()->arithmetic();
+  for (const Backend* backend : run.backends)
+    if (backend->arithmetic() != arithmetic)
+      throw std::logic_error("run_sweep: backends of different arithmetic");
+  const Plan plan = make_plan(spec, command, arithmetic, run.extra_manifest);
+
+  SweepOutcome outcome;
+  outcome.claim = claim_sweep(plan, dir, run);
+  if (run.after_claim) run.after_claim();
+  const RunDir chunks_dir = dir.subdir("chunks");
+  outcome.models = spec.model_count();
+  outcome.chunks = static_cast<int64_t>(plan.chunks.size());
+
+  // Each chunk is locked only while this process trains it (a lock file per chunk, taken when its
+  // batch is: a process of the same shard started twice skips what the other holds).
+  const Pending pending =
+      find_pending(plan, shard, dir, chunks_dir, spec.base.record_trajectories, outcome);
+  const std::string label =
+      command + (sharded ? fmt::format(" shard {}/{}", shard.index, shard.count) : "");
+  BatchTraining(spec, plan, pending, batches_of(pending, run.backends), dir, chunks_dir, label,
+                outcome)
+      .run(run.backends);
 
   if (!sharded) merge_chunks(dir, plan, outcome);  // the whole sweep: every chunk is here
   return outcome;
