@@ -44,6 +44,52 @@ CLI::App* add_tms(CLI::App& app, TmsCli& o) {
   return command;
 }
 
+// The results --only picks (all where it is not given), in the order given.
+std::vector<TmsExperiment> chosen_results(const std::vector<TmsExperiment>& every,
+                                          const std::string& only) {
+  if (only.empty()) return every;
+  std::vector<TmsExperiment> chosen;
+  for (const std::string& name : split(only, ',')) {  // an empty name is refused
+    const auto found = std::find_if(every.begin(), every.end(), [&](const auto& e) {
+      return e.name == name || e.name.rfind(name + "-", 0) == 0;
+    });
+    if (name.empty() || found == every.end())
+      throw UsageError(fmt::format(
+          "--only: unknown result '{}' (accepted: intro, tms-20-5, geometry, correlated, "
+          "anticorrelated, collapse)",
+          name));
+    chosen.push_back(*found);
+  }
+  return chosen;
+}
+
+// The directory is one tms run's (its results' scale, steps and arithmetic): a rerun resumes it,
+// whichever results --only picks; each result is a sweep of its own below it.
+std::unique_ptr<RunClaim> claim_tms_dir(const RunDir& out, const nlohmann::json& identity,
+                                        bool overwrite) {
+  return claim_run_dir(out, "run.json", identity, overwrite, [&](const nlohmann::json& existing) {
+    if (existing.value("command", "") != "tms") return;  // the generic message names it
+    throw UsageError(fmt::format(
+        "--out: '{}' holds tms results of another run (scale {}, {} steps, {} arithmetic; this "
+        "run: scale {}, {} steps, {}); choose another --out, or add --overwrite to replace them",
+        out.path(), existing.value("scale", "?"), existing.value("steps", 0),
+        existing.value("arithmetic", "?"), identity["scale"].get<std::string>(),
+        identity["steps"].get<int>(), identity["arithmetic"].get<std::string>()));
+  });
+}
+
+// Results an earlier run of this directory judged (a rerun with --only keeps the others).
+std::map<std::string, nlohmann::json> earlier_verdicts(const RunDir& out) {
+  std::map<std::string, nlohmann::json> judged;
+  if (!out.wrote("tms.json")) return judged;
+  const nlohmann::json earlier = out.read_json("tms.json");
+  if (earlier.is_object() && earlier.contains("experiments") && earlier["experiments"].is_array())
+    for (const auto& e : earlier["experiments"])
+      if (e.is_object() && e.contains("name") && e["name"].is_string())
+        judged[e["name"].get<std::string>()] = e;
+  return judged;
+}
+
 int run_tms_command(const TmsCli& o) {
   const auto backends = open_backends(o.common, SplitOptions{});
   TmsScale scale = backends.front()->name() == "cuda" ? TmsScale::full : TmsScale::reduced;
@@ -55,54 +101,19 @@ int run_tms_command(const TmsCli& o) {
     throw UsageError(
         fmt::format("--scale: unknown scale '{}' (accepted: auto, reduced, full)", o.scale));
   }
-  std::vector<TmsExperiment> experiments = tms_experiments(scale, o.steps);
-  const std::vector<TmsExperiment> every = experiments;  // the canonical order of tms.json
-  if (!o.only.empty()) {
-    std::vector<TmsExperiment> chosen;
-    for (const std::string& name : split(o.only, ',')) {  // an empty name is refused
-      const auto found = std::find_if(experiments.begin(), experiments.end(), [&](const auto& e) {
-        return e.name == name || e.name.rfind(name + "-", 0) == 0;
-      });
-      if (name.empty() || found == experiments.end())
-        throw UsageError(fmt::format(
-            "--only: unknown result '{}' (accepted: intro, tms-20-5, geometry, correlated, "
-            "anticorrelated, collapse)",
-            name));
-      chosen.push_back(*found);
-    }
-    experiments = chosen;
-  }
+  const std::vector<TmsExperiment> every = tms_experiments(scale, o.steps);  // tms.json's order
+  const std::vector<TmsExperiment> experiments = chosen_results(every, o.only);
   for (const TmsExperiment& e : experiments)
     check_sweep_resources(*backends.front(), e.spec, o.common);
   const std::string scale_name = scale == TmsScale::full ? "full" : "reduced";
-  // The directory is one tms run's (its results' scale, steps and arithmetic): a rerun resumes
-  // it, whichever results --only picks; each result is a sweep of its own below it.
   const RunDir out(o.common.out);
   const nlohmann::json identity = {{"command", "tms"},
                                    {"version", SUPERPOSE_VERSION},
                                    {"scale", scale_name},
                                    {"steps", most_steps(every.front().spec)},
                                    {"arithmetic", backends.front()->arithmetic()}};
-  const auto claim = claim_run_dir(
-      out, "run.json", identity, o.common.overwrite, [&](const nlohmann::json& existing) {
-        if (existing.value("command", "") != "tms") return;  // the generic message names it
-        throw UsageError(fmt::format(
-            "--out: '{}' holds tms results of another run (scale {}, {} steps, {} arithmetic; "
-            "this run: scale {}, {} steps, {}); choose another --out, or add --overwrite to "
-            "replace them",
-            out.path(), existing.value("scale", "?"), existing.value("steps", 0),
-            existing.value("arithmetic", "?"), scale_name, identity["steps"].get<int>(),
-            identity["arithmetic"].get<std::string>()));
-      });
-  // Results an earlier run of this directory judged (a rerun with --only keeps the others).
-  std::map<std::string, nlohmann::json> judged;
-  if (out.wrote("tms.json")) {
-    const nlohmann::json earlier = out.read_json("tms.json");
-    if (earlier.is_object() && earlier.contains("experiments") && earlier["experiments"].is_array())
-      for (const auto& e : earlier["experiments"])
-        if (e.is_object() && e.contains("name") && e["name"].is_string())
-          judged[e["name"].get<std::string>()] = e;
-  }
+  const auto claim = claim_tms_dir(out, identity, o.common.overwrite);
+  std::map<std::string, nlohmann::json> judged = earlier_verdicts(out);
   nlohmann::json report = {{"command", "tms"},
                            {"version", SUPERPOSE_VERSION},
                            {"scale", scale_name},

@@ -159,6 +159,76 @@ ExperimentSummary summarise(const Experiment& e, const Tally& tally) {
 
 }  // namespace
 
+namespace {
+
+// One full run per experiment at the essay's seed, with trajectories for the pictures: a run
+// directory of its own below `out` each.
+void write_example_runs(Backend& backend, const ExperimentsOptions& options, const RunDir& out,
+                        double linear_sparse_median) {
+  const auto& experiments = essay_experiments();
+  for (const Experiment& e : experiments) {
+    GroupSpec example = experiment_group(e, options.example_seed, 1);
+    example.record_trajectories = true;
+    example.snapshot_every = options.snapshot_every;
+    const std::vector<ModelResult> run = backend.train(example);
+    const RunDir dir = out.subdir(e.slug);
+    write_trajectories(dir, example, run);
+    dir.write("data.npy", npy::encode(fixed_dataset(example, example.models[0]), {1000, 2}));
+    std::vector<std::pair<std::string, std::string>> extra = {
+        {"experiment", std::to_string(e.number)},
+        {"essay_outcome", shows_outcome(e, run[0], linear_sparse_median) ? "1" : "0"}};
+    for (auto& column : analysis_columns(example, run[0])) extra.push_back(column);
+    dir.write("results.csv", results_csv({{0, &example, &example.models[0], &run[0], extra}}));
+    nlohmann::json manifest = {{"command", "experiments"},
+                               {"experiment", e.number},
+                               {"title", e.title},
+                               {"version", SUPERPOSE_VERSION},
+                               {"backend", backend.name()},
+                               {"device", backend.device()},
+                               {"group", group_json(example)},
+                               {"model",
+                                {{"seed", options.example_seed},
+                                 {"model", to_string(e.kind)},
+                                 {"sparsity", e.sparsity},
+                                 {"importance", e.importance},
+                                 {"lr", e.lr}}},
+                               {"train_rows_are", "data.npy rows 0..799; rows 800..999 evaluate"}};
+    dir.write("manifest.json", manifest.dump(2) + "\n");
+  }
+}
+
+// The manifest: how the experiments ran, and each one's settings.
+nlohmann::json experiments_manifest(const Backend& backend, const ExperimentsOptions& options,
+                                    const nlohmann::json& timings) {
+  const auto& experiments = essay_experiments();
+  auto experiment_group_json = [&](const Experiment& e) {
+    nlohmann::json group = group_json(experiment_group(e, options.first_seed, 0));
+    group["models"] = options.seeds;
+    return group;
+  };
+  nlohmann::json manifest = {{"command", "experiments"},
+                             {"version", SUPERPOSE_VERSION},
+                             {"backend", backend.name()},
+                             {"device", backend.device()},
+                             {"seeds", options.seeds},
+                             {"first_seed", options.first_seed},
+                             {"example_seed", options.example_seed},
+                             {"timings_s", timings},
+                             {"experiments", nlohmann::json::array()}};
+  for (size_t k = 0; k < experiments.size(); ++k)
+    manifest["experiments"].push_back({{"number", experiments[k].number},
+                                       {"title", experiments[k].title},
+                                       {"outcome_tested", experiments[k].outcome},
+                                       {"model", to_string(experiments[k].kind)},
+                                       {"sparsity", experiments[k].sparsity},
+                                       {"importance", experiments[k].importance},
+                                       {"lr", experiments[k].lr},
+                                       {"group", experiment_group_json(experiments[k])}});
+  return manifest;
+}
+
+}  // namespace
+
 std::vector<ExperimentSummary> run_experiments(Backend& backend, const ExperimentsOptions& options,
                                                const RunDir& out) {
   const auto& experiments = essay_experiments();
@@ -210,62 +280,9 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
   timings["sweep_total_s"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  // One full run per experiment at the essay's seed, with trajectories for the pictures.
-  for (const Experiment& e : experiments) {
-    GroupSpec example = experiment_group(e, options.example_seed, 1);
-    example.record_trajectories = true;
-    example.snapshot_every = options.snapshot_every;
-    const std::vector<ModelResult> run = backend.train(example);
-    const RunDir dir = out.subdir(e.slug);
-    write_trajectories(dir, example, run);
-    dir.write("data.npy", npy::encode(fixed_dataset(example, example.models[0]), {1000, 2}));
-    std::vector<std::pair<std::string, std::string>> extra = {
-        {"experiment", std::to_string(e.number)},
-        {"essay_outcome", shows_outcome(e, run[0], linear_sparse_median) ? "1" : "0"}};
-    for (auto& column : analysis_columns(example, run[0])) extra.push_back(column);
-    dir.write("results.csv", results_csv({{0, &example, &example.models[0], &run[0], extra}}));
-    nlohmann::json manifest = {{"command", "experiments"},
-                               {"experiment", e.number},
-                               {"title", e.title},
-                               {"version", SUPERPOSE_VERSION},
-                               {"backend", backend.name()},
-                               {"device", backend.device()},
-                               {"group", group_json(example)},
-                               {"model",
-                                {{"seed", options.example_seed},
-                                 {"model", to_string(e.kind)},
-                                 {"sparsity", e.sparsity},
-                                 {"importance", e.importance},
-                                 {"lr", e.lr}}},
-                               {"train_rows_are", "data.npy rows 0..799; rows 800..999 evaluate"}};
-    dir.write("manifest.json", manifest.dump(2) + "\n");
-  }
-
+  write_example_runs(backend, options, out, linear_sparse_median);
   out.write("experiments.csv", experiments_csv(summaries));
-  auto experiment_group_json = [&](const Experiment& e) {
-    nlohmann::json group = group_json(experiment_group(e, options.first_seed, 0));
-    group["models"] = options.seeds;
-    return group;
-  };
-  nlohmann::json manifest = {{"command", "experiments"},
-                             {"version", SUPERPOSE_VERSION},
-                             {"backend", backend.name()},
-                             {"device", backend.device()},
-                             {"seeds", options.seeds},
-                             {"first_seed", options.first_seed},
-                             {"example_seed", options.example_seed},
-                             {"timings_s", timings},
-                             {"experiments", nlohmann::json::array()}};
-  for (size_t k = 0; k < experiments.size(); ++k)
-    manifest["experiments"].push_back({{"number", experiments[k].number},
-                                       {"title", experiments[k].title},
-                                       {"outcome_tested", experiments[k].outcome},
-                                       {"model", to_string(experiments[k].kind)},
-                                       {"sparsity", experiments[k].sparsity},
-                                       {"importance", experiments[k].importance},
-                                       {"lr", experiments[k].lr},
-                                       {"group", experiment_group_json(experiments[k])}});
-  out.write("manifest.json", manifest.dump(2) + "\n");
+  out.write("manifest.json", experiments_manifest(backend, options, timings).dump(2) + "\n");
   return summaries;
 }
 

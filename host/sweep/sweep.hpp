@@ -10,6 +10,7 @@
 
 #include "host/backends/backend.hpp"
 #include "host/core/config.hpp"
+#include "host/io/results.hpp"
 #include "host/io/run_dir.hpp"
 
 namespace sp {
