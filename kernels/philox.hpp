@@ -6,7 +6,7 @@
 // seed), converted by curand_uniform's `u = bits * 2^-32 + 2^-33`, a float in (0, 1].
 // tests/test_philox.cpp proves this against cuRAND's own header code (compiled for the host).
 //
-// Layout (DESIGN.md §2), for a model with seed `seed`:
+// Layout (docs/design.md §2), for a model with seed `seed`:
 //   data sample i (fixed: dataset row i; fresh: step t, batch row r -> i = t * batch + r)
 //        -> subsequence i; uniforms 0..n-1 decide the masks, n..2n-1 the values
 //   fresh-mode evaluation row j          -> subsequence kEvalBase + j

@@ -1,6 +1,6 @@
 // toy_model.hpp — the per-sample math of one training step, shared by the CUDA kernels and the
-// CPU backend (DESIGN.md §1–3). Every function here is __host__ __device__ and works on one sample
-// or one parameter, so the kernel and the CPU run the same arithmetic in the same order.
+// CPU backend (docs/design.md §1–3). Every function here is __host__ __device__ and works on one
+// sample or one parameter, so the kernel and the CPU run the same arithmetic in the same order.
 //
 // The step's decomposition, also shared: a model's batch is split over kLanes lanes (the 32 lanes
 // of a warp on the GPU, a loop on the CPU); lane l takes rows l, l + 32, l + 64, ... in order and
@@ -16,7 +16,7 @@ namespace sp {
 
 constexpr int kLanes = 32;
 
-// ---------------------------------------------------------------- data (DESIGN.md §2)
+// ---------------------------------------------------------------- data (docs/design.md §2)
 // Feature groups (TMS's correlated and anticorrelated features): features [0, G_c·S) form G_c
 // correlated groups of S consecutive features, the next G_a·S features G_a anticorrelated groups,
 // the rest are independent. All zero: every feature independent (the default).
@@ -44,7 +44,8 @@ SP_HD float feature_value(float mask, float u) { return (mask != 0.0f) ? u : 0.0
 //                   the group is on with probability min(1, S·p), and then exactly one member is,
 //                   each equally likely (p: the group's first feature's density).
 // With the default FeatureGroups{} (a constant) the group branches fold away: the per-shape kernels
-// pass it, and only the global and tiled mappings read the chunk's groups (kernels/step_common.cuh: load_row).
+// pass it, and only the global and tiled mappings read the chunk's groups (kernels/step_common.cuh:
+// load_row).
 SP_HD void generate_sample(uint64_t seed, uint64_t subsequence, int n, const float* threshold,
                            float* x, FeatureGroups groups = FeatureGroups{}) {
   const int uniforms = 2 * n, grouped = groups.grouped();
@@ -113,11 +114,12 @@ SP_HD WColumns transposed_columns(const float* Wt, int m) { return WColumns{Wt, 
 // weighted error I_f (y_f − x_f) (output_error); the loss term, I_f (y_f − x_f)² added to a running
 // sum as fma(weighted error, error, sum); and g_z,f = grad_scale · I_f (y_f − x_f), masked by
 // [z > 0] for the ReLU model (gradient_from_error). output_gradient does all three for one feature
-// (the per-sample step below and the CPU's blocked passes for large shapes, host/backends/cpu_simd.inc);
-// the kernels' tiled mapping takes the parts apart (its loss sum runs over the features in order on
-// another thread: kernels/mapping_tiled.cu). output_gradient spells the parts out rather than calling
-// them: built from the two, ptxas spilled in the shared-weights kernel at 20 x 5
-// (tests/check_ptxas.py); the same operations, and the tiled mapping's tests compare the bits.
+// (the per-sample step below and the CPU's blocked passes for large shapes,
+// host/backends/cpu_simd.inc); the kernels' tiled mapping takes the parts apart (its loss sum runs
+// over the features in order on another thread: kernels/mapping_tiled.cu). output_gradient spells
+// the parts out rather than calling them: built from the two, ptxas spilled in the shared-weights
+// kernel at 20 x 5 (tests/check_ptxas.py); the same operations, and the tiled mapping's tests
+// compare the bits.
 template <class T>
 struct OutputError {
   T error, weighted;
@@ -274,8 +276,8 @@ SP_HD float sqrt_f(float x) { return sqrtf(x); }
 // One parameter, step t (the scalars already hold t):
 //   p ← p·(1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
 //   p ← p − step_size · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
-// T: a float, or the CPU's pack of V parameters (host/backends/simd_lanes.hpp; each operation lane by lane,
-// correctly rounded, so the bits of the float code).
+// T: a float, or the CPU's pack of V parameters (host/backends/simd_lanes.hpp; each operation lane
+// by lane, correctly rounded, so the bits of the float code).
 template <class T>
 SP_HD void adamw_update(T& param, T& adam_m, T& adam_v, T grad, AdamWStep s,
                         AdamWConstants c = AdamWConstants{}) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """torch_peers.py — the two PyTorch trainers superpose is measured against (issue: benchmarks).
 
-Both train the toy model of DESIGN.md §1 with the same data rules (§2: each feature uniform on
+Both train the toy model of docs/design.md §1 with the same data rules (§2: each feature uniform on
 [0, 1), zero with probability s) and torch.optim.AdamW with its defaults (weight decay 0.01):
 
   loop     the essay's way: one model, a Python loop of full-batch steps

@@ -39,7 +39,7 @@ inline GroupSpec sweep(int n, int m, DataMode mode, int models, int steps) {
   return g;
 }
 
-// Every entry of two float series has the same bits (DESIGN.md §3: the kernels and the cpu
+// Every entry of two float series has the same bits (docs/design.md §3: the kernels and the cpu
 // backend run the same operations in the same order). On a difference: how many entries differ,
 // the first, and the largest distance in ulps — what a report of a GPU run needs.
 template <class A, class B>

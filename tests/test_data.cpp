@@ -1,4 +1,4 @@
-// The data and initial parameters of DESIGN.md §2: distribution, layout, purity.
+// The data and initial parameters of docs/design.md §2: distribution, layout, purity.
 #include <gtest/gtest.h>
 
 #include <algorithm>

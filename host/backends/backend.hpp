@@ -1,4 +1,5 @@
-// backend.hpp — the three implementations of a training run (DESIGN.md §3) behind one interface.
+// backend.hpp — the three implementations of a training run (docs/design.md §3) behind one
+// interface.
 #pragma once
 
 #include <cstdint>

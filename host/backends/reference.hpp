@@ -1,5 +1,5 @@
 // reference.hpp — the oracle: double precision, one model at a time, plain loops that read like
-// DESIGN.md §1 line by line.
+// docs/design.md §1 line by line.
 #pragma once
 
 #include <vector>

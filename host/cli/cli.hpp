@@ -1,4 +1,4 @@
-// cli.hpp — the `superpose` command line (DESIGN.md §4).
+// cli.hpp — the `superpose` command line (docs/design.md §4).
 #pragma once
 
 namespace sp {

@@ -1,5 +1,5 @@
-// data.hpp — a model's inputs as pure functions of its seed (DESIGN.md §2): the fixed dataset, the
-// fresh-mode evaluation set and the Xavier-normal initial W, all float32 as every backend sees
+// data.hpp — a model's inputs as pure functions of its seed (docs/design.md §2): the fixed dataset,
+// the fresh-mode evaluation set and the Xavier-normal initial W, all float32 as every backend sees
 // them; plus the AdamW schedule of per-step scalars.
 #pragma once
 

@@ -1,5 +1,5 @@
 // ulps.hpp — how far apart two floats are, in units in the last place: the measure the exact-bits
-// contract (DESIGN.md §3) is reported in, by the GPU tests (tests/cuda_sweeps.hpp) and by
+// contract (docs/design.md §3) is reported in, by the GPU tests (tests/cuda_sweeps.hpp) and by
 // bench_kernels' validation alike.
 #pragma once
 

@@ -1,5 +1,6 @@
-// sweep.hpp — many models as the Cartesian product of option axes (DESIGN.md §4 `sweep`), trained
-// in chunks that are written as they finish, so that an interrupted sweep resumes where it stopped.
+// sweep.hpp — many models as the Cartesian product of option axes (docs/design.md §4 `sweep`),
+// trained in chunks that are written as they finish, so that an interrupted sweep resumes where it
+// stopped.
 #pragma once
 
 #include <functional>
