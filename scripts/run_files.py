@@ -27,15 +27,8 @@ class RunFilesError(Exception):
     """Something in a run directory is not as superpose left it: the message names the path."""
 
 
-def read_bytes(path):
-    """A regular file's bytes: never blocking on a FIFO, never through a link at its name."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as error:
-        if error.errno == 40:  # ELOOP
-            raise RunFilesError(f"'{path}' is a symbolic link: superpose never follows a link in "
-                                "a run directory") from None
-        raise
+def _read_regular(fd, path):
+    """The bytes of the file open at `fd` (closed after), which must be a regular file."""
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise RunFilesError(f"'{path}' is not a regular file (a FIFO, device or directory)")
@@ -47,6 +40,21 @@ def read_bytes(path):
             chunks.append(chunk)
     finally:
         os.close(fd)
+
+
+_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def read_bytes(path):
+    """A regular file's bytes: never blocking on a FIFO, never through a link at its name."""
+    try:
+        fd = os.open(path, _READ)
+    except OSError as error:
+        if error.errno == 40:  # ELOOP
+            raise RunFilesError(f"'{path}' is a symbolic link: superpose never follows a link in "
+                                "a run directory") from None
+        raise
+    return _read_regular(fd, path)
 
 
 def load_json(path):
@@ -135,19 +143,7 @@ class RunFiles:
 
     def _read(self, name):
         """A regular file of this directory, by descriptor: never through a link, never blocking."""
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=self.fd)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise RunFilesError(f"'{os.path.join(self.path, name)}' is not a regular file")
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
+        return _read_regular(os.open(name, _READ, dir_fd=self.fd), os.path.join(self.path, name))
 
     def _recorded(self, kind="file"):
         """The record's entries of one kind: (name, bytes, xxh3) for files, names for the rest."""

@@ -78,17 +78,11 @@ int run_experiments_command(const ExperimentsCli& o) {
   return 0;
 }
 
-class ExperimentsCommand final : public Subcommand {
- public:
-  void add(CLI::App& app) override { command = add_experiments(app, options_); }
-  int run() override { return run_experiments_command(options_); }
-
- private:
-  ExperimentsCli options_;
-};
-
 }  // namespace
 
-std::unique_ptr<Subcommand> experiments_command() { return std::make_unique<ExperimentsCommand>(); }
+std::unique_ptr<Subcommand> experiments_command() {
+  return command_of<ExperimentsCli>(
+      add_experiments, [](ExperimentsCli& o, CLI::App&) { return run_experiments_command(o); });
+}
 
 }  // namespace sp::cli

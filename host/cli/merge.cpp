@@ -69,17 +69,11 @@ int run_merge_command(const MergeCli& o) {
   return 0;
 }
 
-class MergeCommand final : public Subcommand {
- public:
-  void add(CLI::App& app) override { command = add_merge(app, options_); }
-  int run() override { return run_merge_command(options_); }
-
- private:
-  MergeCli options_;
-};
-
 }  // namespace
 
-std::unique_ptr<Subcommand> merge_command() { return std::make_unique<MergeCommand>(); }
+std::unique_ptr<Subcommand> merge_command() {
+  return command_of<MergeCli>(add_merge,
+                              [](MergeCli& o, CLI::App&) { return run_merge_command(o); });
+}
 
 }  // namespace sp::cli

@@ -27,6 +27,26 @@ class Subcommand {
   virtual int run() = 0;  // the exit status: 0 done, 1 failed (UsageError and others are thrown)
   CLI::App* command = nullptr;  // set by add
 };
+// A subcommand from its options, the function that adds them to the command line (returning its
+// CLI::App) and the one that runs them.
+template <class Options>
+std::unique_ptr<Subcommand> command_of(CLI::App* (*add)(CLI::App&, Options&),
+                                       int (*run)(Options&, CLI::App&)) {
+  class Command final : public Subcommand {
+   public:
+    Command(CLI::App* (*adds)(CLI::App&, Options&), int (*runs)(Options&, CLI::App&))
+        : add_(adds), run_(runs) {}
+    void add(CLI::App& app) override { command = add_(app, options_); }
+    int run() override { return run_(options_, *command); }
+
+   private:
+    CLI::App* (*add_)(CLI::App&, Options&);
+    int (*run_)(Options&, CLI::App&);
+    Options options_;
+  };
+  return std::make_unique<Command>(add, run);
+}
+
 std::unique_ptr<Subcommand> train_command();          // host/cli/train.cpp
 std::unique_ptr<Subcommand> experiments_command();    // host/cli/experiments.cpp
 std::unique_ptr<Subcommand> sweep_command();          // host/cli/sweep.cpp

@@ -136,17 +136,12 @@ int run_phase_diagram_command(PhaseCli& o, CLI::App& command) {
   return 0;
 }
 
-class PhaseCommand final : public Subcommand {
- public:
-  void add(CLI::App& app) override { command = add_phase_diagram(app, options_); }
-  int run() override { return run_phase_diagram_command(options_, *command); }
-
- private:
-  PhaseCli options_;
-};
-
 }  // namespace
 
-std::unique_ptr<Subcommand> phase_diagram_command() { return std::make_unique<PhaseCommand>(); }
+std::unique_ptr<Subcommand> phase_diagram_command() {
+  return command_of<PhaseCli>(add_phase_diagram, [](PhaseCli& o, CLI::App& command) {
+    return run_phase_diagram_command(o, command);
+  });
+}
 
 }  // namespace sp::cli

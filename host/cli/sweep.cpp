@@ -127,17 +127,11 @@ int run_sweep_command(SweepCli o) {
   return 0;
 }
 
-class SweepCommand final : public Subcommand {
- public:
-  void add(CLI::App& app) override { command = add_sweep(app, options_); }
-  int run() override { return run_sweep_command(options_); }
-
- private:
-  SweepCli options_;
-};
-
 }  // namespace
 
-std::unique_ptr<Subcommand> sweep_command() { return std::make_unique<SweepCommand>(); }
+std::unique_ptr<Subcommand> sweep_command() {
+  return command_of<SweepCli>(add_sweep,
+                              [](SweepCli& o, CLI::App&) { return run_sweep_command(o); });
+}
 
 }  // namespace sp::cli

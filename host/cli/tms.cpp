@@ -164,17 +164,10 @@ int run_tms_command(const TmsCli& o) {
   return 0;
 }
 
-class TmsCommand final : public Subcommand {
- public:
-  void add(CLI::App& app) override { command = add_tms(app, options_); }
-  int run() override { return run_tms_command(options_); }
-
- private:
-  TmsCli options_;
-};
-
 }  // namespace
 
-std::unique_ptr<Subcommand> tms_command() { return std::make_unique<TmsCommand>(); }
+std::unique_ptr<Subcommand> tms_command() {
+  return command_of<TmsCli>(add_tms, [](TmsCli& o, CLI::App&) { return run_tms_command(o); });
+}
 
 }  // namespace sp::cli

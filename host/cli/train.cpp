@@ -155,17 +155,11 @@ int run_train(TrainOptions o) {
   return r.finite ? 0 : 1;
 }
 
-class TrainCommand final : public Subcommand {
- public:
-  void add(CLI::App& app) override { command = add_train(app, options_); }
-  int run() override { return run_train(options_); }
-
- private:
-  TrainOptions options_;
-};
-
 }  // namespace
 
-std::unique_ptr<Subcommand> train_command() { return std::make_unique<TrainCommand>(); }
+std::unique_ptr<Subcommand> train_command() {
+  return command_of<TrainOptions>(add_train,
+                                  [](TrainOptions& o, CLI::App&) { return run_train(o); });
+}
 
 }  // namespace sp::cli
