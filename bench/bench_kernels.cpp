@@ -32,8 +32,9 @@
 
 #include "bench/bench_group.hpp"
 #include "host/backends/backend.hpp"
-#include "host/io/run_dir.hpp"
+#include "host/backends/mapping.hpp"
 #include "host/core/ulps.hpp"
+#include "host/io/run_dir.hpp"
 #include "kernels/fused_step.cuh"
 
 namespace {
@@ -75,7 +76,7 @@ struct Variant {
 };
 
 // The training kernel a run of the variant launches (the dispatcher decides it, from the mapping
-// and the chunk's rows-on-chip flag the cuda backend sets as here: kernels/mapping.hpp).
+// and the chunk's rows-on-chip flag the cuda backend sets as here: host/backends/mapping.hpp).
 sp::cuda::TrainKernelInfo kernel_of(const Variant& variant, int n, int m, sp::DataMode mode,
                                     int train_rows, int steps) {
   const sp::cuda::Mapping mapping = sp::cuda::choose_mapping(

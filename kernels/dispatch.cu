@@ -8,13 +8,21 @@ namespace sp::cuda {
 
 const MappingKernels& kernels_of(Mapping mapping) {
   switch (mapping) {
-#define SP_MAPPING_CASE(id, n, m, groups) \
+#define SP_MAPPING_CASE(id, n, m, groups, own) \
   case Mapping::id:                       \
     return kernels_##id;
     SP_MAPPINGS(SP_MAPPING_CASE)
 #undef SP_MAPPING_CASE
   }
   return kernels_global;
+}
+
+// Every file's kernels probed: each is its own compilation unit.
+const char* kernel_image_error() {
+  if (const char* error = evaluate_image_error()) return error;
+  for (const MappingRow& row : kMappingRows)
+    if (const char* error = kernels_of(row.mapping).image_error()) return error;
+  return nullptr;
 }
 
 bool rows_fit_on_chip(Mapping mapping, int n, int train_rows) {

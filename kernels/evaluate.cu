@@ -87,12 +87,6 @@ void launch_generate_dataset(const DeviceChunk& d, float* dataset, void* stream)
          static_cast<cudaStream_t>(stream), d, dataset);
 }
 
-const char* kernel_image_error() {
-  cudaFuncAttributes attributes{};
-  const cudaError_t error = cudaFuncGetAttributes(&attributes, generate_dataset_kernel);
-  if (error == cudaSuccess) return nullptr;
-  cudaGetLastError();
-  return cudaGetErrorString(error);
-}
+const char* evaluate_image_error() { return image_error_of(generate_dataset_kernel); }
 
 }  // namespace sp::cuda

@@ -1,8 +1,8 @@
 // fused_step.cuh — the fused CUDA training step over a chunk of models (docs/design.md, "Kernel
 // mappings"): what the host passes to the kernels (device pointers, one chunk) and the launchers
-// host/backends/cuda_backend.cu calls. Per launch, for every model of the chunk and for K steps: sample
-// generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic gradients, the
-// reduction over the batch (cub::WarpReduce's tree, no atomics) and the AdamW update.
+// host/backends/cuda_backend.cu calls. Per launch, for every model of the chunk and for K steps:
+// sample generation (cuRAND's Philox), forward, ReLU, importance-weighted MSE, analytic gradients,
+// the reduction over the batch (cub::WarpReduce's tree, no atomics) and the AdamW update.
 //
 // How the models map onto threads is the chunk's Mapping (kernels/mapping.hpp: the table of
 // mappings and the dispatcher's choice); each mapping's kernels are in a file of their own —

@@ -64,8 +64,11 @@ TrainKernelInfo info(const DeviceChunk& d, int count) { return info_of(global_ke
 // Every lane's slice; it holds the evaluation's per-lane sample too (n + m <= the slice).
 size_t scratch_floats(int n, int m, int) { return kLanes * lane_scratch_floats(n, m); }
 
+const char* image_error() { return image_error_of(train_steps_global); }
+
 }  // namespace
 
-const MappingKernels kernels_global = {train, evaluate_any, scratch_floats, never_on_chip, info};
+const MappingKernels kernels_global = {train,         evaluate_any, scratch_floats,
+                                       never_on_chip, info,         image_error};
 
 }  // namespace sp::cuda

@@ -24,9 +24,12 @@ struct MappingKernels {
   bool (*rows_fit_on_chip)(int n, int train_rows);
   // The training kernel a launch of `count` steps runs, for the benchmark's report.
   TrainKernelInfo (*info)(const DeviceChunk& d, int count);
+  // Why its kernels cannot run on the current device (no kernel image for its architecture,
+  // typically), or null when they can.
+  const char* (*image_error)();
 };
 
-#define SP_MAPPING_KERNELS(id, n, m, groups) extern const MappingKernels kernels_##id;
+#define SP_MAPPING_KERNELS(id, n, m, groups, own) extern const MappingKernels kernels_##id;
 SP_MAPPINGS(SP_MAPPING_KERNELS)
 #undef SP_MAPPING_KERNELS
 
@@ -39,5 +42,6 @@ void evaluate_20x5(const DeviceChunk& d, bool fresh_rows, int row_offset, int ro
                    cudaStream_t stream);
 void evaluate_any(const DeviceChunk& d, bool fresh_rows, int row_offset, int rows, float* out,
                   cudaStream_t stream);
+const char* evaluate_image_error();  // the evaluation's and the datasets' kernels
 
 }  // namespace sp::cuda

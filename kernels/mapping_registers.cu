@@ -114,11 +114,13 @@ bool rows_fit(int n, int train_rows) {
          on_chip_bytes(n, train_rows) <= kOnChipBytesPerBlock - attributes.sharedSizeBytes;
 }
 
+const char* image_error() { return image_error_of(train_steps_registers<2, 1, false>); }
+
 }  // namespace
 
-const MappingKernels kernels_registers_2x1 = {train<2, 1>, evaluate_2x1, no_scratch, rows_fit<2, 1>,
-                                              info<2, 1>};
-const MappingKernels kernels_registers_5x2 = {train<5, 2>, evaluate_5x2, no_scratch, rows_fit<5, 2>,
-                                              info<5, 2>};
+const MappingKernels kernels_registers_2x1 = {train<2, 1>,    evaluate_2x1, no_scratch,
+                                              rows_fit<2, 1>, info<2, 1>,   image_error};
+const MappingKernels kernels_registers_5x2 = {train<5, 2>,    evaluate_5x2, no_scratch,
+                                              rows_fit<5, 2>, info<5, 2>,   image_error};
 
 }  // namespace sp::cuda

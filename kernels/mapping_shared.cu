@@ -118,12 +118,14 @@ TrainKernelInfo info(const DeviceChunk& d, int count) {
   return info_of(shared_kernel<N, M>(d, count));
 }
 
+const char* image_error() { return image_error_of(train_steps_shared<20, 5>); }
+
 }  // namespace
 
 // Both 5 x 2 mappings evaluate with one kernel.
-const MappingKernels kernels_shared_5x2 = {train<5, 2>, evaluate_5x2, no_scratch, never_on_chip,
-                                           info<5, 2>};
-const MappingKernels kernels_shared_20x5 = {train<20, 5>, evaluate_20x5, no_scratch, never_on_chip,
-                                            info<20, 5>};
+const MappingKernels kernels_shared_5x2 = {train<5, 2>,   evaluate_5x2, no_scratch,
+                                           never_on_chip, info<5, 2>,   image_error};
+const MappingKernels kernels_shared_20x5 = {train<20, 5>,  evaluate_20x5, no_scratch,
+                                            never_on_chip, info<20, 5>,   image_error};
 
 }  // namespace sp::cuda

@@ -620,6 +620,8 @@ size_t scratch_floats(int n, int m, int train_rows) {
   return passes > evaluation ? passes : evaluation;
 }
 
+const char* image_error() { return image_error_of(train_steps_tiled); }
+
 }  // namespace
 
 int tiled_models_to_fill(int multiprocessors) {
@@ -627,9 +629,9 @@ int tiled_models_to_fill(int multiprocessors) {
   return multiprocessors * (blocks > 0 ? blocks : 2);
 }
 
-const MappingKernels kernels_tiled = {train_tiled, evaluate_any, scratch_floats, never_on_chip,
-                                      info_tiled};
+const MappingKernels kernels_tiled = {train_tiled,   evaluate_any, scratch_floats,
+                                      never_on_chip, info_tiled,   image_error};
 const MappingKernels kernels_tiled_split = {launch_tiled_split, evaluate_any, scratch_floats,
-                                            never_on_chip, info_split};
+                                            never_on_chip,      info_split,   image_error};
 
 }  // namespace sp::cuda

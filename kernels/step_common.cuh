@@ -4,7 +4,8 @@
 // scalars for a step, and where a step's loss goes. Included by each kernels/mapping_*.cu (each
 // its own translation unit: these are internal to each).
 //
-// The arithmetic is kernels/toy_model.hpp's, in the lane order host/backends/cpu_backend.cpp mirrors.
+// The arithmetic is kernels/toy_model.hpp's, in the lane order host/backends/cpu_backend.cpp
+// mirrors.
 #pragma once
 
 #include <cstdlib>
@@ -238,6 +239,16 @@ inline void launch_train_kernel(const TrainKernel& chosen, const DeviceChunk& d,
 inline TrainKernelInfo info_of(const TrainKernel& chosen) {
   const int blocks = blocks_per_sm(chosen.kernel, chosen.threads, chosen.dynamic_shared_bytes);
   return {chosen.name, chosen.dynamic_shared_bytes > 0, blocks * (chosen.threads / kLanes)};
+}
+
+// Why `kernel` cannot run on the current device, or null when it can (MappingKernels::image_error).
+template <class... Params>
+const char* image_error_of(void (*kernel)(Params...)) {
+  cudaFuncAttributes attributes{};
+  const cudaError_t error = cudaFuncGetAttributes(&attributes, kernel);
+  if (error == cudaSuccess) return nullptr;
+  cudaGetLastError();
+  return cudaGetErrorString(error);
 }
 
 inline size_t no_scratch(int, int, int) { return 0; }

@@ -223,6 +223,18 @@ TEST(SharedDir, OnlyWhatARecordListsIsSuperposes) {
             "a file of mine that happens to have this name");
 }
 
+// --overwrite asks for the run anew, even the same run: nothing of the earlier one is resumed.
+TEST(SharedDir, OverwriteOfTheSameRunTrainsItAnew) {
+  const std::string dir = fresh_dir("overwrite_same");
+  ASSERT_EQ(run(kSweep + "--out " + dir).status, 0);
+  Outcome r = run(kSweep + "--out " + dir);
+  EXPECT_TRUE(contains(r.output, "6 resumed from an earlier run")) << r.output;
+  r = run(kSweep + "--overwrite --out " + dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "6 chunks trained")) << r.output;
+  EXPECT_FALSE(contains(r.output, "resumed")) << r.output;
+}
+
 // A sweep overwritten by another: its chunks, locks and records go, a file beside them stays.
 TEST(SharedDir, OverwritingASweepKeepsWhatOthersPutInIt) {
   const std::string dir = fresh_dir("overwrite_sweep");

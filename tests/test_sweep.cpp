@@ -284,10 +284,10 @@ TEST(PhaseDiagram, SmallDiagramAgreesWithTheClosedFormFarFromBoundaries) {
 namespace sp {
 namespace {
 
-// The field table (host/core/config.hpp: SP_GROUP_FIELDS) is what a sweep's identity is derived from:
-// every row but those never kept changes the group's record (and so the identity a resume trusts)
-// when its value changes, and reads back from it; a row left out of group_json, or a member of
-// GroupSpec outside the table (a static_assert there), would let a resumed sweep keep chunks
+// The field table (host/core/config.hpp: SP_GROUP_FIELDS) is what a sweep's identity is derived
+// from: every row but those never kept changes the group's record (and so the identity a resume
+// trusts) when its value changes, and reads back from it; a row left out of group_json, or a member
+// of GroupSpec outside the table (a static_assert there), would let a resumed sweep keep chunks
 // trained with another value.
 void perturb(int& value) { value += 1; }
 void perturb(uint64_t& value) { value += 1; }
@@ -323,6 +323,14 @@ TEST(FieldTable, EveryRowIsInTheIdentityAndReadsBack) {
   SP_GROUP_FIELDS(SP_CHECK_ROW)
 #undef SP_CHECK_ROW
   EXPECT_GE(rows, 15);
+  // The rows never kept are how results are kept, not what they are: a row newly tagged `never`
+  // must be added here, with its reason, or this fails.
+  std::vector<std::string> never;
+#define SP_NEVER_ROW(type, member, initial, option, lo, hi, key, rule, help) \
+  if (Kept::rule == Kept::never) never.push_back(key);
+  SP_GROUP_FIELDS(SP_NEVER_ROW)
+#undef SP_NEVER_ROW
+  EXPECT_EQ(never, std::vector<std::string>{"trajectories"});
   // A sweep's identity holds the group's record (its steps are an axis of their own).
   SweepSpec spec;
   spec.importance = std::vector<double>(2, 1.0);

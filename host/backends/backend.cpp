@@ -7,8 +7,8 @@
 #include <fstream>
 #include <thread>
 
+#include "host/backends/mapping.hpp"
 #include "host/core/job.hpp"
-#include "kernels/mapping.hpp"
 
 namespace sp {
 
@@ -56,7 +56,8 @@ void check_cuda_options(const CudaOptions& options) {
   if (options.schedule_window < 1)
     throw UsageError(
         fmt::format("schedule window: {} is not accepted (1 or more)", options.schedule_window));
-  cuda::parse_mapping_choice(options.mapping, "mapping");  // the names kernels/mapping.hpp lists
+  cuda::parse_mapping_choice(options.mapping,
+                             "mapping");  // the names host/backends/mapping.hpp lists
   cuda::parse_fixed_rows(options.fixed_rows, "--fixed-rows");
 }
 

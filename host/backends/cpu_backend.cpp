@@ -101,8 +101,9 @@ const char* to_string(SimdPath path) {
 
 bool simd_path_supported(SimdPath path) {
   __builtin_cpu_init();
-  // What -march=x86-64-v3 and -v4 let the compiler use (the flags of host/backends/cpu_simd_avx2.cpp and
-  // _avx512.cpp), feature by feature: GCC names the levels, clang 14 does not.
+  // What -march=x86-64-v3 and -v4 let the compiler use (the flags of
+  // host/backends/cpu_simd_avx2.cpp and _avx512.cpp), feature by feature: GCC names the levels,
+  // clang 14 does not.
   const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                   __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
   switch (path) {

@@ -47,10 +47,10 @@ decltype(auto) with_dims(int n, int m, F&& body) {
   return body(Dims<0, 0>{n, m});
 }
 
-// The SIMD paths: host/backends/cpu_simd.inc compiled once per instruction set, in one binary that runs on
-// any x86-64 CPU. `generic` is 8 lanes as a loop (std::fma: one instruction where the CPU has FMA,
-// exact software otherwise); `avx2` 8 lanes in a ymm register (AVX2 + FMA, x86-64-v3); `avx512`
-// 16 in a zmm register and 16 Philox counters at once (x86-64-v4). All give the same bits.
+// The SIMD paths: host/backends/cpu_simd.inc compiled once per instruction set, in one binary that
+// runs on any x86-64 CPU. `generic` is 8 lanes as a loop (std::fma: one instruction where the CPU
+// has FMA, exact software otherwise); `avx2` 8 lanes in a ymm register (AVX2 + FMA, x86-64-v3);
+// `avx512` 16 in a zmm register and 16 Philox counters at once (x86-64-v4). All give the same bits.
 enum class SimdPath { generic, avx2, avx512 };
 const char* to_string(SimdPath path);
 bool simd_path_supported(SimdPath path);  // by this CPU
@@ -116,10 +116,10 @@ class SimdStep {
 };
 
 // From this many ∂W entries (m n) on, a step runs as GEMM-like passes over blocks of packs
-// (host/backends/cpu_simd.inc; measured with bench_train, one thread, fixed rows: equal at 37 -> 7, +14 % at
-// 40 -> 8, +46 % at 200 -> 20, +69 % at 400 -> 30; at 20 -> 5 the per-pack form is 30 % faster),
-// and one model's step may be split over threads (train: a step is then long enough, ≥ 0.1 ms at
-// batch 1024, for two thread hand-offs a step not to matter).
+// (host/backends/cpu_simd.inc; measured with bench_train, one thread, fixed rows: equal at 37 -> 7,
+// +14 % at 40 -> 8, +46 % at 200 -> 20, +69 % at 400 -> 30; at 20 -> 5 the per-pack form is 30 %
+// faster), and one model's step may be split over threads (train: a step is then long enough, ≥ 0.1
+// ms at batch 1024, for two thread hand-offs a step not to matter).
 constexpr int kBlockedEntries = 256;
 
 // One model, trained whole. threads > 1: its steps split over that many threads where the shape

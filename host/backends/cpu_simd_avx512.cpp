@@ -1,3 +1,4 @@
-// The CPU backend's SIMD step for the avx512 path (host/backends/cpu_simd.inc; flags in CMakeLists.txt).
+// The CPU backend's SIMD step for the avx512 path (host/backends/cpu_simd.inc; flags in
+// CMakeLists.txt).
 #define SP_SIMD_ISA avx512
 #include "host/backends/cpu_simd.inc"

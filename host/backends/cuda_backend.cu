@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "host/backends/backend.hpp"
+#include "host/backends/mapping.hpp"
 #include "host/core/data.hpp"
 #include "host/core/job.hpp"
 #include "host/core/recorder.hpp"  // finish_result
@@ -106,8 +107,8 @@ class CudaBackend final : public Backend {
 
   std::vector<ModelResult> train(const GroupSpec& group) override {
     SP_CUDA_CHECK(cudaSetDevice(device_));  // this host thread's device, for every call below
-    // The dispatcher's choice (kernels/mapping.hpp), in its three steps: here the mapping and the
-    // memory it fits in, in train_chunk the chunk's launch.
+    // The dispatcher's choice (host/backends/mapping.hpp), in its three steps: here the mapping and
+    // the memory it fits in, in train_chunk the chunk's launch.
     const cuda::Mapping wanted =
         cuda::choose_mapping(group.n_features, group.n_hidden, group.groups.any(), forced_mapping_);
     size_t free_bytes = 0, total_bytes = 0;
@@ -177,8 +178,9 @@ class CudaBackend final : public Backend {
                    std::vector<ModelResult>& results) const {
     // The dispatcher's last step, chunk by chunk (memory may cut a run short): a chunk of a tiled
     // shape too small to fill the device trains pass by pass over the models' tiles.
-    chosen = cuda::chunk_mapping(chosen, forced_mapping_, static_cast<int64_t>(count),
-                                 cuda::tiled_models_to_fill(properties_.multiProcessorCount));
+    chosen = cuda::chunk_mapping(chosen, forced_mapping_, static_cast<int64_t>(count), [&] {
+      return cuda::tiled_models_to_fill(properties_.multiProcessorCount);
+    });
     const ChunkModels models(g, first, count);
     ChunkBuffers buffers(
         g, models, count, std::min(g.steps, schedule_window_),

@@ -6,9 +6,9 @@
 // loop.
 #pragma once
 
-// Included by host/backends/cpu_simd.inc only, inside its instruction set's namespace: the types here differ
-// from one set to the next (a 16-float zmm pack, an 8-float ymm pack), so one namespace for all
-// would be one name with three definitions, and the linker would mix them.
+// Included by host/backends/cpu_simd.inc only, inside its instruction set's namespace: the types
+// here differ from one set to the next (a 16-float zmm pack, an 8-float ymm pack), so one namespace
+// for all would be one name with three definitions, and the linker would mix them.
 #ifndef SP_SIMD_ISA
 #error "host/backends/cpu_simd.inc includes this, with SP_SIMD_ISA defined"
 #endif

@@ -111,7 +111,6 @@ const Recipe& find_recipe(const std::string& name) {
   throw UsageError(fmt::format("--recipe: unknown recipe '{}' (accepted: essay, tms)", name));
 }
 
-// The options a group shares (shape, data rules, evaluation), for train and sweep alike.
 // The summary's line on how the models were trained: the recipe, and what it came to.
 std::string training_text(const GroupSpec& g, const std::string& recipe,
                           const std::vector<std::string>& overridden, const std::string& steps,

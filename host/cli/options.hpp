@@ -62,10 +62,6 @@ struct CommonOptions {
   CudaOptions cuda;  // --steps-per-launch, --fixed-rows (checked by make_backend)
 };
 
-// Integers are decimal, whole and within [lo, hi] (host/core/parse.hpp's one grammar): CLI11 would
-// read "010" as octal (8), "" as 0 and wrap "-1" into an unsigned 2^64 − 1. This transform checks
-// the text and gives CLI11 the number without leading zeros, so "010" is ten, as everywhere else in
-// superpose.
 // Integers are decimal, whole and within [lo, hi]; numbers are finite decimals; text options may
 // not be empty (host/core/parse.hpp's one grammar, as CLI11 validators).
 CLI::Validator decimal(long double lo, long double hi);
@@ -105,6 +101,8 @@ inline const char* const kRecipeOptions[] = {"--data-mode", "--steps", "--points
 
 const Recipe& find_recipe(const std::string& name);
 
+// The options a group shares (shape, data rules, evaluation), for train and sweep alike: the
+// recipe, and the field table's rows (host/core/config.hpp).
 struct GroupOptions {
   CLI::App* command = nullptr;  // the subcommand they were parsed for: which were given
   std::string recipe = "essay";

@@ -18,9 +18,9 @@ struct UsageError : std::runtime_error {
 
 enum class ModelKind { linear, relu };
 enum class DataMode { fixed, fresh };
-// The learning rate over the steps (host/core/data.hpp: AdamWSchedule::lr_factor): constant, or after a
-// linear warm-up decaying linearly to 0 or along a quarter cosine to 0 — the toy-models notebook's
-// constant_lr, linear_lr and cosine_decay_lr.
+// The learning rate over the steps (host/core/data.hpp: AdamWSchedule::lr_factor): constant, or
+// after a linear warm-up decaying linearly to 0 or along a quarter cosine to 0 — the toy-models
+// notebook's constant_lr, linear_lr and cosine_decay_lr.
 enum class LrSchedule { constant, linear, cosine };
 
 const char* to_string(ModelKind kind);
@@ -45,19 +45,19 @@ struct ModelSpec {
 };
 
 // ---------------------------------------------------------------- the field table
-// The settings every model of a group shares, one row each (docs/design.md, "The field table"):
-//   type, member, default   GroupSpec's member, declared from this row
-//   option                  the command-line option that sets it in every command with group
-//   options
-//                           (host/cli/cli.cpp: add_group_options; "" where each command sets it its own
-//                           way), with its accepted range [lo, hi] for numbers, and its help
-//   key, kept               the key the manifest's "group" and a sweep's identity (sweep.json: what
+// The settings every model of a group shares, one row each (docs/design.md §8):
+//   type, member, default  GroupSpec's member, declared from this row
+//   option, lo, hi         the command-line option that sets it in every command with group options
+//                          (host/cli/options.cpp: add_group_options; "" where each command sets it
+//                          its own way), with its accepted range [lo, hi] for numbers
+//   key, kept              the key the manifest's "group" and a sweep's identity (sweep.json: what
 //   a
-//                           resume and a merge trust) keep it under, and when: always; fixed or
-//                           fresh (only in that data mode: the other has no use for it); groups
-//                           (only with feature groups); never (how results are kept, not what they
-//                           are: never part of an identity)
-// group_json and group_from_json (host/io/run_dir.cpp) and the command line's group options are
+//                          resume and a merge trust) keep it under, and when: always; fixed or
+//                          fresh (only in that data mode: the other has no use for it); groups
+//                          (only with feature groups); never (how results are kept, not what they
+//                          are: never part of an identity)
+//   help                   the option's help
+// group_json and group_from_json (host/io/results.cpp) and the command line's group options are
 // derived from the rows, so a new setting is a row here: it cannot be left out of the identity a
 // resumed sweep trusts (tests/test_sweep.cpp checks every row changes it).
 enum class Kept { always, fixed, fresh, groups, never };
@@ -117,17 +117,13 @@ struct GroupSpec {
 };
 
 // Every member of GroupSpec is a row of the field table (or the models): a member declared there
-// by hand, outside the table, would be left out of the identity a resumed sweep trusts.
-namespace detail {
-struct GroupSpecFromTheTable {
-#define SP_GROUP_MEMBER(type, member, initial, option, lo, hi, key, kept, help) type member;
-  SP_GROUP_FIELDS(SP_GROUP_MEMBER)
-#undef SP_GROUP_MEMBER
-  std::vector<ModelSpec> models;
-};
-}  // namespace detail
-static_assert(sizeof(detail::GroupSpecFromTheTable) == sizeof(GroupSpec),
-              "GroupSpec has a member that is not a row of SP_GROUP_FIELDS");
+// by hand, outside the table, would be left out of the identity a resumed sweep trusts. A
+// structured binding of exactly the table's members does not compile when GroupSpec has another.
+inline void every_group_member_is_a_row(GroupSpec& g) {
+#define SP_GROUP_NAME(type, member, initial, option, lo, hi, key, kept, help) member,
+  [[maybe_unused]] auto& [SP_GROUP_FIELDS(SP_GROUP_NAME) models] = g;
+#undef SP_GROUP_NAME
+}
 
 // Checks a group and all its models; throws UsageError naming the option.
 void validate(const GroupSpec& group);

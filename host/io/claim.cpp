@@ -300,18 +300,19 @@ std::unique_ptr<RunClaim> claim_run_dir(
     claiming.refuse_if_foreign(claiming.holdings());
     const auto [existing_file, existing] = claiming.identity_found();
     if (!shared) dir.remove_recorded_temporaries();  // a superpose directory, or empty
-    if (!existing_file.empty()) {
-      const bool same_run = existing_file == identity_file && existing == identity;
-      if (!same_run && !overwrite) {
-        if (explain_other && existing_file == identity_file) explain_other(existing);
-        throw UsageError(fmt::format(
-            "--out: '{}' holds another run ({} of {}); choose another --out, or add --overwrite "
-            "to replace it",
-            dir.path(), existing_file, existing.value("command", "?")));
-      }
-      if (!same_run) claiming.clear();
+    // The same run, without --overwrite: taken as it is (the caller resumes or rewrites it).
+    // Another run: refused, or with --overwrite cleared (so is the same run with --overwrite:
+    // everything is trained anew).
+    const bool same_run = existing_file == identity_file && existing == identity;
+    if (!existing_file.empty() && !same_run && !overwrite) {
+      if (explain_other && existing_file == identity_file) explain_other(existing);
+      throw UsageError(fmt::format(
+          "--out: '{}' holds another run ({} of {}); choose another --out, or add --overwrite "
+          "to replace it",
+          dir.path(), existing_file, existing.value("command", "?")));
     }
-    if (existing_file.empty() || existing != identity)  // empty, kept files only, or cleared
+    if (!existing_file.empty() && overwrite) claiming.clear();
+    if (existing_file.empty() || overwrite)  // empty, kept files only, or cleared
       dir.write(identity_file, identity.dump(2) + "\n");
     if (while_claimed) while_claimed();
     return claim;

@@ -69,8 +69,6 @@ Plan read_plan(const RunDir& dir) {
   return plan;
 }
 
-// Every chunk checked; all present: results.csv (their rows, by id) and manifest.json written.
-// Otherwise MergeIncomplete naming the missing model-id ranges, nothing written.
 namespace {
 
 // Every chunk of the plan checked (as a resume checks it): what was found of each — the devices

@@ -3,6 +3,8 @@
 // the run (run.cpp). Internal to host/sweep/: the rest of the program uses host/sweep/sweep.hpp.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>

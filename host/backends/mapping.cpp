@@ -1,5 +1,5 @@
-// mapping.cpp — the mappings' table read, and the dispatcher's choice (kernels/mapping.hpp).
-#include "kernels/mapping.hpp"
+// mapping.cpp — the mappings' table read, and the dispatcher's choice (host/backends/mapping.hpp).
+#include "host/backends/mapping.hpp"
 
 #include <fmt/format.h>
 
@@ -41,10 +41,9 @@ FixedRows parse_fixed_rows(const std::string& text, const std::string& option) {
 }
 
 Mapping mapping_for(int n, int m) {
-  // The shapes with a mapping of their own, in the table's order (the registers mappings before
-  // the shared ones: 5 x 2 has both and trains on registers); then tiled or global by size.
+  // The shape's own mapping where it has one (the row that says so), else tiled or global by size.
   for (const MappingRow& row : kMappingRows)
-    if (row.n == n && row.m == m && row.mapping != Mapping::shared_5x2) return row.mapping;
+    if (row.own && row.n == n && row.m == m) return row.mapping;
   if (static_cast<int64_t>(n) * m >= kTiledMinEntries) return Mapping::tiled;
   return Mapping::global;
 }
@@ -77,14 +76,6 @@ Mapping choose_mapping(int n, int m, bool groups, MappingChoice forced) {
       return shared_mapping_for(n, m);
   }
   throw std::logic_error("choose_mapping: unknown choice");
-}
-
-Mapping chunk_mapping(Mapping chosen, MappingChoice forced, int64_t models,
-                      int64_t tiled_models_to_fill) {
-  if (chosen == Mapping::tiled && forced == MappingChoice::automatic &&
-      models < tiled_models_to_fill)
-    return Mapping::tiled_split;
-  return chosen;
 }
 
 }  // namespace sp::cuda
