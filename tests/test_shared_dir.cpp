@@ -354,6 +354,28 @@ TEST(SharedDir, ShardsWithAnotherChunkingAreAnotherSweep) {
       run(replace_all(kSweep, "--chunk-models 4", "--chunk-models 6") + "--shard 2/2 --out " + dir);
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "this shard is not one of its shards")) << r.output;
+  // The case that slipped through when the identity held the first chunk's size: the automatic
+  // rule gives 279 models a chunk at 1000 steps and the whole 600 at 100, --chunk-models 279 the
+  // same first chunk but 279 at 100 steps too — other plans, so other sweeps.
+  auto spec_with = [](int64_t chunk_models) {
+    SweepSpec spec;
+    spec.base.n_features = 5;
+    spec.base.n_hidden = 2;
+    spec.base.mode = DataMode::fresh;
+    spec.importance = std::vector<double>(5, 1.0);
+    spec.chunk_models = chunk_models;
+    SweepAxesText text;
+    text.steps = "1000,100";
+    text.seed = "range(0,600)";
+    set_axes(spec, text);
+    return spec;
+  };
+  const SweepSpec automatic = spec_with(0), explicit_279 = spec_with(279);
+  EXPECT_EQ(largest_chunk(automatic), 600);
+  EXPECT_EQ(chunk_count(automatic), 4);  // 279, 279, 42 at 1000 steps; 600 at 100
+  EXPECT_EQ(chunk_count(explicit_279), 6);
+  EXPECT_NE(sweep_identity(automatic, "sweep", "float32"),
+            sweep_identity(explicit_279, "sweep", "float32"));
 }
 
 // ------------------------------------------------------------------------------- merge
