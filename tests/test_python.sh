@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tests/test_python.sh ROOT WORK — the Python package as a new user gets it: `pip install ROOT` into
 # a fresh virtual environment (only PyPI and the compiler: the package builds the engine itself),
-# then tests/python with pytest (the command line's values exactly, numpy replay, ValueError,
-# Ctrl-C and resume), the README's Python example as written, and examples/superpose.ipynb
-# executed from top to bottom (nbclient).
+# then tests/python with pytest (every option a keyword, the stub under mypy, the command line's
+# values exactly, numpy replay, ValueError, Ctrl-C and resume; a skipped check says why), the
+# README's Python example as written, and examples/superpose.ipynb executed from top to bottom
+# (nbclient).
 set -euo pipefail
 root="$(cd "$1" && pwd)"
 work="$2"
@@ -11,10 +12,15 @@ rm -rf "$work" && mkdir -p "$work"
 python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
 echo "== pip install $root[test] (builds the engine) =="
+left_before="$(ls -d "$root"/build-python* 2>/dev/null || true)"
 "$py" -m pip install --quiet --disable-pip-version-check "$root[test]"
+if [ -z "$left_before" ] && ls -d "$root"/build-python* >/dev/null 2>&1; then
+  echo "pip install left a build directory in the source tree: $(ls -d "$root"/build-python*)"
+  exit 1
+fi
 echo "== pytest tests/python =="
 (cd "$work" && SUPERPOSE_BINARY="${SUPERPOSE_BINARY:-$root/build/superpose}" \
-  "$py" -m pytest -q -p no:cacheprovider "$root/tests/python")
+  "$py" -m pytest -q -rs -p no:cacheprovider "$root/tests/python")
 echo "== the README's Python example =="
 "$py" - "$root/README.md" <<'PY'
 import re, sys

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "host/cli/options.hpp"
@@ -13,8 +14,10 @@
 
 namespace sp {
 
-int run_cli(int argc, char** argv) {
-  CLI::App app{"superpose: trains toy models of superposition by the thousand"};
+namespace {
+
+// The command line: every subcommand's options added to `app`.
+std::vector<std::unique_ptr<cli::Subcommand>> add_commands(CLI::App& app) {
   app.set_version_flag("--version", std::string("superpose ") + SUPERPOSE_VERSION);
   app.require_subcommand(1);
   std::vector<std::unique_ptr<cli::Subcommand>> commands;
@@ -25,6 +28,60 @@ int run_cli(int argc, char** argv) {
   commands.push_back(cli::merge_command());
   commands.push_back(cli::tms_command());
   for (const auto& command : commands) command->add(app);
+  return commands;
+}
+
+const char* const kAbout = "superpose: trains toy models of superposition by the thousand";
+
+}  // namespace
+
+std::string options_json() {
+  CLI::App app{kAbout};
+  const auto commands = add_commands(app);
+  nlohmann::ordered_json table = nlohmann::ordered_json::array();
+  for (const auto& command : commands) {
+    const CLI::App& c = *command->command;
+    nlohmann::ordered_json options = nlohmann::ordered_json::array();
+    for (const CLI::Option* option : c.get_options()) {
+      if (option->get_lnames().empty() || option->get_lnames().front() == "help") continue;
+      const std::string name = "--" + option->get_lnames().front();
+      const bool flag = option->get_items_expected_max() == 0;
+      const std::string type = option->get_type_name();
+      std::string kind = flag ? "FLAG" : type.substr(type.rfind(':') + 1);
+      bool recipe = false;
+      if (c.get_option_no_throw("--recipe") != nullptr)
+        for (const char* set : cli::kRecipeOptions) recipe = recipe || name == set;
+      options.push_back({{"option", name},
+                         {"help", option->get_description()},
+                         {"default", option->get_default_str()},
+                         {"kind", kind},
+                         {"values", flag ? 0 : option->get_expected_max()},
+                         {"recipe", recipe}});
+    }
+    table.push_back({{"command", c.get_name()},
+                     {"description", c.get_description()},
+                     {"options", options},
+                     {"positionals", [&] {
+                        nlohmann::ordered_json names = nlohmann::ordered_json::array();
+                        for (const CLI::Option* option : c.get_options())
+                          if (option->get_lnames().empty()) names.push_back(option->get_name());
+                        return names;
+                      }()}});
+  }
+  nlohmann::ordered_json recipes = nlohmann::ordered_json::array();
+  for (const cli::Recipe& r : cli::kRecipes)
+    recipes.push_back({{"name", r.name},
+                       {"--data-mode", r.data_mode},
+                       {"--steps", r.steps},
+                       {"--points", r.points},
+                       {"--batch", r.batch},
+                       {"--eval-points", r.eval_points}});
+  return nlohmann::ordered_json{{"commands", table}, {"recipes", recipes}}.dump();
+}
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{kAbout};
+  const auto commands = add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

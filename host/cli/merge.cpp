@@ -24,7 +24,9 @@ CLI::App* add_merge(CLI::App& app, MergeCli& o) {
       "assemble a sweep (or phase diagram) trained in shards: once every chunk is present, "
       "DIR/results.csv - what one process writes, byte for byte - and DIR/manifest.json; "
       "otherwise the missing model ids (exit 1, nothing written)");
-  command->add_option("DIR", o.dir, "the shards' shared --out")->required()->check(non_empty());
+  command->add_option("DIR", o.dir, "the shards' shared --out")
+      ->required()
+      ->check(non_empty(kPath));
   return command;
 }
 

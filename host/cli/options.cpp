@@ -33,13 +33,14 @@ CLI::Validator number() {
       [](std::string& text) -> std::string { return real_problem(text, nullptr); }, "NUMBER");
 }
 
-// Text options (axes, lists) may not be empty: an empty --density must not mean "not given".
-CLI::Validator non_empty() {
+// Text options (axes, lists) may not be empty: an empty --density must not mean "not given". The
+// kind names what the text holds, in the help and in options_json (the Python package's types).
+CLI::Validator non_empty(const char* kind) {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         return text.find_first_not_of(" \t") == std::string::npos ? "the value is empty" : "";
       },
-      "TEXT");
+      kind);
 }
 
 void add_common(CLI::App* command, CommonOptions& common, const std::string& default_out) {
@@ -48,7 +49,7 @@ void add_common(CLI::App* command, CommonOptions& common, const std::string& def
       ->check(non_empty())
       ->capture_default_str();
   command->add_option("--out", common.out, "run directory")
-      ->check(non_empty())
+      ->check(non_empty(kPath))
       ->capture_default_str();
   command
       ->add_option("--threads", common.threads,

@@ -66,7 +66,15 @@ struct CommonOptions {
 // not be empty (host/core/parse.hpp's one grammar, as CLI11 validators).
 CLI::Validator decimal(long double lo, long double hi);
 CLI::Validator number();
-CLI::Validator non_empty();
+// What a text option holds (non_empty's kind): plain text, a sweep axis (a value, a list a,b,c or a
+// generator), numbers comma-separated, names comma-separated, an .npy file, a path.
+inline constexpr const char* kText = "TEXT";
+inline constexpr const char* kAxis = "AXIS";
+inline constexpr const char* kList = "LIST";
+inline constexpr const char* kNames = "NAMES";
+inline constexpr const char* kNpy = "NPY";
+inline constexpr const char* kPath = "PATH";
+CLI::Validator non_empty(const char* kind = kText);
 
 constexpr long double kIntMax = 2147483647.0L;
 

@@ -30,58 +30,58 @@ CLI::App* add_sweep(CLI::App& app, SweepCli& o) {
       "seed");
   add_common(sweep, o.common, "out/sweep");
   sweep->add_option("--model", o.sweep.axes.model, "axis: linear, relu or linear,relu")
-      ->check(non_empty())
+      ->check(non_empty(kAxis))
       ->capture_default_str();
   sweep->add_option("--steps", o.sweep.axes.steps, "axis: training steps")
-      ->check(non_empty())
+      ->check(non_empty(kAxis))
       ->capture_default_str();
   sweep->add_option("--lr", o.sweep.axes.lr, "axis: AdamW learning rate")
-      ->check(non_empty())
+      ->check(non_empty(kAxis))
       ->capture_default_str();
   sweep
       ->add_option("--weight-decay", o.sweep.axes.weight_decay,
                    "axis: AdamW's weight decay (0: Adam)")
-      ->check(non_empty())
+      ->check(non_empty(kAxis))
       ->capture_default_str();
   sweep
       ->add_option("--sparsity", o.sweep.axes.sparsity,
                    "axis: probability a feature is 0, all features (default 0)")
-      ->check(non_empty());
+      ->check(non_empty(kAxis));
   sweep->add_option("--density", o.sweep.axes.density, "axis: 1 - sparsity (instead of --sparsity)")
-      ->check(non_empty());
+      ->check(non_empty(kAxis));
   sweep
       ->add_option("--feature-sparsity", o.sweep.feature_sparsity,
                    "one sparsity per feature, comma-separated (not an axis)")
-      ->check(non_empty());
+      ->check(non_empty(kList));
   sweep
       ->add_option("--varied-sparsity", o.sweep.axes.varied_sparsity,
                    "axis: the sparsity of one feature (--varied-feature), over the others' "
                    "(--sparsity, --density or --feature-sparsity)")
-      ->check(non_empty());
+      ->check(non_empty(kAxis));
   sweep
       ->add_option("--varied-density", o.sweep.axes.varied_density,
                    "axis: 1 - the sparsity of --varied-feature (instead of --varied-sparsity)")
-      ->check(non_empty());
+      ->check(non_empty(kAxis));
   sweep
       ->add_option("--varied-feature", o.sweep.varied_feature,
                    "the feature --varied-sparsity/--varied-density sets, 0-based (default: the "
                    "last)")
       ->transform(decimal(0, 4095));
   sweep->add_option("--seed", o.sweep.axes.seed, "axis: seeds, e.g. range(0,100)")
-      ->check(non_empty())
+      ->check(non_empty(kAxis))
       ->capture_default_str();
   sweep
       ->add_option("--importance", o.sweep.importance,
                    "importance per feature, comma-separated, or one to broadcast (default 1)")
-      ->check(non_empty());
+      ->check(non_empty(kList));
   sweep
       ->add_option("--importance-decay", o.sweep.axes.importance_decay,
                    "axis: importance_f = d^f (Anthropic's 0.9^f)")
-      ->check(non_empty());
+      ->check(non_empty(kAxis));
   sweep
       ->add_option("--relative-importance", o.sweep.axes.relative_importance,
                    "axis: the importance of one feature (--relative-feature), the others 1")
-      ->check(non_empty());
+      ->check(non_empty(kAxis));
   sweep
       ->add_option("--relative-feature", o.sweep.relative_feature,
                    "the feature --relative-importance sets, 0-based (default: the last)")

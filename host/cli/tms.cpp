@@ -38,7 +38,7 @@ CLI::App* add_tms(CLI::App& app, TmsCli& o) {
       ->add_option("--only", o.only,
                    "a comma-separated subset: intro, tms-20-5, geometry, correlated, "
                    "anticorrelated, collapse")
-      ->check(non_empty());
+      ->check(non_empty(kNames));
   command->add_option("--steps", o.steps, "training steps (default: the paper's 10000)")
       ->transform(decimal(1, 1000000000));
   return command;

@@ -36,10 +36,10 @@ CLI::App* add_train(CLI::App& app, TrainOptions& o) {
   train
       ->add_option("--sparsity", o.sparsity,
                    "probability a feature is 0: one, or one per feature (a,b,...)")
-      ->check(non_empty())
+      ->check(non_empty(kList))
       ->capture_default_str();
   train->add_option("--importance", o.importance, "loss weight: one, or one per feature (a,b,...)")
-      ->check(non_empty())
+      ->check(non_empty(kList))
       ->capture_default_str();
   train->add_option("--lr", o.lr, "AdamW learning rate")->check(number())->capture_default_str();
   train->add_option("--weight-decay", o.weight_decay, "AdamW's weight decay (0: Adam)")
@@ -54,10 +54,11 @@ CLI::App* add_train(CLI::App& app, TrainOptions& o) {
   o.group.spec.snapshot_every = 10;  // train keeps snapshots for its pictures unless told
   add_group_options(train, o.group);
   train->add_option("--data", o.data_file, "replay: dataset .npy (points x n, float32/float64)")
-      ->check(non_empty());
+      ->check(non_empty(kNpy));
   train->add_option("--init-W", o.init_W_file, "replay: initial W .npy (m x n)")
-      ->check(non_empty());
-  train->add_option("--init-b", o.init_b_file, "replay: initial b .npy (n)")->check(non_empty());
+      ->check(non_empty(kNpy));
+  train->add_option("--init-b", o.init_b_file, "replay: initial b .npy (n)")
+      ->check(non_empty(kNpy));
   return train;
 }
 

@@ -138,9 +138,12 @@ NB_MODULE(_core, m) {
       .def("progress", &Job::progress, "(models done, models in all) of a sweep or experiments")
       .def("out", &Job::out, "what the command printed on stdout")
       .def("err", &Job::err, "what the command printed on stderr");
+  m.def("options_json", &sp::options_json,
+        "the command line's options as a JSON table (host/cli/cli.hpp): what superpose's "
+        "functions take, their defaults, kinds and help");
   m.def(
-      "axis_values",
-      [](const std::string& text) { return sp::parse_axis(text, "axis"); }, nb::arg("text"),
+      "axis_values", [](const std::string& text) { return sp::parse_axis(text, "axis"); },
+      nb::arg("text"),
       "an axis's values from its text (a list, or the generator a manifest keeps, "
       "\"logspace(-2,0,12)\"): the engine's parser, the same doubles");
 }
