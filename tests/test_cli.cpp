@@ -14,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "host/backends/backend.hpp"
 #include "host/io/npy.hpp"
 #include "host/sweep/sweep.hpp"
 #include "tests/shell.hpp"
@@ -369,7 +370,8 @@ TEST(CliSweep, FeatureGroups) {
   EXPECT_NE(manifest.find("\"feature_groups\""), std::string::npos) << manifest;
   EXPECT_NE(manifest.find("\"anticorrelated\": 1"), std::string::npos) << manifest;
   EXPECT_EQ(read_text(plain + "/manifest.json").find("feature_groups"), std::string::npos);
-  EXPECT_NE(read_csv(RunDir::existing(grouped, "test"), "results.csv").rows, read_csv(RunDir::existing(plain, "test"), "results.csv").rows);
+  EXPECT_NE(read_csv(RunDir::existing(grouped, "test"), "results.csv").rows,
+            read_csv(RunDir::existing(plain, "test"), "results.csv").rows);
   expect_rejected(
       "sweep --backend cpu --features 5 --steps 5",
       {{"too_many", "--correlated-groups 2 --anticorrelated-groups 1", "--correlated-groups"},
@@ -505,6 +507,21 @@ TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
   expect_rejected("tms --backend cpu", {{"only", "--only pentagon", "--only"},
                                         {"scale", "--scale huge", "--scale"},
                                         {"steps", "--steps 0", "--steps"}});
+}
+
+// A build without the CUDA backend still sees a GPU the driver lists, so that --backend auto says
+// why it trains on the CPU (and the Python package warns) instead of leaving the GPU unused
+// silently.
+TEST(CudaStatus, AGpuTheDriverListsIsSeenWithoutTheBackend) {
+  const std::string dir = fresh_dir("gpus");
+  fs::create_directories(dir);
+  EXPECT_FALSE(nvidia_gpu_listed(dir));
+  fs::create_directories(dir + "/0000:17:00.0");
+  EXPECT_TRUE(nvidia_gpu_listed(dir));
+  EXPECT_FALSE(nvidia_gpu_listed(dir + "/missing"));
+  if (!nvidia_gpu_listed()) {
+    EXPECT_FALSE(cuda_status().device);  // no GPU here: none claimed
+  }
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 #include <thread>
 
 #include "host/backends/mapping.hpp"
@@ -25,6 +27,12 @@ std::string arithmetic_of(const std::string& backend_name) {
   if (backend_name == "cpu" || backend_name == "cuda") return "float32";
   if (backend_name == "reference") return "float64";
   return "";
+}
+
+bool nvidia_gpu_listed(const std::string& dir) {
+  std::error_code error;
+  return std::filesystem::is_directory(dir, error) &&
+         std::filesystem::directory_iterator(dir, error) != std::filesystem::directory_iterator();
 }
 
 int usable_cpus() {

@@ -72,6 +72,9 @@ struct CudaStatus {
   std::string problem;
 };
 CudaStatus cuda_status();
+// Whether the NVIDIA driver lists a GPU in `dir` (it makes a folder per device in
+// /proc/driver/nvidia/gpus): how a build without the CUDA backend knows it is leaving one unused.
+bool nvidia_gpu_listed(const std::string& dir = "/proc/driver/nvidia/gpus");
 // True when this build has the CUDA backend and its kernels run on a device present here.
 bool cuda_available();
 int cuda_device_count();  // 0 without the backend or a device

@@ -462,10 +462,12 @@ CudaStatus cuda_status() {
     cudaDeviceProp properties{};
     SP_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
     const std::string arch = fmt::format("{}{}", properties.major, properties.minor);
-    return {true, fmt::format("this build's kernels are for CUDA architecture {} and cannot run on "
-                              "the {} (sm_{}): {}; rebuild them for it with "
-                              "`scripts/setup -DSUPERPOSE_CUDA_ARCH={}`",
-                              SUPERPOSE_CUDA_ARCHITECTURES, properties.name, arch, error, arch)};
+    return {true,
+            fmt::format("this build's kernels are for CUDA architecture {} and cannot run on "
+                        "the {} (sm_{}): {}; rebuild them for it with "
+                        "`scripts/setup -DSUPERPOSE_CUDA_ARCH={}`, or for the Python "
+                        "package `CMAKE_ARGS=-DSUPERPOSE_CUDA_ARCH={} pip install .`",
+                        SUPERPOSE_CUDA_ARCHITECTURES, properties.name, arch, error, arch, arch)};
   }
   return {true, ""};
 }

@@ -3,7 +3,15 @@
 
 namespace sp {
 
-CudaStatus cuda_status() { return {false, "this build has no CUDA backend (no nvcc found)"}; }
+// A GPU this build cannot use is named, so that --backend auto says why it trains on the CPU (and
+// the Python package warns): the usual cause is a pip install on a machine without nvcc on PATH.
+CudaStatus cuda_status() {
+  if (nvidia_gpu_listed())
+    return {true,
+            "this build has no CUDA backend: nvcc was not found when it was built (for the "
+            "Python package: put nvcc on PATH, or set CUDACXX to it, and pip install again)"};
+  return {false, "this build has no CUDA backend (no nvcc found)"};
+}
 
 bool cuda_available() { return false; }
 

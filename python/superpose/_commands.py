@@ -10,7 +10,7 @@ import os
 from typing import Any, Callable, Dict
 
 from . import _core
-from ._engine import _execute, _run
+from ._engine import _execute, _flag, _run
 from ._options import FUNCTIONS, Command, commands
 from ._results import Experiments, PhaseDiagram, Run, Sweep, Tms, load
 
@@ -21,18 +21,22 @@ _RESULTS = {"Run": Run, "Sweep": Sweep, "Experiments": Experiments,
 
 def _function(name: str) -> Callable[..., Any]:
     command = COMMANDS[name]
-    returns, progress_default, summary = FUNCTIONS[name]
+    returns, progress_default, squeezes, summary = FUNCTIONS[name]
     result = _RESULTS[returns]
 
     def run(**given: Any) -> Any:
-        options = command.bind(name, given)
+        options = command.bind(name, given, squeezes)
         progress = options.pop("progress", progress_default)
-        return _run(command, options, result._load, progress)
+        if not squeezes:
+            return _run(command, options, result._load, progress)
+        squeeze = _flag("squeeze", options.pop("squeeze", True))
+        return _run(command, options, lambda path: result._load(path, squeeze), progress)
 
     run.__name__ = run.__qualname__ = name
     run.__module__ = "superpose"
-    run.__signature__ = command.signature(progress_default, returns)  # type: ignore[attr-defined]
-    run.__doc__ = command.docstring(progress_default, returns, summary)
+    run.__signature__ = command.signature(  # type: ignore[attr-defined]
+        progress_default, squeezes, returns)
+    run.__doc__ = command.docstring(progress_default, squeezes, returns, summary)
     return run
 
 

@@ -12,6 +12,7 @@ import stat
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -232,6 +233,18 @@ def _engine_message(message: str, scratch: Path, command: Command) -> str:
     return message
 
 
+_NOT_ON_THE_GPU = "superpose: not using the CUDA device: "
+
+
+def _warn_if_not_on_the_gpu(err: str) -> None:
+    """backend="auto" with a GPU here that this build cannot use: the engine says why on stderr,
+    which a notebook never shows; a warning does."""
+    for line in err.splitlines():
+        if line.startswith(_NOT_ON_THE_GPU):
+            warnings.warn("superpose trained on the CPU, not on this machine's GPU: " +
+                          line[len(_NOT_ON_THE_GPU):], RuntimeWarning, stacklevel=4)
+
+
 def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = None,
              command: Optional[Command] = None) -> _core.Job:
     """Runs the command on the engine's thread; KeyboardInterrupt stops it and is raised."""
@@ -263,6 +276,7 @@ def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = Non
             bar.update(done - bar.n)
             bar.close()
     status = job.status()
+    _warn_if_not_on_the_gpu(job.err())
     if status == 2:
         message = job.err().strip().splitlines()[-1] if job.err().strip() else "bad input"
         message = message.removeprefix("superpose: error: ")

@@ -64,6 +64,8 @@ ALIAS_NOTES = {
 
 # Python's own parameters, beside the command's options: name -> (annotation, help).
 PROGRESS_HELP = "a progress bar (tqdm) while it runs"
+SQUEEZE_HELP = ("an axis of one value is not a dimension of W, b and the trajectories (it is in "
+                "`settings`); False keeps every axis the command has")
 OUT_HELP = ("the run directory, as the command line writes it (a sweep there resumes); without "
             "it, a temporary directory in memory, deleted once the results are loaded")
 
@@ -119,7 +121,7 @@ class Command:
         return {a: t for a, t in ALIASES.items() if t in self.options and a not in self.options
                 and (a != "n_instances" or self.options[t].kind == "AXIS")}
 
-    def parameters(self, progress: bool) -> List[inspect.Parameter]:
+    def parameters(self, progress: bool, squeeze: bool = False) -> List[inspect.Parameter]:
         keyword = inspect.Parameter.KEYWORD_ONLY
         params = [inspect.Parameter(o.name, keyword, default=o.default,
                                     annotation=_optional(o.annotation, o.default))
@@ -127,10 +129,12 @@ class Command:
         params.append(inspect.Parameter("out", keyword, default=None,
                                         annotation="Optional[PathInput]"))
         params.append(inspect.Parameter("progress", keyword, default=progress, annotation="bool"))
+        if squeeze:
+            params.append(inspect.Parameter("squeeze", keyword, default=True, annotation="bool"))
         return params
 
-    def signature(self, progress: bool, returns: str) -> inspect.Signature:
-        return inspect.Signature(self.parameters(progress), return_annotation=returns)
+    def signature(self, progress: bool, squeeze: bool, returns: str) -> inspect.Signature:
+        return inspect.Signature(self.parameters(progress, squeeze), return_annotation=returns)
 
     def help_text(self, text: str) -> str:
         """A help line as Python reads it: each --option it names, as its keyword."""
@@ -139,7 +143,7 @@ class Command:
             return f"`{name}`" if name else match.group(0)
         return re.sub(r"--[a-zA-Z][a-zA-Z0-9-]*", keyword, text)
 
-    def docstring(self, progress: bool, returns: str, summary: str) -> str:
+    def docstring(self, progress: bool, squeeze: bool, returns: str, summary: str) -> str:
         lines = [summary, "", *textwrap.wrap(f"`superpose {self.name}`: " +
                                             self.help_text(self.description), 92),
                  "", "Parameters", "----------"]
@@ -150,6 +154,8 @@ class Command:
             lines += _wrapped(self.help_text(o.help))
         lines += ["out : PathInput, default None", *_wrapped(OUT_HELP),
                   f"progress : bool, default {progress}", *_wrapped(PROGRESS_HELP)]
+        if squeeze:
+            lines += ["squeeze : bool, default True", *_wrapped(SQUEEZE_HELP)]
         aliases = self.aliases()
         if aliases:
             lines += ["", *textwrap.wrap(
@@ -161,12 +167,12 @@ class Command:
             "with the command line's message (naming the keyword) for a value it refuses.", 92)]
         return "\n".join(lines)
 
-    def bind(self, function: str, given: Dict[str, Any]) -> Dict[str, Any]:
+    def bind(self, function: str, given: Dict[str, Any], squeeze: bool) -> Dict[str, Any]:
         """The keywords a call gave, checked against the table, aliases resolved: an unknown
         keyword is a TypeError that suggests the nearest name."""
         options: Dict[str, Any] = {}
         aliases = self.aliases()
-        known = set(self.options) | {"out", "progress"}
+        known = set(self.options) | {"out", "progress"} | ({"squeeze"} if squeeze else set())
         for key, value in given.items():
             name = key
             if key in aliases:
@@ -226,16 +232,17 @@ def commands(table_json: str) -> Dict[str, Command]:
     return result
 
 
-# The commands run through a function of their own options (merge takes a path), what each
-# returns, and whether it shows a progress bar by default.
-FUNCTIONS: Dict[str, Tuple[str, bool, str]] = {
-    "train": ("Run", False, "Trains one model (`superpose train`)."),
-    "sweep": ("Sweep", True, "Trains the Cartesian product of option axes (`superpose sweep`)."),
-    "experiments": ("Experiments", True,
+# The commands run through a function of their own options (merge takes a path): what each
+# returns, whether it shows a progress bar by default, whether its result has sweeps (squeeze=).
+FUNCTIONS: Dict[str, Tuple[str, bool, bool, str]] = {
+    "train": ("Run", False, False, "Trains one model (`superpose train`)."),
+    "sweep": ("Sweep", True, True,
+              "Trains the Cartesian product of option axes (`superpose sweep`)."),
+    "experiments": ("Experiments", True, False,
                     "The essay's six experiments over many seeds (`superpose experiments`)."),
-    "phase_diagram": ("PhaseDiagram", True,
+    "phase_diagram": ("PhaseDiagram", True, True,
                       "Anthropic's 2 -> 1 phase diagram (`superpose phase-diagram`)."),
-    "tms": ("Tms", True,
+    "tms": ("Tms", True, True,
             "Toy Models of Superposition's main results, judged (`superpose tms`)."),
 }
 
@@ -249,10 +256,10 @@ def stub_text(table_json: str) -> str:
            "import os", "from typing import Any, Optional, Sequence, Tuple, Union", "",
            "import numpy as np", "",
            "from ._results import Experiments, PhaseDiagram, Run, Sweep, Tms", "", TYPE_ALIASES]
-    for function, (returns, progress, summary) in FUNCTIONS.items():
+    for function, (returns, progress, squeeze, summary) in FUNCTIONS.items():
         command = cs[function]
         params = []
-        for p in command.parameters(progress):
+        for p in command.parameters(progress, squeeze):
             params.append(f"    {p.name}: {p.annotation} = {p.default!r},")
         for alias, target in command.aliases().items():
             annotation = "int" if alias == "n_instances" else command.options[target].annotation
@@ -262,6 +269,7 @@ def stub_text(table_json: str) -> str:
         out.append("    ...")
         out.append("")
     out.append("def merge(path: PathInput) -> Sweep: ...")
+    out.append("def load(path: PathInput, squeeze: bool = True) -> Any: ...")
     out.append("")
     return "\n".join(out)
 

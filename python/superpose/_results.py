@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +34,17 @@ def _json(path: Path) -> Any:
     return json.loads(_read_bytes(path))
 
 
-def load(path) -> Any:
+def load(path, squeeze: bool = True) -> Any:
     """Any run directory the command line (or this module, with out=) wrote: a Run, Sweep,
-    PhaseDiagram or Experiments, by its manifest's command."""
+    PhaseDiagram, Experiments or Tms, by its manifest's command. squeeze=False keeps a sweep's
+    axes of one value as dimensions of length 1."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(errno.ENOENT if not path.exists() else errno.ENOTDIR,
                                 "not a superpose run directory (no such directory)", str(path))
     manifest_file = path / "manifest.json"
     if (path / "tms.json").exists():
-        result = Tms._load(path)
+        result = Tms._load(path, squeeze)
         result.path = path
         return result
     if not manifest_file.exists():
@@ -55,7 +57,7 @@ def load(path) -> Any:
             "experiments": Experiments}.get(command)
     if kind is None:
         raise ValueError(f"'{path}': unknown command '{command}' in its manifest")
-    result = kind._load(path)
+    result = kind._load(path, squeeze) if issubclass(kind, Sweep) else kind._load(path)
     result.path = path
     return result
 
@@ -90,7 +92,7 @@ def _axis_values(axis: Dict[str, Any]) -> List[float]:
     return axis["values"] if "values" in axis else _core.axis_values(axis["generator"])
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """One trained model (`train`, or an experiment's example run)."""
     W: np.ndarray                 # m x n, float32
@@ -122,11 +124,54 @@ class Run:
                    snapshot_steps=_npy(path / "snapshot_steps.npy"),
                    data=_npy(path / "data.npy"), results=results, manifest=manifest)
 
+    def __repr__(self) -> str:
+        m, n = self.W.shape
+        loss = self.results["eval_loss"].iloc[0] if "eval_loss" in self.results else float("nan")
+        where = f", at '{self.path}'" if self.path is not None else ", in memory"
+        return (f"<superpose.Run: {n} features -> {m} hidden, {len(self.train_loss)} steps, "
+                f"eval_loss {loss:.6g}{where}>")
 
-@dataclass
+
+# Axes whose values are whole numbers by nature: their coordinates are integers.
+_INTEGER_AXES = {"steps", "seed"}
+
+
+def _axis_array(axis: Dict[str, Any]) -> np.ndarray:
+    if "labels" in axis:
+        return np.array(axis["labels"])
+    values = np.array(_axis_values(axis), dtype=np.float64)
+    if axis["name"] in _INTEGER_AXES and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    return values
+
+
+def _per_feature(columns, n: int) -> Dict[str, List[str]]:
+    """The per-feature statistics among results' columns (norm_0 ... norm_{n-1}): name -> columns."""
+    found = {}
+    for column in columns:
+        match = re.fullmatch(r"([a-z_]+?)_0", column)
+        if match and match.group(1) not in ("W", "b"):
+            names = [f"{match.group(1)}_{f}" for f in range(n)]
+            if all(name in columns for name in names):
+                found[match.group(1)] = names
+    return found
+
+
+def _summary(kind: str, shape, axes: Dict[str, np.ndarray], extra: str, path) -> str:
+    swept = " x ".join(f"{name} ({len(values)})" for name, values in axes.items()) or "no axis"
+    models = int(np.prod(shape)) if len(shape) else 1
+    where = f", at '{path}'" if path is not None else ", in memory"
+    return f"<superpose.{kind}: {models:,} models over {swept}; {extra}{where}>"
+
+
+@dataclass(repr=False)
 class Sweep:
-    """A sweep: results.csv as a DataFrame, and W, b with the sweep's axes as leading dimensions."""
-    results: pd.DataFrame         # one row per model, by model_id: exactly results.csv's values
+    """A sweep: its results as a DataFrame, and W, b with the swept axes as leading dimensions.
+
+    With squeeze (the default) an axis of one value is not a dimension: it is in `settings`;
+    squeeze=False keeps every axis the command has (model, steps, lr, ...), in its order."""
+    results: pd.DataFrame         # one row per model, by model_id: results.csv's values, and a
+                                  # column for every axis (density, importance_decay, ...)
     W: np.ndarray                 # shape + (m, n), float32
     b: np.ndarray                 # shape + (n,)
     axes: Dict[str, np.ndarray]   # name -> values (labels for the model kind), slowest first
@@ -135,18 +180,28 @@ class Sweep:
     trajectories: Dict[str, np.ndarray] = field(default_factory=dict)  # with trajectories=True
     path: Optional[Path] = None
     log: str = ""
+    settings: Dict[str, Any] = field(default_factory=dict)  # the axes of one value (squeezed)
+    trajectory_steps: Dict[str, np.ndarray] = field(default_factory=dict)  # their step indices
 
     @classmethod
-    def _load(cls, path: Path):
+    def _load(cls, path: Path, squeeze: bool = True):
         path = Path(path)
         manifest = _json(path / "manifest.json")
         results = _read_results(path / "results.csv").sort_values("model_id", ignore_index=True)
-        shape = tuple(manifest["shape"])
+        every = {a["name"]: _axis_array(a) for a in manifest["axes"]}
+        # Every axis is a column, each model's value (model ids are row-major over the axes).
+        index = np.unravel_index(results["model_id"].to_numpy(), tuple(manifest["shape"]))
+        at = 1
+        for (name, values), position in zip(every.items(), index):
+            if name not in results.columns:
+                results.insert(at, name, values[position])
+                at += 1
+        axes = {k: v for k, v in every.items() if not squeeze or len(v) > 1}
+        settings = {k: v[0].item() for k, v in every.items() if squeeze and len(v) == 1}
+        shape = tuple(len(v) for v in axes.values())
         n, m = int(manifest["group"]["n_features"]), int(manifest["group"]["n_hidden"])
         W, b = _parameters(results, n, m)
-        axes = {a["name"]: np.array(a["labels"] if "labels" in a else _axis_values(a))
-                for a in manifest["axes"]}
-        trajectories = {}
+        trajectories, steps = {}, {}
         chunks = [path / c["dir"] for c in manifest["chunks"]]
         for name in ("train_loss", "eval_loss", "W", "b"):
             parts = [_npy(c / f"{name}.npy") for c in chunks if (c / f"{name}.npy").exists()]
@@ -158,40 +213,110 @@ class Sweep:
                          for p in parts]
                 whole = np.concatenate(parts)
                 trajectories[name] = whole.reshape(shape + whole.shape[1:])
+                steps[name] = _trajectory_steps(chunks, name, longest)
         return cls(results=results, W=W.reshape(shape + (m, n)), b=b.reshape(shape + (n,)),
-                   axes=axes, shape=shape, manifest=manifest, trajectories=trajectories)
+                   axes=axes, shape=shape, manifest=manifest, trajectories=trajectories,
+                   settings=settings, trajectory_steps=steps)
+
+    def __repr__(self) -> str:
+        m, n = self.W.shape[-2:]
+        extra = f"{n} features -> {m} hidden, backend {self.manifest.get('backend', '?')}"
+        if self.trajectories:
+            extra += ", trajectories"
+        return _summary(type(self).__name__, self.shape, self.axes, extra, self.path)
+
+    def best(self, over: str = "seed", by: str = "eval_loss", mode: str = "min") -> "Sweep":
+        """The sweep with axis `over` reduced to the model that is best by results' column `by`
+        (its lowest, or with mode="max" its highest; a NaN never wins): W, b, results and
+        trajectories of that model, for every setting of the other axes."""
+        if over not in self.axes:
+            raise ValueError(f"best: '{over}' is not an axis of this sweep (its axes: "
+                             f"{', '.join(self.axes) or 'none'})")
+        if by not in self.results.columns:
+            raise ValueError(f"best: no column '{by}' in results")
+        if mode not in ("min", "max"):
+            raise ValueError(f"best: mode is 'min' or 'max', not {mode!r}")
+        axis = list(self.axes).index(over)
+        metric = self.results[by].to_numpy(np.float64).reshape(self.shape)
+        metric = np.where(np.isnan(metric), np.inf, metric if mode == "min" else -metric)
+        pick = np.expand_dims(np.argmin(metric, axis=axis), axis)
+
+        def take(array: np.ndarray) -> np.ndarray:
+            index = pick.reshape(pick.shape + (1,) * (array.ndim - len(self.shape)))
+            return np.take_along_axis(array, index, axis=axis).squeeze(axis)
+
+        rows = take(np.arange(len(self.results)).reshape(self.shape)).ravel()
+        axes = {k: v for k, v in self.axes.items() if k != over}
+        return type(self)(**{**{f: getattr(self, f) for f in self.__dataclass_fields__},
+                             "results": self.results.iloc[rows].reset_index(drop=True),
+                             "W": take(self.W), "b": take(self.b), "axes": axes,
+                             "shape": tuple(len(v) for v in axes.values()),
+                             "trajectories": {k: take(v) for k, v in self.trajectories.items()}})
 
     def to_xarray(self):
-        """The results' numbers as an xarray.Dataset over the sweep's labelled axes (needs xarray)."""
-        import xarray as xr
+        """The results as an xarray.Dataset over the sweep's labelled axes: every number column,
+        per-feature statistics (norm, interference, ...) along a feature dimension, W and b, and
+        the trajectories along their steps (pip install xarray, or superpose[notebook])."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError("to_xarray() needs xarray: pip install xarray (or "
+                              "'superpose[notebook]')") from None
         dims = list(self.axes)
+        m, n = self.W.shape[-2:]
         data = {}
+        per_feature = _per_feature(self.results.columns, n)
+        in_features = {c for names in per_feature.values() for c in names}
         for column in self.results.columns:
             values = self.results[column].to_numpy()
-            if column not in self.axes and column != "model_id" and \
-                    np.issubdtype(values.dtype, np.number):
+            if column not in self.axes and column != "model_id" and column not in in_features \
+                    and not re.fullmatch(r"W_\d+_\d+|b_\d+", column) \
+                    and np.issubdtype(values.dtype, np.number):
                 data[column] = (dims, values.reshape(self.shape))
-        m, n = self.W.shape[-2:]
+        for name, columns in per_feature.items():
+            data[name] = (dims + ["feature"],
+                          self.results[columns].to_numpy().reshape(self.shape + (n,)))
         data["W"] = (dims + ["hidden", "feature"], self.W)
         data["b"] = (dims + ["feature"], self.b)
         coords = {name: values for name, values in self.axes.items()}
         coords.update(hidden=np.arange(m), feature=np.arange(n))
-        return xr.Dataset(data, coords=coords, attrs={"command": self.manifest.get("command", "")})
+        for name, array in self.trajectories.items():
+            step = {"train_loss": "step", "eval_loss": "eval_step"}.get(name, "snapshot_step")
+            tail = {"W": ["hidden", "feature"], "b": ["feature"]}.get(name, [])
+            data[f"{name}_trajectory" if name in ("W", "b") else f"{name}_curve"] = \
+                (dims + [step] + tail, array)
+            coords[step] = self.trajectory_steps[name]
+        return xr.Dataset(data, coords=coords,
+                          attrs={"command": self.manifest.get("command", ""),
+                                 **{k: v for k, v in self.settings.items()}})
 
 
-@dataclass
+def _trajectory_steps(chunks, name: str, length: int) -> np.ndarray:
+    """The steps a trajectory's entries were taken at (the longest chunk's, where a steps axis
+    makes them differ): every step for the loss, eval_steps / snapshot_steps for the others."""
+    if name == "train_loss":
+        return np.arange(length)
+    file = "eval_steps.npy" if name == "eval_loss" else "snapshot_steps.npy"
+    for c in chunks:
+        steps = _npy(c / file)
+        if steps is not None and len(steps) == length:
+            return steps.astype(np.int64)
+    return np.arange(length)
+
+
+@dataclass(repr=False)
 class PhaseDiagram(Sweep):
     """A phase diagram: the sweep, and phase_diagram.csv's cells."""
     cells: Optional[pd.DataFrame] = None
 
     @classmethod
-    def _load(cls, path: Path):
-        sweep = Sweep._load(path)
+    def _load(cls, path: Path, squeeze: bool = True):
+        sweep = Sweep._load(path, squeeze)
         cells = _read_csv(Path(path) / "phase_diagram.csv")
         return cls(**{f: getattr(sweep, f) for f in Sweep.__dataclass_fields__}, cells=cells)
 
 
-@dataclass
+@dataclass(repr=False)
 class Experiments:
     """The essay's six experiments: the summary, every model's row, and the example runs."""
     summary: pd.DataFrame         # experiments.csv: per experiment, losses and the outcome's share
@@ -214,8 +339,13 @@ class Experiments:
                    results=_read_results(path / "results.csv"), examples=examples,
                    manifest=manifest)
 
+    def __repr__(self) -> str:
+        where = f", at '{self.path}'" if self.path is not None else ", in memory"
+        return (f"<superpose.Experiments: {len(self.summary)} experiments, {len(self.results):,} "
+                f"models, examples {sorted(self.examples)}{where}>")
 
-@dataclass
+
+@dataclass(repr=False)
 class Tms:
     """`superpose tms`: each result's sweep by name, and the verdicts — one row per result: name,
     title, shows (whether its trained W shows what the paper reports) and the measured lines."""
@@ -226,12 +356,18 @@ class Tms:
     log: str = ""
 
     @classmethod
-    def _load(cls, path: Path) -> "Tms":
+    def _load(cls, path: Path, squeeze: bool = True) -> "Tms":
         path = Path(path)
         report = _json(path / "tms.json")
-        results = {e["name"]: Sweep._load(path / e["dir"]) for e in report["experiments"]}
+        results = {e["name"]: Sweep._load(path / e["dir"], squeeze)
+                   for e in report["experiments"]}
         verdicts = pd.DataFrame([{"name": e["name"], "title": e["title"], "shows": e["shows"],
                                   "lines": "\n".join(e["lines"])}
                                  for e in report["experiments"]])
         return cls(results=results, verdicts=verdicts, report=report)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{row.name} {'shows' if row.shows else 'DOES NOT show'}"
+                          for row in self.verdicts.itertuples())
+        where = f", at '{self.path}'" if self.path is not None else ", in memory"
+        return f"<superpose.Tms: {len(self.results)} results ({shown}){where}>"

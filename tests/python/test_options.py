@@ -9,6 +9,7 @@ import inspect
 import os
 import re
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def test_every_option_of_the_help_is_a_keyword_with_its_default(command):
     assert len(options) >= 6, options
     parameters = inspect.signature(FUNCTIONS[command]).parameters
     keywords = {name.replace("-", "_") for name in options}
-    assert set(parameters) == keywords | {"out", "progress"}, \
+    python_only = {"out", "progress"} | ({"squeeze"} if command in ("sweep", "phase-diagram",
+                                                                     "tms") else set())
+    assert set(parameters) == keywords | python_only, \
         f"{command}: a command-line option without a keyword, or a keyword without an option"
     recipe = {"steps", "data-mode", "points", "batch", "eval-points"} if "recipe" in options \
         else set()
@@ -185,3 +188,15 @@ def test_the_command_line_is_installed_with_the_package():
     command = Path(sys.executable).parent / "superpose"
     result = subprocess.run([str(command), "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"superpose {superpose.__version__}"
+
+
+def test_training_on_the_cpu_beside_an_unusable_gpu_is_a_warning():
+    from superpose import _engine
+    line = ("superpose: not using the CUDA device: this build's kernels are for CUDA architecture "
+            "90 and cannot run on the NVIDIA A100 (sm_80)")
+    with pytest.warns(RuntimeWarning, match=r"trained on the CPU, not on this machine's GPU: "
+                                            r"this build's kernels are for CUDA architecture 90"):
+        _engine._warn_if_not_on_the_gpu("superpose: --backend auto chose cpu (x)\n" + line + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _engine._warn_if_not_on_the_gpu("superpose: --backend auto chose cpu (no GPU)\n")

@@ -64,26 +64,65 @@ def test_sweep_gives_the_command_lines_values_with_axes_as_python_holds_them(tmp
                             steps=100, density=np.logspace(-1, 0, 3), importance_decay=0.9,
                             seed=range(4), model=["linear", "relu"], out=tmp_path / "api")
     same_bytes(tmp_path / "cli" / "results.csv", tmp_path / "api" / "results.csv")
-    assert sweep.shape == (2, 1, 1, 1, 3, 1, 4)  # model steps lr weight_decay density decay seed
+    assert sweep.shape == (2, 3, 4)  # the swept axes: model, density, seed
+    assert sweep.settings == {"steps": 100, "lr": 1e-3, "weight_decay": 0.01,
+                              "importance_decay": 0.9}
     assert sweep.W.shape == sweep.shape + (2, 5) and sweep.b.shape == sweep.shape + (5,)
     expected = read_csv(tmp_path / "cli" / "results.csv")
-    assert sweep.results.equals(expected)
+    # results.csv's columns exactly, and a column for each axis it lacks (density, decay).
+    assert sweep.results[expected.columns].equals(expected)
+    assert list(sweep.results.columns[:3]) == ["model_id", "density", "importance_decay"]
+    np.testing.assert_array_equal(sweep.results["density"],
+                                  np.tile(np.repeat(np.logspace(-1, 0, 3), 4), 2))
+    assert (sweep.results["importance_decay"] == 0.9).all()
+    assert sweep.axes["seed"].dtype == np.int64 and list(sweep.axes["seed"]) == [0, 1, 2, 3]
     # W's leading dimensions are the axes: model 1 (relu), density 2, seed 3.
-    row = expected[expected.model_id == np.ravel_multi_index((1, 0, 0, 0, 2, 0, 3), sweep.shape)]
+    row = expected[expected.model_id == np.ravel_multi_index((1, 2, 3), sweep.shape)]
     assert row["model"].item() == "relu" and row["seed"].item() == 3
-    np.testing.assert_array_equal(sweep.W[1, 0, 0, 0, 2, 0, 3].ravel(),
+    np.testing.assert_array_equal(sweep.W[1, 2, 3].ravel(),
                                   row[[f"W_{j}_{f}" for j in range(2) for f in range(5)]]
                                   .to_numpy(np.float64).astype(np.float32).ravel())
     assert list(sweep.axes["model"]) == ["linear", "relu"]
+    whole = superpose.load(tmp_path / "api", squeeze=False)
+    assert whole.shape == (2, 1, 1, 1, 3, 1, 4) and whole.settings == {}
+    np.testing.assert_array_equal(whole.W.reshape(sweep.W.shape), sweep.W)
     in_memory = superpose.sweep(backend="cpu", features=5, hidden=2, data_mode="fresh", batch=128,
                                 steps=100, density="logspace(-1,0,3)", importance_decay=[0.9],
                                 seed="range(0,4)", model="linear,relu")
-    assert in_memory.results.equals(expected)
+    assert in_memory.results.equals(sweep.results)
+    assert len(repr(in_memory)) < 200 and "24 models over model (2) x density (3) x seed (4)" \
+        in repr(in_memory)
     ds = in_memory.to_xarray()
-    assert ds["eval_loss"].dims == ("model", "steps", "lr", "weight_decay", "density",
-                                    "importance_decay", "seed")
-    assert float(ds["eval_loss"].sel(model="relu", seed=3).isel(density=2).squeeze()) == \
+    assert ds["eval_loss"].dims == ("model", "density", "seed")
+    assert float(ds["eval_loss"].sel(model="relu", seed=3).isel(density=2)) == \
         row["eval_loss"].item()
+    # Per-feature statistics along a feature dimension, not norm_0 ... norm_4.
+    assert ds["norm"].dims == ("model", "density", "seed", "feature")
+    assert float(ds["norm"].sel(model="relu", seed=3).isel(density=2, feature=4)) == \
+        row["norm_4"].item()
+    assert "norm_0" not in ds and "W_0_0" not in ds
+
+
+def test_best_keeps_the_lowest_loss_model_of_each_setting():
+    sweep = superpose.sweep(backend="cpu", features=5, hidden=2, steps=60, density=[0.1, 1],
+                            seed=range(5), trajectories=True, eval_every=20, progress=False)
+    best = sweep.best(over="seed", by="eval_loss")
+    assert best.shape == (2,) and best.W.shape == (2, 2, 5) and "seed" not in best.axes
+    losses = sweep.results["eval_loss"].to_numpy().reshape(sweep.shape)
+    for d in range(2):
+        seed = int(np.argmin(losses[d]))
+        assert best.results["seed"][d] == seed and best.results["eval_loss"][d] == losses[d].min()
+        np.testing.assert_array_equal(best.W[d], sweep.W[d, seed])
+        np.testing.assert_array_equal(best.trajectories["train_loss"][d],
+                                      sweep.trajectories["train_loss"][d, seed])
+    worst = sweep.best(over="seed", by="eval_loss", mode="max")
+    assert (worst.results["eval_loss"].to_numpy() == losses.max(axis=1)).all()
+    with pytest.raises(ValueError, match="'lr' is not an axis"):
+        sweep.best(over="lr")
+    ds = sweep.to_xarray()
+    assert ds["train_loss_curve"].dims == ("density", "seed", "step")
+    assert list(ds["eval_step"].values) == list(sweep.trajectory_steps["eval_loss"])
+    assert ds["W_trajectory"].dims == ("density", "seed", "snapshot_step", "hidden", "feature")
 
 
 def test_experiments_and_phase_diagram_give_the_command_lines_values(tmp_path):
@@ -246,8 +285,8 @@ def test_trajectories_across_a_steps_axis_and_shards_merged(tmp_path):
                             progress=False)
     loss = sweep.trajectories["train_loss"]
     assert loss.shape == sweep.shape + (60,)
-    assert sweep.shape == (1, 2, 1, 1, 1, 3)  # model, steps, lr, weight_decay, sparsity, seed
-    assert np.isnan(loss[0, 0, :, :, :, :, 30:]).all() and not np.isnan(loss[0, 1]).any()
+    assert sweep.shape == (2, 3)  # steps, seed
+    assert np.isnan(loss[0, :, 30:]).all() and not np.isnan(loss[1]).any()
     options = dict(backend="cpu", seed=range(8), steps=40, chunk_models=2, progress=False)
     whole = superpose.sweep(**options)
     for k in (1, 2):
@@ -274,3 +313,10 @@ def test_tms_gives_the_command_lines_verdicts_and_sweeps(tmp_path):
     assert superpose.load(tmp_path / "cli" / "intro").results.equals(result.results["intro"].results)
     with pytest.raises(ValueError, match="^only: unknown result 'pentagon'"):
         superpose.tms(backend="cpu", only="pentagon")
+
+
+def test_to_xarray_without_xarray_says_what_to_install(monkeypatch):
+    sweep = superpose.sweep(backend="cpu", steps=5, seed=range(2), progress=False)
+    monkeypatch.setitem(__import__("sys").modules, "xarray", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install xarray \(or 'superpose\[notebook\]'\)"):
+        sweep.to_xarray()
