@@ -189,7 +189,10 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
   TrajectoryRecorder recorder(group, result);
   float last_batch_loss = 0;
   for (int t = 0; t < group.steps; ++t) {
-    if (t % 64 == 0) check_cancelled();  // a stop asked for (the Python module's Ctrl-C)
+    if (t % 64 == 0) {
+      check_cancelled();  // a stop asked for (the Python module's Ctrl-C)
+      report_steps(std::min(64, group.steps - t));
+    }
     if (group.mode == DataMode::fresh)
       simd.generate_rows(model, threshold.data(), group.groups, static_cast<uint64_t>(t) * rows,
                          rows);

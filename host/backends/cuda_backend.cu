@@ -366,6 +366,7 @@ class CudaBackend final : public Backend {
           {int64_t{steps}, int64_t{t} + steps_per_launch_, int64_t{d.schedule_first} + window}));
       if (const int recorded = next_recorded_step(); recorded < end) end = recorded + 1;
       cuda::launch_train_steps(d, t, end - t, nullptr);
+      report_steps(static_cast<int64_t>(count) * (end - t));  // queued: at most a launch ahead
       t = end;
       const int step = t - 1;
       if (next_eval < r.eval_steps.size() && r.eval_steps[next_eval] == step) {

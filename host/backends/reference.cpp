@@ -93,7 +93,10 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   TrajectoryRecorder recorder(group, result);
   double last_batch_loss = 0;
   for (int t = 0; t < group.steps; ++t) {
-    if (t % 64 == 0) check_cancelled();
+    if (t % 64 == 0) {
+      check_cancelled();
+      report_steps(std::min(64, group.steps - t));
+    }
     std::vector<double> fresh;
     if (group.mode == DataMode::fresh)
       fresh =

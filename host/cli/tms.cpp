@@ -120,6 +120,13 @@ int run_tms_command(const TmsCli& o) {
                            {"backend", backends.front()->name()},
                            {"device", devices_text(backends)},
                            {"experiments", nlohmann::json::array()}};
+  int64_t models = 0, work = 0;  // one progress over every result's sweep
+  for (const TmsExperiment& e : experiments) {
+    models += e.spec.model_count();
+    work += sweep_work(e.spec);
+  }
+  progress().start(models, work);
+  progress().outer = true;
   bool announced = false;
   int shown = 0;
   for (const TmsExperiment& e : experiments) {
@@ -150,6 +157,7 @@ int run_tms_command(const TmsCli& o) {
                       {"diverged", outcome.diverged},
                       {"train_seconds", outcome.train_seconds}};
   }
+  progress().outer = false;
   for (const TmsExperiment& e : every)
     if (judged.count(e.name)) report["experiments"].push_back(judged[e.name]);
   out.write("tms.json", report.dump(2) + "\n");

@@ -44,10 +44,32 @@ inline void check_cancelled() {
   if (cancel_requested()) throw Cancelled();
 }
 
-// How far the running command has got, in models (a sweep's chunks, the experiments' seeds).
+// How far the running command has got (the Python package's progress bar): models finished of
+// all it trains (a sweep's chunks, the experiments' seeds), and work — model-steps — done of all,
+// which the backends report as they train, so that the bar moves within a chunk. A command that
+// runs several sweeps (tms) sets both totals once and marks them `outer`: each sweep then adds to
+// them instead of starting them again.
 struct Progress {
   std::atomic<int64_t> done{0}, total{0};
+  std::atomic<int64_t> work_done{0}, work_total{0};
+  std::atomic<bool> outer{false};
+
+  void start(int64_t models, int64_t work) {
+    if (outer) return;
+    done = 0;
+    total = models;
+    work_done = 0;
+    work_total = work;
+  }
+  void reset() {
+    outer = false;
+    start(0, 0);
+  }
 };
 Progress& progress();
+// A backend's training steps of one model or more, as they are taken.
+inline void report_steps(int64_t model_steps) {
+  progress().work_done.fetch_add(model_steps, std::memory_order_relaxed);
+}
 
 }  // namespace sp

@@ -46,8 +46,7 @@ class Job {
     }
     sp::set_output_sink(gather);
     sp::clear_cancel();
-    sp::progress().done = 0;
-    sp::progress().total = 0;
+    sp::progress().reset();
     thread_ = std::thread([this] {
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>("superpose"));
@@ -92,8 +91,9 @@ class Job {
     std::lock_guard<std::mutex> lock(mutex_);
     return status_;
   }
-  std::pair<int64_t, int64_t> progress() const {
-    return {sp::progress().done.load(), sp::progress().total.load()};
+  std::vector<int64_t> progress() const {
+    const sp::Progress& p = sp::progress();
+    return {p.done.load(), p.total.load(), p.work_done.load(), p.work_total.load()};
   }
   std::string out() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -135,7 +135,9 @@ NB_MODULE(_core, m) {
            "waits up to `seconds` (the GIL released); True once finished")
       .def("cancel", &Job::cancel, "asks the command to stop at its next check")
       .def("status", &Job::status, "the command's exit status (-1 while running)")
-      .def("progress", &Job::progress, "(models done, models in all) of a sweep or experiments")
+      .def("progress", &Job::progress,
+           "[models done, models in all, model-steps done, model-steps in all] of a sweep, tms or "
+           "the experiments (the steps move within a chunk)")
       .def("out", &Job::out, "what the command printed on stdout")
       .def("err", &Job::err, "what the command printed on stderr");
   m.def("options_json", &sp::options_json,

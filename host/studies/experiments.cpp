@@ -238,8 +238,10 @@ std::vector<ExperimentSummary> run_experiments(Backend& backend, const Experimen
   double linear_sparse_median = std::nan("");  // experiment 4's, which experiment 5 is held to
   // Every model's row, streamed into results.csv a chunk of seeds at a time (written beside its
   // name, renamed into place at the end).
-  progress().total = 6 * int64_t{options.seeds};
-  progress().done = 0;
+  int64_t work = 0;  // every seed's steps, and the example run's
+  for (const Experiment& e : experiments)
+    work += int64_t{experiment_group(e, options.first_seed, 1).steps} * (options.seeds + 1);
+  progress().start(6 * int64_t{options.seeds}, work);
   out.write_with("results.csv", [&](std::ostream& csv) {
     int64_t id = 0;
     for (const Experiment& e : experiments) {

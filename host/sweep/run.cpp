@@ -226,8 +226,18 @@ class BatchTraining {
         outcome_(outcome) {}
 
   void run(const std::vector<Backend*>& backends) {
-    progress().total = pending_.models;
-    progress().done = 0;
+    int64_t pending_work = 0;
+    for (const Chunk& c : pending_.chunks) pending_work += c.count * c.steps;
+    progress().start(pending_.models, pending_work);
+    if (progress().outer) {  // the outer totals count this sweep's chunks done before, too
+      int64_t models = 0, work = 0;
+      for (const Chunk& c : plan_.chunks) {
+        models += c.count;
+        work += c.count * c.steps;
+      }
+      progress().done += models - pending_.models;
+      progress().work_done += work - pending_work;
+    }
     start_ = std::chrono::steady_clock::now();
     std::vector<std::thread> others;
     for (size_t d = 1; d < backends.size(); ++d)
@@ -260,6 +270,7 @@ class BatchTraining {
             std::lock_guard<std::mutex> guard(mutex_);
             ++(lock ? outcome_.chunks_resumed : outcome_.chunks_elsewhere);
             skipped_models += chunk.count;
+            report_steps(chunk.count * chunk.steps);
             continue;
           }
           // What a damaged or unfinished chunk left: superpose's own files go, anything else is
@@ -293,7 +304,9 @@ class BatchTraining {
     for (const Chunk& c : mine) trained_models_ += c.count;
     trained_chunks_ += static_cast<int64_t>(mine.size());
     done_models_ += skipped_models;
-    progress().done = trained_models_ + done_models_;
+    int64_t finished_models = skipped_models;
+    for (const Chunk& c : mine) finished_models += c.count;
+    progress().done += finished_models;
     if (show_progress_ && !mine.empty()) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -192,6 +192,8 @@ SweepOutcome merge_sweep(
 // the memory a sweep needs at once turns on (host/io/resources.hpp).
 int64_t largest_chunk(const SweepSpec& spec);
 int64_t chunk_count(const SweepSpec& spec);
+// The model-steps the whole sweep trains (what its progress counts).
+int64_t sweep_work(const SweepSpec& spec);
 int most_steps(const SweepSpec& spec);
 
 // The analyses' columns for one trained model (host/core/analysis.hpp): `phase` for 2→1, and for

@@ -245,6 +245,15 @@ def _warn_if_not_on_the_gpu(err: str) -> None:
                           line[len(_NOT_ON_THE_GPU):], RuntimeWarning, stacklevel=4)
 
 
+def _models_done(progress: List[int]):
+    """(models done, models in all) for the bar: from the model-steps the backends report, so that
+    it moves within a chunk (a chunk of one long model too), else from the finished chunks."""
+    done, total, work_done, work_total = progress
+    if work_total > 0:
+        return min(float(total), total * work_done / work_total), total
+    return float(done), total
+
+
 def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = None,
              command: Optional[Command] = None) -> _core.Job:
     """Runs the command on the engine's thread; KeyboardInterrupt stops it and is raised."""
@@ -254,11 +263,13 @@ def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = Non
     try:
         while not job.wait(0.1):
             if show_progress:
-                done, total = job.progress()
+                done, total = _models_done(job.progress())
                 if total > 0:
                     if bar is None:
                         from tqdm.auto import tqdm
-                        bar = tqdm(total=total, unit="model", desc=args[0])
+                        bar = tqdm(total=total, unit="model", desc=args[0],
+                                   bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} models "
+                                              "[{elapsed}<{remaining}]")
                     bar.update(done - bar.n)
     except BaseException:  # Ctrl-C, or anything else: the engine stops before this returns
         job.cancel()
@@ -272,7 +283,7 @@ def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = Non
     finally:
         _running.remove(job)
         if bar is not None:
-            done, _ = job.progress()
+            done, _ = _models_done(job.progress())
             bar.update(done - bar.n)
             bar.close()
     status = job.status()

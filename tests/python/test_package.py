@@ -320,3 +320,34 @@ def test_to_xarray_without_xarray_says_what_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "xarray", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install xarray \(or 'superpose\[notebook\]'\)"):
         sweep.to_xarray()
+
+
+def _progress_while(args):
+    """Every progress report of a command while it runs: [done, total, work_done, work_total]."""
+    job = superpose._core.Job(args)
+    seen = []
+    while not job.wait(0.005):
+        seen.append(job.progress())
+    seen.append(job.progress())
+    assert job.status() == 0, job.err()
+    return seen
+
+
+def test_progress_moves_within_a_chunk_and_tms_counts_every_result_once(tmp_path):
+    # One chunk of two models, 50,000 steps each (a second here): the models finish together, the
+    # steps do not.
+    seen = _progress_while(["sweep", "--backend", "cpu", "--threads", "1", "--features", "20",
+                            "--hidden", "5", "--steps", "50000", "--seed", "0,1",
+                            "--out", str(tmp_path / "one")])
+    assert seen[-1] == [2, 2, 100000, 100000]
+    within = [p for p in seen if p[0] == 0 and 0 < p[2] < 100000]
+    assert len({p[2] for p in within}) >= 3, "the steps did not move within the chunk"
+    # tms: one total over every result it trains, never going back.
+    seen = _progress_while(["tms", "--backend", "cpu", "--only", "intro,correlated", "--steps",
+                            "300", "--out", str(tmp_path / "tms")])
+    models = [p[0] for p in seen]
+    assert seen[-1][0] == seen[-1][1] == 75 and seen[-1][2] == seen[-1][3] == 75 * 300
+    assert models == sorted(models) and {p[1] for p in seen if p[1]} == {75}
+    # Resumed, every chunk already done: the same totals, reached at once.
+    assert _progress_while(["tms", "--backend", "cpu", "--only", "intro,correlated", "--steps",
+                            "300", "--out", str(tmp_path / "tms")])[-1] == [75, 75, 22500, 22500]
