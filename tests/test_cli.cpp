@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -509,17 +510,34 @@ TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
                                         {"steps", "--steps 0", "--steps"}});
 }
 
-// A build without the CUDA backend still sees a GPU the driver lists, so that --backend auto says
-// why it trains on the CPU (and the Python package warns) instead of leaving the GPU unused
-// silently.
-TEST(CudaStatus, AGpuTheDriverListsIsSeenWithoutTheBackend) {
-  const std::string dir = fresh_dir("gpus");
-  fs::create_directories(dir);
-  EXPECT_FALSE(nvidia_gpu_listed(dir));
-  fs::create_directories(dir + "/0000:17:00.0");
-  EXPECT_TRUE(nvidia_gpu_listed(dir));
-  EXPECT_FALSE(nvidia_gpu_listed(dir + "/missing"));
-  if (!nvidia_gpu_listed()) {
+// A build without the CUDA backend still sees a GPU this process could use, so that --backend auto
+// says why it trains on the CPU (and the Python package warns) instead of leaving it unused
+// silently; a GPU the driver lists but this process cannot open (a container or a Slurm
+// allocation without it, CUDA_VISIBLE_DEVICES hiding it) is not one.
+TEST(CudaStatus, AGpuThisProcessCouldUseIsSeenWithoutTheBackend) {
+  const std::string gpus = fresh_dir("gpus"), control = fresh_dir("nvidiactl");
+  fs::create_directories(gpus);
+  std::ofstream(control) << "";
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string saved = visible ? visible : "";
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  EXPECT_FALSE(nvidia_gpu_usable(gpus, control));  // none listed
+  fs::create_directories(gpus + "/0000:17:00.0");
+  EXPECT_TRUE(nvidia_gpu_usable(gpus, control));
+  EXPECT_FALSE(nvidia_gpu_usable(gpus, control + ".missing"));  // listed, not ours to open
+  EXPECT_FALSE(nvidia_gpu_usable(gpus + "/missing", control));
+  for (const char* hidden : {"", "-1"}) {
+    ::setenv("CUDA_VISIBLE_DEVICES", hidden, 1);
+    EXPECT_FALSE(nvidia_gpu_usable(gpus, control)) << "CUDA_VISIBLE_DEVICES=" << hidden;
+  }
+  ::setenv("CUDA_VISIBLE_DEVICES", "0", 1);
+  EXPECT_TRUE(nvidia_gpu_usable(gpus, control));
+  if (visible) {
+    ::setenv("CUDA_VISIBLE_DEVICES", saved.c_str(), 1);
+  } else {
+    ::unsetenv("CUDA_VISIBLE_DEVICES");
+  }
+  if (!nvidia_gpu_usable()) {
     EXPECT_FALSE(cuda_status().device);  // no GPU here: none claimed
   }
 }

@@ -1,9 +1,12 @@
 #include "host/backends/backend.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -29,10 +32,18 @@ std::string arithmetic_of(const std::string& backend_name) {
   return "";
 }
 
-bool nvidia_gpu_listed(const std::string& dir) {
+bool nvidia_gpu_usable(const std::string& gpus, const std::string& control) {
   std::error_code error;
-  return std::filesystem::is_directory(dir, error) &&
-         std::filesystem::directory_iterator(dir, error) != std::filesystem::directory_iterator();
+  if (!std::filesystem::is_directory(gpus, error) ||
+      std::filesystem::directory_iterator(gpus, error) == std::filesystem::directory_iterator())
+    return false;
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+      visible && (*visible == '\0' || std::string(visible) == "-1"))
+    return false;
+  const int fd = ::open(control.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
 }
 
 int usable_cpus() {

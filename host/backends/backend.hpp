@@ -72,9 +72,12 @@ struct CudaStatus {
   std::string problem;
 };
 CudaStatus cuda_status();
-// Whether the NVIDIA driver lists a GPU in `dir` (it makes a folder per device in
-// /proc/driver/nvidia/gpus): how a build without the CUDA backend knows it is leaving one unused.
-bool nvidia_gpu_listed(const std::string& dir = "/proc/driver/nvidia/gpus");
+// Whether this process could use an NVIDIA GPU: the driver lists one (a folder per device in
+// `gpus`), its control device opens (not so in a container without the GPU or a Slurm allocation
+// without it) and CUDA_VISIBLE_DEVICES does not hide them all. How a build without the CUDA
+// backend knows it is leaving one unused.
+bool nvidia_gpu_usable(const std::string& gpus = "/proc/driver/nvidia/gpus",
+                       const std::string& control = "/dev/nvidiactl");
 // True when this build has the CUDA backend and its kernels run on a device present here.
 bool cuda_available();
 int cuda_device_count();  // 0 without the backend or a device

@@ -6,7 +6,7 @@ namespace sp {
 // A GPU this build cannot use is named, so that --backend auto says why it trains on the CPU (and
 // the Python package warns): the usual cause is a pip install on a machine without nvcc on PATH.
 CudaStatus cuda_status() {
-  if (nvidia_gpu_listed())
+  if (nvidia_gpu_usable())
     return {true,
             "this build has no CUDA backend: nvcc was not found when it was built (for the "
             "Python package: put nvcc on PATH, or set CUDACXX to it, and pip install again)"};

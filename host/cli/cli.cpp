@@ -48,6 +48,8 @@ std::string options_json() {
       const bool flag = option->get_items_expected_max() == 0;
       const std::string type = option->get_type_name();
       std::string kind = flag ? "FLAG" : type.substr(type.rfind(':') + 1);
+      if (kind == "INT" || kind == "UINT") kind = "INTEGER";  // no validator: its C++ type's
+      if (kind == "FLOAT") kind = "NUMBER";
       bool recipe = false;
       if (c.get_option_no_throw("--recipe") != nullptr)
         for (const char* set : cli::kRecipeOptions) recipe = recipe || name == set;

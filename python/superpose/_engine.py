@@ -36,17 +36,17 @@ def _option_text(name: str, value: Any) -> str:
         return value
     if isinstance(value, range):
         return f"range({value.start},{value.stop},{value.step})"
-    if isinstance(value, np.ndarray):
-        value = value.ravel().tolist()
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return ""  # the command line's message for an empty value
-        return ",".join(v if isinstance(v, str) else _number(v) for v in value)
     try:
+        if isinstance(value, np.ndarray):
+            value = value.ravel().tolist()
+        if isinstance(value, (list, tuple)):
+            if not value:
+                return ""  # the command line's message for an empty value
+            return ",".join(v if isinstance(v, str) else _number(v) for v in value)
         return _number(value)
-    except TypeError:
-        raise TypeError(f"{name}={value!r}: expected a number, a list, a numpy array, a range or a "
-                        "string") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={value!r}: expected a number, a list of numbers, a numpy array, a "
+                        "range or a string") from None
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -227,22 +227,25 @@ def _engine_message(message: str, scratch: Path, command: Command) -> str:
     for key, row in command.options.items():
         if row.kind == "NPY":
             message = message.replace(f"'{scratch / (key + '.npy')}'", f"the array given as {key}=")
-    message = re.sub(r"(^|[^\w-])(--[a-zA-Z][a-zA-Z0-9-]*)",
-                     lambda m: m.group(1) + (command.keyword_of(m.group(2)) or m.group(2)),
-                     message)
-    return message
+    # Outside quoted text (a path may hold "--lr"), an option of this command as a word.
+    parts = re.split(r"('[^']*')", message)
+    for k in range(0, len(parts), 2):
+        parts[k] = re.sub(r"(^|[\s(,])(--[a-zA-Z][a-zA-Z0-9-]*)(?=$|[\s:),.;])",
+                          lambda m: m.group(1) + (command.keyword_of(m.group(2)) or m.group(2)),
+                          parts[k])
+    return "".join(parts)
 
 
 _NOT_ON_THE_GPU = "superpose: not using the CUDA device: "
 
 
-def _warn_if_not_on_the_gpu(err: str) -> None:
+def _warn_if_not_on_the_gpu(err: str, stacklevel: int = 2) -> None:
     """backend="auto" with a GPU here that this build cannot use: the engine says why on stderr,
     which a notebook never shows; a warning does."""
     for line in err.splitlines():
         if line.startswith(_NOT_ON_THE_GPU):
             warnings.warn("superpose trained on the CPU, not on this machine's GPU: " +
-                          line[len(_NOT_ON_THE_GPU):], RuntimeWarning, stacklevel=4)
+                          line[len(_NOT_ON_THE_GPU):], RuntimeWarning, stacklevel=stacklevel)
 
 
 def _models_done(progress: List[int]):
@@ -255,8 +258,9 @@ def _models_done(progress: List[int]):
 
 
 def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = None,
-             command: Optional[Command] = None) -> _core.Job:
-    """Runs the command on the engine's thread; KeyboardInterrupt stops it and is raised."""
+             command: Optional[Command] = None, stacklevel: int = 4) -> _core.Job:
+    """Runs the command on the engine's thread; KeyboardInterrupt stops it and is raised.
+    stacklevel: the caller's frame a warning names (4: the caller of the function calling this)."""
     job = _core.Job(args)
     _running.append(job)
     bar = None
@@ -287,7 +291,7 @@ def _execute(args: List[str], show_progress: bool, scratch: Optional[Path] = Non
             bar.update(done - bar.n)
             bar.close()
     status = job.status()
-    _warn_if_not_on_the_gpu(job.err())
+    _warn_if_not_on_the_gpu(job.err(), stacklevel)
     if status == 2:
         message = job.err().strip().splitlines()[-1] if job.err().strip() else "bad input"
         message = message.removeprefix("superpose: error: ")
@@ -314,11 +318,11 @@ def _run(command: Command, options: Dict[str, Any], load_as, progress: bool):
     try:
         if options.get("shard") is not None:
             job = _execute(_arguments(command, options, scratch) + ["--out", os.fspath(out)],
-                           progress, scratch, command)
+                           progress, scratch, command, stacklevel=5)
             return ShardRun(path=Path(out), log=job.out())
         target = Path(out) if out is not None else scratch / "run"
         args = _arguments(command, options, scratch) + ["--out", str(target)]
-        job = _execute(args, progress, scratch, command)
+        job = _execute(args, progress, scratch, command, stacklevel=5)
         result = load_as(target)
         result.log = job.out()
         result.path = Path(out) if out is not None else None

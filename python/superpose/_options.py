@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import operator
 import re
 import sys
 import textwrap
@@ -24,8 +25,8 @@ from typing import Any, Dict, List, Optional, Tuple
 # What each kind of option (host/cli/options.hpp) takes from Python, as the stub's annotation.
 ANNOTATIONS = {
     "FLAG": "bool",
-    "INTEGER": "int",
-    "NUMBER": "float",
+    "INTEGER": "Integer",
+    "NUMBER": "Number",
     "TEXT": "str",
     "AXIS": "Axis",
     "LIST": "Numbers",
@@ -36,7 +37,9 @@ ANNOTATIONS = {
 
 # What the aliases of the stub mean (its header), and how the docstrings name them.
 TYPE_ALIASES = """\
+Integer = Union[int, np.integer]
 Number = Union[int, float, np.integer, np.floating]
+Pair = Union[Tuple[Number, Number], Sequence[Number], np.ndarray]
 # An axis of a sweep: a value, a list, an array, a range, or the command line's text
 # ("logspace(-2,0,12)", "range(0,100)", "linear,relu").
 Axis = Union[Number, str, Sequence[Union[Number, str]], range, np.ndarray]
@@ -83,8 +86,8 @@ class Option:
     @property
     def annotation(self) -> str:
         if self.kind == "NUMBER" and self.values == 2:
-            return "Tuple[float, float]"
-        return ANNOTATIONS.get(self.kind, "Any")
+            return "Pair"
+        return ANNOTATIONS[self.kind]
 
     @property
     def default(self) -> Any:
@@ -174,6 +177,8 @@ class Command:
         aliases = self.aliases()
         known = set(self.options) | {"out", "progress"} | ({"squeeze"} if squeeze else set())
         for key, value in given.items():
+            if value is None:
+                continue  # None is "not given", as every default of None says
             name = key
             if key in aliases:
                 name = aliases[key]
@@ -201,9 +206,18 @@ def _optional(annotation: str, default: Any) -> str:
 
 
 def _instances(value: Any) -> range:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    try:
+        count = operator.index(value) if not isinstance(value, (bool, np_bool_types())) else 0
+    except TypeError:
+        count = 0
+    if count < 1:
         raise TypeError(f"n_instances= takes a whole number of models, at least 1, not {value!r}")
-    return range(value)
+    return range(count)
+
+
+def np_bool_types() -> tuple:
+    numpy = sys.modules.get("numpy")  # never imported here: the build runs this without it
+    return (numpy.bool_,) if numpy is not None else ()
 
 
 def _default_text(o: Option) -> str:
@@ -222,6 +236,10 @@ def commands(table_json: str) -> Dict[str, Command]:
         options = {}
         for row in c["options"]:
             name = row["option"][2:].replace("-", "_")
+            if row["kind"] not in ANNOTATIONS:
+                raise ValueError(f"superpose {c['command']} {row['option']}: kind {row['kind']!r} "
+                                 f"has no Python type (host/cli/options.hpp's kinds: "
+                                 f"{', '.join(ANNOTATIONS)})")
             options[name] = Option(name=name, option=row["option"], kind=row["kind"],
                                    help=row["help"], default_text=row["default"],
                                    values=row["values"], recipe=row["recipe"])
@@ -262,7 +280,7 @@ def stub_text(table_json: str) -> str:
         for p in command.parameters(progress, squeeze):
             params.append(f"    {p.name}: {p.annotation} = {p.default!r},")
         for alias, target in command.aliases().items():
-            annotation = "int" if alias == "n_instances" else command.options[target].annotation
+            annotation = "Integer" if alias == "n_instances" else command.options[target].annotation
             params.append(f"    {alias}: Optional[{annotation}] = None,")
         out.append(f"def {function}(\n    *,\n" + "\n".join(params) + f"\n) -> {returns}:")
         out.append(f'    """{summary}"""')

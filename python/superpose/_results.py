@@ -193,9 +193,15 @@ class Sweep:
         index = np.unravel_index(results["model_id"].to_numpy(), tuple(manifest["shape"]))
         at = 1
         for (name, values), position in zip(every.items(), index):
-            if name not in results.columns:
-                results.insert(at, name, values[position])
-                at += 1
+            column = values[position]
+            if name in results.columns:
+                if np.array_equal(results[name].to_numpy(), column):
+                    continue
+                # results.csv's column of that name is something else (its sparsity is the mean
+                # over features, which a varied-sparsity axis moves): the axis gets its own.
+                name = f"{name}_axis"
+            results.insert(at, name, column)
+            at += 1
         axes = {k: v for k, v in every.items() if not squeeze or len(v) > 1}
         settings = {k: v[0].item() for k, v in every.items() if squeeze and len(v) == 1}
         shape = tuple(len(v) for v in axes.values())
@@ -274,6 +280,10 @@ class Sweep:
                     and np.issubdtype(values.dtype, np.number):
                 data[column] = (dims, values.reshape(self.shape))
         for name, columns in per_feature.items():
+            # Per feature, under its own name unless an axis or a column has it (the sparsity
+            # axis, results' mean sparsity): then feature_<name>.
+            if name in self.axes or name in data:
+                name = f"feature_{name}"
             data[name] = (dims + ["feature"],
                           self.results[columns].to_numpy().reshape(self.shape + (n,)))
         data["W"] = (dims + ["hidden", "feature"], self.W)

@@ -69,14 +69,22 @@ def test_types_are_those_of_the_option_table():
     sweep = inspect.signature(superpose.sweep).parameters
     assert sweep["density"].annotation == "Optional[Axis]"
     assert sweep["importance"].annotation == "Optional[Numbers]"
-    assert sweep["features"].annotation == "int" and sweep["features"].default == 2
+    assert sweep["features"].annotation == "Integer" and sweep["features"].default == 2
     assert sweep["lr"].default == 1e-3 and sweep["model"].default == "relu"
     train = inspect.signature(superpose.train).parameters
     assert train["init_W"].annotation == "Optional[ArrayInput]"
-    assert train["eval_fraction"].annotation == "float" and train["eval_fraction"].default == 0.2
+    assert train["eval_fraction"].annotation == "Number" and train["eval_fraction"].default == 0.2
     assert train["snapshot_every"].default == 10  # train's own default, not the group's 0
     assert inspect.signature(superpose.phase_diagram).parameters["importance_range"].annotation \
-        == "Optional[Tuple[float, float]]"
+        == "Optional[Pair]"
+    # Every option of the table has a kind with a Python type, and a default of that type.
+    from superpose import _options
+    for command in _options.commands(superpose._core.options_json()).values():
+        for option in command.options.values():
+            assert option.kind in _options.ANNOTATIONS, (command.name, option.option, option.kind)
+            expected = {"INTEGER": int, "NUMBER": (int, float), "FLAG": bool}.get(option.kind)
+            if expected and option.default is not None:
+                assert isinstance(option.default, expected), (command.name, option.option)
     assert "`varied_feature`" in superpose.sweep.__doc__  # the help's --varied-feature, as typed
     assert not re.search(r"--[a-z]", superpose.sweep.__doc__)
 
@@ -104,9 +112,22 @@ def test_aliases_mean_the_options_they_stand_for():
     assert "n_instances" not in inspect.getdoc(superpose.train)  # train's seed is one number
     with pytest.raises(TypeError, match="n_instances= takes a whole number"):
         superpose.sweep(n_instances=0)
+    # numpy integers are whole numbers; None is "not given", beside its alias too.
+    again = superpose.sweep(backend="cpu", n_features=np.int64(5), d_hidden=2, density=None,
+                            feature_probability=[0.1, 1], n_instances=np.int64(2), batch_size=64,
+                            steps=30, data_mode="fresh", progress=False)
+    assert again.results.equals(ours.results)
 
 
-def test_the_engines_messages_name_keywords():
+def test_the_engines_messages_name_keywords_and_leave_paths_alone():
+    from superpose import _commands, _engine
+    message = _engine._engine_message("cannot write '/data/--lr/x' (--out, --lr): --nope",
+                                      Path("/scratch"), _commands.COMMANDS["sweep"])
+    assert message == "cannot write '/data/--lr/x' (out, lr): --nope"
+    with pytest.raises(TypeError, match=r"^density=\[True\]: expected a number"):
+        superpose.sweep(backend="cpu", density=[True])
+    with pytest.raises(TypeError, match=r"^density=\[\[0.1, 0.2\]\]: expected a number"):
+        superpose.sweep(backend="cpu", density=[[0.1, 0.2]])
     with pytest.raises(ValueError, match=r"^data_mode: unknown data mode 'bogus'"):
         superpose.sweep(backend="cpu", data_mode="bogus", progress=False)
     with pytest.raises(ValueError) as error:
@@ -172,11 +193,12 @@ def test_the_stub_has_the_signatures_and_a_type_checker_reads_it(tmp_path):
     case = tmp_path / "case.py"
     case.write_text(
         "import numpy as np\nimport superpose\n"
-        "a = superpose.sweep(features=5, density=np.logspace(-2, 0, 3), seed=range(3),\n"
+        "a = superpose.sweep(features=np.int64(5), density=np.logspace(-2, 0, 3),\n"
         "                    model=['linear', 'relu'], n_instances=3)\n"
-        "b = superpose.train(steps=10, init_W=np.zeros((1, 2)), out='x', overwrite=True)\n"
+        "b = superpose.train(steps=10, lr=np.float32(1e-3), init_W=np.zeros((1, 2)), out='x')\n"
         "c = superpose.sweep(densty=0.1)\n"
-        "d = superpose.train(steps='many')\n")
+        "d = superpose.train(steps='many')\n"
+        "e = superpose.phase_diagram(importance_range=[0.1, 10], seeds=2)\n")
     out, _, status = mypy.run(["--ignore-missing-imports", "--no-incremental", str(case)])
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert status == 1 and len(errors) == 2, out

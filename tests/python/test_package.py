@@ -119,6 +119,14 @@ def test_best_keeps_the_lowest_loss_model_of_each_setting():
     assert (worst.results["eval_loss"].to_numpy() == losses.max(axis=1)).all()
     with pytest.raises(ValueError, match="'lr' is not an axis"):
         sweep.best(over="lr")
+    # Over an axis that is not the last; a NaN never wins.
+    by_density = sweep.best(over="density")
+    assert by_density.shape == (5,)
+    for seed in range(5):
+        d = int(np.argmin(losses[:, seed]))
+        np.testing.assert_array_equal(by_density.W[seed], sweep.W[d, seed])
+    sweep.results.loc[int(np.argmin(losses[0])), "eval_loss"] = np.nan
+    assert not np.isnan(sweep.best().results["eval_loss"]).any()
     ds = sweep.to_xarray()
     assert ds["train_loss_curve"].dims == ("density", "seed", "step")
     assert list(ds["eval_step"].values) == list(sweep.trajectory_steps["eval_loss"])
@@ -351,3 +359,20 @@ def test_progress_moves_within_a_chunk_and_tms_counts_every_result_once(tmp_path
     # Resumed, every chunk already done: the same totals, reached at once.
     assert _progress_while(["tms", "--backend", "cpu", "--only", "intro,correlated", "--steps",
                             "300", "--out", str(tmp_path / "tms")])[-1] == [75, 75, 22500, 22500]
+
+
+def test_a_sparsity_axis_is_a_column_and_a_coordinate_beside_the_per_feature_sparsities():
+    sweep = superpose.sweep(backend="cpu", features=3, steps=5, sparsity=[0, 0.5], progress=False)
+    ds = sweep.to_xarray()
+    assert list(ds["sparsity"].values) == [0, 0.5]
+    assert ds["feature_sparsity"].dims == ("sparsity", "feature")
+    # ... and with every axis kept, too.
+    assert len(superpose.sweep(backend="cpu", features=3, steps=5, sparsity=[0, 0.5],
+                               squeeze=False, progress=False).to_xarray()["sparsity"]) == 2
+    # With a varied sparsity, results.csv's sparsity is the mean over features, not the axis.
+    varied = superpose.sweep(backend="cpu", features=3, steps=5, sparsity=0.5,
+                             varied_sparsity=[0.1, 0.9], progress=False)
+    assert (varied.results["sparsity_axis"] == 0.5).all()
+    assert list(varied.results["varied_sparsity"]) == [0.1, 0.9]
+    assert not (varied.results["sparsity"] == 0.5).any()
+
