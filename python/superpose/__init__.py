@@ -28,10 +28,11 @@ when called again with the same `out=`.
 from __future__ import annotations
 
 from . import _core
-from ._commands import experiments, merge, phase_diagram, sweep, tms, train
+from ._commands import configurations, experiments, merge, phase_diagram, sweep, tms, train
 from ._engine import ShardRun
-from ._results import Experiments, PhaseDiagram, Run, Sweep, Tms, load
+from ._results import Configurations, Experiments, PhaseDiagram, Run, Sweep, Tms, load
 
-__all__ = ["train", "sweep", "experiments", "phase_diagram", "tms", "merge", "load", "Run",
-           "Sweep", "Experiments", "PhaseDiagram", "Tms", "ShardRun", "__version__"]
+__all__ = ["train", "sweep", "configurations", "experiments", "phase_diagram", "tms", "merge",
+           "load", "Run", "Sweep", "Configurations", "Experiments", "PhaseDiagram", "Tms",
+           "ShardRun", "__version__"]
 __version__ = _core.version

@@ -273,7 +273,8 @@ def stub_text(table_json: str) -> str:
            'superpose/_options.py: do not edit."""',
            "import os", "from typing import Any, Optional, Sequence, Tuple, Union", "",
            "import numpy as np", "",
-           "from ._results import Experiments, PhaseDiagram, Run, Sweep, Tms", "", TYPE_ALIASES]
+           "from ._results import Configurations, Experiments, PhaseDiagram, Run, Sweep, Tms", "",
+           TYPE_ALIASES]
     for function, (returns, progress, squeeze, summary) in FUNCTIONS.items():
         command = cs[function]
         params = []
@@ -286,6 +287,9 @@ def stub_text(table_json: str) -> str:
         out.append(f'    """{summary}"""')
         out.append("    ...")
         out.append("")
+    out.append("def configurations(configurations: Any, *, progress: bool = True,\n"
+               "                   out: Optional[PathInput] = None, squeeze: bool = True,\n"
+               "                   **options: Any) -> Configurations: ...")
     out.append("def merge(path: PathInput) -> Sweep: ...")
     out.append("def load(path: PathInput, squeeze: bool = True) -> Any: ...")
     out.append("")

@@ -48,6 +48,10 @@ def load(path, squeeze: bool = True) -> Any:
         result.path = path
         return result
     if not manifest_file.exists():
+        if (path / configuration_dir(0)).is_dir():
+            raise ValueError(f"'{path}' holds the sweeps of superpose.configurations(): call it "
+                             f"again with the same list and out='{path}' to load them (nothing "
+                             f"trained is trained again), or superpose.load('{path}/config-...')")
         if (path / "sweep.json").exists():
             raise ValueError(f"'{path}' holds a sweep that is not merged yet: run "
                              f"superpose.merge('{path}') once every shard has finished")
@@ -381,3 +385,59 @@ class Tms:
                           for row in self.verdicts.itertuples())
         where = f", at '{self.path}'" if self.path is not None else ", in memory"
         return f"<superpose.Tms: {len(self.results)} results ({shown}){where}>"
+
+
+@dataclass(repr=False)
+class Configurations:
+    """Models over an explicit list of configurations (superpose.configurations): one sweep per
+    configuration (its seeds, and any axis given to every one), in the list's order. Under out=,
+    configuration k's sweep is out/config-<k, 6 digits>: a run directory of its own (load it with
+    superpose.load; call configurations() again with the same list to resume or reload them all)."""
+    configurations: pd.DataFrame  # one row per configuration: the options it sets
+    sweeps: List[Sweep]           # configuration k's sweep
+    path: Optional[Path] = None
+    log: str = ""
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """Every model's row: `configuration` (its index in the list), the options the list sets
+        where results has no column of theirs, then its sweep's results."""
+        frames = []
+        for k, sweep in enumerate(self.sweeps):
+            frame = sweep.results.copy()
+            frame.insert(0, "configuration", k)
+            at = 1
+            for key, value in self.configurations.iloc[k].items():
+                if key not in frame.columns and not (isinstance(value, float) and np.isnan(value)):
+                    frame.insert(at, key, value)
+                    at += 1
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def _stacked(self, name: str) -> np.ndarray:
+        arrays = [getattr(s, name) for s in self.sweeps]
+        if any(a.shape != arrays[0].shape for a in arrays):
+            raise ValueError(f"{name}: the configurations have different shapes "
+                             f"({sorted({a.shape for a in arrays})}): use .sweeps[k].{name}")
+        return np.stack(arrays)
+
+    @property
+    def W(self) -> np.ndarray:
+        """(configurations,) + each sweep's W, where every configuration has the same shape."""
+        return self._stacked("W")
+
+    @property
+    def b(self) -> np.ndarray:
+        return self._stacked("b")
+
+    def __repr__(self) -> str:
+        models = sum(len(s.results) for s in self.sweeps)
+        where = f", at '{self.path}'" if self.path is not None else ", in memory"
+        return (f"<superpose.Configurations: {len(self.sweeps)} configurations, {models:,} models; "
+                f"options set: {', '.join(self.configurations.columns) or 'none'}{where}>")
+
+
+
+def configuration_dir(k: int) -> str:
+    """Where configuration k's sweep lives under configurations(out=...)."""
+    return f"config-{k:06d}"

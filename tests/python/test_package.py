@@ -376,3 +376,42 @@ def test_a_sparsity_axis_is_a_column_and_a_coordinate_beside_the_per_feature_spa
     assert list(varied.results["varied_sparsity"]) == [0.1, 0.9]
     assert not (varied.results["sparsity"] == 0.5).any()
 
+
+
+def test_configurations_train_an_explicit_list_each_with_its_seeds(tmp_path):
+    settings = [dict(density=0.1, lr=1e-3), dict(density=1.0, importance_decay=0.8),
+                dict(density=0.3, lr=3e-3, n_hidden=2)]
+    common = dict(backend="cpu", features=5, steps=40, data_mode="fresh", batch=64)
+    listed = superpose.configurations(settings[:2] + [dict(density=0.3, lr=3e-3)], seed=range(3),
+                                      hidden=2, progress=False, **common)
+    assert len(listed.sweeps) == 3 and listed.W.shape == (3, 3, 2, 5)
+    for k, row in enumerate(settings[:2] + [dict(density=0.3, lr=3e-3)]):
+        alone = superpose.sweep(**common, **row, seed=range(3), hidden=2, progress=False)
+        np.testing.assert_array_equal(listed.W[k], alone.W)
+        part = listed.results[listed.results["configuration"] == k].reset_index(drop=True)
+        # The same values (a column of whole numbers here and fractions in another configuration
+        # is float64 in the concatenation: the values are exact either way).
+        pd.testing.assert_frame_equal(part[alone.results.columns], alone.results,
+                                      check_dtype=False, check_exact=True)
+    assert list(listed.results["configuration"]) == [0] * 3 + [1] * 3 + [2] * 3
+    assert "<superpose.Configurations: 3 configurations, 9 models" in repr(listed)
+    # A DataFrame with a missing value (this configuration does not set it), saved under out=
+    # and resumed.
+    frame = pd.DataFrame([dict(density=0.1, importance_decay=0.9), dict(density=1.0)])
+    first = superpose.configurations(frame, seed=range(2), out=tmp_path / "list", progress=False,
+                                     **common)
+    again = superpose.configurations(frame, seed=range(2), out=tmp_path / "list", progress=False,
+                                     **common)
+    assert "resumed" in again.log and again.results.equals(first.results)
+    assert superpose.load(tmp_path / "list" / "config-000001").results.equals(
+        first.sweeps[1].results)
+    with pytest.raises(ValueError, match="holds the sweeps of superpose.configurations"):
+        superpose.load(tmp_path / "list")
+    # What is refused, and named.
+    with pytest.raises(TypeError, match="configuration 2 sets hidden, which the keywords set"):
+        superpose.configurations(settings, hidden=3, progress=False, **common)
+    with pytest.raises(TypeError, match=r"^configuration 0: sweep\(\) got an unexpected keyword "
+                                        r"argument 'densty'; did you mean 'density'\?"):
+        superpose.configurations([dict(densty=0.1)], progress=False, **common)
+    with pytest.raises(ValueError, match=r"^configuration 1: density: "):
+        superpose.configurations([dict(density=0.1), dict(density=2.0)], progress=False, **common)
