@@ -58,6 +58,12 @@ def merge(path) -> Sweep:
     return result
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN, or pandas' NA: a value a DataFrame row does not have."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        type(value).__name__ in ("NAType", "NaTType")
+
+
 def _configuration_rows(configurations: Any) -> List[Dict[str, Any]]:
     """A DataFrame's rows or a list of dicts, as option dicts (a DataFrame's missing value, NaN or
     None, is an option that configuration does not set)."""
@@ -68,8 +74,7 @@ def _configuration_rows(configurations: Any) -> List[Dict[str, Any]]:
         if not isinstance(row, dict):
             raise TypeError(f"configurations: item {k} is a {type(row).__name__}, not a dict of "
                             "options (or give a DataFrame, one row a configuration)")
-        rows.append({key: value for key, value in row.items()
-                     if value is not None and not (isinstance(value, float) and math.isnan(value))})
+        rows.append({key: value for key, value in row.items() if not _missing(value)})
     if not rows:
         raise ValueError("configurations: the list is empty")
     return rows
@@ -90,6 +95,9 @@ def configurations(configurations: Any, *, progress: bool = True, out: Any = Non
     configurations where their shapes agree, `sweeps`, `configurations` (the list as a
     DataFrame)."""
     _flag("progress", progress)
+    if options.get("shard") is not None:
+        raise TypeError("configurations: shard= is a sweep's (each configuration is a sweep of its "
+                        "own: shard a long list by giving each process a part of it)")
     rows = _configuration_rows(configurations)
     command = COMMANDS["sweep"]
     common = command.bind("sweep", options, True)

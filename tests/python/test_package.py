@@ -415,3 +415,5 @@ def test_configurations_train_an_explicit_list_each_with_its_seeds(tmp_path):
         superpose.configurations([dict(densty=0.1)], progress=False, **common)
     with pytest.raises(ValueError, match=r"^configuration 1: density: "):
         superpose.configurations([dict(density=0.1), dict(density=2.0)], progress=False, **common)
+    with pytest.raises(TypeError, match="shard= is a sweep's"):
+        superpose.configurations(settings, shard="1/2", out=tmp_path / "shards", **common)
