@@ -75,8 +75,8 @@ void check_cuda_options(const CudaOptions& options) {
   if (options.schedule_window < 1)
     throw UsageError(
         fmt::format("schedule window: {} is not accepted (1 or more)", options.schedule_window));
-  cuda::parse_mapping_choice(options.mapping,
-                             "mapping");  // the names host/backends/mapping.hpp lists
+  // The names host/backends/mapping.hpp lists.
+  cuda::parse_mapping_choice(options.mapping, "mapping");
   cuda::parse_fixed_rows(options.fixed_rows, "--fixed-rows");
 }
 

@@ -41,6 +41,7 @@ std::string options_json() {
   nlohmann::ordered_json table = nlohmann::ordered_json::array();
   for (const auto& command : commands) {
     const CLI::App& c = *command->command;
+    const bool has_recipe = c.get_option_no_throw("--recipe") != nullptr;
     nlohmann::ordered_json options = nlohmann::ordered_json::array();
     for (const CLI::Option* option : c.get_options()) {
       if (option->get_lnames().empty() || option->get_lnames().front() == "help") continue;
@@ -51,7 +52,7 @@ std::string options_json() {
       if (kind == "INT" || kind == "UINT") kind = "INTEGER";  // no validator: its C++ type's
       if (kind == "FLOAT") kind = "NUMBER";
       bool recipe = false;
-      if (c.get_option_no_throw("--recipe") != nullptr)
+      if (has_recipe)
         for (const char* set : cli::kRecipeOptions) recipe = recipe || name == set;
       options.push_back({{"option", name},
                          {"help", option->get_description()},
@@ -60,25 +61,10 @@ std::string options_json() {
                          {"values", flag ? 0 : option->get_expected_max()},
                          {"recipe", recipe}});
     }
-    table.push_back({{"command", c.get_name()},
-                     {"description", c.get_description()},
-                     {"options", options},
-                     {"positionals", [&] {
-                        nlohmann::ordered_json names = nlohmann::ordered_json::array();
-                        for (const CLI::Option* option : c.get_options())
-                          if (option->get_lnames().empty()) names.push_back(option->get_name());
-                        return names;
-                      }()}});
+    table.push_back(
+        {{"command", c.get_name()}, {"description", c.get_description()}, {"options", options}});
   }
-  nlohmann::ordered_json recipes = nlohmann::ordered_json::array();
-  for (const cli::Recipe& r : cli::kRecipes)
-    recipes.push_back({{"name", r.name},
-                       {"--data-mode", r.data_mode},
-                       {"--steps", r.steps},
-                       {"--points", r.points},
-                       {"--batch", r.batch},
-                       {"--eval-points", r.eval_points}});
-  return nlohmann::ordered_json{{"commands", table}, {"recipes", recipes}}.dump();
+  return nlohmann::ordered_json{{"commands", table}}.dump();
 }
 
 int run_cli(int argc, char** argv) {

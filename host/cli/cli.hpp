@@ -11,6 +11,6 @@ int run_cli(int argc, char** argv);
 // {"commands": [{"command", "description", "options": [{"option": "--density", "help", "default"
 // (as --help shows it; "" where none), "kind" (FLAG, INTEGER, NUMBER, TEXT, AXIS, LIST, NAMES, NPY,
 // PATH: host/cli/options.hpp), "values" (how many the option takes), "recipe" (whether --recipe
-// sets it)}], "positionals"}], "recipes": [{"name", and what it sets}]}.
+// sets it)}]}]} (positional arguments, such as merge's DIR, are not in it: merge(path) takes it).
 std::string options_json();
 }  // namespace sp

@@ -180,11 +180,7 @@ int64_t chunk_count(const SweepSpec& spec) {
   return static_cast<int64_t>(plan_chunks(spec).size());
 }
 
-int64_t sweep_work(const SweepSpec& spec) {
-  int64_t work = 0;
-  for (const Chunk& chunk : plan_chunks(spec)) work += chunk.count * chunk.steps;
-  return work;
-}
+int64_t sweep_work(const SweepSpec& spec) { return work_of(plan_chunks(spec)); }
 
 int64_t largest_chunk(const SweepSpec& spec) {
   int64_t largest = 0;

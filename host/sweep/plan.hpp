@@ -28,6 +28,13 @@ struct Chunk {
   std::string lock() const { return fmt::format(".{:012d}.lock", first); }  // under chunks/
 };
 
+// The model-steps chunks train (what a sweep's progress counts).
+inline int64_t work_of(const std::vector<Chunk>& chunks) {
+  int64_t work = 0;
+  for (const Chunk& chunk : chunks) work += chunk.count * chunk.steps;
+  return work;
+}
+
 // Models per chunk when the user does not say: about 2e9 feature-sample-steps of work (a few
 // seconds on 2 CPU cores), between 1 and 65,536 models: from the sweep's options alone, so that
 // every shard, on any backend, plans the same chunks.

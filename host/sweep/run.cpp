@@ -226,17 +226,11 @@ class BatchTraining {
         outcome_(outcome) {}
 
   void run(const std::vector<Backend*>& backends) {
-    int64_t pending_work = 0;
-    for (const Chunk& c : pending_.chunks) pending_work += c.count * c.steps;
+    const int64_t pending_work = work_of(pending_.chunks);
     progress().start(pending_.models, pending_work);
     if (progress().outer) {  // the outer totals count this sweep's chunks done before, too
-      int64_t models = 0, work = 0;
-      for (const Chunk& c : plan_.chunks) {
-        models += c.count;
-        work += c.count * c.steps;
-      }
-      progress().done += models - pending_.models;
-      progress().work_done += work - pending_work;
+      progress().done += spec_.model_count() - pending_.models;
+      progress().work_done += work_of(plan_.chunks) - pending_work;
     }
     start_ = std::chrono::steady_clock::now();
     std::vector<std::thread> others;
@@ -301,12 +295,12 @@ class BatchTraining {
 
   void finished(const std::vector<Chunk>& mine, int64_t skipped_models) {
     std::lock_guard<std::mutex> guard(mutex_);
-    for (const Chunk& c : mine) trained_models_ += c.count;
+    int64_t trained = 0;
+    for (const Chunk& c : mine) trained += c.count;
+    trained_models_ += trained;
     trained_chunks_ += static_cast<int64_t>(mine.size());
     done_models_ += skipped_models;
-    int64_t finished_models = skipped_models;
-    for (const Chunk& c : mine) finished_models += c.count;
-    progress().done += finished_models;
+    progress().done += trained + skipped_models;
     if (show_progress_ && !mine.empty()) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
+import pandas as pd
+
 from . import _core
 from ._engine import _execute, _flag, _run
 from ._options import FUNCTIONS, Command, commands
@@ -28,7 +30,7 @@ def _function(name: str) -> Callable[..., Any]:
     result = _RESULTS[returns]
 
     def run(**given: Any) -> Any:
-        options = command.bind(name, given, squeezes)
+        options = command.bind(given, squeezes)
         progress = options.pop("progress", progress_default)
         if not squeezes:
             return _run(command, options, result._load, progress)
@@ -100,10 +102,10 @@ def configurations(configurations: Any, *, progress: bool = True, out: Any = Non
                         "own: shard a long list by giving each process a part of it)")
     rows = _configuration_rows(configurations)
     command = COMMANDS["sweep"]
-    common = command.bind("sweep", options, True)
+    common = command.bind(options, True)
     for k, row in enumerate(rows):
         try:
-            own = command.bind("sweep", row, True)
+            own = command.bind(row, True)
         except TypeError as error:
             raise TypeError(f"configuration {k}: {error}") from None
         both = sorted(set(own) & set(common))
@@ -133,12 +135,6 @@ def configurations(configurations: Any, *, progress: bool = True, out: Any = Non
     finally:
         if bar is not None:
             bar.close()
-    listing = Configurations(configurations=_frame(rows), sweeps=sweeps,
-                             path=None if out is None else Path(out), log="".join(logs))
-    return listing
-
-
-def _frame(rows: List[Dict[str, Any]]):
-    import pandas as pd
-    return pd.DataFrame(rows)
+    return Configurations(configurations=pd.DataFrame(rows), sweeps=sweeps,
+                          path=None if out is None else Path(out), log="".join(logs))
 

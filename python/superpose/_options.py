@@ -112,7 +112,6 @@ class Command:
     function: str              # sweep, phase_diagram
     description: str
     options: Dict[str, Option]  # by Python keyword, in the command line's order
-    recipes: List[Dict[str, Any]]
 
     def keyword_of(self, option: str) -> Optional[str]:
         for o in self.options.values():
@@ -170,7 +169,7 @@ class Command:
             "with the command line's message (naming the keyword) for a value it refuses.", 92)]
         return "\n".join(lines)
 
-    def bind(self, function: str, given: Dict[str, Any], squeeze: bool) -> Dict[str, Any]:
+    def bind(self, given: Dict[str, Any], squeeze: bool) -> Dict[str, Any]:
         """The keywords a call gave, checked against the table, aliases resolved: an unknown
         keyword is a TypeError that suggests the nearest name."""
         options: Dict[str, Any] = {}
@@ -188,11 +187,12 @@ class Command:
                 choices = sorted(known | set(aliases))
                 near = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
                 hint = f"; did you mean '{near[0]}'?" if near else \
-                    f" (help(superpose.{function}) lists them)"
-                raise TypeError(f"{function}() got an unexpected keyword argument '{key}'{hint}")
+                    f" (help(superpose.{self.function}) lists them)"
+                raise TypeError(f"{self.function}() got an unexpected keyword argument "
+                                f"'{key}'{hint}")
             if name in options:
-                raise TypeError(f"{function}() got '{name}' twice (as '{key}' and another name "
-                                "for it)")
+                raise TypeError(f"{self.function}() got '{name}' twice (as '{key}' and another "
+                                "name for it)")
             options[name] = value
         return options
 
@@ -245,8 +245,7 @@ def commands(table_json: str) -> Dict[str, Command]:
                                    values=row["values"], recipe=row["recipe"])
         function = c["command"].replace("-", "_")
         result[function] = Command(name=c["command"], function=function,
-                                   description=c["description"], options=options,
-                                   recipes=table["recipes"])
+                                   description=c["description"], options=options)
     return result
 
 

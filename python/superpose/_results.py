@@ -131,9 +131,8 @@ class Run:
     def __repr__(self) -> str:
         m, n = self.W.shape
         loss = self.results["eval_loss"].iloc[0] if "eval_loss" in self.results else float("nan")
-        where = f", at '{self.path}'" if self.path is not None else ", in memory"
         return (f"<superpose.Run: {n} features -> {m} hidden, {len(self.train_loss)} steps, "
-                f"eval_loss {loss:.6g}{where}>")
+                f"eval_loss {loss:.6g}{_where(self.path)}>")
 
 
 # Axes whose values are whole numbers by nature: their coordinates are integers.
@@ -161,11 +160,15 @@ def _per_feature(columns, n: int) -> Dict[str, List[str]]:
     return found
 
 
+def _where(path: Optional[Path]) -> str:
+    """Where a result lives, for its repr."""
+    return f", at '{path}'" if path is not None else ", in memory"
+
+
 def _summary(kind: str, shape, axes: Dict[str, np.ndarray], extra: str, path) -> str:
     swept = " x ".join(f"{name} ({len(values)})" for name, values in axes.items()) or "no axis"
     models = int(np.prod(shape)) if len(shape) else 1
-    where = f", at '{path}'" if path is not None else ", in memory"
-    return f"<superpose.{kind}: {models:,} models over {swept}; {extra}{where}>"
+    return f"<superpose.{kind}: {models:,} models over {swept}; {extra}{_where(path)}>"
 
 
 @dataclass(repr=False)
@@ -354,9 +357,8 @@ class Experiments:
                    manifest=manifest)
 
     def __repr__(self) -> str:
-        where = f", at '{self.path}'" if self.path is not None else ", in memory"
         return (f"<superpose.Experiments: {len(self.summary)} experiments, {len(self.results):,} "
-                f"models, examples {sorted(self.examples)}{where}>")
+                f"models, examples {sorted(self.examples)}{_where(self.path)}>")
 
 
 @dataclass(repr=False)
@@ -383,8 +385,7 @@ class Tms:
     def __repr__(self) -> str:
         shown = ", ".join(f"{row.name} {'shows' if row.shows else 'DOES NOT show'}"
                           for row in self.verdicts.itertuples())
-        where = f", at '{self.path}'" if self.path is not None else ", in memory"
-        return f"<superpose.Tms: {len(self.results)} results ({shown}){where}>"
+        return f"<superpose.Tms: {len(self.results)} results ({shown}){_where(self.path)}>"
 
 
 @dataclass(repr=False)
@@ -432,9 +433,9 @@ class Configurations:
 
     def __repr__(self) -> str:
         models = sum(len(s.results) for s in self.sweeps)
-        where = f", at '{self.path}'" if self.path is not None else ", in memory"
         return (f"<superpose.Configurations: {len(self.sweeps)} configurations, {models:,} models; "
-                f"options set: {', '.join(self.configurations.columns) or 'none'}{where}>")
+                f"options set: {', '.join(self.configurations.columns) or 'none'}"
+                f"{_where(self.path)}>")
 
 
 
