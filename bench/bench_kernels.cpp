@@ -80,7 +80,7 @@ struct Variant {
 sp::cuda::TrainKernelInfo kernel_of(const Variant& variant, int n, int m, sp::DataMode mode,
                                     int train_rows, int steps) {
   const sp::cuda::Mapping mapping = sp::cuda::choose_mapping(
-      n, m, false, sp::cuda::parse_mapping_choice(variant.options.mapping, "mapping"));
+      n, m, false, false, sp::cuda::parse_mapping_choice(variant.options.mapping, "mapping"));
   const bool rows_on_chip =
       mode == sp::DataMode::fixed &&
       sp::cuda::parse_fixed_rows(variant.options.fixed_rows, "--fixed-rows") ==

@@ -1,6 +1,6 @@
 // bench_phases — where one CPU step's time goes, for tuning host/backends/cpu_simd.inc and
-// host/backends/simd_philox.hpp: on each SIMD path this CPU has (or the one --simd names), one model, one
-// thread, `--rows` fresh rows, the fastest of --repeats calls of each phase:
+// host/backends/simd_philox.hpp: on each SIMD path this CPU has (or the one --simd names), one
+// model, one thread, `--rows` fresh rows, the fastest of --repeats calls of each phase:
 //   draw   SimdStep::generate_rows (Philox, masks and values, into the lanes)
 //   step   SimdStep::loss_and_gradients on those rows (forward, backward, ∂W, ∂b, the lane tree)
 //   adamw  SimdStep::adamw over W's m·n parameters
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
         });
         float loss = 0.0f;
         const double gradients = fastest(repeats, [&](int) {
-          loss += step.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+          loss += step.loss_and_gradients(sp::Activation{}, W.data(), b.data(), importance.data(),
                                           grad_W.data(), grad_b.data());
         });
         const double update = fastest(repeats, [&](int) {

@@ -8,8 +8,8 @@ namespace sp::cuda {
 
 const MappingKernels& kernels_of(Mapping mapping) {
   switch (mapping) {
-#define SP_MAPPING_CASE(id, n, m, groups, own) \
-  case Mapping::id:                       \
+#define SP_MAPPING_CASE(id, n, m, groups, hidden, own) \
+  case Mapping::id:                                    \
     return kernels_##id;
     SP_MAPPINGS(SP_MAPPING_CASE)
 #undef SP_MAPPING_CASE

@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kThreads)
   const float* params = d.params + static_cast<size_t>(model) * P;
   const float* sparsity = d.sparsity + static_cast<size_t>(model) * n;
   const float* importance = d.importance + static_cast<size_t>(model) * n;
-  const bool relu = d.relu[model] != 0;
+  const Activation act = Activation::of(d.activation[model]);
   float lane_loss = 0.0f;
   for (int r = lane; r < rows; r += kLanes) {
     if (fresh_rows || d.draw_rows) {  // fresh data's evaluation rows, or fixed rows drawn again
@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kThreads)
     } else {
       dataset_row(d, model, row_offset + r, n, x);
     }
-    lane_loss += sample_loss(n, m, relu, params, params + m * n, importance, x, hidden);
+    lane_loss += sample_loss(n, m, act, params, params + m * n, importance, x, hidden);
   }
   const float total = WarpSum(temp[warp]).Sum(lane_loss);
   if (lane == 0) out[model] = total * mean_scale(rows, n);

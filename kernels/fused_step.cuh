@@ -37,7 +37,7 @@ struct DeviceChunk {
   // training rows from `dataset` into shared memory once and read them there (rows_fit_on_chip).
   bool rows_on_chip = false;
   const uint64_t* seed = nullptr;        // [models]
-  const uint8_t* relu = nullptr;         // [models]
+  const uint8_t* activation = nullptr;   // [models]: Activation::code (kernels/toy_model.hpp)
   const double* lr = nullptr;            // [models]
   const double* weight_decay = nullptr;  // [models]
   const float* sparsity = nullptr;       // [models][n]: mask_thresholds (host/core/data.hpp)

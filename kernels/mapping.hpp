@@ -8,6 +8,8 @@
 //   id      the enumerator, and the `MappingKernels` its file defines (kernels_<id>)
 //   n, m    the one shape it trains (0, 0: any shape)
 //   groups  whether it draws feature groups (correlated/anticorrelated features)
+//   hidden  whether it trains the neuron model's hidden ReLU (kernels/toy_model.hpp: Activation;
+//           the per-shape kernels leave it out, so the tied models' loops keep their instructions)
 //   own     whether it is its shape's own mapping, chosen without being asked for
 #pragma once
 
@@ -18,17 +20,17 @@ namespace sp::cuda {
 
 // clang-format off
 #define SP_MAPPINGS(X)                          \
-  X(registers_2x1, 2, 1, false, true)          \
-  X(registers_5x2, 5, 2, false, true)          \
-  X(shared_5x2, 5, 2, false, false)            \
-  X(shared_20x5, 20, 5, false, true)           \
-  X(global, 0, 0, true, false)                 \
-  X(tiled, 0, 0, true, false)                  \
-  X(tiled_split, 0, 0, true, false)
+  X(registers_2x1, 2, 1, false, false, true)   \
+  X(registers_5x2, 5, 2, false, false, true)   \
+  X(shared_5x2, 5, 2, false, false, false)     \
+  X(shared_20x5, 20, 5, false, false, true)    \
+  X(global, 0, 0, true, true, false)           \
+  X(tiled, 0, 0, true, true, false)            \
+  X(tiled_split, 0, 0, true, true, false)
 // clang-format on
 
 enum class Mapping {
-#define SP_MAPPING_ENUM(id, n, m, groups, own) id,
+#define SP_MAPPING_ENUM(id, n, m, groups, hidden, own) id,
   SP_MAPPINGS(SP_MAPPING_ENUM)
 #undef SP_MAPPING_ENUM
 };
@@ -38,10 +40,11 @@ struct MappingRow {
   const char* name;  // as the enumerator is spelled: the benchmark's and the messages' name
   int n, m;          // the one shape it trains; 0, 0: any
   bool groups;       // draws feature groups
+  bool hidden;       // trains the hidden ReLU (the neuron model)
   bool own;          // its shape's own mapping, chosen without being asked for
 };
 inline constexpr MappingRow kMappingRows[] = {
-#define SP_MAPPING_ROW(id, n, m, groups, own) {Mapping::id, #id, n, m, groups, own},
+#define SP_MAPPING_ROW(id, n, m, groups, hidden, own) {Mapping::id, #id, n, m, groups, hidden, own},
     SP_MAPPINGS(SP_MAPPING_ROW)
 #undef SP_MAPPING_ROW
 };

@@ -30,13 +30,13 @@ __global__ void __launch_bounds__(kThreads)
   float* adam_v = d.adam_v + static_cast<size_t>(model) * P;
   const float* sparsity = d.sparsity + static_cast<size_t>(model) * n;
   const float* importance = d.importance + static_cast<size_t>(model) * n;
-  const bool relu = d.relu[model] != 0;
+  const Activation act = Activation::of(d.activation[model]);
   const float grad_scale = 2.0f * mean_scale(d.train_rows, n);
 
   for (int step = first_step; step < first_step + count; ++step) {
     const float lane_loss =
         lane_batch<false, true>(d, model, step, n, P, sparsity, grads, x, [&](float* row) {
-          return accumulate_sample(n, m, relu, params, params + m * n, importance, row, grad_scale,
+          return accumulate_sample(n, m, act, params, params + m * n, importance, row, grad_scale,
                                    grads, grads + m * n, hidden, grad_hidden, grad_z);
         });
     const float loss = warp_sum(temp[warp], lane_loss) * mean_scale(d.train_rows, n);

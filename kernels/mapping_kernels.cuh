@@ -29,7 +29,7 @@ struct MappingKernels {
   const char* (*image_error)();
 };
 
-#define SP_MAPPING_KERNELS(id, n, m, groups, own) extern const MappingKernels kernels_##id;
+#define SP_MAPPING_KERNELS(id, n, m, groups, hidden, own) extern const MappingKernels kernels_##id;
 SP_MAPPINGS(SP_MAPPING_KERNELS)
 #undef SP_MAPPING_KERNELS
 

@@ -35,7 +35,9 @@ __global__ void __launch_bounds__(kThreads)
     sparsity[f] = d.sparsity[model * N + f];
     importance[f] = d.importance[model * N + f];
   }
-  const bool relu = d.relu[model] != 0;
+  // The output's ReLU only: a group with the neuron model's hidden ReLU goes to the global or tiled
+  // mapping (kernels/mapping.hpp: hidden), and the tied models' loop keeps its instructions.
+  const Activation act{(d.activation[model] & 1u) != 0, false};
   const float grad_scale = 2.0f * mean_scale(d.train_rows, N);
   float* rows_on_chip = nullptr;
   if constexpr (kRowsOnChip) {
@@ -50,7 +52,7 @@ __global__ void __launch_bounds__(kThreads)
     const float lane_loss = lane_batch<kRowsOnChip>(
         d, model, step, N, P, sparsity, grads, x,
         [&](float* row) {
-          return accumulate_sample(N, M, relu, params, params + M * N, importance, row, grad_scale,
+          return accumulate_sample(N, M, act, params, params + M * N, importance, row, grad_scale,
                                    grads, grads + M * N, hidden, grad_hidden, grad_z);
         },
         rows_on_chip);

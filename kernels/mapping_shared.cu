@@ -55,13 +55,15 @@ __global__ void __launch_bounds__(kThreads)
       adam_v[j] = d.adam_v[first + owned + j];
     }
   __syncwarp();  // the parameters and Wᵀ in shared memory are read by every lane
-  const bool relu = d.relu[model] != 0;
+  // The output's ReLU only: a group with the neuron model's hidden ReLU goes to the global or tiled
+  // mapping (kernels/mapping.hpp: hidden), and the tied models' loop keeps its instructions.
+  const Activation act{(d.activation[model] & 1u) != 0, false};
   const float grad_scale = 2.0f * mean_scale(d.train_rows, N);
 
   for (int step = first_step; step < first_step + count; ++step) {
     float v[E], x[N], hidden[M], grad_hidden[M];
     v[P] = lane_batch(d, model, step, N, P, sparsity, v, x, [&](float* row) {
-      return accumulate_sample_streaming(N, M, relu, params, transposed_columns(transposed_W, M),
+      return accumulate_sample_streaming(N, M, act, params, transposed_columns(transposed_W, M),
                                          params + M * N, importance, row, grad_scale, v, v + M * N,
                                          hidden, grad_hidden);
     });

@@ -209,10 +209,13 @@ __device__ __forceinline__ void tile_product(TiledShared& s, int t, const float*
   }
 }
 
-// Passes 1 and 3: out[row][j] = Σ_f W_jf in[row][f] (H from X, G_h from G_z).
+// Passes 1 and 3: out[row][j] = Σ_f W_jf in[row][f] (H from X, G_h from G_z). For the neuron model
+// (kernels/toy_model.hpp: Activation::hidden) pass 1 stores ReLU(h_j) (relu_out) and pass 3 g_h,j
+// masked by [h_j > 0] (mask_by: H, as pass 1 stored it; null otherwise).
 __device__ __forceinline__ void rows_times_W_transposed(TiledShared& s, int t, const float* in,
                                                         int rows, const float* W, int n, int m,
-                                                        float* out) {
+                                                        float* out, bool relu_out = false,
+                                                        const float* mask_by = nullptr) {
   const int rr = gemm_row(t), cc = gemm_output(t);
   for (int r0 = 0; r0 < rows; r0 += kGemmRows)
     for (int c0 = 0; c0 < m; c0 += kTileOut) {
@@ -222,8 +225,13 @@ __device__ __forceinline__ void rows_times_W_transposed(TiledShared& s, int t, c
       for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int q = 0; q < 4; ++q)
-          if (r0 + rr + i < rows && c0 + cc + q < m)
-            out[static_cast<size_t>(r0 + rr + i) * m + c0 + cc + q] = acc[i][q];
+          if (r0 + rr + i < rows && c0 + cc + q < m) {
+            const size_t at = static_cast<size_t>(r0 + rr + i) * m + c0 + cc + q;
+            float v = acc[i][q];
+            if (relu_out) v = relu_forward(v);
+            if (mask_by != nullptr) v = relu_backward(mask_by[at], v);
+            out[at] = v;
+          }
     }
 }
 
@@ -408,7 +416,7 @@ __device__ __forceinline__ void draw_rows_in_parallel(uint64_t seed, uint64_t fi
 struct TiledModel {
   float *params, *adam_m, *adam_v;
   const float *sparsity, *importance;
-  bool relu;
+  Activation act;
   float* drawn_x;
   TiledRows rows_of;
 };
@@ -422,7 +430,7 @@ __device__ __forceinline__ TiledModel tiled_model(const DeviceChunk& d, int mode
   v.adam_v = d.adam_v + model * P;
   v.sparsity = d.sparsity + static_cast<size_t>(model) * n;
   v.importance = d.importance + static_cast<size_t>(model) * n;
-  v.relu = d.relu[model] != 0;
+  v.act = Activation::of(d.activation[model]);
   float* scratch = d.scratch + model * d.scratch_per_model;
   v.drawn_x = scratch;
   v.rows_of.x = d.draw_rows ? scratch : d.dataset + static_cast<size_t>(model) * d.points * n;
@@ -476,13 +484,15 @@ __global__ void __launch_bounds__(kTiledThreads, 2)
   for (int step = first_step; step < first_step + count; ++step) {
     if (d.draw_rows) draw_tiled_rows(d, v, model, step, 0, rows);  // pass 0
     __syncthreads();  // X, and the previous step's updates of W and b
-    rows_times_W_transposed(s, pass_thread(), v.rows_of.x, rows, v.params, n, m, v.rows_of.hidden);
+    rows_times_W_transposed(s, pass_thread(), v.rows_of.x, rows, v.params, n, m, v.rows_of.hidden,
+                            v.act.hidden);
     __syncthreads();
     outputs_and_gradients(s, pass_thread(), v.rows_of, rows, v.params, v.params + m * n,
-                          v.importance, n, m, v.relu, 2.0f * loss_scale);
+                          v.importance, n, m, v.act.output, 2.0f * loss_scale);
     __syncthreads();
     rows_times_W_transposed(s, pass_thread(), v.rows_of.grad_z, rows, v.params, n, m,
-                            v.rows_of.grad_hidden);
+                            v.rows_of.grad_hidden, false,
+                            v.act.hidden ? v.rows_of.hidden : nullptr);
     __syncthreads();
     const AdamWStep scalars = step_scalars(d, model, step);
     gradients_and_update(s, v.rows_of, rows, n, m, v.params, v.adam_m, v.adam_v, scalars);
@@ -545,7 +555,9 @@ __global__ void __launch_bounds__(kTiledThreads) tiled_rows_times_W_transposed(D
   const TiledModel v = tiled_model(d, at.model);
   const TiledRows rows_of = rows_from(v.rows_of, at.r0, d.n, d.m);
   rows_times_W_transposed(s, threadIdx.x, kGradient ? rows_of.grad_z : rows_of.x, at.count,
-                          v.params, d.n, d.m, kGradient ? rows_of.grad_hidden : rows_of.hidden);
+                          v.params, d.n, d.m, kGradient ? rows_of.grad_hidden : rows_of.hidden,
+                          !kGradient && v.act.hidden,
+                          kGradient && v.act.hidden ? rows_of.hidden : nullptr);
 }
 
 // Pass 2: z, g_z and each row's loss.
@@ -556,7 +568,7 @@ __global__ void __launch_bounds__(kTiledThreads) tiled_outputs_and_gradients(Dev
   const int n = d.n, m = d.m;
   const TiledModel v = tiled_model(d, at.model);
   outputs_and_gradients(s, threadIdx.x, rows_from(v.rows_of, at.r0, n, m), at.count, v.params,
-                        v.params + m * n, v.importance, n, m, v.relu,
+                        v.params + m * n, v.importance, n, m, v.act.output,
                         2.0f * mean_scale(d.train_rows, n));
 }
 

@@ -85,10 +85,26 @@ SP_HD float mean_scale(int rows, int n) {
 SP_HD float relu_forward(float z) { return (z > 0.0f || z != z) ? z : 0.0f; }
 SP_HD float relu_backward(float z, float g) { return z > 0.0f ? g : 0.0f; }
 
-// The model: h = W x, z = Wᵀ h + b, y = ReLU(z) (or z). W is m x n row-major (W[j * n + f]).
-// One sample's share of the gradients of L = (1 / (B n)) Σ I_f (x_f − y_f)²:
+// Where a model applies ReLU (docs/design.md §1, §9): to its output (the relu model; linear:
+// nowhere), and for the neuron model to its hidden layer too — h = ReLU(W x), a privileged basis
+// (TMS §"Privileged basis", ARENA's NeuronModel). One byte on the device (bit 0 the output, bit 1
+// the hidden layer: DeviceChunk::activation).
+struct Activation {
+  bool output = true, hidden = false;
+  SP_HD static Activation of(unsigned code) {
+    return Activation{(code & 1u) != 0, (code & 2u) != 0};
+  }
+  SP_HD unsigned code() const { return (output ? 1u : 0u) | (hidden ? 2u : 0u); }
+};
+
+// The model: a = W x, h = a (or ReLU(a): act.hidden), z = Wᵀ h + b, y = ReLU(z) (act.output) or z.
+// W is m x n row-major (W[j * n + f]). One sample's share of the gradients of
+// L = (1 / (B n)) Σ I_f (x_f − y_f)²:
 //   g_z = grad_scale · I ⊙ (y − x) ⊙ [z > 0]   with grad_scale = 2 / (B n)
-//   ∂b += g_z,  g_h = W g_z,  ∂W += h g_zᵀ + g_h xᵀ
+//   ∂b += g_z,  g_h = (W g_z) ⊙ [h > 0] (the mask only for act.hidden),  ∂W += h g_zᵀ + g_h xᵀ
+// ([h > 0] is [a > 0]: ReLU(a) > 0 exactly where a > 0, and a NaN a gives a NaN h and a 0 mask, as
+// PyTorch's ReLU.) Without the hidden ReLU the operations are those of the tied model alone, so
+// its bits do not change.
 // in two parts: forward_backward_sample (everything but ∂W) and accumulate_grad_W. The loss is
 // returned as Σ_f I_f (x_f − y_f)² (the caller scales it by 1 / (B n) after the reduction).
 // `hidden`, `grad_hidden` (m values) and `grad_z` (n) are caller-provided scratch (registers in
@@ -150,7 +166,7 @@ SP_HD T output_gradient(bool relu, T z, T x, float importance, float grad_scale,
 // take_grad_z(f, g_z) receives each g_z,f as it is computed: forward_backward_sample keeps them in
 // grad_z for accumulate_grad_W; accumulate_sample_streaming adds ∂W's first term at once.
 template <class T, class TakeGradZ>
-SP_HD T forward_backward_sample_with(int n, int m, bool relu, const float* SP_RESTRICT W,
+SP_HD T forward_backward_sample_with(int n, int m, Activation act, const float* SP_RESTRICT W,
                                      WColumns W_columns, const float* SP_RESTRICT b,
                                      const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
                                      float grad_scale, T* SP_RESTRICT grad_b, T* SP_RESTRICT hidden,
@@ -158,30 +174,33 @@ SP_HD T forward_backward_sample_with(int n, int m, bool relu, const float* SP_RE
   SP_UNROLL for (int j = 0; j < m; ++j) {
     T h = 0.0f;
     SP_UNROLL for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
-    hidden[j] = h;
+    hidden[j] = act.hidden ? relu_forward(h) : h;
     grad_hidden[j] = 0.0f;
   }
   T weighted_sq_error = 0.0f;
   SP_UNROLL for (int f = 0; f < n; ++f) {
     T z = b[f];
     SP_UNROLL for (int j = 0; j < m; ++j) z = fma_f(W_columns.at(f, j), hidden[j], z);
-    const T g_z = output_gradient(relu, z, x[f], importance[f], grad_scale, weighted_sq_error);
+    const T g_z =
+        output_gradient(act.output, z, x[f], importance[f], grad_scale, weighted_sq_error);
     grad_b[f] += g_z;
     take_grad_z(f, g_z);
     SP_UNROLL for (int j = 0; j < m; ++j) grad_hidden[j] =
         fma_f(W_columns.at(f, j), g_z, grad_hidden[j]);
   }
+  if (act.hidden)
+    SP_UNROLL for (int j = 0; j < m; ++j) grad_hidden[j] = relu_backward(hidden[j], grad_hidden[j]);
   return weighted_sq_error;
 }
 
 // Everything but ∂W, g_z kept in grad_z for accumulate_grad_W; W's columns read from W itself.
 template <class T>
-SP_HD T forward_backward_sample(int n, int m, bool relu, const float* SP_RESTRICT W,
+SP_HD T forward_backward_sample(int n, int m, Activation act, const float* SP_RESTRICT W,
                                 const float* SP_RESTRICT b, const float* SP_RESTRICT importance,
                                 const T* SP_RESTRICT x, float grad_scale, T* SP_RESTRICT grad_b,
                                 T* SP_RESTRICT hidden, T* SP_RESTRICT grad_hidden,
                                 T* SP_RESTRICT grad_z) {
-  return forward_backward_sample_with(n, m, relu, W, columns_of(W, n), b, importance, x, grad_scale,
+  return forward_backward_sample_with(n, m, act, W, columns_of(W, n), b, importance, x, grad_scale,
                                       grad_b, hidden, grad_hidden,
                                       [grad_z](int f, T g_z) { grad_z[f] = g_z; });
 }
@@ -198,10 +217,10 @@ SP_HD void accumulate_grad_W(int n, int m, const T* SP_RESTRICT hidden, const T*
 
 // Both parts: one sample's whole contribution to the step.
 template <class T>
-SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* b,
+SP_HD T accumulate_sample(int n, int m, Activation act, const float* W, const float* b,
                           const float* importance, const T* x, float grad_scale, T* grad_W,
                           T* grad_b, T* hidden, T* grad_hidden, T* grad_z) {
-  const T weighted_sq_error = forward_backward_sample(n, m, relu, W, b, importance, x, grad_scale,
+  const T weighted_sq_error = forward_backward_sample(n, m, act, W, b, importance, x, grad_scale,
                                                       grad_b, hidden, grad_hidden, grad_z);
   accumulate_grad_W(n, m, hidden, grad_z, grad_hidden, x, grad_W);
   return weighted_sq_error;
@@ -213,13 +232,13 @@ SP_HD T accumulate_sample(int n, int m, bool relu, const float* W, const float* 
 // fused multiply-adds in the same order, so the bits are accumulate_sample's (tested on the host);
 // g_z is never held whole, which saves n registers per lane on the device.
 template <class T>
-SP_HD T accumulate_sample_streaming(int n, int m, bool relu, const float* SP_RESTRICT W,
+SP_HD T accumulate_sample_streaming(int n, int m, Activation act, const float* SP_RESTRICT W,
                                     WColumns W_columns, const float* SP_RESTRICT b,
                                     const float* SP_RESTRICT importance, const T* SP_RESTRICT x,
                                     float grad_scale, T* SP_RESTRICT grad_W, T* SP_RESTRICT grad_b,
                                     T* SP_RESTRICT hidden, T* SP_RESTRICT grad_hidden) {
   const T weighted_sq_error =
-      forward_backward_sample_with(n, m, relu, W, W_columns, b, importance, x, grad_scale, grad_b,
+      forward_backward_sample_with(n, m, act, W, W_columns, b, importance, x, grad_scale, grad_b,
                                    hidden, grad_hidden, [=](int f, T g_z) {
                                      SP_UNROLL for (int j = 0; j < m; ++j) grad_W[j * n + f] =
                                          fma_f(hidden[j], g_z, grad_W[j * n + f]);
@@ -230,18 +249,18 @@ SP_HD T accumulate_sample_streaming(int n, int m, bool relu, const float* SP_RES
 }
 
 // Forward only: Σ_f I_f (x_f − y_f)² for one sample (evaluation and final losses).
-SP_HD float sample_loss(int n, int m, bool relu, const float* W, const float* b,
+SP_HD float sample_loss(int n, int m, Activation act, const float* W, const float* b,
                         const float* importance, const float* x, float* hidden) {
   for (int j = 0; j < m; ++j) {
     float h = 0.0f;
     for (int f = 0; f < n; ++f) h = fma_f(W[j * n + f], x[f], h);
-    hidden[j] = h;
+    hidden[j] = act.hidden ? relu_forward(h) : h;
   }
   float weighted_sq_error = 0.0f;
   for (int f = 0; f < n; ++f) {
     float z = b[f];
     for (int j = 0; j < m; ++j) z = fma_f(W[j * n + f], hidden[j], z);
-    const float y = relu ? relu_forward(z) : z;
+    const float y = act.output ? relu_forward(z) : z;
     const float error = y - x[f];
     weighted_sq_error = fma_f(importance[f] * error, error, weighted_sq_error);
   }

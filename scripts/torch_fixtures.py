@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes the PyTorch fixtures the C++ tests compare against (tests/fixtures/).
 
-1. torch_adamw.json: one AdamW step and 100 steps of the toy model (linear and ReLU, 5 -> 2) from
-   given data and initial parameters, with torch.optim.AdamW's defaults (weight decay 0.01), plus
-   autograd's gradients at the start.
+1. torch_adamw.json: one AdamW step and 100 steps of the toy model (linear and ReLU, 5 -> 2; the
+   neuron model, ARENA's NeuronModel, 5 -> 2 and 10 -> 5) from given data and initial parameters,
+   with torch.optim.AdamW's defaults (weight decay 0.01), plus autograd's gradients at the start.
 2. torch_schedules.json: the optimiser settings other codebases use, 100 steps of 5 -> 2 from given
    data and parameters: torch.optim.Adam (ARENA's: no weight decay), and AdamW with a weight decay
    of 0, 0.01 or 0.1 under a LambdaLR learning-rate schedule (constant, linear, cosine; with and
@@ -24,8 +24,10 @@ import numpy as np
 import torch as t
 
 
-def forward(W, b, x, relu):
+def forward(W, b, x, relu, hidden_relu=False):
     h = x @ W.T
+    if hidden_relu:  # the neuron model: h = ReLU(W x), a privileged basis
+        h = t.relu(h)
     z = h @ W + b
     return t.relu(z) if relu else z
 
@@ -36,9 +38,10 @@ def loss_fn(x, y, importance):
 
 def adamw_fixture():
     rng = np.random.default_rng(2024)
-    n, m, rows = 5, 2, 64
+    rows = 64
     cases = []
-    for relu in (False, True):
+    for kind, n, m in (("linear", 5, 2), ("relu", 5, 2), ("neuron", 5, 2), ("neuron", 10, 5)):
+        relu, hidden_relu = kind != "linear", kind == "neuron"
         x = rng.random((rows, n), dtype=np.float32)
         x[rng.random((rows, n)) < 0.5] = 0.0
         W0 = rng.normal(0, 0.6, (m, n)).astype(np.float32)
@@ -53,7 +56,7 @@ def adamw_fixture():
         losses = []
         for step in range(1, 101):
             opt.zero_grad()
-            loss = loss_fn(xt, forward(W, b, xt, relu), it)
+            loss = loss_fn(xt, forward(W, b, xt, relu, hidden_relu), it)
             loss.backward()
             if step == 1:
                 record["grad_W"] = W.grad.detach().numpy().ravel().tolist()
@@ -64,7 +67,7 @@ def adamw_fixture():
                 record[f"W_{step}"] = W.detach().numpy().ravel().tolist()
                 record[f"b_{step}"] = b.detach().numpy().ravel().tolist()
         cases.append({
-            "model": "relu" if relu else "linear", "n": n, "m": m, "rows": rows, "lr": lr,
+            "model": kind, "n": n, "m": m, "rows": rows, "lr": lr,
             "x": x.ravel().tolist(), "W0": W0.ravel().tolist(), "b0": b0.ravel().tolist(),
             "importance": importance.tolist(), "losses": losses, **record,
         })

@@ -15,9 +15,12 @@
 
 namespace sp {
 
-// `models` models of shape (n, m): seeds 77, 78, ..., linear and ReLU alternating, sparsity
+// `models` models of shape (n, m): seeds 77, 78, ..., linear and ReLU alternating (with_neuron:
+// linear, ReLU and neuron in turn — the neuron model trains on the global and tiled mappings only),
+// sparsity
 // 0, 0.1, ..., 0.9 in turn, importance 0.9^f, lr 1e-2; eval every 10 steps.
-inline GroupSpec sweep(int n, int m, DataMode mode, int models, int steps) {
+inline GroupSpec sweep(int n, int m, DataMode mode, int models, int steps,
+                       bool with_neuron = false) {
   GroupSpec g;
   g.n_features = n;
   g.n_hidden = m;
@@ -30,7 +33,8 @@ inline GroupSpec sweep(int n, int m, DataMode mode, int models, int steps) {
   for (int i = 0; i < models; ++i) {
     ModelSpec model;
     model.seed = 77 + static_cast<uint64_t>(i);
-    model.kind = i % 2 ? ModelKind::relu : ModelKind::linear;
+    model.kind =
+        with_neuron ? static_cast<ModelKind>(i % 3) : (i % 2 ? ModelKind::relu : ModelKind::linear);
     model.lr = 1e-2;
     model.sparsity.assign(n, 0.1 * (i % 10));
     for (int f = 0; f < n; ++f) model.importance.push_back(std::pow(0.9, f));

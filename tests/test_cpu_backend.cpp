@@ -45,24 +45,30 @@ double max_abs(const std::vector<double>& v) {
   return out;
 }
 
-using Case = std::tuple<int, int, bool, double>;
+using Case = std::tuple<int, int, ModelKind, double>;
 class CpuOneStep : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CpuOneStep, GradientsMatchReferenceWithin1e5Relative) {
-  const auto [n, m, relu, sparsity] = GetParam();
-  const GroupSpec g =
-      group_of(n, m, relu ? ModelKind::relu : ModelKind::linear, sparsity, DataMode::fixed, 1);
+  const auto [n, m, kind, sparsity] = GetParam();
+  const Activation act = activation_of(kind);
+  const GroupSpec g = group_of(n, m, kind, sparsity, DataMode::fixed, 1);
   const ModelSpec& model = g.models[0];
-  const std::vector<float> W = initial_W(g, model), b = initial_b(g, model);
+  std::vector<float> W = initial_W(g, model);
+  const std::vector<float> b = initial_b(g, model);
+  // A neuron model's hidden unit j is dead for every x >= 0 when row j of W has no positive entry
+  // (then, with b = 0, nothing has a gradient): row 0 gets alternating signs, so that its
+  // pre-activation takes both signs over the rows — the hidden mask passes some and stops others.
+  if (act.hidden)
+    for (int f = 0; f < n; ++f) W[f] = (f % 2 ? -1.0f : 1.0f) * std::abs(W[f]);
   const std::vector<float> x = fixed_dataset(g, model), importance = to_float(model.importance);
   const int rows = g.train_rows();
   std::vector<float> grad_W(W.size()), grad_b(b.size());
   cpu::LaneScratch scratch;
   scratch.resize(n, m);
-  const float loss = cpu::loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(),
+  const float loss = cpu::loss_and_gradients(n, m, act, W.data(), b.data(), importance.data(),
                                              x.data(), rows, grad_W.data(), grad_b.data(), scratch);
   const reference::Gradients ref = reference::loss_and_gradients(
-      n, m, relu, std::vector<double>(W.begin(), W.end()), std::vector<double>(b.begin(), b.end()),
+      n, m, act, std::vector<double>(W.begin(), W.end()), std::vector<double>(b.begin(), b.end()),
       model.importance, std::vector<double>(x.begin(), x.end()), rows);
   EXPECT_NEAR(loss, ref.loss, 1e-5 * ref.loss);
   // Relative to the gradient's largest entry: entries near 0 carry the sum's absolute error.
@@ -74,10 +80,11 @@ TEST_P(CpuOneStep, GradientsMatchReferenceWithin1e5Relative) {
     EXPECT_NEAR(grad_b[f], ref.grad_b[f], 1e-5 * scale) << "grad_b[" << f << "]";
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CpuOneStep,
-                         ::testing::Combine(::testing::Values(2, 5, 20, 7),
-                                            ::testing::Values(1, 2, 5), ::testing::Bool(),
-                                            ::testing::Values(0.0, 0.8)));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CpuOneStep,
+    ::testing::Combine(::testing::Values(2, 5, 20, 7), ::testing::Values(1, 2, 5),
+                       ::testing::Values(ModelKind::linear, ModelKind::relu, ModelKind::neuron),
+                       ::testing::Values(0.0, 0.8)));
 
 // Independent features, then correlated and anticorrelated pairs (both backends draw the same
 // rows: the groups change the data, not the arithmetic).
@@ -158,7 +165,8 @@ TEST(StreamingSample, SameBitsAsAccumulateSample) {
   std::mt19937 random(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (const auto& [n, m] : {std::pair{2, 1}, {5, 2}, {20, 5}, {7, 3}, {40, 9}})
-    for (bool relu : {false, true}) {
+    for (ModelKind kind : {ModelKind::linear, ModelKind::relu, ModelKind::neuron}) {
+      const Activation act = activation_of(kind);
       const int P = m * n + n;
       std::vector<float> params(P), transposed(m * n), importance(n), x(n);
       for (float& value : params) value = uniform(random);
@@ -169,16 +177,16 @@ TEST(StreamingSample, SameBitsAsAccumulateSample) {
       for (int sample = 0; sample < 50; ++sample) {
         for (float& value : x) value = uniform(random) < 0.0f ? 0.0f : uniform(random) + 1.0f;
         const float a = accumulate_sample(
-            n, m, relu, params.data(), params.data() + m * n, importance.data(), x.data(), 0.01f,
+            n, m, act, params.data(), params.data() + m * n, importance.data(), x.data(), 0.01f,
             plain.data(), plain.data() + m * n, hidden.data(), grad_hidden.data(), grad_z.data());
         const float b = accumulate_sample_streaming(
-            n, m, relu, params.data(), transposed_columns(transposed.data(), m),
+            n, m, act, params.data(), transposed_columns(transposed.data(), m),
             params.data() + m * n, importance.data(), x.data(), 0.01f, streaming.data(),
             streaming.data() + m * n, hidden.data(), grad_hidden.data());
         ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0) << n << "x" << m << " sample " << sample;
       }
       EXPECT_EQ(std::memcmp(plain.data(), streaming.data(), P * sizeof(float)), 0)
-          << n << "x" << m << (relu ? " relu" : " linear");
+          << n << "x" << m << " " << to_string(kind);
     }
 }
 
@@ -188,8 +196,8 @@ TEST(StreamingSample, SameBitsAsAccumulateSample) {
 namespace sp {
 namespace {
 
-// The SIMD paths this CPU has (generic, avx2, avx512: host/backends/cpu_simd.inc compiled per instruction
-// set), each named in the failure messages.
+// The SIMD paths this CPU has (generic, avx2, avx512: host/backends/cpu_simd.inc compiled per
+// instruction set), each named in the failure messages.
 std::vector<cpu::SimdPath> simd_paths_here() {
   std::vector<cpu::SimdPath> paths;
   for (cpu::SimdPath path : {cpu::SimdPath::generic, cpu::SimdPath::avx2, cpu::SimdPath::avx512})
@@ -208,7 +216,8 @@ TEST(CpuSimd, SameBitsAsTheFloatPath) {
     for (Shape shape : {Shape{2, 1}, Shape{5, 2}, Shape{20, 5}, Shape{3, 2}, Shape{7, 1},
                         Shape{9, 4}, Shape{6, 7}, Shape{37, 7}, Shape{41, 9}})
       for (int rows : {1, 15, 16, 37, 800, 1023})
-        for (bool relu : {false, true}) {
+        for (ModelKind kind : {ModelKind::linear, ModelKind::relu, ModelKind::neuron}) {
+          const Activation act = activation_of(kind);
           const int n = shape.n, m = shape.m;
           GroupSpec g;
           g.n_features = n;
@@ -226,14 +235,14 @@ TEST(CpuSimd, SameBitsAsTheFloatPath) {
           cpu::LaneScratch scratch;
           scratch.resize(n, m);
           const float loss =
-              cpu::loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(), x.data(),
+              cpu::loss_and_gradients(n, m, act, W.data(), b.data(), importance.data(), x.data(),
                                       rows, gW.data(), gb.data(), scratch);
           cpu::SimdStep simd(n, m, path);
           simd.set_rows(x.data(), rows);
-          const float simd_loss = simd.loss_and_gradients(relu, W.data(), b.data(),
+          const float simd_loss = simd.loss_and_gradients(act, W.data(), b.data(),
                                                           importance.data(), sW.data(), sb.data());
           SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " m " << m
-                                            << " rows " << rows << (relu ? " relu" : " linear"));
+                                            << " rows " << rows << " " << to_string(kind));
           EXPECT_EQ(loss, simd_loss);
           for (size_t k = 0; k < W.size(); ++k) EXPECT_EQ(gW[k], sW[k]) << "dW " << k;
           for (int f = 0; f < n; ++f) EXPECT_EQ(gb[f], sb[f]) << "db " << f;
@@ -247,7 +256,7 @@ TEST(CpuSimd, SameBitsAsTheFloatPath) {
             for (int repeat = 0; repeat < 2; ++repeat) {
               std::fill(sW.begin(), sW.end(), 0.0f);
               std::fill(sb.begin(), sb.end(), 0.0f);
-              EXPECT_EQ(loss, split.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
+              EXPECT_EQ(loss, split.loss_and_gradients(act, W.data(), b.data(), importance.data(),
                                                        sW.data(), sb.data()))
                   << used << " threads";
               for (size_t k = 0; k < W.size(); ++k)
@@ -337,11 +346,11 @@ void expect_lane_rows_equal_scalar_rows(cpu::SimdPath path, const ModelSpec& mod
   team_rows.set_threads(4);
   team_rows.generate_rows(model, threshold.data(), groups, first, rows);
   std::vector<float> gW1(W.size()), gb1(n), gW2(W.size()), gb2(n), gW3(W.size()), gb3(n);
-  const float l1 = scalar_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
-                                                  gW1.data(), gb1.data());
-  const float l2 = lane_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+  const float l1 = scalar_rows.loss_and_gradients(Activation{}, W.data(), b.data(),
+                                                  importance.data(), gW1.data(), gb1.data());
+  const float l2 = lane_rows.loss_and_gradients(Activation{}, W.data(), b.data(), importance.data(),
                                                 gW2.data(), gb2.data());
-  const float l3 = team_rows.loss_and_gradients(true, W.data(), b.data(), importance.data(),
+  const float l3 = team_rows.loss_and_gradients(Activation{}, W.data(), b.data(), importance.data(),
                                                 gW3.data(), gb3.data());
   EXPECT_EQ(l1, l2);
   EXPECT_EQ(gW1, gW2);

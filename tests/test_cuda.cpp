@@ -179,11 +179,11 @@ TEST(Cuda, ALargeShapeOnTheTiledAndGlobalMappingsMatchesTheCpuBackend) {
   expect_identical_results(make_cuda_backend(global)->train(g), cpu, "400 x 30, global mapping");
 }
 
-// The tiled mapping (one block per model, GEMM-like passes over the batch: kernels/mapping_tiled.cu)
-// at shapes that leave partial tiles everywhere — features and hidden units not multiples of the
-// tiles, more than 32 hidden units (two tiles of the reduction in Z = H W + b), 1000 features and
-// one hidden unit, batches that are not a multiple of 32, 64 or 128 and span three of the GEMM
-// passes' 128-row tiles (37 × 7, batch 300) — in both data modes, with fixed
+// The tiled mapping (one block per model, GEMM-like passes over the batch:
+// kernels/mapping_tiled.cu) at shapes that leave partial tiles everywhere — features and hidden
+// units not multiples of the tiles, more than 32 hidden units (two tiles of the reduction in Z = H
+// W + b), 1000 features and one hidden unit, batches that are not a multiple of 32, 64 or 128 and
+// span three of the GEMM passes' 128-row tiles (37 × 7, batch 300) — in both data modes, with fixed
 // rows in memory and drawn again, feature groups, and on shapes that have their own mapping
 // (forced): the cpu backend's bits in every case — a block per model (train_steps_tiled) and the
 // passes launched one by one over the models' row and entry tiles (tiled-split) alike.
@@ -230,6 +230,43 @@ TEST(Cuda, TheTiledMappingMatchesTheCpuBackendAtAnyShape) {
           expect_identical_results(make_cuda_backend(tiled)->train(g), cpu_groups,
                                    what + " with feature groups, " + launches);
         }
+      }
+    }
+}
+
+// The neuron model (h = ReLU(W x): kernels/toy_model.hpp, Activation::hidden) trains on the global
+// and tiled mappings (kernels/mapping.hpp: hidden); a group of it at a shape with its own per-shape
+// kernel goes to global, mixed with the tied models. Every model the cpu backend's bits, in both
+// data modes, at shapes with partial tiles, on every mapping that takes it; a per-shape mapping
+// forced on it is refused.
+TEST(Cuda, TheNeuronModelMatchesTheCpuBackendOnTheGlobalAndTiledMappings) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    Shape shape;
+    int batch;
+  };
+  for (const Case& c : {Case{{2, 1}, 64}, Case{{5, 2}, 100}, Case{{10, 5}, 64}, Case{{37, 7}, 300},
+                        Case{{41, 9}, 33}})
+    for (DataMode mode : {DataMode::fixed, DataMode::fresh}) {
+      GroupSpec g = sweep(c.shape.n, c.shape.m, mode, 6, 8, /*with_neuron=*/true);
+      g.batch = c.batch;
+      g.points = c.batch * 5 / 4;
+      g.eval_points = 50;
+      g.record_trajectories = true;
+      g.eval_every = 3;
+      const std::string what = std::to_string(c.shape.n) + "x" + std::to_string(c.shape.m) + " " +
+                               to_string(mode) + " with the neuron model";
+      const auto cpu = make_cpu_backend(0)->train(g);
+      expect_identical_results(make_cuda_backend()->train(g), cpu, what + ", its own mapping");
+      for (const char* mapping : {"global", "tiled", "tiled-split"}) {
+        CudaOptions forced;
+        forced.mapping = mapping;
+        expect_identical_results(make_cuda_backend(forced)->train(g), cpu, what + ", " + mapping);
+      }
+      if (c.shape.n == 5) {
+        CudaOptions shared;
+        shared.mapping = "shared";
+        EXPECT_THROW(make_cuda_backend(shared)->train(g), UsageError) << what;
       }
     }
 }

@@ -30,17 +30,27 @@ TEST(Dispatcher, EachShapeGetsItsOwnMappingFromTheTable) {
   EXPECT_EQ(static_cast<int>(names.size()), kMappingCount);
 }
 
-TEST(Dispatcher, AForcedMappingOrFeatureGroupsChooseAsDocumented) {
-  EXPECT_EQ(choose_mapping(5, 2, true, MappingChoice::automatic), Mapping::global);
-  EXPECT_EQ(choose_mapping(37, 7, true, MappingChoice::automatic), Mapping::tiled);
-  EXPECT_EQ(choose_mapping(2, 1, false, MappingChoice::global), Mapping::global);
-  EXPECT_EQ(choose_mapping(2, 1, true, MappingChoice::tiled_split), Mapping::tiled_split);
-  EXPECT_EQ(choose_mapping(5, 2, false, MappingChoice::shared), Mapping::shared_5x2);
-  EXPECT_EQ(choose_mapping(20, 5, false, MappingChoice::shared), Mapping::shared_20x5);
-  EXPECT_THROW(choose_mapping(7, 3, false, MappingChoice::shared), UsageError);
-  EXPECT_THROW(choose_mapping(20, 5, true, MappingChoice::shared), UsageError);
-  EXPECT_FALSE(accepts(Mapping::registers_2x1, 2, 1, true));
-  EXPECT_TRUE(accepts(Mapping::global, 300, 40, true));
+TEST(Dispatcher, AForcedMappingFeatureGroupsOrTheNeuronModelChooseAsDocumented) {
+  EXPECT_EQ(choose_mapping(5, 2, true, false, MappingChoice::automatic), Mapping::global);
+  EXPECT_EQ(choose_mapping(37, 7, true, false, MappingChoice::automatic), Mapping::tiled);
+  EXPECT_EQ(choose_mapping(2, 1, false, false, MappingChoice::global), Mapping::global);
+  EXPECT_EQ(choose_mapping(2, 1, true, false, MappingChoice::tiled_split), Mapping::tiled_split);
+  EXPECT_EQ(choose_mapping(5, 2, false, false, MappingChoice::shared), Mapping::shared_5x2);
+  EXPECT_EQ(choose_mapping(20, 5, false, false, MappingChoice::shared), Mapping::shared_20x5);
+  EXPECT_THROW(choose_mapping(7, 3, false, false, MappingChoice::shared), UsageError);
+  EXPECT_THROW(choose_mapping(20, 5, true, false, MappingChoice::shared), UsageError);
+  EXPECT_FALSE(accepts(Mapping::registers_2x1, 2, 1, true, false));
+  EXPECT_TRUE(accepts(Mapping::global, 300, 40, true, false));
+  // The neuron model's hidden ReLU: never on a per-shape kernel (they leave it out), always on
+  // global and tiled; a forced shared mapping is refused, naming why.
+  for (const MappingRow& row : kMappingRows)
+    EXPECT_EQ(accepts(row.mapping, row.n ? row.n : 300, row.m ? row.m : 40, false, true),
+              row.n == 0)
+        << row.name;
+  EXPECT_EQ(choose_mapping(2, 1, false, true, MappingChoice::automatic), Mapping::global);
+  EXPECT_EQ(choose_mapping(20, 5, false, true, MappingChoice::automatic), Mapping::global);
+  EXPECT_EQ(choose_mapping(40, 10, false, true, MappingChoice::automatic), Mapping::tiled);
+  EXPECT_THROW(choose_mapping(5, 2, false, true, MappingChoice::shared), UsageError);
   EXPECT_EQ(parse_mapping_choice("", "mapping"), MappingChoice::automatic);
   EXPECT_EQ(parse_mapping_choice("tiled-split", "mapping"), MappingChoice::tiled_split);
   EXPECT_THROW(parse_mapping_choice("tiled_split", "mapping"), UsageError);

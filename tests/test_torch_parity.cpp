@@ -9,9 +9,9 @@
 
 #include "host/backends/backend.hpp"
 #include "host/backends/cpu_backend.hpp"
+#include "host/backends/reference.hpp"
 #include "host/core/data.hpp"
 #include "host/io/npy.hpp"
-#include "host/backends/reference.hpp"
 
 namespace sp {
 namespace {
@@ -33,7 +33,7 @@ TEST(TorchAdamW, OneAndHundredStepsMatchTorch) {
   for (const auto& c : fixture["cases"]) {
     SCOPED_TRACE(c["model"].get<std::string>() + " model, torch " + torch_version);
     const int n = c["n"], m = c["m"], rows = c["rows"];
-    const bool relu = c["model"] == "relu";
+    const Activation act = activation_of(parse_model_kind(c["model"], "model"));
     const double lr = c["lr"];
     const std::vector<float> x = c["x"], importance = c["importance"];
     std::vector<float> W = c["W0"], b = c["b0"];
@@ -45,9 +45,9 @@ TEST(TorchAdamW, OneAndHundredStepsMatchTorch) {
     const std::vector<double> x_ref(x.begin(), x.end()),
         imp_ref(importance.begin(), importance.end());
     for (int t = 1; t <= 100; ++t) {
-      const float loss = cpu::loss_and_gradients(n, m, relu, W.data(), b.data(), importance.data(),
+      const float loss = cpu::loss_and_gradients(n, m, act, W.data(), b.data(), importance.data(),
                                                  x.data(), rows, gW.data(), gb.data(), scratch);
-      const auto g = reference::loss_and_gradients(n, m, relu, W_ref, b_ref, imp_ref, x_ref, rows);
+      const auto g = reference::loss_and_gradients(n, m, act, W_ref, b_ref, imp_ref, x_ref, rows);
       const double torch_loss = c["losses"][t - 1];
       EXPECT_NEAR(loss, torch_loss, 1e-6 * torch_loss) << "step " << t;
       EXPECT_NEAR(g.loss, torch_loss, 1e-5 * torch_loss) << "step " << t;
@@ -110,15 +110,17 @@ TEST(TorchSchedules, AdamAndScheduledAdamWMatchTorch) {
     cpu::LaneScratch scratch;
     scratch.resize(n, m);
     for (int t = 1; t <= steps; ++t) {
-      const float loss = cpu::loss_and_gradients(n, m, true, W.data(), b.data(), importance.data(),
-                                                 x.data(), rows, gW.data(), gb.data(), scratch);
+      const float loss =
+          cpu::loss_and_gradients(n, m, Activation{}, W.data(), b.data(), importance.data(),
+                                  x.data(), rows, gW.data(), gb.data(), scratch);
       const double torch_loss = c["losses"][t - 1];
       EXPECT_NEAR(loss, torch_loss, 2e-6 * torch_loss) << "step " << t;
       const double factor = AdamWSchedule::lr_factor(schedule, warmup, steps, t);
       const AdamWStep s = AdamWSchedule::at(lr, weight_decay, factor, t);
       for (size_t k = 0; k < W.size(); ++k) adamw_update(W[k], mW[k], vW[k], gW[k], s);
       for (int f = 0; f < n; ++f) adamw_update(b[f], mb[f], vb[f], gb[f], s);
-      const auto g = reference::loss_and_gradients(n, m, true, W_ref, b_ref, imp_ref, x_ref, rows);
+      const auto g =
+          reference::loss_and_gradients(n, m, Activation{}, W_ref, b_ref, imp_ref, x_ref, rows);
       reference::adamw_step(W_ref, mW_ref, vW_ref, g.grad_W, lr * factor, t, weight_decay);
       reference::adamw_step(b_ref, mb_ref, vb_ref, g.grad_b, lr * factor, t, weight_decay);
     }

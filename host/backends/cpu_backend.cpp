@@ -29,7 +29,7 @@ void LaneScratch::resize(int n, int m) {
 namespace {
 
 template <class D>
-float step_sums(D dims, bool relu, const float* W, const float* b, const float* importance,
+float step_sums(D dims, Activation act, const float* W, const float* b, const float* importance,
                 const float* x, int rows, float* grad_W, float* grad_b, LaneScratch& s) {
   const int n = dims.n(), m = dims.m(), params = m * n + n;
   std::fill(s.partial.begin(), s.partial.end(), 0.0f);
@@ -39,7 +39,7 @@ float step_sums(D dims, bool relu, const float* W, const float* b, const float* 
     const int lane = r % kLanes;
     float* lane_grads = &s.partial[static_cast<size_t>(lane) * params];
     s.partial_loss[lane] += accumulate_sample(
-        n, m, relu, W, b, importance, x + static_cast<size_t>(r) * n, grad_scale, lane_grads,
+        n, m, act, W, b, importance, x + static_cast<size_t>(r) * n, grad_scale, lane_grads,
         lane_grads + m * n, s.hidden.data(), s.grad_hidden.data(), s.grad_z.data());
   }
   for (int k = 0; k < m * n; ++k) grad_W[k] = lane_tree_sum(&s.partial[k], params);
@@ -48,31 +48,31 @@ float step_sums(D dims, bool relu, const float* W, const float* b, const float* 
 }
 
 template <class D>
-float loss_sums(D dims, bool relu, const float* W, const float* b, const float* importance,
+float loss_sums(D dims, Activation act, const float* W, const float* b, const float* importance,
                 const float* x, int rows, LaneScratch& s) {
   const int n = dims.n(), m = dims.m();
   std::fill(s.partial_loss.begin(), s.partial_loss.end(), 0.0f);
   for (int r = 0; r < rows; ++r)
     s.partial_loss[r % kLanes] +=
-        sample_loss(n, m, relu, W, b, importance, x + static_cast<size_t>(r) * n, s.hidden.data());
+        sample_loss(n, m, act, W, b, importance, x + static_cast<size_t>(r) * n, s.hidden.data());
   return lane_tree_sum(s.partial_loss.data()) * mean_scale(rows, n);
 }
 
 }  // namespace
 
-float loss_and_gradients(int n, int m, bool relu, const float* W, const float* b,
+float loss_and_gradients(int n, int m, Activation act, const float* W, const float* b,
                          const float* importance, const float* x, int rows, float* grad_W,
                          float* grad_b, LaneScratch& scratch) {
   return with_dims(n, m, [&](auto dims) {
-    return step_sums(dims, relu, W, b, importance, x, rows, grad_W, grad_b, scratch);
+    return step_sums(dims, act, W, b, importance, x, rows, grad_W, grad_b, scratch);
   });
 }
 
-float loss(int n, int m, bool relu, const float* W, const float* b, const float* importance,
+float loss(int n, int m, Activation act, const float* W, const float* b, const float* importance,
            const float* x, int rows, LaneScratch& scratch) {
   if (rows == 0) return std::nanf("");
   return with_dims(
-      n, m, [&](auto dims) { return loss_sums(dims, relu, W, b, importance, x, rows, scratch); });
+      n, m, [&](auto dims) { return loss_sums(dims, act, W, b, importance, x, rows, scratch); });
 }
 
 // ------------------------------------------------------------------------------- SIMD paths
@@ -165,7 +165,7 @@ SimdStep::~SimdStep() { delete impl_; }
 
 ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
   const int n = group.n_features, m = group.n_hidden;
-  const bool relu = model.kind == ModelKind::relu;
+  const Activation act = activation_of(model.kind);
   const int rows = group.train_rows();
   std::vector<float> W = initial_W(group, model), b = initial_b(group, model);
   std::vector<float> m_W(W.size(), 0.0f), v_W(W.size(), 0.0f), m_b(n, 0.0f), v_b(n, 0.0f);
@@ -181,7 +181,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
   if (threads > 1 && n * m >= kBlockedEntries) simd.set_threads(threads);
   if (group.mode == DataMode::fixed) simd.set_rows(dataset.data(), rows);
   auto evaluate = [&] {
-    return loss(n, m, relu, W.data(), b.data(), importance.data(), evaluation.data(),
+    return loss(n, m, act, W.data(), b.data(), importance.data(), evaluation.data(),
                 group.eval_rows(), scratch);
   };
 
@@ -196,7 +196,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
     if (group.mode == DataMode::fresh)
       simd.generate_rows(model, threshold.data(), group.groups, static_cast<uint64_t>(t) * rows,
                          rows);
-    const float step_loss = simd.loss_and_gradients(relu, W.data(), b.data(), importance.data(),
+    const float step_loss = simd.loss_and_gradients(act, W.data(), b.data(), importance.data(),
                                                     grad_W.data(), grad_b.data());
     const AdamWStep scalars = AdamWSchedule::at(
         model.lr, model.weight_decay,
@@ -208,7 +208,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model, int threads) {
   }
   const float train_loss =
       group.mode == DataMode::fixed
-          ? loss(n, m, relu, W.data(), b.data(), importance.data(), dataset.data(), rows, scratch)
+          ? loss(n, m, act, W.data(), b.data(), importance.data(), dataset.data(), rows, scratch)
           : last_batch_loss;
   finish_result(result, W, b, train_loss, evaluate(), group.eval_rows() > 0);
   return result;

@@ -21,12 +21,12 @@ struct LaneScratch {
 // One step's loss and gradients over `rows` samples (rows x n), in the kernel's order: lane l
 // accumulates rows l, l + 32, ...; then the lanes are summed by cub::WarpReduce's tree.
 // Returns L; writes ∂W (m x n) and ∂b (n).
-float loss_and_gradients(int n, int m, bool relu, const float* W, const float* b,
+float loss_and_gradients(int n, int m, Activation act, const float* W, const float* b,
                          const float* importance, const float* x, int rows, float* grad_W,
                          float* grad_b, LaneScratch& scratch);
 
 // L alone, in the same order (NaN for zero rows).
-float loss(int n, int m, bool relu, const float* W, const float* b, const float* importance,
+float loss(int n, int m, Activation act, const float* W, const float* b, const float* importance,
            const float* x, int rows, LaneScratch& scratch);
 
 // The shapes researchers use most get their sizes as compile-time constants, so the compiler
@@ -65,7 +65,7 @@ class SimdStepImpl {
   virtual void set_rows(const float* x, int rows) = 0;
   virtual void generate_rows(const ModelSpec& model, const float* threshold,
                              const FeatureGroups& groups, uint64_t first_subsequence, int rows) = 0;
-  virtual float loss_and_gradients(bool relu, const float* W, const float* b,
+  virtual float loss_and_gradients(Activation act, const float* W, const float* b,
                                    const float* importance, float* grad_W, float* grad_b) = 0;
   virtual int set_threads(int threads) = 0;
   virtual void adamw(float* param, float* adam_m, float* adam_v, const float* grad, int count,
@@ -95,9 +95,9 @@ class SimdStep {
                      uint64_t first_subsequence, int rows) {
     impl_->generate_rows(model, threshold, groups, first_subsequence, rows);
   }
-  float loss_and_gradients(bool relu, const float* W, const float* b, const float* importance,
+  float loss_and_gradients(Activation act, const float* W, const float* b, const float* importance,
                            float* grad_W, float* grad_b) {
-    return impl_->loss_and_gradients(relu, W, b, importance, grad_W, grad_b);
+    return impl_->loss_and_gradients(act, W, b, importance, grad_W, grad_b);
   }
   // Splits each step's lanes over up to `threads` threads (its own, started here and kept until
   // the next call or the end): lane groups of V lanes, whole, so at most 32 / V threads (2 on

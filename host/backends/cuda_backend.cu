@@ -110,7 +110,8 @@ class CudaBackend final : public Backend {
     // The dispatcher's choice (host/backends/mapping.hpp), in its three steps: here the mapping and
     // the memory it fits in, in train_chunk the chunk's launch.
     const cuda::Mapping wanted =
-        cuda::choose_mapping(group.n_features, group.n_hidden, group.groups.any(), forced_mapping_);
+        cuda::choose_mapping(group.n_features, group.n_hidden, group.groups.any(),
+                             group.any_hidden_relu(), forced_mapping_);
     size_t free_bytes = 0, total_bytes = 0;
     SP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const size_t budget = free_bytes / 10 * 7;  // leave room for the runtime and other users
@@ -205,7 +206,7 @@ class CudaBackend final : public Backend {
       for (size_t i = first; i < first + count; ++i) {
         const ModelSpec& model = g.models[i];
         seeds.push_back(model.seed);
-        relu.push_back(model.kind == ModelKind::relu ? 1 : 0);
+        activation.push_back(static_cast<uint8_t>(activation_of(model.kind).code()));
         lr.push_back(model.lr);
         weight_decay.push_back(model.weight_decay);
         const std::vector<float> threshold = mask_thresholds(model, g.groups);
@@ -223,7 +224,7 @@ class CudaBackend final : public Backend {
         }
     }
     std::vector<uint64_t> seeds;
-    std::vector<uint8_t> relu;
+    std::vector<uint8_t> activation;
     std::vector<double> lr, weight_decay;
     std::vector<float> sparsity, importance, params, dataset;  // dataset: replayed data only
     bool replayed_data = false;
@@ -236,7 +237,7 @@ class CudaBackend final : public Backend {
                  size_t scratch_floats_per_model, bool dataset_in_memory)
         : window(schedule_window),
           seeds(models.seeds),
-          relu(models.relu),
+          activation(models.activation),
           lr(models.lr),
           weight_decay(models.weight_decay),
           sparsity(models.sparsity),
@@ -255,7 +256,7 @@ class CudaBackend final : public Backend {
           dataset(dataset_in_memory ? count * static_cast<size_t>(g.points) * g.n_features : 0) {}
     int window;
     DeviceBuffer<uint64_t> seeds;
-    DeviceBuffer<uint8_t> relu;
+    DeviceBuffer<uint8_t> activation;
     DeviceBuffer<double> lr, weight_decay;
     DeviceBuffer<float> sparsity, importance, params, adam_m, adam_v;
     DeviceBuffer<double> bias1, lr_factor;
@@ -280,7 +281,7 @@ class CudaBackend final : public Backend {
                      cuda::rows_fit_on_chip(chosen, g.n_features, d.train_rows);
     d.draw_stride = fresh ? d.train_rows : 0;
     d.seed = b.seeds.get();
-    d.relu = b.relu.get();
+    d.activation = b.activation.get();
     d.lr = b.lr.get();
     d.weight_decay = b.weight_decay.get();
     d.sparsity = b.sparsity.get();

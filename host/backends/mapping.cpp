@@ -17,9 +17,10 @@ const MappingRow& row_of(Mapping mapping) {
 
 const char* to_string(Mapping mapping) { return row_of(mapping).name; }
 
-bool accepts(Mapping mapping, int n, int m, bool groups) {
+bool accepts(Mapping mapping, int n, int m, bool groups, bool hidden) {
   const MappingRow& row = row_of(mapping);
-  return (row.n == 0 || (row.n == n && row.m == m)) && (row.groups || !groups);
+  return (row.n == 0 || (row.n == n && row.m == m)) && (row.groups || !groups) &&
+         (row.hidden || !hidden);
 }
 
 MappingChoice parse_mapping_choice(const std::string& text, const std::string& option) {
@@ -54,11 +55,12 @@ Mapping shared_mapping_for(int n, int m) {
   return Mapping::global;
 }
 
-Mapping choose_mapping(int n, int m, bool groups, MappingChoice forced) {
+Mapping choose_mapping(int n, int m, bool groups, bool hidden, MappingChoice forced) {
   switch (forced) {
     case MappingChoice::automatic: {
       const Mapping own = mapping_for(n, m);
-      return accepts(own, n, m, groups) ? own : Mapping::global;  // groups: global or tiled
+      // groups or the hidden ReLU at a per-shape kernel's shape: global
+      return accepts(own, n, m, groups, hidden) ? own : Mapping::global;
     }
     case MappingChoice::global:
       return Mapping::global;
@@ -70,6 +72,9 @@ Mapping choose_mapping(int n, int m, bool groups, MappingChoice forced) {
       if (groups)
         throw UsageError(
             "mapping: feature groups train on the global or tiled mappings only, not shared");
+      if (hidden)
+        throw UsageError(
+            "mapping: the neuron model trains on the global or tiled mappings only, not shared");
       if (shared_mapping_for(n, m) == Mapping::global)
         throw UsageError(fmt::format(
             "mapping: shared has kernels for 5 x 2 and 20 x 5 only, not {} x {}", n, m));

@@ -15,38 +15,40 @@ std::vector<double> to_double(const std::vector<float>& values) {
 }
 }  // namespace
 
-Gradients loss_and_gradients(int n, int m, bool relu, const std::vector<double>& W,
+Gradients loss_and_gradients(int n, int m, Activation act, const std::vector<double>& W,
                              const std::vector<double>& b, const std::vector<double>& importance,
                              const std::vector<double>& x_all, int rows) {
   Gradients out;
   out.grad_W.assign(static_cast<size_t>(m) * n, 0.0);
   out.grad_b.assign(n, 0.0);
   const double count = static_cast<double>(rows) * n;  // B · n
-  std::vector<double> h(m), z(n), y(n), g_z(n), g_h(m);
+  std::vector<double> a(m), h(m), z(n), y(n), g_z(n), g_h(m);
   for (int r = 0; r < rows; ++r) {
     const double* x = &x_all[static_cast<size_t>(r) * n];
-    // h = W x
+    // a = W x,  h = ReLU(a) (the neuron model) or a
     for (int j = 0; j < m; ++j) {
-      h[j] = 0;
-      for (int f = 0; f < n; ++f) h[j] += W[j * n + f] * x[f];
+      a[j] = 0;
+      for (int f = 0; f < n; ++f) a[j] += W[j * n + f] * x[f];
+      h[j] = (act.hidden && a[j] <= 0) ? 0.0 : a[j];
     }
     // z = Wᵀ h + b,  y = ReLU(z) or z
     for (int f = 0; f < n; ++f) {
       z[f] = b[f];
       for (int j = 0; j < m; ++j) z[f] += W[j * n + f] * h[j];
-      y[f] = (relu && z[f] <= 0) ? 0.0 : z[f];
+      y[f] = (act.output && z[f] <= 0) ? 0.0 : z[f];
     }
     // L += I (x − y)²;  g_z = (2 / (B n)) · I ⊙ (y − x) ⊙ [z > 0]
     for (int f = 0; f < n; ++f) {
       out.loss += importance[f] * (x[f] - y[f]) * (x[f] - y[f]);
-      const double mask = (relu && !(z[f] > 0)) ? 0.0 : 1.0;
+      const double mask = (act.output && !(z[f] > 0)) ? 0.0 : 1.0;
       g_z[f] = (2.0 / count) * importance[f] * (y[f] - x[f]) * mask;
     }
-    // ∂b += g_z;  g_h = W g_z;  ∂W += h g_zᵀ + g_h xᵀ
+    // ∂b += g_z;  g_h = (W g_z) ⊙ [a > 0] (the mask for the neuron model);  ∂W += h g_zᵀ + g_h xᵀ
     for (int f = 0; f < n; ++f) out.grad_b[f] += g_z[f];
     for (int j = 0; j < m; ++j) {
       g_h[j] = 0;
       for (int f = 0; f < n; ++f) g_h[j] += W[j * n + f] * g_z[f];
+      if (act.hidden && !(a[j] > 0)) g_h[j] = 0;
     }
     for (int j = 0; j < m; ++j)
       for (int f = 0; f < n; ++f) out.grad_W[j * n + f] += h[j] * g_z[f] + g_h[j] * x[f];
@@ -55,10 +57,11 @@ Gradients loss_and_gradients(int n, int m, bool relu, const std::vector<double>&
   return out;
 }
 
-double loss(int n, int m, bool relu, const std::vector<double>& W, const std::vector<double>& b,
-            const std::vector<double>& importance, const std::vector<double>& x, int rows) {
+double loss(int n, int m, Activation act, const std::vector<double>& W,
+            const std::vector<double>& b, const std::vector<double>& importance,
+            const std::vector<double>& x, int rows) {
   if (rows == 0) return std::nan("");
-  return loss_and_gradients(n, m, relu, W, b, importance, x, rows).loss;
+  return loss_and_gradients(n, m, act, W, b, importance, x, rows).loss;
 }
 
 void adamw_step(std::vector<double>& param, std::vector<double>& adam_m,
@@ -76,7 +79,7 @@ void adamw_step(std::vector<double>& param, std::vector<double>& adam_m,
 
 ModelResult train(const GroupSpec& group, const ModelSpec& model) {
   const int n = group.n_features, m = group.n_hidden;
-  const bool relu = model.kind == ModelKind::relu;
+  const Activation act = activation_of(model.kind);
   const int rows = group.train_rows();
   std::vector<double> W = to_double(initial_W(group, model));
   std::vector<double> b = to_double(initial_b(group, model));
@@ -86,7 +89,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
                                           : std::vector<double>{};
   const std::vector<double> evaluation = to_double(eval_set(group, model));
   auto evaluate = [&] {
-    return loss(n, m, relu, W, b, model.importance, evaluation, group.eval_rows());
+    return loss(n, m, act, W, b, model.importance, evaluation, group.eval_rows());
   };
 
   ModelResult result;
@@ -102,7 +105,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
       fresh =
           to_double(generate_rows(model, n, static_cast<uint64_t>(t) * rows, rows, group.groups));
     const std::vector<double>& x = group.mode == DataMode::fixed ? dataset : fresh;
-    const Gradients g = loss_and_gradients(n, m, relu, W, b, model.importance, x, rows);
+    const Gradients g = loss_and_gradients(n, m, act, W, b, model.importance, x, rows);
     const double lr = model.lr * AdamWSchedule::lr_factor(group.lr_schedule, group.warmup_steps,
                                                           group.steps, t + 1);
     adamw_step(W, m_W, v_W, g.grad_W, lr, t + 1, model.weight_decay);
@@ -111,7 +114,7 @@ ModelResult train(const GroupSpec& group, const ModelSpec& model) {
     recorder.after_step(t, g.loss, W, b, evaluate);
   }
   const double train_loss = group.mode == DataMode::fixed
-                                ? loss(n, m, relu, W, b, model.importance, dataset, rows)
+                                ? loss(n, m, act, W, b, model.importance, dataset, rows)
                                 : last_batch_loss;
   finish_result(result, W, b, train_loss, evaluate(), group.eval_rows() > 0);
   return result;

@@ -16,12 +16,13 @@ struct Gradients {
 };
 
 // L and its analytic gradients over `rows` samples x (rows x n, row-major).
-Gradients loss_and_gradients(int n, int m, bool relu, const std::vector<double>& W,
+Gradients loss_and_gradients(int n, int m, Activation act, const std::vector<double>& W,
                              const std::vector<double>& b, const std::vector<double>& importance,
                              const std::vector<double>& x, int rows);
 
-double loss(int n, int m, bool relu, const std::vector<double>& W, const std::vector<double>& b,
-            const std::vector<double>& importance, const std::vector<double>& x, int rows);
+double loss(int n, int m, Activation act, const std::vector<double>& W,
+            const std::vector<double>& b, const std::vector<double>& importance,
+            const std::vector<double>& x, int rows);
 
 // torch.optim.AdamW, step t (1-based), on one parameter tensor: learning rate lr (this step's,
 // a schedule's factor applied), weight decay `weight_decay`, torch's other defaults.

@@ -29,7 +29,11 @@ CLI::App* add_sweep(CLI::App& app, SweepCli& o) {
       "importance-decay|relative-importance, "
       "seed");
   add_common(sweep, o.common, "out/sweep");
-  sweep->add_option("--model", o.sweep.axes.model, "axis: linear, relu or linear,relu")
+  sweep
+      ->add_option(
+          "--model", o.sweep.axes.model,
+          "axis: linear, relu, neuron (a ReLU hidden layer too: TMS's privileged basis), or "
+          "several (linear,relu)")
       ->check(non_empty(kAxis))
       ->capture_default_str();
   sweep->add_option("--steps", o.sweep.axes.steps, "axis: training steps")

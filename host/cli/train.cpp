@@ -32,7 +32,12 @@ struct TrainOptions {
 CLI::App* add_train(CLI::App& app, TrainOptions& o) {
   CLI::App* train = app.add_subcommand("train", "train one model and write its run directory");
   add_common(train, o.common, "out/train");
-  train->add_option("--model", o.model, "linear | relu")->check(non_empty())->capture_default_str();
+  train
+      ->add_option("--model", o.model,
+                   "linear | relu | neuron (a ReLU hidden layer too, h = ReLU(W x): TMS's "
+                   "privileged basis)")
+      ->check(non_empty())
+      ->capture_default_str();
   train
       ->add_option("--sparsity", o.sparsity,
                    "probability a feature is 0: one, or one per feature (a,b,...)")

@@ -7,7 +7,9 @@
 
 namespace sp {
 
-const char* to_string(ModelKind kind) { return kind == ModelKind::relu ? "relu" : "linear"; }
+const char* to_string(ModelKind kind) {
+  return kind == ModelKind::neuron ? "neuron" : kind == ModelKind::relu ? "relu" : "linear";
+}
 const char* to_string(DataMode mode) { return mode == DataMode::fixed ? "fixed" : "fresh"; }
 const char* to_string(LrSchedule schedule) {
   return schedule == LrSchedule::linear   ? "linear"
@@ -23,10 +25,10 @@ LrSchedule parse_lr_schedule(const std::string& text, const std::string& option)
 }
 
 ModelKind parse_model_kind(const std::string& text, const std::string& option) {
-  if (text == "relu") return ModelKind::relu;
-  if (text == "linear") return ModelKind::linear;
+  for (ModelKind kind : {ModelKind::linear, ModelKind::relu, ModelKind::neuron})
+    if (text == to_string(kind)) return kind;
   throw UsageError(
-      fmt::format("{}: unknown model kind '{}' (accepted: linear, relu)", option, text));
+      fmt::format("{}: unknown model kind '{}' (accepted: linear, relu, neuron)", option, text));
 }
 
 DataMode parse_data_mode(const std::string& text, const std::string& option) {
@@ -40,6 +42,12 @@ int GroupSpec::train_rows() const {
   if (mode == DataMode::fresh) return batch;
   // As the essay's Python: int(len(x) * (1 - train_eval_split)).
   return static_cast<int>(static_cast<double>(points) * (1.0 - eval_fraction));
+}
+
+bool GroupSpec::any_hidden_relu() const {
+  for (const ModelSpec& model : models)
+    if (activation_of(model.kind).hidden) return true;
+  return false;
 }
 
 int GroupSpec::eval_rows() const {

@@ -16,7 +16,14 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class ModelKind { linear, relu };
+// linear: y = Wᵀ W x + b; relu: y = ReLU(Wᵀ W x + b) (docs/design.md §1); neuron: a ReLU hidden
+// layer too, h = ReLU(W x), y = ReLU(Wᵀ h + b) — TMS's privileged basis (§9). The value is the
+// model axis's (a sweep's identity keeps 0, 1, 2 and the label).
+enum class ModelKind { linear = 0, relu = 1, neuron = 2 };
+// The ReLUs a kind applies (kernels/toy_model.hpp).
+inline Activation activation_of(ModelKind kind) {
+  return Activation{kind != ModelKind::linear, kind == ModelKind::neuron};
+}
 enum class DataMode { fixed, fresh };
 // The learning rate over the steps (host/core/data.hpp: AdamWSchedule::lr_factor): constant, or
 // after a linear warm-up decaying linearly to 0 or along a quarter cosine to 0 — the toy-models
@@ -109,6 +116,7 @@ struct GroupSpec {
   int train_rows() const;  // rows per training step
   int eval_rows() const;   // rows of the evaluation set
   int parameter_count() const { return n_hidden * n_features + n_features; }
+  bool any_hidden_relu() const;             // a model of the group is the neuron model
   std::vector<int> eval_steps() const;      // 0-based steps after whose update eval runs
   std::vector<int> snapshot_steps() const;  // 0-based steps after whose update W, b are kept
   // How many steps each lists, without listing them (what a resource estimate needs).

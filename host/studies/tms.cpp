@@ -149,7 +149,8 @@ TmsVerdict judge_20_5(const SweepSpec& spec, const std::vector<Cell>& cells) {
   TmsVerdict v;
   std::map<std::string, std::vector<size_t>> counts;  // per model kind, along the densities
   for (const Cell& cell : cells) {
-    const std::string kind = spec.axis_value(cell.first_id, "model", 1) != 0 ? "relu" : "linear";
+    const std::string kind = to_string(
+        static_cast<ModelKind>(static_cast<int>(spec.axis_value(cell.first_id, "model", 1))));
     if (!cell.trained) return {{missing("20 -> 5 " + kind)}, false};
     counts[kind].push_back(represented(cell.W, 20, 5).size());
   }

@@ -177,7 +177,7 @@ void check_axis(const SweepSpec& spec, const Axis& axis) {
       throw UsageError("--model: every value needs its label");
     for (size_t k = 0; k < axis.values.size(); ++k) {
       const ModelKind kind = parse_model_kind(axis.labels[k], "--model");
-      if (axis.values[k] != (kind == ModelKind::relu ? 1.0 : 0.0))
+      if (axis.values[k] != static_cast<double>(kind))
         throw UsageError("--model: a value does not match its label");
     }
     return;
@@ -264,7 +264,7 @@ void set_axes(SweepSpec& spec, const SweepAxesText& text) {
   Axis model{"model", {}, {}, {}};
   for (const std::string& name : split(text.model, ',')) {
     const ModelKind kind = parse_model_kind(name, "--model");
-    model.values.push_back(kind == ModelKind::relu ? 1.0 : 0.0);
+    model.values.push_back(static_cast<double>(kind));
     model.labels.push_back(to_string(kind));
   }
   spec.axes.push_back(model);
@@ -331,7 +331,7 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   const int n = base.n_features;
   ModelSpec m;
   m.seed = static_cast<uint64_t>(value("seed", 0));
-  m.kind = value("model", 1) != 0 ? ModelKind::relu : ModelKind::linear;
+  m.kind = static_cast<ModelKind>(static_cast<int>(value("model", 1)));
   m.lr = value("lr", 1e-3);
   m.weight_decay = value("weight_decay", kWeightDecay);
   if (!feature_sparsity.empty())
