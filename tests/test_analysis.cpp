@@ -80,5 +80,21 @@ TEST(TmsGeometry, AngleGapsAndCosines) {
   EXPECT_EQ(tms::angle_gaps(std::vector<double>(10, 0.0), 5).size(), 0u);
 }
 
+// The neuron model's neurons: row j of W (2 x 3 here). A row with one large weight is
+// monosemantic; one spread over features is not; a row of tiny weights is dead.
+TEST(TmsGeometry, ANeuronsFeaturesAreItsRowOfW) {
+  const std::vector<double> W = {0.05, 1.2, -0.2,  // neuron 0: feature 1, 96% of Σ w²
+                                 0.8,  0.7, 0.0};  // neuron 1: features 0 and 1
+  const tms::NeuronFeatures mono = tms::neuron_features(W, 3, 0);
+  EXPECT_EQ(mono.top_feature, 1);
+  EXPECT_NEAR(mono.top_share, 1.44 / (0.0025 + 1.44 + 0.04), 1e-12);
+  EXPECT_GE(mono.top_share, tms::kMonosemantic);
+  EXPECT_FALSE(mono.dead);
+  const tms::NeuronFeatures poly = tms::neuron_features(W, 3, 1);
+  EXPECT_EQ(poly.top_feature, 0);
+  EXPECT_LT(poly.top_share, tms::kMonosemantic);
+  EXPECT_TRUE(tms::neuron_features({0.01, 0.02, 0.0}, 3, 0).dead);
+}
+
 }  // namespace
 }  // namespace sp::analysis

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -508,6 +508,29 @@ TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
   expect_rejected("tms --backend cpu", {{"only", "--only pentagon", "--only"},
                                         {"scale", "--scale huge", "--scale"},
                                         {"steps", "--steps 0", "--steps"}});
+}
+
+// TMS's privileged basis (the neuron model, ARENA's settings) at the paper's 10,000 steps:
+// monosemantic neurons for the most important features when dense, polysemantic when sparse — and
+// one step of training does not show it.
+TEST(CliTms, ThePrivilegedBasisIsJudgedFromEveryNeuronOfEverySeed) {
+  const std::string out = fresh_dir("tms_privileged");
+  const Outcome r = run("tms --backend cpu --only privileged-basis --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("one for each of the 5 most important features (judged yes from half the "
+                          "seeds; paper: yes): yes"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("≤ 20% dense and ≥ 80% sparse (paper: yes): yes"), std::string::npos)
+      << r.output;
+  EXPECT_NE(read_text(out + "/privileged-basis/manifest.json").find("\"neuron\""),
+            std::string::npos);
+  const Outcome untrained =
+      run("tms --backend cpu --only privileged --steps 1 --out " + fresh_dir("tms_privileged_1"));
+  ASSERT_EQ(untrained.status, 0) << untrained.output;
+  EXPECT_NE(untrained.output.find("in 0 of 8 seeds (0%)"), std::string::npos) << untrained.output;
+  EXPECT_NE(untrained.output.find("0 of 1 results show what the paper reports"), std::string::npos)
+      << untrained.output;
 }
 
 // A build without the CUDA backend still sees a GPU this process could use, so that --backend auto

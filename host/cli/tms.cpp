@@ -37,7 +37,7 @@ CLI::App* add_tms(CLI::App& app, TmsCli& o) {
   command
       ->add_option("--only", o.only,
                    "a comma-separated subset: intro, tms-20-5, geometry, correlated, "
-                   "anticorrelated, collapse")
+                   "anticorrelated, privileged-basis, collapse")
       ->check(non_empty(kNames));
   command->add_option("--steps", o.steps, "training steps (default: the paper's 10000)")
       ->transform(decimal(1, 1000000000));
@@ -53,11 +53,13 @@ std::vector<TmsExperiment> chosen_results(const std::vector<TmsExperiment>& ever
     const auto found = std::find_if(every.begin(), every.end(), [&](const auto& e) {
       return e.name == name || e.name.rfind(name + "-", 0) == 0;
     });
-    if (name.empty() || found == every.end())
-      throw UsageError(fmt::format(
-          "--only: unknown result '{}' (accepted: intro, tms-20-5, geometry, correlated, "
-          "anticorrelated, collapse)",
-          name));
+    if (name.empty() || found == every.end()) {
+      std::vector<std::string> names;  // geometry-200-20 and geometry-400-30 are "geometry"
+      for (const TmsExperiment& e : every)
+        names.push_back(e.name.rfind("geometry", 0) == 0 ? "geometry" : e.name);
+      throw UsageError(
+          fmt::format("--only: unknown result '{}' (accepted: {})", name, fmt::join(names, ", ")));
+    }
     chosen.push_back(*found);
   }
   return chosen;

@@ -53,7 +53,8 @@ struct Cell {
   bool trained = false;  // some seed did not diverge
   double score = 0;      // the best seed's evaluation loss
   std::vector<double> W;
-  std::map<std::string, double> columns;  // the best seed's numeric columns by name
+  std::map<std::string, double> columns;     // the best seed's numeric columns by name
+  std::vector<std::vector<double>> seeds_W;  // every seed's W that did not diverge, by seed
 };
 
 // The best seed of every cell (every axis but the seed), by evaluation loss on the shared set.
@@ -65,11 +66,16 @@ std::vector<Cell> best_cells(const SweepSpec& spec, const RunDir& dir) {
   for (size_t c = 0; c < cells.size(); ++c) cells[c].first_id = static_cast<int64_t>(c) * seeds;
   const int id_column = table.column("model_id"), status = table.column("status"),
             eval = table.column("eval_loss");
+  std::vector<int> W_columns;  // W_<j>_<f>, row-major
+  for (int j = 0; j < m; ++j)
+    for (int f = 0; f < n; ++f) W_columns.push_back(table.column(fmt::format("W_{}_{}", j, f)));
   std::vector<const std::vector<std::string>*> best(cells.size(), nullptr);
   for (const auto& row : table.rows) {
     if (row[static_cast<size_t>(status)] != "ok") continue;
     const int64_t id = std::stoll(row[static_cast<size_t>(id_column)]);
     Cell& cell = cells[static_cast<size_t>(id / seeds)];
+    std::vector<double>& W = cell.seeds_W.emplace_back();
+    for (int column : W_columns) W.push_back(std::stod(row[static_cast<size_t>(column)]));
     const double score = std::stod(row[static_cast<size_t>(eval)]);
     if (cell.trained && !(score < cell.score)) continue;
     cell.trained = true;
@@ -280,9 +286,87 @@ TmsVerdict judge_collapse(const SweepSpec& spec, const std::vector<Cell>& cells)
   return v;
 }
 
+// TMS's privileged basis (the neuron model, ARENA's NeuronModel settings): each neuron's feature
+// weights (row j of W) over every seed of each density. Dense: the m neurons monosemantic, one for
+// each of the m most important features; sparse: most neurons polysemantic.
+TmsVerdict judge_privileged(const SweepSpec& spec, const std::vector<Cell>& cells) {
+  TmsVerdict v;
+  const int n = spec.base.n_features, m = spec.base.n_hidden;
+  struct Count {
+    int live = 0, polysemantic = 0, dead = 0, seeds = 0, clean = 0;  // clean: seeds with one
+                                                                     // monosemantic neuron for
+                                                                     // each top feature
+  };
+  std::vector<Count> counts;
+  std::vector<std::string> texts;
+  for (const Cell& cell : cells) {
+    if (!cell.trained) return {{missing("privileged basis")}, false};
+    Count c;
+    for (const std::vector<double>& W : cell.seeds_W) {
+      ++c.seeds;
+      std::vector<int> carried;
+      for (int j = 0; j < m; ++j) {
+        const tms::NeuronFeatures neuron = tms::neuron_features(W, n, j);
+        if (neuron.dead) {
+          ++c.dead;
+          continue;
+        }
+        ++c.live;
+        if (neuron.top_share < tms::kMonosemantic) {
+          ++c.polysemantic;
+        } else {
+          carried.push_back(neuron.top_feature);
+        }
+      }
+      std::sort(carried.begin(), carried.end());
+      std::vector<int> top(static_cast<size_t>(std::min(m, n)));
+      for (size_t k = 0; k < top.size(); ++k) top[k] = static_cast<int>(k);
+      c.clean += carried == top;
+    }
+    counts.push_back(c);
+    texts.push_back(fmt::format("{}: {:.0f}%", number(spec.axis_value(cell.first_id, "density", 1)),
+                                c.live ? 100.0 * c.polysemantic / c.live : 0.0));
+  }
+  const Count &dense = counts.front(), &sparse = counts.back();
+  const bool monosemantic = 2 * dense.clean >= dense.seeds;
+  v.lines.push_back(fmt::format(
+      "density {}: in {} of {} seeds ({:.0f}%) the {} neurons are monosemantic (one feature holds "
+      "≥ {:.0f}% of a neuron's squared weights), one for each of the {} most important features "
+      "(judged yes from half the seeds; paper: yes): {}",
+      number(spec.axis_value(cells.front().first_id, "density", 1)), dense.clean, dense.seeds,
+      100.0 * dense.clean / std::max(1, dense.seeds), m, 100 * tms::kMonosemantic, m,
+      yes_no(monosemantic)));
+  auto fraction = [](const Count& c) {
+    return c.live ? static_cast<double>(c.polysemantic) / c.live : 0.0;
+  };
+  const bool transition = fraction(dense) <= 0.2 && fraction(sparse) >= 0.8;
+  v.lines.push_back(fmt::format(
+      "polysemantic neurons by density, over every seed's live neurons: {} (at density {}: {} of "
+      "{}, {} dead) — from monosemantic to polysemantic, ≤ 20% dense and ≥ 80% sparse (paper: "
+      "yes): {}",
+      fmt::join(texts, " → "), number(spec.axis_value(cells.back().first_id, "density", 1)),
+      sparse.polysemantic, sparse.live, sparse.dead, yes_no(transition)));
+  v.shows = monosemantic && transition;
+  return v;
+}
+
 }  // namespace
 
 namespace tms {
+
+NeuronFeatures neuron_features(const std::vector<double>& W, int n, int j) {
+  NeuronFeatures out;
+  double total = 0, top = -1;
+  for (int f = 0; f < n; ++f) {
+    const double w = W[static_cast<size_t>(j) * n + f];
+    total += w * w;
+    if (w * w > top) top = w * w, out.top_feature = f;
+  }
+  out.norm = std::sqrt(total);
+  out.dead = out.norm < kDeadNeuron;
+  out.top_share = total > 0 ? top / total : 0.0;
+  return out;
+}
 
 double column_norm(const std::vector<double>& W, int n, int m, int f) {
   double sum = 0;
@@ -358,6 +442,19 @@ std::vector<TmsExperiment> tms_experiments(TmsScale scale, int steps) {
                            4, 2, axes_with(kAnticorrelatedDensities, seeds, steps),
                            ImportanceRule::vector, FeatureGroups{0, 2, 2}));
 
+  // TMS's privileged basis with ARENA's settings (NeuronModel: 10 features, 5 neurons,
+  // importance 0.75^i for i = 1..10 — here 0.75^f, the same up to a constant factor — and its seven
+  // densities).
+  SweepAxesText privileged =
+      axes_with("0.75,0.35,0.15,0.1,0.06,0.02,0.01", full ? "range(0,20)" : "range(0,8)", steps);
+  privileged.model = "neuron";
+  privileged.importance_decay = "0.75";
+  out.push_back(experiment("privileged-basis",
+                           "the neuron model (h = ReLU(W x)), 10 features and 5 neurons, "
+                           "importance 0.75^f: monosemantic neurons when dense, polysemantic "
+                           "when sparse",
+                           10, 5, privileged, ImportanceRule::decay));
+
   SweepAxesText collapse = axes_with("0.05", seeds, steps);
   collapse.varied_density = "logspace(-1.3010299956639813,-3,6)";
   out.push_back(experiment("collapse",
@@ -374,6 +471,7 @@ TmsVerdict judge_tms(const TmsExperiment& e, const RunDir& dir) {
   if (e.name.rfind("geometry", 0) == 0) return judge_geometry(e.spec, cells);
   if (e.name == "correlated") return judge_pairs(e.spec, cells, true);
   if (e.name == "anticorrelated") return judge_pairs(e.spec, cells, false);
+  if (e.name == "privileged-basis") return judge_privileged(e.spec, cells);
   return judge_collapse(e.spec, cells);
 }
 

@@ -22,10 +22,11 @@ struct TmsExperiment {
   SweepSpec spec;
 };
 
-// The six results at a scale: intro (5 -> 2, importance 0.9^f, densities 20^-linspace(0, 1, 10)),
+// The seven results at a scale: intro (5 -> 2, importance 0.9^f, densities 20^-linspace(0, 1, 10)),
 // tms-20-5 (0.7^f, linear and ReLU), geometry (uniform importance, 200 -> 20 reduced or
-// 400 -> 30 full), correlated and anticorrelated (4 -> 2 with two pairs, ARENA's settings), and
-// collapse (5 -> 2, one feature made sparser).
+// 400 -> 30 full), correlated and anticorrelated (4 -> 2 with two pairs, ARENA's settings),
+// privileged-basis (the neuron model, 10 -> 5, ARENA's settings) and collapse (5 -> 2, one feature
+// made sparser).
 // `steps` > 0 replaces the paper's 10,000 (short runs, for tests).
 std::vector<TmsExperiment> tms_experiments(TmsScale scale, int steps = 0);
 
@@ -45,6 +46,16 @@ double column_cosine(const std::vector<double>& W, int n, int m, int f, int g);
 // m = 2: the angles between consecutive represented features around the circle, in degrees
 // (sorted by angle; they sum to 360).
 std::vector<double> angle_gaps(const std::vector<double>& W, int n);
+// The neuron model: neuron j's feature weights, row j of W. Monosemantic when one feature holds at
+// least kMonosemantic of the row's squared weights; dead when the row's norm is below kDeadNeuron.
+constexpr double kMonosemantic = 0.9, kDeadNeuron = 0.1;
+struct NeuronFeatures {
+  int top_feature = 0;   // the feature with the largest |W_jf|
+  double top_share = 0;  // its share of Σ_f W_jf²
+  double norm = 0;       // ‖W_j‖
+  bool dead = false;
+};
+NeuronFeatures neuron_features(const std::vector<double>& W, int n, int j);
 }  // namespace tms
 
 }  // namespace sp
