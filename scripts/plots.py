@@ -433,6 +433,30 @@ def draw_arrows(ax, W, importance, title):
     ax.set_title(title, fontsize=9)
 
 
+def draw_neurons(ax, W, importance):
+    """The neuron model's neurons (TMS's privileged basis; ARENA's neuron plot): for each neuron j
+    a bar of its feature weights W_jf stacked, positive ones up and negative ones down, each
+    feature its colour — one colour a neuron is monosemantic, many polysemantic."""
+    cmap = plt.get_cmap("viridis_r")
+    m, n = W.shape
+    order = np.argsort(-importance, kind="stable")  # the most important at the bottom
+    for j in range(m):
+        up = down = 0.0
+        for f in order:
+            w = float(W[j, f])
+            colour = cmap(f / max(1, n - 1))
+            if w >= 0:
+                ax.bar(j, w, bottom=up, color=colour, width=0.8, edgecolor="white", lw=0.3)
+                up += w
+            else:
+                ax.bar(j, w, bottom=down, color=colour, width=0.8, edgecolor="white", lw=0.3)
+                down += w
+    ax.axhline(0, color="#888", lw=0.6)
+    ax.set_xticks(range(m))
+    ax.set_xlabel("neuron", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
 def grid(layout, width, height):
     rows, cols = len(layout), len(layout[0][1])
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.2, height * rows + 0.6),
@@ -508,6 +532,20 @@ def plot_sweep(directory, out, limit=8):
                      label="importance / max")
         fig.suptitle(f"features in the hidden plane, {n} -> 2 (best seed per cell)")
         written.append(save(fig, out, "arrows.png"))
+
+    if any(r.get("model") == "neuron" for r in best.values()):
+        importance = np.array([float(any_row[f"importance_{f}"]) for f in range(n)])
+
+        def neurons(ax, r, title):
+            draw_neurons(ax, model_W(r, n, m), importance)
+
+        fig, axes = grid(layout, max(1.6, 0.38 * m + 0.8), 2.6)
+        draw_cells(layout, axes, neurons)
+        fig.colorbar(plt.cm.ScalarMappable(norm=colors.Normalize(0, n - 1),
+                                           cmap=plt.get_cmap("viridis_r")),
+                     ax=axes, label="feature (0: the most important)")
+        fig.suptitle(f"each neuron's feature weights W_jf, stacked, {n} -> {m} (best seed per cell)")
+        written.append(save(fig, out, "neurons.png"))
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     palette = plt.get_cmap("tab10")

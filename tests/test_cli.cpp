@@ -510,6 +510,27 @@ TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
                                         {"steps", "--steps 0", "--steps"}});
 }
 
+// `train` prints a small model's W and b whole (the essay's 2 -> 1) and a larger one's as a
+// summary; every entry is in results.csv either way.
+TEST(CliTrain, ALargeModelsParametersAreSummarisedNotPrinted) {
+  const std::string small = fresh_dir("train_small"), large = fresh_dir("train_large");
+  const Outcome a = run("train --backend cpu --steps 5 --out " + small);
+  ASSERT_EQ(a.status, 0) << a.output;
+  EXPECT_NE(a.output.find("W = ["), std::string::npos) << a.output;
+  const Outcome b =
+      run("train --backend cpu --features 300 --hidden 5 --model neuron --steps 5 "
+          "--out " +
+          large);
+  ASSERT_EQ(b.status, 0) << b.output;
+  EXPECT_EQ(b.output.find("W = ["), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("trained 1 neuron model (300 -> 5)"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("W: 5 x 300, ‖W‖_F = "), std::string::npos) << b.output;
+  EXPECT_LT(b.output.size(), 2000u) << b.output;
+  const Table t = read_csv(RunDir::existing(large, "test"), "results.csv");
+  EXPECT_GE(t.column("W_4_299"), 0);
+  EXPECT_GE(t.column("b_299"), 0);
+}
+
 // TMS's privileged basis (the neuron model, ARENA's settings) at the paper's 10,000 steps:
 // monosemantic neurons for the most important features when dense, polysemantic when sparse — and
 // one step of training does not show it.

@@ -47,7 +47,7 @@ class Pictures(unittest.TestCase):
                   "logspace(-1,0,3)", "--importance-decay", "0.9", "--steps", "200", "--batch",
                   "128", "--model", "linear,relu", "--seed", "range(0,3)", "--out",
                   os.path.join(cls.out, "geometry"))
-        superpose("tms", "--only", "intro,collapse", "--steps", "300", "--out",
+        superpose("tms", "--only", "intro,collapse,privileged-basis", "--steps", "300", "--out",
                   os.path.join(cls.out, "tms"))
         superpose("train", "--features", "5", "--hidden", "2", "--data-mode", "fresh", "--steps",
                   "100", "--batch", "64", "--snapshot-every", "10", "--out",
@@ -82,6 +82,14 @@ class Pictures(unittest.TestCase):
         plots("sweep", directory)
         for name in ("wtw.png", "norms.png", "arrows.png", "dimensionality.png"):
             self.assertImage(os.path.join(directory, "plots", name))
+
+    def test_the_neuron_models_neurons(self):
+        directory = os.path.join(self.out, "tms", "privileged-basis")
+        written = plots("sweep", directory)
+        self.assertIn(os.path.join(directory, "plots", "neurons.png"), written)
+        self.assertImage(os.path.join(directory, "plots", "neurons.png"))
+        geometry = plots("sweep", os.path.join(self.out, "geometry"))  # no neuron model: no picture
+        self.assertFalse(any(path.endswith("neurons.png") for path in geometry))
 
     def test_sweep_pictures_pick_the_best_seed_of_every_cell(self):
         # linear and relu at three densities: six cells, each its own best of three seeds — never

@@ -156,8 +156,27 @@ int run_train(TrainOptions o) {
       format_number(r.train_loss), format_number(r.eval_loss), status_of(r));
   print_out("{}", training_text(group, o.group.recipe, overridden, std::to_string(group.steps),
                                 format_number(model.lr), format_number(model.weight_decay)));
-  print_out("W = [{}], b = [{}]\nwrote {}/\n", fmt::join(r.W, ", "), fmt::join(r.b, ", "),
-            dir.path());
+  // Small models' parameters in full (the essay's 2 -> 1 W = [w1, w2]); a larger model's as a
+  // summary — every entry is in results.csv (W_<j>_<f>, b_<f>).
+  if (r.W.size() + r.b.size() <= 16) {
+    print_out("W = [{}], b = [{}]\n", fmt::join(r.W, ", "), fmt::join(r.b, ", "));
+  } else {
+    double frobenius = 0;
+    for (double w : r.W) frobenius += w * w;
+    int represented = 0;
+    for (size_t f = 0; f < n; ++f) {
+      double column = 0;
+      for (size_t j = 0; j < m; ++j) column += r.W[j * n + f] * r.W[j * n + f];
+      represented += std::sqrt(column) > 0.5;
+    }
+    const auto [b_lo, b_hi] = std::minmax_element(r.b.begin(), r.b.end());
+    print_out(
+        "W: {} x {}, ‖W‖_F = {}, {} of {} features with ‖W_f‖ > 0.5; b in [{}, {}] (every "
+        "entry in results.csv: W_<j>_<f>, b_<f>)\n",
+        m, n, format_number(std::sqrt(frobenius)), represented, n, format_number(*b_lo),
+        format_number(*b_hi));
+  }
+  print_out("wrote {}/\n", dir.path());
   return r.finite ? 0 : 1;
 }
 

@@ -90,8 +90,8 @@ enum class Kept { always, fixed, fresh, groups, never };
     "the learning rate over the steps: constant | linear (to 0) | cosine (a quarter cosine to "   \
     "0), as the toy-models notebook's")                                                            \
   X(int, warmup_steps, 0, "--warmup-steps", 0, 2147483647, "warmup_steps", always,                \
-    "steps of linear warm-up before the schedule (the learning rate (s+1)/W of its value at "     \
-    "step s)")                                                                                     \
+    "steps of linear warm-up before the schedule: at 0-based step s < W the learning rate is "    \
+    "(s+1)/W of its value; the schedule then runs over the remaining steps - W steps")           \
   X(int, eval_every, 50, "--eval-every", 0, 2147483647, "eval_every", always,                     \
     "steps between evaluations (0: final only)")                                                   \
   X(int, snapshot_every, 0, "--snapshot-every", 0, 2147483647, "snapshot_every", always,          \

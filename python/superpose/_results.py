@@ -198,8 +198,8 @@ class Sweep:
         every = {a["name"]: _axis_array(a) for a in manifest["axes"]}
         # Every axis is a column, each model's value (model ids are row-major over the axes).
         index = np.unravel_index(results["model_id"].to_numpy(), tuple(manifest["shape"]))
-        at = 1
-        for (name, values), position in zip(every.items(), index):
+        columns = {}  # after model_id, in the axes' order; joined at once (a frame of many
+        for (name, values), position in zip(every.items(), index):  # columns warns per insert)
             column = values[position]
             if name in results.columns:
                 if np.array_equal(results[name].to_numpy(), column):
@@ -207,8 +207,10 @@ class Sweep:
                 # results.csv's column of that name is something else (its sparsity is the mean
                 # over features, which a varied-sparsity axis moves): the axis gets its own.
                 name = f"{name}_axis"
-            results.insert(at, name, column)
-            at += 1
+            columns[name] = column
+        if columns:
+            results = pd.concat([results.iloc[:, :1], pd.DataFrame(columns, index=results.index),
+                                 results.iloc[:, 1:]], axis=1)
         axes = {k: v for k, v in every.items() if not squeeze or len(v) > 1}
         settings = {k: v[0].item() for k, v in every.items() if squeeze and len(v) == 1}
         shape = tuple(len(v) for v in axes.values())

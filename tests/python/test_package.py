@@ -417,3 +417,22 @@ def test_configurations_train_an_explicit_list_each_with_its_seeds(tmp_path):
         superpose.configurations([dict(density=0.1), dict(density=2.0)], progress=False, **common)
     with pytest.raises(TypeError, match="shard= is a sweep's"):
         superpose.configurations(settings, shard="1/2", out=tmp_path / "shards", **common)
+
+
+def test_the_neuron_model_trains_from_python_as_on_the_command_line(tmp_path):
+    # --model neuron (TMS's privileged basis: h = ReLU(W x)) beside the tied ReLU model, as an axis.
+    cli("sweep", "--model", "relu,neuron", "--features", "10", "--hidden", "5", "--data-mode",
+        "fresh", "--batch", "128", "--density", "0.1,0.75", "--importance-decay", "0.75",
+        "--steps", "150", "--seed", "range(0,2)", out=tmp_path / "cli")
+    run = superpose.sweep(backend="cpu", out=tmp_path / "api", model=["relu", "neuron"],
+                          n_features=10, n_hidden=5, data_mode="fresh", batch_size=128,
+                          feature_probability=[0.1, 0.75], importance_decay=0.75, steps=150,
+                          seed=range(2), progress=False)
+    same_bytes(tmp_path / "cli" / "results.csv", tmp_path / "api" / "results.csv")
+    assert list(run.axes["model"]) == ["relu", "neuron"]
+    assert set(run.results["model"]) == {"relu", "neuron"}
+    assert run.W.shape == (2, 2, 2, 5, 10)
+    # the two kinds differ: the hidden ReLU changes what is learned
+    assert not np.array_equal(run.W[0], run.W[1])
+    with pytest.raises(ValueError, match="accepted: linear, relu, neuron"):
+        superpose.train(backend="cpu", model="neurons", steps=1)
