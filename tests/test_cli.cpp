@@ -491,7 +491,15 @@ TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
       << r.output;
   EXPECT_NE(r.output.find("3 of 3 results show what the paper reports"), std::string::npos)
       << r.output;
+  // Beside each verdict on the best seed, how often every seed shows it (in the text and in
+  // tms.json's outcomes).
+  EXPECT_NE(r.output.find(" of 5 seeds ("), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("seeds with both pairs antipodal, by density: "), std::string::npos)
+      << r.output;
   const std::string report = read_text(out + "/tms.json");
+  EXPECT_NE(report.find("\"outcomes\": ["), std::string::npos);
+  EXPECT_NE(report.find("\"what\": \"regular pentagon, sparsest\""), std::string::npos);
+  EXPECT_NE(report.find("\"seeds\": 5"), std::string::npos);
   EXPECT_NE(report.find("\"shows\": true"), std::string::npos);
   EXPECT_EQ(report.find("\"shows\": false"), std::string::npos);
   // Each result is a sweep of its own: resumable, drawn by plots.py sweep.

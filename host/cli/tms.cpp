@@ -44,6 +44,17 @@ CLI::App* add_tms(CLI::App& app, TmsCli& o) {
   return command;
 }
 
+// How often every seed shows what the verdict judges on the best seed (tms.json's "outcomes").
+nlohmann::json outcomes_json(const std::vector<TmsOutcome>& outcomes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const TmsOutcome& o : outcomes)
+    out.push_back({{"what", o.what},
+                   {"seeds", o.seeds},
+                   {"shown", o.shown},
+                   {"fraction", o.seeds ? static_cast<double>(o.shown) / o.seeds : 0.0}});
+  return out;
+}
+
 // The results --only picks (all where it is not given), in the order given.
 std::vector<TmsExperiment> chosen_results(const std::vector<TmsExperiment>& every,
                                           const std::string& only) {
@@ -155,6 +166,7 @@ int run_tms_command(const TmsCli& o) {
                       {"dir", e.name},
                       {"shows", verdict.shows},
                       {"lines", verdict.lines},
+                      {"outcomes", outcomes_json(verdict.outcomes)},
                       {"models", outcome.models},
                       {"diverged", outcome.diverged},
                       {"train_seconds", outcome.train_seconds}};

@@ -122,44 +122,79 @@ std::string gaps_text(const std::vector<double>& gaps) {
   return fmt::format("{:.1f}–{:.1f}°", *lo, *hi);
 }
 
-std::string missing(const std::string& what) {
-  return fmt::format("{}: every seed diverged, nothing to judge", what);
+// A result with a cell whose every seed diverged: nothing to judge, and so NO.
+TmsVerdict not_judged(const std::string& what) {
+  TmsVerdict v;
+  v.lines.push_back(fmt::format("{}: every seed diverged, nothing to judge", what));
+  return v;
+}
+
+// How many of a cell's seeds pass `test` (on their W): an outcome, and its text for the line.
+template <class Test>
+TmsOutcome outcome_of(const std::string& what, const Cell& cell, Test&& test) {
+  TmsOutcome o{what, 0, static_cast<int>(cell.seeds_W.size())};
+  for (const std::vector<double>& W : cell.seeds_W) o.shown += test(W) ? 1 : 0;
+  return o;
+}
+std::string seeds_text(const TmsOutcome& o) {
+  return fmt::format("in {} of {} seeds ({:.0f}%)", o.shown, o.seeds,
+                     o.seeds ? 100.0 * o.shown / o.seeds : 0.0);
 }
 
 // ------------------------------------------------------------------------------- the verdicts
 TmsVerdict judge_intro(const SweepSpec& spec, const std::vector<Cell>& cells) {
   TmsVerdict v;
   const Cell &dense = cells.front(), &sparse = cells.back();
-  if (!dense.trained || !sparse.trained) return {{missing("intro")}, false};
+  if (!dense.trained || !sparse.trained) return not_judged("intro");
+  auto orthogonal_pair = [](const std::vector<double>& W) {
+    return represented(W, 5, 2) == std::vector<int>{0, 1} &&
+           std::abs(tms::column_cosine(W, 5, 2, 0, 1)) < 0.1;
+  };
+  auto pentagon_of = [](const std::vector<double>& W) {
+    return regular(tms::angle_gaps(W, 5), 5, 6.0);
+  };
   const std::vector<int> dense_features = represented(dense.W, 5, 2);
   const double cosine =
       dense_features.size() == 2 ? std::abs(tms::column_cosine(dense.W, 5, 2, 0, 1)) : 1.0;
-  const bool orthogonal = dense_features == std::vector<int>{0, 1} && cosine < 0.1;
+  const bool orthogonal = orthogonal_pair(dense.W);
+  v.outcomes.push_back(outcome_of("orthogonal pair, densest", dense, orthogonal_pair));
   v.lines.push_back(fmt::format(
       "density {}: {} feature(s) represented, |cos(W_0, W_1)| = {} — the two most important, "
-      "orthogonal (paper: yes): {}",
+      "orthogonal (paper: yes): {}; {}",
       number(spec.axis_value(dense.first_id, "density", 1)), dense_features.size(), number(cosine),
-      yes_no(orthogonal)));
+      yes_no(orthogonal), seeds_text(v.outcomes.back())));
   const std::vector<double> gaps = tms::angle_gaps(sparse.W, 5);
-  const bool pentagon = regular(gaps, 5, 6.0);
+  const bool pentagon = pentagon_of(sparse.W);
+  v.outcomes.push_back(outcome_of("regular pentagon, sparsest", sparse, pentagon_of));
   v.lines.push_back(fmt::format(
       "density {}: {} features represented, angle gaps {} — a regular pentagon (gaps within 6° "
-      "of 72°; paper: yes): {}",
+      "of 72°; paper: yes): {}; {}",
       number(spec.axis_value(sparse.first_id, "density", 1)), represented(sparse.W, 5, 2).size(),
-      gaps_text(gaps), yes_no(pentagon)));
+      gaps_text(gaps), yes_no(pentagon), seeds_text(v.outcomes.back())));
   v.shows = orthogonal && pentagon;
   return v;
 }
 
 TmsVerdict judge_20_5(const SweepSpec& spec, const std::vector<Cell>& cells) {
   TmsVerdict v;
-  std::map<std::string, std::vector<size_t>> counts;  // per model kind, along the densities
+  std::map<std::string, std::vector<size_t>> counts;          // per model kind, along the densities
+  std::map<std::string, std::pair<size_t, size_t>> sparsest;  // per kind: fewest, most over seeds
+  TmsOutcome linear_seeds{"linear: exactly 5 features represented", 0, 0};
   for (const Cell& cell : cells) {
     const std::string kind = to_string(
         static_cast<ModelKind>(static_cast<int>(spec.axis_value(cell.first_id, "model", 1))));
-    if (!cell.trained) return {{missing("20 -> 5 " + kind)}, false};
+    if (!cell.trained) return not_judged("20 -> 5 " + kind);
     counts[kind].push_back(represented(cell.W, 20, 5).size());
+    size_t fewest = 20, most = 0;
+    for (const std::vector<double>& W : cell.seeds_W) {
+      const size_t count = represented(W, 20, 5).size();
+      fewest = std::min(fewest, count);
+      most = std::max(most, count);
+      if (kind == "linear") linear_seeds.shown += count == 5, ++linear_seeds.seeds;
+    }
+    sparsest[kind] = {fewest, most};
   }
+  v.outcomes.push_back(linear_seeds);
   const std::vector<size_t>& linear = counts["linear"];
   const std::vector<size_t>& relu = counts["relu"];
   const bool linear_ok = std::all_of(linear.begin(), linear.end(), [](size_t c) { return c == 5; });
@@ -168,11 +203,12 @@ TmsVerdict judge_20_5(const SweepSpec& spec, const std::vector<Cell>& cells) {
   for (size_t k = 1; k < relu.size(); ++k) grows = grows && relu[k] + 1 >= relu[k - 1];
   v.lines.push_back(fmt::format(
       "linear: features represented as density falls from 1 to 0.001: {} — exactly m = 5, no "
-      "superposition (paper: yes): {}",
-      fmt::join(linear, " → "), yes_no(linear_ok)));
-  v.lines.push_back(
-      fmt::format("ReLU: {} — 5 when dense, more as density falls: superposition (paper: yes): {}",
-                  fmt::join(relu, " → "), yes_no(grows)));
+      "superposition (paper: yes): {}; every seed at every density: {} of {} models",
+      fmt::join(linear, " → "), yes_no(linear_ok), linear_seeds.shown, linear_seeds.seeds));
+  v.lines.push_back(fmt::format(
+      "ReLU: {} — 5 when dense, more as density falls: superposition (paper: yes): {}; at the "
+      "sparsest density the seeds represent {}–{}",
+      fmt::join(relu, " → "), yes_no(grows), sparsest["relu"].first, sparsest["relu"].second));
   v.shows = linear_ok && grows;
   return v;
 }
@@ -184,7 +220,7 @@ TmsVerdict judge_geometry(const SweepSpec& spec, const std::vector<Cell>& cells)
   double best_fraction = -1, best_density = 0;  // among the cells where D* is near 1/2
   int near_half = 0;
   for (const Cell& cell : cells) {
-    if (!cell.trained) return {{missing("geometry")}, false};
+    if (!cell.trained) return not_judged("geometry");
     const double d = cell.columns.at("dimensions_per_feature");
     dstar.push_back(d);
     if (std::abs(d - 0.5) > 0.05) continue;
@@ -235,7 +271,7 @@ TmsVerdict judge_pairs(const SweepSpec& spec, const std::vector<Cell>& cells, bo
   bool all_antipodal = true;
   int judged = 0;
   for (const Cell& cell : cells) {
-    if (!cell.trained) return {{missing(correlated ? "correlated" : "anticorrelated")}, false};
+    if (!cell.trained) return not_judged(correlated ? "correlated" : "anticorrelated");
     const std::vector<double> cosines = pair_cosines(cell.W);
     std::vector<std::string> cos_text;
     for (double c : cosines) cos_text.push_back(number(c));
@@ -243,22 +279,39 @@ TmsVerdict judge_pairs(const SweepSpec& spec, const std::vector<Cell>& cells, bo
                                 fmt::join(cos_text, ", ")));
     judged += !cosines.empty();
     for (double c : cosines) all_antipodal = all_antipodal && c < -0.9;
+    if (!correlated) {  // every seed: both pairs represented and antipodal
+      v.outcomes.push_back(
+          outcome_of(fmt::format("antipodal pairs, density {}",
+                                 number(spec.axis_value(cell.first_id, "density", 1))),
+                     cell, [](const std::vector<double>& W) {
+                       const std::vector<double> c = pair_cosines(W);
+                       return c.size() == 2 && c[0] < -0.9 && c[1] < -0.9;
+                     }));
+    }
   }
   v.lines.push_back(fmt::format("cos within each pair (both represented), by density: {}",
                                 fmt::join(texts, "; ")));
   if (correlated) {
-    const std::vector<double> sparsest = pair_cosines(cells.back().W);
-    bool orthogonal = !sparsest.empty();
-    for (double c : sparsest) orthogonal = orthogonal && std::abs(c) < 0.2;
-    v.shows = orthogonal;
+    auto orthogonal_of = [](const std::vector<double>& W) {
+      const std::vector<double> c = pair_cosines(W);
+      bool orthogonal = !c.empty();
+      for (double x : c) orthogonal = orthogonal && std::abs(x) < 0.2;
+      return orthogonal;
+    };
+    v.shows = orthogonal_of(cells.back().W);
+    v.outcomes.push_back(outcome_of("orthogonal pairs, sparsest", cells.back(), orthogonal_of));
     v.lines.push_back(fmt::format(
-        "sparsest density: correlated features orthogonal, |cos| < 0.2 (paper: yes): {}",
-        yes_no(v.shows)));
+        "sparsest density: correlated features orthogonal, |cos| < 0.2 (paper: yes): {}; {}",
+        yes_no(v.shows), seeds_text(v.outcomes.back())));
   } else {
     v.shows = judged > 0 && all_antipodal;
+    std::vector<std::string> per_density;
+    for (const TmsOutcome& o : v.outcomes)
+      per_density.push_back(fmt::format("{}/{}", o.shown, o.seeds));
     v.lines.push_back(fmt::format(
-        "anticorrelated features antipodal, cos < −0.9 at every density (paper: yes): {}",
-        yes_no(v.shows)));
+        "anticorrelated features antipodal, cos < −0.9 at every density (paper: yes): {}; seeds "
+        "with both pairs antipodal, by density: {}",
+        yes_no(v.shows), fmt::join(per_density, ", ")));
   }
   return v;
 }
@@ -266,22 +319,31 @@ TmsVerdict judge_pairs(const SweepSpec& spec, const std::vector<Cell>& cells, bo
 TmsVerdict judge_collapse(const SweepSpec& spec, const std::vector<Cell>& cells) {
   TmsVerdict v;
   const Cell &dense = cells.front(), &sparse = cells.back();
-  if (!dense.trained || !sparse.trained) return {{missing("collapse")}, false};
+  if (!dense.trained || !sparse.trained) return not_judged("collapse");
+  auto pentagon_of = [](const std::vector<double>& W) {
+    return regular(tms::angle_gaps(W, 5), 5, 6.0);
+  };
+  auto others_of = [](std::vector<double> W) {  // features 0..3 alone: feature 4's column zeroed
+    W[4] = W[9] = 0;
+    return tms::angle_gaps(W, 5);
+  };
+  auto digons_of = [&](const std::vector<double>& W) { return regular(others_of(W), 4, 8.0); };
   const std::vector<double> gaps = tms::angle_gaps(dense.W, 5);
-  const bool pentagon = regular(gaps, 5, 6.0);
-  v.lines.push_back(
-      fmt::format("feature 4 at density {}: angle gaps {} — a regular pentagon (paper: yes): {}",
-                  number(spec.axis_value(dense.first_id, "varied_density", 1)), gaps_text(gaps),
-                  yes_no(pentagon)));
-  std::vector<double> others(sparse.W);  // features 0..3 alone: feature 4's column zeroed
-  others[4] = others[9] = 0;
-  const std::vector<double> cross = tms::angle_gaps(others, 5);
-  const bool digons = regular(cross, 4, 8.0);
+  const bool pentagon = pentagon_of(dense.W);
+  v.outcomes.push_back(outcome_of("regular pentagon, feature 4 densest", dense, pentagon_of));
+  v.lines.push_back(fmt::format(
+      "feature 4 at density {}: angle gaps {} — a regular pentagon (paper: yes): {}; {}",
+      number(spec.axis_value(dense.first_id, "varied_density", 1)), gaps_text(gaps),
+      yes_no(pentagon), seeds_text(v.outcomes.back())));
+  const std::vector<double> cross = others_of(sparse.W);
+  const bool digons = digons_of(sparse.W);
+  v.outcomes.push_back(outcome_of("pair of digons, feature 4 sparsest", sparse, digons_of));
   v.lines.push_back(fmt::format(
       "feature 4 at density {} (‖W_4‖ = {}): features 0–3 at angle gaps {} — two antipodal pairs "
-      "at right angles, a pair of digons (gaps within 8° of 90°; paper: yes): {}",
+      "at right angles, a pair of digons (gaps within 8° of 90°; paper: yes): {}; {}",
       number(spec.axis_value(sparse.first_id, "varied_density", 1)),
-      number(tms::column_norm(sparse.W, 5, 2, 4)), gaps_text(cross), yes_no(digons)));
+      number(tms::column_norm(sparse.W, 5, 2, 4)), gaps_text(cross), yes_no(digons),
+      seeds_text(v.outcomes.back())));
   v.shows = pentagon && digons;
   return v;
 }
@@ -293,31 +355,35 @@ TmsVerdict judge_privileged(const SweepSpec& spec, const std::vector<Cell>& cell
   TmsVerdict v;
   const int n = spec.base.n_features, m = spec.base.n_hidden;
   struct Count {
-    int live = 0, polysemantic = 0, dead = 0, seeds = 0, clean = 0;  // clean: seeds with one
-                                                                     // monosemantic neuron for
-                                                                     // each top feature
+    // clean: seeds with one monosemantic neuron for each top feature; mostly_polysemantic:
+    // seeds with >= 80% of their live neurons polysemantic
+    int live = 0, polysemantic = 0, dead = 0, seeds = 0, clean = 0, mostly_polysemantic = 0;
   };
   std::vector<Count> counts;
   std::vector<std::string> texts;
   for (const Cell& cell : cells) {
-    if (!cell.trained) return {{missing("privileged basis")}, false};
+    if (!cell.trained) return not_judged("privileged basis");
     Count c;
     for (const std::vector<double>& W : cell.seeds_W) {
       ++c.seeds;
       std::vector<int> carried;
+      int live = 0, polysemantic = 0;
       for (int j = 0; j < m; ++j) {
         const tms::NeuronFeatures neuron = tms::neuron_features(W, n, j);
         if (neuron.dead) {
           ++c.dead;
           continue;
         }
-        ++c.live;
+        ++live;
         if (neuron.top_share < tms::kMonosemantic) {
-          ++c.polysemantic;
+          ++polysemantic;
         } else {
           carried.push_back(neuron.top_feature);
         }
       }
+      c.live += live;
+      c.polysemantic += polysemantic;
+      c.mostly_polysemantic += live > 0 && 5 * polysemantic >= 4 * live;
       std::sort(carried.begin(), carried.end());
       std::vector<int> top(static_cast<size_t>(std::min(m, n)));
       for (size_t k = 0; k < top.size(); ++k) top[k] = static_cast<int>(k);
@@ -329,6 +395,10 @@ TmsVerdict judge_privileged(const SweepSpec& spec, const std::vector<Cell>& cell
   }
   const Count &dense = counts.front(), &sparse = counts.back();
   const bool monosemantic = 2 * dense.clean >= dense.seeds;
+  v.outcomes.push_back(
+      {"monosemantic neurons for the top features, densest", dense.clean, dense.seeds});
+  v.outcomes.push_back(
+      {">= 80% of live neurons polysemantic, sparsest", sparse.mostly_polysemantic, sparse.seeds});
   v.lines.push_back(fmt::format(
       "density {}: in {} of {} seeds ({:.0f}%) the {} neurons are monosemantic (one feature holds "
       "≥ {:.0f}% of a neuron's squared weights), one for each of the {} most important features "
@@ -343,9 +413,10 @@ TmsVerdict judge_privileged(const SweepSpec& spec, const std::vector<Cell>& cell
   v.lines.push_back(fmt::format(
       "polysemantic neurons by density, over every seed's live neurons: {} (at density {}: {} of "
       "{}, {} dead) — from monosemantic to polysemantic, ≤ 20% dense and ≥ 80% sparse (paper: "
-      "yes): {}",
+      "yes): {}; ≥ 80% polysemantic {}",
       fmt::join(texts, " → "), number(spec.axis_value(cells.back().first_id, "density", 1)),
-      sparse.polysemantic, sparse.live, sparse.dead, yes_no(transition)));
+      sparse.polysemantic, sparse.live, sparse.dead, yes_no(transition),
+      seeds_text(v.outcomes.back())));
   v.shows = monosemantic && transition;
   return v;
 }

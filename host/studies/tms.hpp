@@ -31,9 +31,16 @@ struct TmsExperiment {
 std::vector<TmsExperiment> tms_experiments(TmsScale scale, int steps = 0);
 
 // What a trained experiment shows: lines of measurements, and whether they match the paper.
+// Beside a verdict (judged on the best seed of a cell, as the paper shows one model), how often
+// every seed that did not diverge shows the same: `shown` of `seeds`.
+struct TmsOutcome {
+  std::string what;
+  int shown = 0, seeds = 0;
+};
 struct TmsVerdict {
   std::vector<std::string> lines;
   bool shows = false;
+  std::vector<TmsOutcome> outcomes;  // in the lines too ("in 17 of 25 seeds, 68%")
 };
 // Reads DIR/results.csv and DIR/manifest.json of a finished experiment.
 TmsVerdict judge_tms(const TmsExperiment& experiment, const RunDir& dir);

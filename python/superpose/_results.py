@@ -366,12 +366,15 @@ class Experiments:
 @dataclass(repr=False)
 class Tms:
     """`superpose tms`: each result's sweep by name, and the verdicts — one row per result: name,
-    title, shows (whether its trained W shows what the paper reports) and the measured lines."""
+    title, shows (whether its trained W shows what the paper reports) and the measured lines; and
+    the outcomes — one row per thing a verdict judges on the best seed of a cell, counted over
+    every seed: name, what, seeds, shown, fraction."""
     results: Dict[str, Sweep]
     verdicts: pd.DataFrame
     report: Dict[str, Any]
     path: Optional[Path] = None
     log: str = ""
+    outcomes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def _load(cls, path: Path, squeeze: bool = True) -> "Tms":
@@ -382,7 +385,10 @@ class Tms:
         verdicts = pd.DataFrame([{"name": e["name"], "title": e["title"], "shows": e["shows"],
                                   "lines": "\n".join(e["lines"])}
                                  for e in report["experiments"]])
-        return cls(results=results, verdicts=verdicts, report=report)
+        outcomes = pd.DataFrame([{"name": e["name"], **o} for e in report["experiments"]
+                                 for o in e.get("outcomes", [])],  # older tms.json: none
+                                columns=["name", "what", "seeds", "shown", "fraction"])
+        return cls(results=results, verdicts=verdicts, report=report, outcomes=outcomes)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{row.name} {'shows' if row.shows else 'DOES NOT show'}"

@@ -317,6 +317,14 @@ def test_tms_gives_the_command_lines_verdicts_and_sweeps(tmp_path):
         assert len(result.results[name].results) == {"intro": 50, "correlated": 25}[name]
     cli_report = superpose.load(tmp_path / "cli")
     assert cli_report.verdicts.equals(result.verdicts)
+    assert cli_report.outcomes.equals(result.outcomes)
+    # How often every seed shows what a verdict judges on the best seed: intro's two, correlated's
+    # one, each over the cell's 5 seeds.
+    assert list(result.outcomes["name"]) == ["intro", "intro", "correlated"]
+    assert (result.outcomes["seeds"] == 5).all()
+    assert ((result.outcomes["shown"] >= 0) & (result.outcomes["shown"] <= 5)).all()
+    np.testing.assert_allclose(result.outcomes["fraction"],
+                               result.outcomes["shown"] / result.outcomes["seeds"])
     # One result's directory alone is a sweep.
     assert superpose.load(tmp_path / "cli" / "intro").results.equals(result.results["intro"].results)
     with pytest.raises(ValueError, match="^only: unknown result 'pentagon'"):
