@@ -518,6 +518,43 @@ TEST(CliTms, VerdictsAreMeasuredFromTheTrainedW) {
                                         {"steps", "--steps 0", "--steps"}});
 }
 
+// --cell-streams independent: each cell's seeds their own streams; results.csv's seed is the key,
+// and train --seed with it and the cell's settings gives that row's W bit for bit. The default
+// keys a seed the same in every cell.
+TEST(CliSweep, IndependentCellStreamsReplayWithTheirKey) {
+  const std::string out = fresh_dir("cell_streams"), shared = fresh_dir("cell_streams_shared");
+  const std::string common =
+      "--backend cpu --features 5 --hidden 2 --steps 40 --data-mode fresh "
+      "--batch 64 --eval-points 64 --seed 'range(0,2)' --density 0.3,0.9 ";
+  ASSERT_EQ(run("sweep " + common + "--cell-streams independent --out " + out).status, 0);
+  ASSERT_EQ(run("sweep " + common + "--out " + shared).status, 0);
+  const Table t = read_csv(RunDir::existing(out, "test"), "results.csv");
+  const Table s = read_csv(RunDir::existing(shared, "test"), "results.csv");
+  ASSERT_EQ(t.rows.size(), 4u);
+  const size_t seed = static_cast<size_t>(t.column("seed")),
+               W = static_cast<size_t>(t.column("W_0_0"));
+  EXPECT_EQ(s.rows[0][seed], s.rows[2][seed]);  // shared: seed 0 in both cells
+  EXPECT_NE(t.rows[0][seed], t.rows[2][seed]);  // independent: each cell its own key
+  EXPECT_NE(t.rows[0][W], t.rows[2][W]);
+  const std::string replay = fresh_dir("cell_streams_replay");
+  const Outcome r =
+      run("train --backend cpu --features 5 --hidden 2 --steps 40 --data-mode fresh "
+          "--batch 64 --eval-points 64 --sparsity 0.1 --seed " +
+          t.rows[3][seed] + " --out " + replay);  // cell 1 (density 0.9), seed 1
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Table one = read_csv(RunDir::existing(replay, "test"), "results.csv");
+  for (int j = 0; j < 2; ++j)
+    for (int f = 0; f < 5; ++f) {
+      const std::string name = "W_" + std::to_string(j) + "_" + std::to_string(f);
+      EXPECT_EQ(one.rows[0][static_cast<size_t>(one.column(name))],
+                t.rows[3][static_cast<size_t>(t.column(name))])
+          << name;
+    }
+  EXPECT_NE(run("sweep " + common + "--cell-streams per-cell --out " + fresh_dir("cs_bad"))
+                .output.find("--cell-streams: 'per-cell' is not accepted"),
+            std::string::npos);
+}
+
 // `train` prints a small model's W and b whole (the essay's 2 -> 1) and a larger one's as a
 // summary; every entry is in results.csv either way.
 TEST(CliTrain, ALargeModelsParametersAreSummarisedNotPrinted) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "host/backends/backend.hpp"
 #include "host/studies/phase_diagram.hpp"
@@ -214,6 +215,37 @@ TEST(Sweep, RefusesAnotherSweepOrAnotherArithmeticAndResumesItsOwn) {
   const SweepOutcome again = run_sweep(*make_cpu_backend(1), small_spec(), dir, "sweep");
   EXPECT_EQ(again.chunks_resumed, again.chunks);
   EXPECT_EQ(again.chunks_trained, 0);
+}
+
+// Seeds shared across cells (the default: common random numbers) or each cell's own streams
+// (--cell-streams independent): the key is cell_stream_seed(seed, cell), a cell being a run of the
+// seed axis; it is part of the identity a resume and a merge trust, and reads back.
+TEST(Sweep, IndependentCellsKeyEachCellsSeedsTheirOwnStreams) {
+  SweepSpec shared = small_spec(), independent = small_spec();
+  independent.independent_cells = true;
+  const int64_t seeds = 2;
+  std::set<uint64_t> keys;
+  for (int64_t id = 0; id < shared.model_count(); ++id) {
+    const uint64_t seed = shared.model(id, nullptr).seed;
+    EXPECT_EQ(seed, id % seeds ? 8u : 7u);  // shared: the axis value in every cell
+    const uint64_t key = independent.model(id, nullptr).seed;
+    EXPECT_EQ(key, cell_stream_seed(seed, id / seeds));
+    keys.insert(key);
+  }
+  EXPECT_EQ(static_cast<int64_t>(keys.size()), shared.model_count());  // every model its own
+  EXPECT_NE(cell_stream_seed(7, 0), cell_stream_seed(7, 1));
+  EXPECT_NE(cell_stream_seed(7, 0), cell_stream_seed(8, 0));
+  const nlohmann::json a = sweep_identity(shared, "sweep", "float32"),
+                       b = sweep_identity(independent, "sweep", "float32");
+  EXPECT_FALSE(a.contains("cell_streams"));  // older identities read as shared
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(sweep_from_identity(b).independent_cells);
+  EXPECT_FALSE(sweep_from_identity(a).independent_cells);
+  // A resume with the other choice is refused.
+  auto backend = make_cpu_backend(2);
+  const RunDir dir(temp_dir("cell_streams"));
+  run_sweep(*backend, shared, dir, "sweep");
+  EXPECT_THROW(run_sweep(*backend, independent, dir, "sweep"), UsageError);
 }
 
 TEST(AnalysisColumns, EveryShapeGetsGeometryAnd2to1GetsThePhase) {

@@ -97,6 +97,14 @@ CLI::App* add_sweep(CLI::App& app, SweepCli& o) {
                   "also write loss curves and W, b snapshots per chunk (.npy)");
   add_split_options(sweep, o.split);
   sweep
+      ->add_option("--cell-streams", o.sweep.cell_streams,
+                   "shared: a seed draws the same initial W and data in every cell (common random "
+                   "numbers, for paired comparisons; outcome counts across cells are correlated) | "
+                   "independent: each cell's seeds their own streams (results.csv's seed is the "
+                   "key, which train --seed replays)")
+      ->check(non_empty())
+      ->capture_default_str();
+  sweep
       ->add_option("--chunk-models", o.sweep.chunk_models,
                    "models per chunk, the unit of resume (0: chosen from backend and work)")
       ->transform(decimal(0, 100000000))

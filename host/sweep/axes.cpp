@@ -324,6 +324,19 @@ double SweepSpec::axis_value(int64_t id, const std::string& name, double fallbac
   return fallback;
 }
 
+namespace {
+uint64_t splitmix64(uint64_t x) {
+  uint64_t z = x + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+uint64_t cell_stream_seed(uint64_t seed, int64_t cell) {
+  return splitmix64(splitmix64(static_cast<uint64_t>(cell)) ^ seed);
+}
+
 ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   auto value = [&](const std::string& name, double fallback) {
     return axis_value(id, name, fallback);
@@ -331,6 +344,10 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   const int n = base.n_features;
   ModelSpec m;
   m.seed = static_cast<uint64_t>(value("seed", 0));
+  if (independent_cells) {  // the seed axis is the last: a cell is a run of its values
+    const Axis* seed = find_axis(axes, "seed");
+    m.seed = cell_stream_seed(m.seed, id / static_cast<int64_t>(seed ? seed->size() : 1));
+  }
   m.kind = static_cast<ModelKind>(static_cast<int>(value("model", 1)));
   m.lr = value("lr", 1e-3);
   m.weight_decay = value("weight_decay", kWeightDecay);
@@ -470,6 +487,12 @@ SweepSpec make_sweep_spec(const GroupSpec& group, const SweepOptionsText& o) {
     throw UsageError(
         fmt::format("--chunk-models: {} is not accepted (0 = automatic, or more)", o.chunk_models));
   spec.chunk_models = o.chunk_models;
+  if (o.cell_streams != "shared" && o.cell_streams != "independent")
+    throw UsageError(fmt::format(
+        "--cell-streams: '{}' is not accepted (shared: a seed's streams the same in every cell; "
+        "independent: each cell's own)",
+        o.cell_streams));
+  spec.independent_cells = o.cell_streams == "independent";
   set_axes(spec, o.axes);  // every value of every axis checked: each model is a combination
   for (const Axis& axis : spec.axes)
     if (axis.name == "steps")

@@ -74,6 +74,7 @@ nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
     sweep["relative_feature"] = spec.relative_feature;
   if (!spec.feature_sparsity.empty()) sweep["feature_sparsity"] = spec.feature_sparsity;
   if (spec.varied_feature >= 0) sweep["varied_feature"] = spec.varied_feature;
+  if (spec.independent_cells) sweep["cell_streams"] = "independent";  // absent: shared (older)
   return sweep;
 }
 
@@ -133,6 +134,11 @@ SweepSpec sweep_from_identity(const nlohmann::json& j) {
   if (j.contains("varied_feature"))
     spec.varied_feature = static_cast<int>(integer("varied_feature", 0, n - 1));
   spec.chunk_models = integer("chunk_models", 0, 100000000);
+  if (j.contains("cell_streams")) {
+    if (j["cell_streams"] != "independent")
+      throw std::runtime_error("its field 'cell_streams' is not \"independent\"");
+    spec.independent_cells = true;
+  }
   if (!j.contains("axes") || !j["axes"].is_array())
     throw std::runtime_error("its field 'axes' is missing or not a list");
   std::vector<std::string> expected = {"model", "steps", "lr", "weight_decay"};

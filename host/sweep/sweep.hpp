@@ -65,6 +65,12 @@ struct SweepSpec {
   std::vector<double> importance;  // ImportanceRule::vector: one per feature
   int relative_feature = 1;        // ImportanceRule::relative
   int64_t chunk_models = 0;        // models per chunk; 0: chosen from the backend and work size
+  // The random streams of a seed across the cells (a cell: one value of every axis but the seed).
+  // false (the default): seed s keys the same streams — initial W and data — in every cell
+  // (common random numbers: paired comparisons across settings, correlated outcome counts).
+  // true (--cell-streams independent): model (cell c, seed s) is keyed cell_stream_seed(s, c),
+  // its own streams; results.csv's seed is that key (train --seed replays it).
+  bool independent_cells = false;
 
   int64_t model_count() const;
   std::vector<size_t> shape() const;
@@ -86,8 +92,14 @@ void set_axes(SweepSpec& spec, const SweepAxesText& text);
 
 // A sweep's options as the command line (or Python, through it) gives them, beside the group's:
 // the axes, and the rules that pick the importance and sparsity ("", -1: not given).
+// The key of seed `seed` in cell `cell` with independent cells (SweepSpec::independent_cells):
+// splitmix64 of the cell, xor the seed, through splitmix64 again — distinct for distinct cells and
+// seeds in practice, and a pure function of the two (docs/math.md#random-numbers).
+uint64_t cell_stream_seed(uint64_t seed, int64_t cell);
+
 struct SweepOptionsText {
   SweepAxesText axes;
+  std::string cell_streams = "shared";  // shared | independent
   std::string importance, feature_sparsity;
   int relative_feature = -1, varied_feature = -1;
   int64_t chunk_models = 0;
