@@ -373,8 +373,13 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
           model.sparsity.assign(n, 0.0);
           for (int f = 0; f < n; ++f) model.sparsity[f] = 0.15 * (f % 7);
           model.importance.assign(n, 1.0);
-          // Independent features, then (n >= 4) correlated and anticorrelated pairs.
-          for (FeatureGroups groups : {FeatureGroups{}, FeatureGroups{1, 1, 2}}) {
+          // Independent features, then (n >= 4) correlated and anticorrelated pairs, groups of
+          // one kind, triples, groups covering every feature — drawn a pack at a time (avx2,
+          // avx512) as generate_sample draws them.
+          for (FeatureGroups groups :
+               {FeatureGroups{}, FeatureGroups{1, 1, 2}, FeatureGroups{2, 0, 2},
+                FeatureGroups{0, 2, 2}, FeatureGroups{1, 1, 3}, FeatureGroups{0, 5, 4},
+                FeatureGroups{3, 2, 4}}) {
             if (groups.grouped() > n) continue;
             SCOPED_TRACE(::testing::Message()
                          << cpu::to_string(path) << " n " << n << " first " << first << " rows "
@@ -385,12 +390,12 @@ TEST(CpuSimd, FreshRowsInTheLanesEqualTheScalarGenerator) {
 }
 
 // Sparse rows draw a value block only for the rows that use one of its values (packed across rows,
-// then spread back): the same rows, bit for bit — with 35 features (an odd number of mask blocks,
-// the next drawn for every row; n mod 4 = 3), 37 (the last block holds two values), 64, 150 (32
-// packed blocks, then 5 too few to pack) and 200 (two rounds of blocks), at sparsities that take
-// the packed draw (0.9, 0.99, every feature off) and the full one (0.5), with features that are
-// always on or never on among sparse ones; across 2^32, on the evaluation rows' base, and drawn by
-// a team of threads.
+// then spread back), with or without feature groups: the same rows, bit for bit — with 35 features
+// (an odd number of mask blocks, the next drawn for every row; n mod 4 = 3), 37 (the last block
+// holds two values), 64, 150 (32 packed blocks, then 5 too few to pack) and 200 (two rounds of
+// blocks), at sparsities that take the packed draw (0.9, 0.99, every feature off) and the full one
+// (0.5), with features that are always on or never on among sparse ones; across 2^32, on the
+// evaluation rows' base, and drawn by a team of threads.
 TEST(CpuSimd, SparseFreshRowsDrawOnlyTheValuesTheyUseAndEqualTheScalarGenerator) {
   for (cpu::SimdPath path : simd_paths_here())
     for (int n : {35, 37, 64, 150, 200})
@@ -424,6 +429,9 @@ TEST(CpuSimd, SparseFreshRowsDrawOnlyTheValuesTheyUseAndEqualTheScalarGenerator)
             SCOPED_TRACE(::testing::Message() << cpu::to_string(path) << " n " << n << " profile "
                                               << profile << " first " << first << " rows " << rows);
             expect_lane_rows_equal_scalar_rows(path, model, 3, FeatureGroups{}, first, rows);
+            // With feature groups before the independent features (3 correlated and 2
+            // anticorrelated triples): the group masks decide which value blocks are needed.
+            expect_lane_rows_equal_scalar_rows(path, model, 3, FeatureGroups{3, 2, 3}, first, rows);
           }
       }
 }

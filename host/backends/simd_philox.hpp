@@ -24,6 +24,7 @@
 #include <immintrin.h>
 
 #include "kernels/philox.hpp"
+#include "kernels/toy_model.hpp"  // FeatureGroups
 
 namespace sp::cpu::SP_SIMD_ISA {
 
@@ -336,11 +337,19 @@ struct ValueRounds {
   }
 };
 
-// generate_sample (independent features) for the Lanes::kWidth rows first_subsequence, + 1, …
-// of model `seed`: x[f] receives feature f of the rows (mask from uniform f, value from uniform
-// n + f), its blocks taken as `rounds` planned (ValueRounds::plan(n, sparsity)).
+// generate_sample for the Lanes::kWidth rows first_subsequence, + 1, … of model `seed`: x[f]
+// receives feature f of the rows (mask from uniform f, value from uniform n + f), its blocks taken
+// as `rounds` planned (ValueRounds::plan(n, sparsity)). `sparsity`: the thresholds
+// (mask_thresholds). Feature groups as generate_sample decides them: a group's members all from
+// its first member's mask uniform, the lead — correlated member k on where lead > threshold[k],
+// anticorrelated member k also where lead <= threshold[k + 1] (not the last member) — each
+// comparison lane by lane as the float code's, so the same masks (tested).
 inline void generate_samples(uint64_t seed, uint64_t first_subsequence, int n,
-                             const float* sparsity, const ValueRounds& rounds, Lanes* x) {
+                             const float* sparsity, const ValueRounds& rounds, Lanes* x,
+                             const FeatureGroups& groups = FeatureGroups{}) {
+  const int grouped = groups.grouped(), correlated = groups.correlated * groups.size;
+  Lanes lead(0.0f);  // the current group's uniform
+  int member = 0;    // k's place in its group
   constexpr int kWidth = Lanes::kWidth;
   alignas(64) uint32_t lo[kWidth], hi[kWidth];
   for (int i = 0; i < kWidth; ++i) {
@@ -358,10 +367,18 @@ inline void generate_samples(uint64_t seed, uint64_t first_subsequence, int n,
     for (int w = 0; w < 8 && first + w < 2 * n; ++w) {
       const int k = first + w;
       const Lanes u = uniforms_from_bits(words[w]);
-      if (k < n)  // the mask first (1 stands for "on" until the value)
-        x[k] = feature_masks(u, sparsity[k]);
-      else
+      if (k >= n) {
         x[k - n] = feature_values(x[k - n], u);
+      } else if (k >= grouped) {  // the mask first (1 stands for "on" until the value)
+        x[k] = feature_masks(u, sparsity[k]);
+      } else {
+        if (member == 0) lead = u;
+        Lanes on = feature_masks(lead, sparsity[k]);      // lead > threshold[k]
+        if (k >= correlated && member + 1 < groups.size)  // and lead <= threshold[k + 1]
+          on = on * (Lanes(1.0f) - feature_masks(lead, sparsity[k + 1 < n ? k + 1 : k]));
+        x[k] = on;
+        member = (member + 1 == groups.size) ? 0 : member + 1;
+      }
     }
   }
   for (size_t round = 0; round < rounds.packed.size(); ++round) {
