@@ -1,7 +1,7 @@
-// bench_group.hpp — the sweep both benchmarks time: `models` ReLU models of (n, m), sparsity 0.9
-// unless told (every feature), importance 1, lr 1e-3, seeds 0, 1, …; fixed data keeps `batch`
-// training rows (of batch · 5/4 points), fresh data draws `batch` rows per step; no evaluation
-// until the end.
+// bench_group.hpp — the sweep both benchmarks time: `models` ReLU models (or `kind`) of (n, m),
+// sparsity 0.9 unless told (every feature), importance 1, lr 1e-3, seeds 0, 1, …; fixed data keeps
+// `batch` training rows (of batch · 5/4 points), fresh data draws `batch` rows per step; no
+// evaluation until the end.
 #pragma once
 
 #include "host/core/config.hpp"
@@ -9,7 +9,7 @@
 namespace sp::bench {
 
 inline GroupSpec make_group(int n, int m, DataMode mode, int batch, int models, int steps,
-                            double sparsity = 0.9) {
+                            double sparsity = 0.9, ModelKind kind = ModelKind::relu) {
   GroupSpec g;
   g.n_features = n;
   g.n_hidden = m;
@@ -23,7 +23,7 @@ inline GroupSpec make_group(int n, int m, DataMode mode, int batch, int models, 
   for (int i = 0; i < models; ++i) {
     ModelSpec model;
     model.seed = static_cast<uint64_t>(i);
-    model.kind = ModelKind::relu;
+    model.kind = kind;
     model.lr = 1e-3;
     model.sparsity.assign(n, sparsity);
     model.importance.assign(n, 1.0);

@@ -15,7 +15,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_train: sample-steps/s of a superpose backend"};
-  std::string backend_name = "cpu", out;
+  std::string backend_name = "cpu", out, model_name = "relu";
   int repeats = 3, threads = 0;
   double work = 2e8;  // sample-steps per timed run (steps are derived from it)
   int one_n = 0, one_m = 0, one_batch = 1024, one_models = 0;
@@ -33,14 +33,18 @@ int main(int argc, char** argv) {
   app.add_option("--models", one_models, "one configuration only: models");
   app.add_option("--data-mode", one_mode, "one configuration only: fixed | fresh")
       ->capture_default_str();
+  app.add_option("--model", model_name, "linear | relu | neuron (every model)")
+      ->capture_default_str();
   app.add_option("--sparsity", sparsity, "every feature's sparsity (probability of a zero)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<sp::Backend> backend;
+  sp::ModelKind kind = sp::ModelKind::relu;
   try {
     backend = sp::make_backend(sp::parse_backend_kind(backend_name, "--backend"), threads);
+    kind = sp::parse_model_kind(model_name, "--model");
   } catch (const sp::UsageError& e) {
     fmt::print(stderr, "bench_train: error: {}\n", e.what());
     return 2;
@@ -73,7 +77,7 @@ int main(int argc, char** argv) {
     const double per_step = static_cast<double>(c.batch) * c.models;
     const int steps = static_cast<int>(std::clamp(work / per_step, 5.0, 2000.0));
     const sp::GroupSpec g =
-        sp::bench::make_group(c.n, c.m, c.mode, c.batch, c.models, steps, sparsity);
+        sp::bench::make_group(c.n, c.m, c.mode, c.batch, c.models, steps, sparsity, kind);
     backend->train(g);  // warm-up
     std::vector<double> seconds;
     for (int r = 0; r < repeats; ++r) {
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
                        {"batch", c.batch},
                        {"models", c.models},
                        {"data_mode", sp::to_string(c.mode)},
+                       {"model", sp::to_string(kind)},
                        {"steps", steps},
                        {"median_s", median},
                        {"sample_steps_per_s", sample_steps},

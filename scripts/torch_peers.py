@@ -39,7 +39,7 @@ def xavier_normal(models, m, n, generator=None, dtype=torch.float32):
 
 
 def train_loop(W, b, importance, relu, lr, steps, data=None, sparsity=None, batch=None,
-               generator=None):
+               generator=None, hidden_relu=False):
     """The essay's trainer: one model. W (m, n), b (n,), importance (n,); `data` (rows, n) for
     fixed data, else fresh batches of `batch` rows with `sparsity` (n,). Returns W, b, losses."""
     W = W.clone().requires_grad_(True)
@@ -49,7 +49,10 @@ def train_loop(W, b, importance, relu, lr, steps, data=None, sparsity=None, batc
     for _ in range(steps):
         x = data if data is not None else make_data(1, batch, W.shape[1], sparsity, generator,
                                                      W.dtype, W.device)[0]
-        z = x @ W.T @ W + b
+        h = x @ W.T
+        if hidden_relu:  # the neuron model (ARENA's NeuronModel): h = ReLU(W x)
+            h = torch.relu(h)
+        z = h @ W + b
         y = torch.relu(z) if relu else z
         loss = ((x - y) ** 2 * importance).mean()
         optimizer.zero_grad()
@@ -60,7 +63,7 @@ def train_loop(W, b, importance, relu, lr, steps, data=None, sparsity=None, batc
 
 
 def train_batched(W, b, importance, relu, lr, steps, data=None, sparsity=None, batch=None,
-                  generator=None, record_losses=True):
+                  generator=None, record_losses=True, hidden_relu=False):
     """Anthropic's batched trainer: W (K, m, n), b (K, n), importance (K, n); `data` (K, rows, n)
     for fixed data, else fresh batches of `batch` rows with `sparsity` (K, n)."""
     W = W.clone().requires_grad_(True)
@@ -76,6 +79,8 @@ def train_batched(W, b, importance, relu, lr, steps, data=None, sparsity=None, b
             x = x * (torch.rand(x.shape, generator=generator, dtype=W.dtype, device=W.device)
                      >= sparsity[:, None, :])
         hidden = torch.bmm(x, W.transpose(1, 2))  # (K, B, m)
+        if hidden_relu:  # the neuron model (ARENA's NeuronModel): h = ReLU(W x)
+            hidden = torch.relu(hidden)
         z = torch.bmm(hidden, W) + b[:, None, :]  # (K, B, n)
         y = torch.relu(z) if relu else z
         per_model = ((x - y) ** 2 * weights).mean(dim=(1, 2))
@@ -95,7 +100,8 @@ def bench(args):
     device = torch.device(args.device)
     n, m, K, B = args.n, args.m, args.models, args.batch
     sparsity = args.sparsity
-    relu = args.model == "relu"
+    relu = args.model in ("relu", "neuron")
+    hidden_relu = args.model == "neuron"
     trained = 1 if args.peer == "loop" else K
     W = xavier_normal(trained, m, n).to(device)
     b = torch.zeros(trained, n, device=device)
@@ -109,10 +115,11 @@ def bench(args):
         if args.peer == "loop":
             train_loop(W[0], b[0], importance[0], relu, 1e-3, steps,
                        data=data[0] if fixed else None, sparsity=sparsities[0], batch=B,
-                       generator=generator)
+                       generator=generator, hidden_relu=hidden_relu)
         else:
             train_batched(W, b, importance, relu, 1e-3, steps, data=data, sparsity=sparsities,
-                          batch=B, generator=generator, record_losses=False)
+                          batch=B, generator=generator, record_losses=False,
+                          hidden_relu=hidden_relu)
         if device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -155,7 +162,7 @@ def main():
     b.add_argument("--batch", type=int, default=800)
     b.add_argument("--models", type=int, default=1)
     b.add_argument("--data-mode", choices=["fixed", "fresh"], default="fixed")
-    b.add_argument("--model", choices=["linear", "relu"], default="relu")
+    b.add_argument("--model", choices=["linear", "relu", "neuron"], default="relu")
     b.add_argument("--sparsity", type=float, default=0.9)
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
