@@ -555,6 +555,84 @@ TEST(CliSweep, IndependentCellStreamsReplayWithTheirKey) {
             std::string::npos);
 }
 
+// A sweep from given arrays (--init-W, --init-b, --data): one for every model, or one per model
+// with leading dimensions broadcast against the sweep's axes as numpy broadcasts. Each row is the
+// model `train` gives from its slice, bit for bit; a shape that does not broadcast is refused
+// naming the axes; a resume must be given the same arrays (the identity keeps their digests).
+TEST(CliSweep, InitialWeightsAndDataPerModelOrBroadcast) {
+  std::vector<double> W0(10), Wk(2 * 3 * 10), bk(3 * 5), data(40 * 5);
+  for (size_t k = 0; k < W0.size(); ++k) W0[k] = 0.1 * static_cast<double>(k % 7) - 0.3;
+  for (size_t k = 0; k < Wk.size(); ++k) Wk[k] = std::sin(0.37 * static_cast<double>(k));
+  for (size_t k = 0; k < bk.size(); ++k) bk[k] = 0.01 * static_cast<double>(k);
+  for (size_t k = 0; k < data.size(); ++k)
+    data[k] = (k * 7919 % 13) < 6 ? 0.0 : 0.05 * static_cast<double>(k % 19);
+  const std::string w0 = write_file("sweep_W0.npy", npy::encode(W0, {2, 5}));
+  const std::string wk =
+      write_file("sweep_Wk.npy", npy::encode(Wk, {2, 3, 2, 5}));                   // density, seed
+  const std::string b_seed = write_file("sweep_b.npy", npy::encode(bk, {3, 5}));   // seed
+  const std::string d = write_file("sweep_data.npy", npy::encode(data, {40, 5}));  // every model
+  const std::string sweep =
+      "sweep --backend cpu --features 5 --hidden 2 --steps 30 --density "
+      "0.3,0.9 --seed 'range(0,3)' ";
+  const std::string out = fresh_dir("sweep_arrays");
+  ASSERT_EQ(run(sweep + "--init-W " + wk + " --init-b " + b_seed + " --data " + d + " --out " + out)
+                .status,
+            0);
+  const Table t = read_csv(RunDir::existing(out, "test"), "results.csv");
+  ASSERT_EQ(t.rows.size(), 6u);
+  // Model 5: density 0.9 (index 1), seed 2: W from Wk[1, 2], b from bk[2].
+  std::vector<double> W12(Wk.begin() + 50, Wk.begin() + 60), b2(bk.begin() + 10, bk.end());
+  const std::string alone = fresh_dir("sweep_arrays_alone");
+  const Outcome one =
+      run("train --backend cpu --features 5 --hidden 2 --steps 30 --sparsity 0.1 --seed 2 "
+          "--init-W " +
+          write_file("W12.npy", npy::encode(W12, {2, 5})) + " --init-b " +
+          write_file("b2.npy", npy::encode(b2, {5})) + " --data " + d + " --out " + alone);
+  ASSERT_EQ(one.status, 0) << one.output;
+  const Table a = read_csv(RunDir::existing(alone, "test"), "results.csv");
+  for (const std::string column : {"W_0_0", "W_1_4", "b_0", "b_4", "train_loss", "eval_loss"})
+    EXPECT_EQ(a.rows[0][static_cast<size_t>(a.column(column))],
+              t.rows[5][static_cast<size_t>(t.column(column))])
+        << column;
+  // One W for every model: model 4 (density 0.9, seed 1) is train's from W0.
+  const std::string shared = fresh_dir("sweep_arrays_shared"), w0_alone = fresh_dir("w0_alone");
+  ASSERT_EQ(run(sweep + "--init-W " + w0 + " --out " + shared).status, 0);
+  ASSERT_EQ(run("train --backend cpu --features 5 --hidden 2 --steps 30 --sparsity 0.1 --seed 1 "
+                "--init-W " +
+                w0 + " --out " + w0_alone)
+                .status,
+            0);
+  const Table s4 = read_csv(RunDir::existing(shared, "test"), "results.csv"),
+              t4 = read_csv(RunDir::existing(w0_alone, "test"), "results.csv");
+  for (const std::string column : {"W_0_0", "W_1_3", "eval_loss"})
+    EXPECT_EQ(t4.rows[0][static_cast<size_t>(t4.column(column))],
+              s4.rows[4][static_cast<size_t>(s4.column(column))])
+        << column;
+  // The same arrays resume; others are refused.
+  const Outcome again =
+      run(sweep + "--init-W " + wk + " --init-b " + b_seed + " --data " + d + " --out " + out);
+  EXPECT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("resumed"), std::string::npos) << again.output;
+  const Outcome other =
+      run(sweep + "--init-W " + w0 + " --init-b " + b_seed + " --data " + d + " --out " + out);
+  EXPECT_EQ(other.status, 2);
+  EXPECT_NE(other.output.find("holds a different sweep"), std::string::npos) << other.output;
+  const Outcome bad =
+      run(sweep + "--init-W " + write_file("bad_W.npy", npy::encode(Wk, {6, 2, 5})) + " --out " +
+          fresh_dir("sweep_arrays_bad"));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.output.find("--init-W: its leading dimensions (6,) do not broadcast against the "
+                            "sweep's shape (1, 1, 1, 1, 2, 3) over model, steps, lr, weight_decay, "
+                            "density, seed"),
+            std::string::npos)
+      << bad.output;
+  const Outcome fresh =
+      run(sweep + "--data-mode fresh --data " + d + " --out " + fresh_dir("sweep_arrays_fresh"));
+  EXPECT_NE(fresh.output.find("--data: replayed data trains in the fixed data mode"),
+            std::string::npos)
+      << fresh.output;
+}
+
 // `train` prints a small model's W and b whole (the essay's 2 -> 1) and a larger one's as a
 // summary; every entry is in results.csv either way.
 TEST(CliTrain, ALargeModelsParametersAreSummarisedNotPrinted) {

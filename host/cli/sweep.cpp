@@ -97,6 +97,21 @@ CLI::App* add_sweep(CLI::App& app, SweepCli& o) {
                   "also write loss curves and W, b snapshots per chunk (.npy)");
   add_split_options(sweep, o.split);
   sweep
+      ->add_option("--init-W", o.sweep.init_W_file,
+                   "initial W of every model, .npy of shape (..., m, n): the leading dimensions "
+                   "broadcast against the sweep's axes as numpy broadcasts (none: every model "
+                   "the same)")
+      ->check(non_empty(kNpy));
+  sweep
+      ->add_option("--init-b", o.sweep.init_b_file,
+                   "initial b of every model, .npy of shape (..., n), broadcast as --init-W")
+      ->check(non_empty(kNpy));
+  sweep
+      ->add_option("--data", o.sweep.data_file,
+                   "fixed data: the dataset of every model, .npy of shape (..., points, n), "
+                   "broadcast as --init-W (the last --eval-fraction of its rows evaluate)")
+      ->check(non_empty(kNpy));
+  sweep
       ->add_option("--cell-streams", o.sweep.cell_streams,
                    "shared: a seed draws the same initial W and data in every cell (common random "
                    "numbers, for paired comparisons; outcome counts across cells are correlated) | "

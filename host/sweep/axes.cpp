@@ -343,6 +343,13 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   };
   const int n = base.n_features;
   ModelSpec m;
+  if (init_W.values || init_b.values || data.values) {  // replayed arrays: this model's slices
+    const std::vector<size_t> sweep_shape = shape();
+    const size_t nm = static_cast<size_t>(n) * static_cast<size_t>(base.n_hidden);
+    if (init_W.values) m.init_W = slice_of(init_W, sweep_shape, nm, id);
+    if (init_b.values) m.init_b = slice_of(init_b, sweep_shape, static_cast<size_t>(n), id);
+    if (data.values) m.data = slice_of(data, sweep_shape, static_cast<size_t>(base.points) * n, id);
+  }
   m.seed = static_cast<uint64_t>(value("seed", 0));
   if (independent_cells) {  // the seed axis is the last: a cell is a run of its values
     const Axis* seed = find_axis(axes, "seed");
@@ -494,6 +501,21 @@ SweepSpec make_sweep_spec(const GroupSpec& group, const SweepOptionsText& o) {
         o.cell_streams));
   spec.independent_cells = o.cell_streams == "independent";
   set_axes(spec, o.axes);  // every value of every axis checked: each model is a combination
+  const std::vector<size_t> sweep_shape = spec.shape();
+  std::vector<std::string> axis_names;
+  for (const Axis& axis : spec.axes) axis_names.push_back(axis.name);
+  const auto features = static_cast<size_t>(g.n_features), hidden = static_cast<size_t>(g.n_hidden);
+  if (!o.init_W_file.empty())
+    spec.init_W =
+        load_sweep_array(o.init_W_file, "--init-W", sweep_shape, axis_names, {hidden, features});
+  if (!o.init_b_file.empty())
+    spec.init_b = load_sweep_array(o.init_b_file, "--init-b", sweep_shape, axis_names, {features});
+  if (!o.data_file.empty()) {
+    if (g.mode != DataMode::fixed)
+      throw UsageError("--data: replayed data trains in the fixed data mode (--data-mode fixed)");
+    spec.data = load_sweep_array(o.data_file, "--data", sweep_shape, axis_names, {0, features});
+    g.points = static_cast<int>(spec.data.shape[spec.data.shape.size() - 2]);
+  }
   for (const Axis& axis : spec.axes)
     if (axis.name == "steps")
       for (double steps : axis.values)

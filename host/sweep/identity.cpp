@@ -75,6 +75,12 @@ nlohmann::json sweep_identity(const SweepSpec& spec, const std::string& command,
   if (!spec.feature_sparsity.empty()) sweep["feature_sparsity"] = spec.feature_sparsity;
   if (spec.varied_feature >= 0) sweep["varied_feature"] = spec.varied_feature;
   if (spec.independent_cells) sweep["cell_streams"] = "independent";  // absent: shared (older)
+  // Replayed arrays: their shape and digest (a resume must be given the same values).
+  for (const auto& [key, array] :
+       {std::pair{"init_W", &spec.init_W}, {"init_b", &spec.init_b}, {"data", &spec.data}})
+    if (array->given())
+      sweep[key] = {
+          {"shape", array->shape}, {"model_rank", array->model_rank}, {"digest", array->digest}};
   return sweep;
 }
 
@@ -134,6 +140,20 @@ SweepSpec sweep_from_identity(const nlohmann::json& j) {
   if (j.contains("varied_feature"))
     spec.varied_feature = static_cast<int>(integer("varied_feature", 0, n - 1));
   spec.chunk_models = integer("chunk_models", 0, 100000000);
+  for (const auto& [key, array] :
+       {std::pair{"init_W", &spec.init_W}, {"init_b", &spec.init_b}, {"data", &spec.data}})
+    if (j.contains(key)) {
+      const nlohmann::json& a = j[key];
+      if (!a.is_object() || !a.contains("shape") || !a.contains("model_rank") ||
+          !a.contains("digest") || !a["shape"].is_array() || !a["digest"].is_string() ||
+          !a["model_rank"].is_number_unsigned())
+        throw std::runtime_error(fmt::format("its field '{}' is damaged", key));
+      array->shape = a["shape"].get<std::vector<size_t>>();
+      array->model_rank = a["model_rank"].get<size_t>();
+      array->digest = a["digest"].get<std::string>();
+      if (array->shape.empty() || array->model_rank > array->shape.size())
+        throw std::runtime_error(fmt::format("its field '{}' is damaged", key));
+    }
   if (j.contains("cell_streams")) {
     if (j["cell_streams"] != "independent")
       throw std::runtime_error("its field 'cell_streams' is not \"independent\"");

@@ -71,6 +71,19 @@ struct SweepSpec {
   // true (--cell-streams independent): model (cell c, seed s) is keyed cell_stream_seed(s, c),
   // its own streams; results.csv's seed is that key (train --seed replays it).
   bool independent_cells = false;
+  // Replayed arrays every model takes its slice of (sweep --init-W, --init-b, --data; given:
+  // non-empty shape): init_W (..., m, n), init_b (..., n), data (..., points, n) — the leading
+  // dimensions broadcast against the sweep's shape as numpy broadcasts (right-aligned, each equal
+  // or 1; none: every model the same). The identity keeps each one's shape and digest, not its
+  // values (a resume must be given the same arrays; a merge needs none).
+  struct Array {
+    std::vector<size_t> shape;
+    size_t model_rank = 0;  // the trailing dimensions that are one model's: 2 (W, data), 1 (b)
+    std::shared_ptr<const std::vector<double>> values;  // null when read back from an identity
+    std::string digest;                                 // of the values, as doubles
+    bool given() const { return !shape.empty(); }
+  };
+  Array init_W, init_b, data;
 
   int64_t model_count() const;
   std::vector<size_t> shape() const;
@@ -99,7 +112,8 @@ uint64_t cell_stream_seed(uint64_t seed, int64_t cell);
 
 struct SweepOptionsText {
   SweepAxesText axes;
-  std::string cell_streams = "shared";  // shared | independent
+  std::string cell_streams = "shared";              // shared | independent
+  std::string init_W_file, init_b_file, data_file;  // .npy (SweepSpec::Array)
   std::string importance, feature_sparsity;
   int relative_feature = -1, varied_feature = -1;
   int64_t chunk_models = 0;
@@ -108,6 +122,16 @@ struct SweepOptionsText {
 // features, every axis and every rule checked (UsageError naming the option), the first model
 // validated.
 SweepSpec make_sweep_spec(const GroupSpec& group, const SweepOptionsText& text);
+// host/sweep/arrays.cpp: an array option's file read and checked against the sweep (its trailing
+// dimensions `model_shape`, 0 for any size ≥ 1; its leading ones broadcast against the sweep's
+// shape, whose axes `axis_names` name in messages), its digest taken; and model `id`'s slice.
+SweepSpec::Array load_sweep_array(const std::string& path, const std::string& option,
+                                  const std::vector<size_t>& sweep_shape,
+                                  const std::vector<std::string>& axis_names,
+                                  const std::vector<size_t>& model_shape);
+std::shared_ptr<const std::vector<double>> slice_of(const SweepSpec::Array& array,
+                                                    const std::vector<size_t>& sweep_shape,
+                                                    size_t model_values, int64_t id);
 // Checks one axis's values against what its option accepts (set_axes, and a sweep read back).
 void check_axis(const SweepSpec& spec, const Axis& axis);
 

@@ -444,3 +444,40 @@ def test_the_neuron_model_trains_from_python_as_on_the_command_line(tmp_path):
     assert not np.array_equal(run.W[0], run.W[1])
     with pytest.raises(ValueError, match="accepted: linear, relu, neuron"):
         superpose.train(backend="cpu", model="neurons", steps=1)
+
+
+def test_a_sweep_starts_from_your_weights_and_data(tmp_path):
+    # init_W batched over the swept axes as the package shows them (density, seed), b shared by
+    # every model, a dataset per seed; anything numpy takes (here an object with __array__, as a
+    # torch tensor has) — the command line's bytes, and shards merged to the same rows.
+    rng = np.random.default_rng(1)
+    W = rng.normal(0, 0.5, (2, 3, 2, 5)).astype(np.float32)
+    b = np.full(5, 0.05)
+    data = rng.random((3, 1, 40, 5)) * (rng.random((3, 1, 40, 5)) > 0.6)  # seed, 1, points, n
+
+    class Tensor:  # what torch.Tensor offers numpy
+        def __init__(self, a):
+            self.a = a
+
+        def __array__(self, dtype=None, copy=None):
+            return self.a
+
+    np.save(tmp_path / "W.npy", W)
+    np.save(tmp_path / "b.npy", b)
+    np.save(tmp_path / "data.npy", data.transpose(1, 0, 2, 3))  # (1, seed, points, n)
+    cli("sweep", "--features", "5", "--hidden", "2", "--steps", "30", "--density", "0.3,0.9",
+        "--seed", "range(0,3)", "--init-W", tmp_path / "W.npy", "--init-b", tmp_path / "b.npy",
+        "--data", tmp_path / "data.npy", out=tmp_path / "cli")
+    options = dict(backend="cpu", n_features=5, n_hidden=2, steps=30, density=[0.3, 0.9],
+                   seed=range(3), init_W=Tensor(W), init_b=b,
+                   data=data.transpose(1, 0, 2, 3), progress=False)
+    run = superpose.sweep(out=tmp_path / "api", **options)
+    same_bytes(tmp_path / "cli" / "results.csv", tmp_path / "api" / "results.csv")
+    assert run.W.shape == (2, 3, 2, 5)
+    for k in (1, 2):
+        superpose.sweep(shard=f"{k}/2", out=tmp_path / "shards", **options)
+    merged = superpose.merge(tmp_path / "shards")
+    assert merged.results.equals(run.results)
+    with pytest.raises(ValueError, match="do not broadcast against the sweep's shape"):
+        superpose.sweep(backend="cpu", n_features=5, n_hidden=2, steps=1, seed=range(3),
+                        init_W=np.zeros((4, 2, 5)))
