@@ -102,9 +102,10 @@ struct Activation {
 // L = (1 / (B n)) Σ I_f (x_f − y_f)²:
 //   g_z = grad_scale · I ⊙ (y − x) ⊙ [z > 0]   with grad_scale = 2 / (B n)
 //   ∂b += g_z,  g_h = (W g_z) ⊙ [h > 0] (the mask only for act.hidden),  ∂W += h g_zᵀ + g_h xᵀ
-// ([h > 0] is [a > 0]: ReLU(a) > 0 exactly where a > 0, and a NaN a gives a NaN h and a 0 mask, as
-// PyTorch's ReLU.) Without the hidden ReLU the operations are those of the tied model alone, so
-// its bits do not change.
+// ([h > 0] is [a > 0]: ReLU(a) > 0 exactly where a > 0. A NaN a gives a NaN h, kept, and a 0 mask —
+// PyTorch's ReLU would pass that gradient; either way the model has diverged, which is reported.)
+// Without the hidden ReLU the operations are those of the tied model alone, so its bits do not
+// change.
 // in two parts: forward_backward_sample (everything but ∂W) and accumulate_grad_W. The loss is
 // returned as Σ_f I_f (x_f − y_f)² (the caller scales it by 1 / (B n) after the reduction).
 // `hidden`, `grad_hidden` (m values) and `grad_z` (n) are caller-provided scratch (registers in

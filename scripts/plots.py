@@ -56,8 +56,11 @@ def load_npy(directory, name):
     return np.load(io.BytesIO(read_bytes(path))) if os.path.lexists(path) else None
 
 
-def forward(W, b, x, relu):
-    z = (x @ W.T) @ W + b
+def forward(W, b, x, relu, hidden_relu=False):
+    h = x @ W.T
+    if hidden_relu:  # the neuron model: h = ReLU(W x)
+        h = np.maximum(h, 0)
+    z = h @ W + b
     return np.maximum(z, 0) if relu else z
 
 
@@ -75,7 +78,8 @@ class Run:
         self.manifest = load_json(os.path.join(directory, "manifest.json"))
         self.row = read_results(os.path.join(directory, "results.csv"))[0]
         self.n, self.m = int(self.row["n_features"]), int(self.row["n_hidden"])
-        self.relu = self.row["model"] == "relu"
+        self.relu = self.row["model"] in ("relu", "neuron")
+        self.hidden_relu = self.row["model"] == "neuron"
         self.W_snapshots = load_npy(directory, "W.npy")[0]  # snapshots x m x n
         self.b_snapshots = load_npy(directory, "b.npy")[0]
         self.snapshot_steps = load_npy(directory, "snapshot_steps.npy")
@@ -113,18 +117,20 @@ def draw_input(ax, run, W, data):
     return sc
 
 
-def draw_hidden(ax, W, data):
+def draw_hidden(ax, W, data, hidden_relu=False):
     h = (data @ W.T)[:, 0]
+    if hidden_relu:  # the neuron model
+        h = np.maximum(h, 0)
     ax.hist(h, bins=40, color="#888")
     ax.set_xlabel("h")
-    ax.set_title("hidden h = W x")
+    ax.set_title("hidden h = ReLU(W x)" if hidden_relu else "hidden h = W x")
 
 
 def draw_output(ax, run, W, b, data):
-    y = forward(W, b, data, run.relu)
+    y = forward(W, b, data, run.relu, run.hidden_relu)
     h = (data @ W.T)[:, 0]
     ax.scatter(y[:, 0], y[:, 1], s=6, alpha=0.6, color="#555", label="y for the data")
-    hs = np.linspace(min(h.min(), -1.5), max(h.max(), 1.5), 400)
+    hs = np.linspace(0 if run.hidden_relu else min(h.min(), -1.5), max(h.max(), 1.5), 400)
     curve = hs[:, None] * W[0][None, :] + b
     if run.relu:
         curve = np.maximum(curve, 0)
@@ -187,7 +193,7 @@ def plot_run(directory, out):
     if run.n == 2 and run.m == 1:
         fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
         draw_input(axes[0], run, W, run.data)
-        draw_hidden(axes[1], W, run.data)
+        draw_hidden(axes[1], W, run.data, run.hidden_relu)
         draw_output(axes[2], run, W, b, run.data)
         fig.suptitle(f"{run.title} — final step {int(run.snapshot_steps[-1]) + 1}")
         fig.tight_layout()
@@ -252,8 +258,8 @@ def dashboard_gif(run, out):
             h = (data @ W.T)[:, 0]
             dots.set_array(h)
             arrow.set_data([0, W[0, 0]], [0, W[0, 1]])
-            outputs.set_offsets(forward(W, b, data, run.relu))
-            hs = np.linspace(-1.5, 1.5, 200)
+            outputs.set_offsets(forward(W, b, data, run.relu, run.hidden_relu))
+            hs = np.linspace(0 if run.hidden_relu else -1.5, 1.5, 200)
             c = hs[:, None] * W[0][None, :] + b
             if run.relu:
                 c = np.maximum(c, 0)
@@ -295,7 +301,7 @@ def dashboard_html(run, out):
     def frame_traces(s):
         W, b = run.W_snapshots[s], run.b_snapshots[s]
         if two_to_one:
-            y = forward(W, b, run.data, run.relu)
+            y = forward(W, b, run.data, run.relu, run.hidden_relu)
             return [go.Scatter(x=y[:, 0], y=y[:, 1], mode="markers", marker=dict(size=3),
                                name="y")]
         return [go.Heatmap(z=W.T @ W, colorscale="RdBu", zmid=0, name="WᵀW")]

@@ -626,6 +626,16 @@ TEST(CliSweep, InitialWeightsAndDataPerModelOrBroadcast) {
                             "density, seed"),
             std::string::npos)
       << bad.output;
+  // Every slice is checked before the first model trains, not only model 0's.
+  std::vector<double> huge(Wk);
+  huge.back() = 1e39;
+  const Outcome range =
+      run(sweep + "--init-W " + write_file("huge_W.npy", npy::encode(huge, {2, 3, 2, 5})) +
+          " --out " + fresh_dir("sweep_arrays_huge"));
+  EXPECT_EQ(range.status, 2);
+  EXPECT_NE(range.output.find("--init-W: the array holds 1e+39, beyond float32's range"),
+            std::string::npos)
+      << range.output;
   const Outcome fresh =
       run(sweep + "--data-mode fresh --data " + d + " --out " + fresh_dir("sweep_arrays_fresh"));
   EXPECT_NE(fresh.output.find("--data: replayed data trains in the fixed data mode"),

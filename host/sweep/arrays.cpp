@@ -3,6 +3,8 @@
 // and each model's slice of it.
 #include <fmt/format.h>
 
+#include <cfloat>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -21,12 +23,15 @@ std::string shape_of(const std::vector<size_t>& shape) {
 
 }  // namespace
 
-SweepSpec::Array load_sweep_array(const std::string& path, const std::string& option,
+npy::Array read_sweep_array(const std::string& path, const std::string& option) {
+  // Read whole and converted to double: it may take a quarter of the memory there is.
+  return npy::load(path, option, available_memory_bytes() / 4);
+}
+
+SweepSpec::Array make_sweep_array(npy::Array file, const std::string& option,
                                   const std::vector<size_t>& sweep_shape,
                                   const std::vector<std::string>& axis_names,
                                   const std::vector<size_t>& model_shape) {
-  // Read whole and converted to double: it may take a quarter of the memory there is.
-  npy::Array file = npy::load(path, option, available_memory_bytes() / 4);
   const size_t k = model_shape.size();
   std::vector<std::string> want;
   for (size_t d = 0; d < k; ++d)
@@ -53,21 +58,39 @@ SweepSpec::Array load_sweep_array(const std::string& path, const std::string& op
         "(numpy's rule, right-aligned: each the axis's size or 1); a model's own part is {}",
         option, shape_of(std::vector<size_t>(file.shape.begin(), file.shape.end() - k)),
         shape_of(sweep_shape), fmt::join(axis_names, ", "), wanted));
-  for (double v : file.values)
+  // Every value, not only the first model's: the models train as float32 (config.cpp's
+  // validate_floats says the same for train's arrays).
+  for (double v : file.values) {
     if (!std::isfinite(v))
       throw UsageError(fmt::format("{}: the array holds a NaN or infinite value", option));
+    if (std::abs(v) > FLT_MAX)
+      throw UsageError(fmt::format(
+          "{}: the array holds {}, beyond float32's range (|x| <= {:g}), in which superpose "
+          "trains",
+          option, v, static_cast<double>(FLT_MAX)));
+  }
   SweepSpec::Array array;
   array.shape = file.shape;
   array.model_rank = k;
   array.digest = digest_text(std::string(reinterpret_cast<const char*>(file.values.data()),
                                          file.values.size() * sizeof(double)));
-  array.values = std::make_shared<const std::vector<double>>(std::move(file.values));
+  // One shared slice for each index of the leading dimensions: the models that broadcast to it
+  // share it (a chunk of many models holds one copy, not one each).
+  size_t slices = 1, per_slice = 1;
+  for (size_t d = 0; d < leading; ++d) slices *= file.shape[d];
+  for (size_t d = leading; d < file.shape.size(); ++d) per_slice *= file.shape[d];
+  array.slices.reserve(slices);
+  for (size_t i = 0; i < slices; ++i) {
+    const auto first = file.values.begin() + static_cast<std::ptrdiff_t>(i * per_slice);
+    array.slices.push_back(std::make_shared<const std::vector<double>>(
+        first, first + static_cast<std::ptrdiff_t>(per_slice)));
+  }
   return array;
 }
 
 std::shared_ptr<const std::vector<double>> slice_of(const SweepSpec::Array& array,
                                                     const std::vector<size_t>& sweep_shape,
-                                                    size_t model_values, int64_t id) {
+                                                    int64_t id) {
   // The model's index along each sweep axis (row-major ids), then the array's leading
   // dimensions right-aligned to the last axes: index 0 where the array's dimension is 1.
   const size_t lead = array.shape.size() - array.model_rank;
@@ -77,14 +100,12 @@ std::shared_ptr<const std::vector<double>> slice_of(const SweepSpec::Array& arra
     index[d - 1] = static_cast<size_t>(rest % static_cast<int64_t>(sweep_shape[d - 1]));
     rest /= static_cast<int64_t>(sweep_shape[d - 1]);
   }
-  size_t offset = 0;
+  size_t slice = 0;
   for (size_t d = 0; d < lead; ++d) {
     const size_t axis = sweep_shape.size() - lead + d;
-    offset = offset * array.shape[d] + (array.shape[d] == 1 ? 0 : index[axis]);
+    slice = slice * array.shape[d] + (array.shape[d] == 1 ? 0 : index[axis]);
   }
-  const auto first = array.values->begin() + static_cast<std::ptrdiff_t>(offset * model_values);
-  return std::make_shared<const std::vector<double>>(
-      first, first + static_cast<std::ptrdiff_t>(model_values));
+  return array.slices.at(slice);
 }
 
 }  // namespace sp

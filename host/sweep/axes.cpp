@@ -343,12 +343,11 @@ ModelSpec SweepSpec::model(int64_t id, int* steps) const {
   };
   const int n = base.n_features;
   ModelSpec m;
-  if (init_W.values || init_b.values || data.values) {  // replayed arrays: this model's slices
-    const std::vector<size_t> sweep_shape = shape();
-    const size_t nm = static_cast<size_t>(n) * static_cast<size_t>(base.n_hidden);
-    if (init_W.values) m.init_W = slice_of(init_W, sweep_shape, nm, id);
-    if (init_b.values) m.init_b = slice_of(init_b, sweep_shape, static_cast<size_t>(n), id);
-    if (data.values) m.data = slice_of(data, sweep_shape, static_cast<size_t>(base.points) * n, id);
+  if (!init_W.slices.empty() || !init_b.slices.empty() || !data.slices.empty()) {
+    const std::vector<size_t> sweep_shape = shape();  // replayed arrays: this model's slices
+    if (!init_W.slices.empty()) m.init_W = slice_of(init_W, sweep_shape, id);
+    if (!init_b.slices.empty()) m.init_b = slice_of(init_b, sweep_shape, id);
+    if (!data.slices.empty()) m.data = slice_of(data, sweep_shape, id);
   }
   m.seed = static_cast<uint64_t>(value("seed", 0));
   if (independent_cells) {  // the seed axis is the last: a cell is a run of its values
@@ -449,6 +448,21 @@ SweepSpec make_sweep_spec(const GroupSpec& group, const SweepOptionsText& o) {
   // The shape first: the vectors below depend on it. (A sweep's steps are its --steps axis, each
   // value checked against --warmup-steps below; the base group's own steps are not used.)
   g.steps = std::max(g.steps, g.warmup_steps + 1);
+  // Replayed data sets the points, which the checks below read: its file first.
+  npy::Array data_file;
+  if (!o.data_file.empty()) {
+    if (g.mode != DataMode::fixed)
+      throw UsageError("--data: replayed data trains in the fixed data mode (--data-mode fixed)");
+    data_file = read_sweep_array(o.data_file, "--data");
+    const size_t rank = data_file.shape.size();
+    const size_t rows = rank >= 2 ? data_file.shape[rank - 2] : 0;
+    if (rows < 1 || rows > static_cast<size_t>(1 << 24))
+      throw UsageError(
+          fmt::format("--data: expected shape (..., points, {}) with 1 to {} points, "
+                      "got ({})",
+                      g.n_features, 1 << 24, fmt::join(data_file.shape, ", ")));
+    g.points = static_cast<int>(rows);
+  }
   validate(g);
   const int n = g.n_features;
   const int rules = !o.importance.empty() + !o.axes.importance_decay.empty() +
@@ -506,16 +520,14 @@ SweepSpec make_sweep_spec(const GroupSpec& group, const SweepOptionsText& o) {
   for (const Axis& axis : spec.axes) axis_names.push_back(axis.name);
   const auto features = static_cast<size_t>(g.n_features), hidden = static_cast<size_t>(g.n_hidden);
   if (!o.init_W_file.empty())
-    spec.init_W =
-        load_sweep_array(o.init_W_file, "--init-W", sweep_shape, axis_names, {hidden, features});
+    spec.init_W = make_sweep_array(read_sweep_array(o.init_W_file, "--init-W"), "--init-W",
+                                   sweep_shape, axis_names, {hidden, features});
   if (!o.init_b_file.empty())
-    spec.init_b = load_sweep_array(o.init_b_file, "--init-b", sweep_shape, axis_names, {features});
-  if (!o.data_file.empty()) {
-    if (g.mode != DataMode::fixed)
-      throw UsageError("--data: replayed data trains in the fixed data mode (--data-mode fixed)");
-    spec.data = load_sweep_array(o.data_file, "--data", sweep_shape, axis_names, {0, features});
-    g.points = static_cast<int>(spec.data.shape[spec.data.shape.size() - 2]);
-  }
+    spec.init_b = make_sweep_array(read_sweep_array(o.init_b_file, "--init-b"), "--init-b",
+                                   sweep_shape, axis_names, {features});
+  if (!o.data_file.empty())
+    spec.data = make_sweep_array(std::move(data_file), "--data", sweep_shape, axis_names,
+                                 {static_cast<size_t>(g.points), features});
   for (const Axis& axis : spec.axes)
     if (axis.name == "steps")
       for (double steps : axis.values)

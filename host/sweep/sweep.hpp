@@ -11,6 +11,7 @@
 
 #include "host/backends/backend.hpp"
 #include "host/core/config.hpp"
+#include "host/io/npy.hpp"
 #include "host/io/results.hpp"
 #include "host/io/run_dir.hpp"
 
@@ -79,8 +80,10 @@ struct SweepSpec {
   struct Array {
     std::vector<size_t> shape;
     size_t model_rank = 0;  // the trailing dimensions that are one model's: 2 (W, data), 1 (b)
-    std::shared_ptr<const std::vector<double>> values;  // null when read back from an identity
-    std::string digest;                                 // of the values, as doubles
+    // One model's values for each index of the leading dimensions (shared by the models that
+    // broadcast to it); empty when read back from an identity.
+    std::vector<std::shared_ptr<const std::vector<double>>> slices;
+    std::string digest;  // of the values, as doubles
     bool given() const { return !shape.empty(); }
   };
   Array init_W, init_b, data;
@@ -122,16 +125,18 @@ struct SweepOptionsText {
 // features, every axis and every rule checked (UsageError naming the option), the first model
 // validated.
 SweepSpec make_sweep_spec(const GroupSpec& group, const SweepOptionsText& text);
-// host/sweep/arrays.cpp: an array option's file read and checked against the sweep (its trailing
-// dimensions `model_shape`, 0 for any size ≥ 1; its leading ones broadcast against the sweep's
-// shape, whose axes `axis_names` name in messages), its digest taken; and model `id`'s slice.
-SweepSpec::Array load_sweep_array(const std::string& path, const std::string& option,
+// host/sweep/arrays.cpp: an array option's file read (read_sweep_array), then checked against the
+// sweep (its trailing dimensions `model_shape`, 0 for any size ≥ 1; its leading ones broadcast
+// against the sweep's shape, whose axes `axis_names` name in messages; every value within
+// float32's range), its digest taken and its slices made; and model `id`'s slice.
+npy::Array read_sweep_array(const std::string& path, const std::string& option);
+SweepSpec::Array make_sweep_array(npy::Array file, const std::string& option,
                                   const std::vector<size_t>& sweep_shape,
                                   const std::vector<std::string>& axis_names,
                                   const std::vector<size_t>& model_shape);
 std::shared_ptr<const std::vector<double>> slice_of(const SweepSpec::Array& array,
                                                     const std::vector<size_t>& sweep_shape,
-                                                    size_t model_values, int64_t id);
+                                                    int64_t id);
 // Checks one axis's values against what its option accepts (set_axes, and a sweep read back).
 void check_axis(const SweepSpec& spec, const Axis& axis);
 

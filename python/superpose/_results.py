@@ -284,10 +284,18 @@ class Sweep:
         in_features = {c for names in per_feature.values() for c in names}
         for column in self.results.columns:
             values = self.results[column].to_numpy()
-            if column not in self.axes and column != "model_id" and column not in in_features \
+            name = column
+            if column in self.axes and f"{column}_axis" in self.results.columns:
+                # results.csv's column of an axis's name holds something else (the seeds' stream
+                # keys with --cell-streams independent; the mean sparsity over a varied one): kept
+                # under its own name, the axis being the coordinate.
+                name = "seed_key" if column == "seed" else f"{column}_column"
+            elif column in self.axes or column[:-len("_axis")] in self.axes:
+                continue  # the coordinate
+            if column != "model_id" and column not in in_features \
                     and not re.fullmatch(r"W_\d+_\d+|b_\d+", column) \
                     and np.issubdtype(values.dtype, np.number):
-                data[column] = (dims, values.reshape(self.shape))
+                data[name] = (dims, values.reshape(self.shape))
         for name, columns in per_feature.items():
             # Per feature, under its own name unless an axis or a column has it (the sparsity
             # axis, results' mean sparsity): then feature_<name>.

@@ -478,6 +478,15 @@ def test_a_sweep_starts_from_your_weights_and_data(tmp_path):
         superpose.sweep(shard=f"{k}/2", out=tmp_path / "shards", **options)
     merged = superpose.merge(tmp_path / "shards")
     assert merged.results.equals(run.results)
+    # Each cell's seeds their own streams: results' seed is the key, the axis value seed_axis, and
+    # to_xarray keeps both (the key as seed_key).
+    own = superpose.sweep(backend="cpu", n_features=5, n_hidden=2, steps=5, density=[0.3, 0.9],
+                          seed=range(3), cell_streams="independent", progress=False)
+    assert list(own.results["seed_axis"]) == [0, 1, 2, 0, 1, 2]
+    assert own.results["seed"].nunique() == 6
+    ds = own.to_xarray()
+    assert "seed_key" in ds and "seed_axis" not in ds and list(ds["seed"].values) == [0, 1, 2]
+    np.testing.assert_array_equal(ds["seed_key"].values.ravel(), own.results["seed"].to_numpy())
     with pytest.raises(ValueError, match="do not broadcast against the sweep's shape"):
         superpose.sweep(backend="cpu", n_features=5, n_hidden=2, steps=1, seed=range(3),
                         init_W=np.zeros((4, 2, 5)))
