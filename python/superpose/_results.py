@@ -4,6 +4,7 @@ load(), which picks the class by the directory's manifest."""
 from __future__ import annotations
 
 import errno
+import importlib
 import io
 import json
 import os
@@ -82,8 +83,10 @@ def _read_results(path: Path) -> pd.DataFrame:
 def _parameters(results: pd.DataFrame, n: int, m: int):
     W = results[[f"W_{j}_{f}" for j in range(m) for f in range(n)]].to_numpy(np.float64)
     b = results[[f"b_{f}" for f in range(n)]].to_numpy(np.float64)
-    # The engine trains in float32; results.csv holds those floats exactly.
-    return W.astype(np.float32).reshape(len(results), m, n), b.astype(np.float32)
+    # The engine trains in float32; results.csv holds those floats exactly. C order (a DataFrame's
+    # block is column-major), so that W is one block of memory torch can share (to_torch).
+    return (W.astype(np.float32, order="C").reshape(len(results), m, n),
+            b.astype(np.float32, order="C"))
 
 
 def _npy(path: Path) -> Optional[np.ndarray]:
@@ -94,6 +97,28 @@ def _axis_values(axis: Dict[str, Any]) -> List[float]:
     """An axis's values: listed, or from the generator the manifest keeps for a generated axis
     (the engine's own parser computes them: the same doubles)."""
     return axis["values"] if "values" in axis else _core.axis_values(axis["generator"])
+
+
+def _torch():
+    """torch, imported only where tensors are asked for (an optional dependency: imported by name,
+    so that type checkers without it installed do not stop at it)."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError:
+        raise ImportError("to_torch() and state_dict() need torch: pip install torch") from None
+
+
+def _tensors(W: np.ndarray, b: np.ndarray, instances: bool):
+    """W and b as torch tensors sharing the arrays' memory (torch.from_numpy: no copy): as they
+    are, or (instances) as ARENA's ToyModel/NeuronModel state dict — W (instances, m, n) and b_final
+    (instances, n), the models in model-id order."""
+    torch = _torch()
+    W, b = np.ascontiguousarray(W), np.ascontiguousarray(b)
+    if instances:
+        m, n = W.shape[-2:]
+        return {"W": torch.from_numpy(W.reshape(-1, m, n)),
+                "b_final": torch.from_numpy(b.reshape(-1, n))}
+    return {"W": torch.from_numpy(W), "b": torch.from_numpy(b)}
 
 
 @dataclass(repr=False)
@@ -127,6 +152,15 @@ class Run:
                    W_snapshots=_npy(path / "W.npy")[0], b_snapshots=_npy(path / "b.npy")[0],
                    snapshot_steps=_npy(path / "snapshot_steps.npy"),
                    data=_npy(path / "data.npy"), results=results, manifest=manifest)
+
+    def to_torch(self) -> Dict[str, Any]:
+        """{"W": (m, n), "b": (n,)} as torch tensors sharing this run's memory."""
+        return _tensors(self.W, self.b, instances=False)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """ARENA's ToyModel / NeuronModel state dict of one instance: {"W": (1, m, n),
+        "b_final": (1, n)}, as torch tensors."""
+        return _tensors(self.W, self.b, instances=True)
 
     def __repr__(self) -> str:
         m, n = self.W.shape
@@ -239,6 +273,16 @@ class Sweep:
         if self.trajectories:
             extra += ", trajectories"
         return _summary(type(self).__name__, self.shape, self.axes, extra, self.path)
+
+    def to_torch(self) -> Dict[str, Any]:
+        """{"W": shape + (m, n), "b": shape + (n,)} as torch tensors sharing this sweep's memory."""
+        return _tensors(self.W, self.b, instances=False)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """ARENA's ToyModel / NeuronModel state dict: {"W": (models, m, n), "b_final": (models, n)},
+        the models in model-id order (row-major over the axes), as torch tensors —
+        `model.load_state_dict(sweep.state_dict())` for a model of that many instances."""
+        return _tensors(self.W, self.b, instances=True)
 
     def best(self, over: str = "seed", by: str = "eval_loss", mode: str = "min") -> "Sweep":
         """The sweep with axis `over` reduced to the model that is best by results' column `by`

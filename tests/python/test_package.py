@@ -490,3 +490,31 @@ def test_a_sweep_starts_from_your_weights_and_data(tmp_path):
     with pytest.raises(ValueError, match="do not broadcast against the sweep's shape"):
         superpose.sweep(backend="cpu", n_features=5, n_hidden=2, steps=1, seed=range(3),
                         init_W=np.zeros((4, 2, 5)))
+
+
+def test_results_as_torch_tensors_and_an_arena_state_dict(tmp_path):
+    # Zero-copy tensors of W and b, and the state dict ARENA's ToyModel/NeuronModel loads (W as
+    # (instances, m, n), b_final as (instances, n), the models in model-id order). Needs torch,
+    # which the test venv does not install (skipped there, with its reason).
+    torch = pytest.importorskip("torch")
+    run = superpose.sweep(backend="cpu", n_features=5, n_hidden=2, steps=20, model="neuron",
+                          density=[0.3, 0.9], seed=range(3), progress=False)
+    tensors = run.to_torch()
+    assert tensors["W"].shape == (2, 3, 2, 5) and tensors["W"].dtype == torch.float32
+    assert np.shares_memory(tensors["W"].numpy(), run.W)
+    state = run.state_dict()
+    assert state["W"].shape == (6, 2, 5) and state["b_final"].shape == (6, 5)
+    ids = run.results["model_id"].to_numpy()
+    flat_W = run.W.reshape(6, 2, 5)
+    for k in range(6):  # instance k is model k, as results.csv's W_<j>_<f> columns give it
+        row = run.results[run.results["model_id"] == ids[k]].iloc[0]
+        np.testing.assert_array_equal(
+            flat_W[k], np.array([[row[f"W_{j}_{f}"] for f in range(5)] for j in range(2)],
+                                dtype=np.float32))
+    model = torch.nn.Module()  # ARENA's parameter names and shapes
+    model.W = torch.nn.Parameter(torch.empty(6, 2, 5))
+    model.b_final = torch.nn.Parameter(torch.empty(6, 5))
+    model.load_state_dict(state)
+    assert torch.equal(model.W.detach(), torch.from_numpy(flat_W.copy()))
+    one = superpose.train(backend="cpu", steps=5)
+    assert one.state_dict()["W"].shape == (1, 1, 2) and one.to_torch()["b"].shape == (2,)
