@@ -11,6 +11,7 @@
 #include "host/core/parse.hpp"
 #include "host/io/npy.hpp"
 #include "host/io/resources.hpp"
+#include "host/studies/tms.hpp"  // column_norm, kRepresented
 
 namespace sp::cli {
 
@@ -164,11 +165,8 @@ int run_train(TrainOptions o) {
     double frobenius = 0;
     for (double w : r.W) frobenius += w * w;
     int represented = 0;
-    for (size_t f = 0; f < n; ++f) {
-      double column = 0;
-      for (size_t j = 0; j < m; ++j) column += r.W[j * n + f] * r.W[j * n + f];
-      represented += std::sqrt(column) > 0.5;
-    }
+    for (int f = 0; f < group.n_features; ++f)
+      represented += tms::column_norm(r.W, group.n_features, group.n_hidden, f) > tms::kRepresented;
     const auto [b_lo, b_hi] = std::minmax_element(r.b.begin(), r.b.end());
     print_out(
         "W: {} x {}, ‖W‖_F = {}, {} of {} features with ‖W_f‖ > 0.5; b in [{}, {}] (every "

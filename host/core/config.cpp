@@ -96,17 +96,19 @@ void validate_vector(const std::vector<double>& values, int n, const char* optio
             fmt::format("{}: {} is outside the accepted range [{}, {}]", option, v, lo, hi));
 }
 
-// Replayed arrays train as float32: a value beyond float's range would be infinite there.
-void validate_floats(const std::vector<double>& values, const char* option) {
-  for (double v : values) {
-    require(std::isfinite(v), fmt::format("{}: the array holds a NaN or infinite value", option));
-    require(std::abs(v) <= FLT_MAX,
-            fmt::format("{}: the array holds {}, beyond float32's range (|x| <= {:g}), in which "
-                        "superpose trains",
-                        option, v, static_cast<double>(FLT_MAX)));
+}  // namespace
+
+void validate_floats(const std::vector<double>& values, const std::string& option) {
+  for (double v : values) {  // the messages formatted only for a value that fails
+    if (!std::isfinite(v))
+      throw UsageError(fmt::format("{}: the array holds a NaN or infinite value", option));
+    if (std::abs(v) > FLT_MAX)
+      throw UsageError(fmt::format(
+          "{}: the array holds {}, beyond float32's range (|x| <= {:g}), in which superpose "
+          "trains",
+          option, v, static_cast<double>(FLT_MAX)));
   }
 }
-}  // namespace
 
 void validate(const GroupSpec& g) {
   require(g.n_features >= 1 && g.n_features <= kMaxFeatures,

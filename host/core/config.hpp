@@ -135,6 +135,9 @@ inline void every_group_member_is_a_row(GroupSpec& g) {
 
 // Checks a group and all its models; throws UsageError naming the option.
 void validate(const GroupSpec& group);
+// Replayed arrays train as float32: every value finite and within float's range, else a
+// UsageError naming the option (train's and a sweep's --data, --init-W, --init-b).
+void validate_floats(const std::vector<double>& values, const std::string& option);
 
 struct ModelResult {
   std::vector<double> W;  // m x n

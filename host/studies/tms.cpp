@@ -80,9 +80,10 @@ std::vector<Cell> best_cells(const SweepSpec& spec, const RunDir& dir) {
     if (cell.trained && !(score < cell.score)) continue;
     cell.trained = true;
     cell.score = score;
+    cell.W = W;  // the best seed's, read above
     best[static_cast<size_t>(id / seeds)] = &row;
   }
-  // The winners' numeric columns, read once each; W from its W_<j>_<f> columns.
+  // The winners' numeric columns, read once each.
   for (size_t c = 0; c < cells.size(); ++c) {
     if (!best[c]) continue;
     const std::vector<std::string>& row = *best[c];
@@ -91,9 +92,6 @@ std::vector<Cell> best_cells(const SweepSpec& spec, const RunDir& dir) {
       const double value = std::strtod(row[k].c_str(), &end);
       if (end && *end == '\0' && !row[k].empty()) cells[c].columns[table.header[k]] = value;
     }
-    for (int j = 0; j < m; ++j)
-      for (int f = 0; f < n; ++f)
-        cells[c].W.push_back(cells[c].columns.at(fmt::format("W_{}_{}", j, f)));
   }
   return cells;
 }

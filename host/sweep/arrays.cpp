@@ -3,8 +3,6 @@
 // and each model's slice of it.
 #include <fmt/format.h>
 
-#include <cfloat>
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -58,17 +56,7 @@ SweepSpec::Array make_sweep_array(npy::Array file, const std::string& option,
         "(numpy's rule, right-aligned: each the axis's size or 1); a model's own part is {}",
         option, shape_of(std::vector<size_t>(file.shape.begin(), file.shape.end() - k)),
         shape_of(sweep_shape), fmt::join(axis_names, ", "), wanted));
-  // Every value, not only the first model's: the models train as float32 (config.cpp's
-  // validate_floats says the same for train's arrays).
-  for (double v : file.values) {
-    if (!std::isfinite(v))
-      throw UsageError(fmt::format("{}: the array holds a NaN or infinite value", option));
-    if (std::abs(v) > FLT_MAX)
-      throw UsageError(fmt::format(
-          "{}: the array holds {}, beyond float32's range (|x| <= {:g}), in which superpose "
-          "trains",
-          option, v, static_cast<double>(FLT_MAX)));
-  }
+  validate_floats(file.values, option);  // every value, not only the first model's
   SweepSpec::Array array;
   array.shape = file.shape;
   array.model_rank = k;

@@ -334,7 +334,8 @@ class Sweep:
                 # keys with --cell-streams independent; the mean sparsity over a varied one): kept
                 # under its own name, the axis being the coordinate.
                 name = "seed_key" if column == "seed" else f"{column}_column"
-            elif column in self.axes or column[:-len("_axis")] in self.axes:
+            elif column in self.axes or (column.endswith("_axis")
+                                         and column[:-len("_axis")] in self.axes):
                 continue  # the coordinate
             if column != "model_id" and column not in in_features \
                     and not re.fullmatch(r"W_\d+_\d+|b_\d+", column) \
